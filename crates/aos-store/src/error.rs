@@ -1,0 +1,61 @@
+//! The store's error type.
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The addressed record does not exist.
+    #[error("{kind} {id:?} does not exist")]
+    NotFound {
+        /// `agent`, `session`, `message`, `content`, …
+        kind: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// `expectedRevision` did not match the stored revision.
+    #[error("expected revision {expected}, but the {kind} is at revision {actual}")]
+    RevisionConflict {
+        /// Kind of control block.
+        kind: &'static str,
+        /// What the caller expected.
+        expected: i64,
+        /// What is stored.
+        actual: i64,
+    },
+    /// The operation is refused by the record's state (archived, lease held…);
+    /// the caller's closure decides the message.
+    #[error("{0}")]
+    Rejected(String),
+    /// The SQLite database is in use by another daemon.
+    #[error(
+        "the SQLite database {path} is already in use by another daemon (lock file {lock}); SQLite is single-node: stop the other daemon, or use PostgreSQL (--db postgres://…) to share a store"
+    )]
+    Locked {
+        /// Database file.
+        path: String,
+        /// Lock file held by the other daemon.
+        lock: String,
+    },
+    /// The database URL cannot be used.
+    #[error("invalid database URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored record cannot be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Filesystem failure around the database.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}

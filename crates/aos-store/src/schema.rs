@@ -1,0 +1,164 @@
+//! DDL per backend and the migration runner. Every migration runs inside one
+//! transaction; on PostgreSQL an advisory lock serialises daemons that start at
+//! the same time.
+
+use crate::store::Backend;
+use sqlx::{AnyPool, Row};
+
+/// Ordered migrations: (version, SQLite DDL, PostgreSQL DDL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, SQLITE_V1, POSTGRES_V1)];
+
+const SQLITE_V1: &str = r#"
+CREATE TABLE aoscb (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE agents (
+    agent_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL REFERENCES agents(agent_id),
+    status TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    lease_id TEXT,
+    lease_holder TEXT,
+    lease_expires_at TEXT,
+    message_count INTEGER NOT NULL,
+    last_message_seq INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    archived_at TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX sessions_agent ON sessions(agent_id, created_at);
+CREATE TABLE messages (
+    session_id TEXT NOT NULL REFERENCES sessions(session_id),
+    seq INTEGER NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE runtime_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    level TEXT NOT NULL,
+    op TEXT NOT NULL,
+    agent_id TEXT,
+    session_id TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX runtime_log_session ON runtime_log(session_id, id);
+CREATE INDEX runtime_log_agent ON runtime_log(agent_id, id);
+CREATE TABLE content (
+    content_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    size_chars INTEGER NOT NULL,
+    line_count INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+"#;
+
+const POSTGRES_V1: &str = r#"
+CREATE TABLE aoscb (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    revision BIGINT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE agents (
+    agent_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    revision BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE sessions (
+    session_id TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL REFERENCES agents(agent_id),
+    status TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    revision BIGINT NOT NULL,
+    lease_id TEXT,
+    lease_holder TEXT,
+    lease_expires_at TEXT,
+    message_count BIGINT NOT NULL,
+    last_message_seq BIGINT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    archived_at TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX sessions_agent ON sessions(agent_id, created_at);
+CREATE TABLE messages (
+    session_id TEXT NOT NULL REFERENCES sessions(session_id),
+    seq BIGINT NOT NULL,
+    message_id TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE runtime_log (
+    id BIGSERIAL PRIMARY KEY,
+    time TEXT NOT NULL,
+    level TEXT NOT NULL,
+    op TEXT NOT NULL,
+    agent_id TEXT,
+    session_id TEXT,
+    doc TEXT NOT NULL
+);
+CREATE INDEX runtime_log_session ON runtime_log(session_id, id);
+CREATE INDEX runtime_log_agent ON runtime_log(agent_id, id);
+CREATE TABLE content (
+    content_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    size_chars BIGINT NOT NULL,
+    line_count BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+"#;
+
+/// Brings the schema up to date.
+pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if backend == Backend::Postgres {
+        // Serialise concurrent daemons; released at commit.
+        sqlx::query("SELECT pg_advisory_xact_lock(8420420)")
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS aos_schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM aos_schema_migrations")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("v")?;
+    for (version, sqlite, postgres) in MIGRATIONS {
+        if *version <= current {
+            continue;
+        }
+        let ddl = match backend {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        };
+        for stmt in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(stmt).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO aos_schema_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(*version)
+            .bind(aos_types::now())
+            .execute(&mut *tx)
+            .await?;
+        tracing::info!(version, "store migrated");
+    }
+    tx.commit().await
+}

@@ -1,0 +1,24 @@
+//! The AgentOS data model shared by every layer: ids, times, control blocks,
+//! SessionHistory messages, RuntimeLog entries, content metadata, the syscall
+//! envelope and the error codes of `kernel.md` §3.
+//!
+//! JSON field names are camelCase and every persisted record carries
+//! [`SCHEMA_VERSION`].
+
+mod error;
+mod ids;
+mod message;
+mod records;
+mod syscall;
+
+pub use error::{ErrorCode, SyscallError};
+pub use ids::{IdKind, format_time, new_id, now, parse_time, validate_id};
+pub use message::{BashInput, Message, MessageMetadata, Origin, Part, Role, ToolState};
+pub use records::{
+    Acb, AgentStatus, Aoscb, ContentMeta, CreatedBy, OwnerType, RuntimeLogEntry, Scb, SessionPhase,
+    SessionStatus, SkillDefaultRule, Switch,
+};
+pub use syscall::{Request, Response};
+
+/// Schema tag written into every persisted record.
+pub const SCHEMA_VERSION: &str = "aos/v1";
