@@ -1,1 +1,17 @@
-//! stub
+//! `SKILL.md` parsing and skill-root indexing (`skills.md` §1).
+//!
+//! Third-party fields are read leniently: the Agent Skills fields (`name`,
+//! `description`, `license`, `allowed-tools`, `metadata`, `compatibility`) are
+//! kept, any other unknown field is kept and warned about. Our own fields
+//! (`service`, `capabilities`) are strict: an unknown key or a capability the
+//! kernel does not understand is an error naming the field and the fix.
+
+mod error;
+mod index;
+mod manifest;
+
+pub use error::ManifestError;
+pub use index::{IndexedSkill, SkillIndex, scan_roots};
+pub use manifest::{
+    Capabilities, FsGrant, FsMode, Limits, ServiceKind, ServiceSpec, SkillManifest, parse_skill_md,
+};

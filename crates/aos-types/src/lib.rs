@@ -5,12 +5,17 @@
 //! JSON field names are camelCase and every persisted record carries
 //! [`SCHEMA_VERSION`].
 
+mod catalog;
 mod error;
 mod ids;
 mod message;
 mod records;
 mod syscall;
 
+pub use catalog::{
+    HOOK_POINTS, HookKind, HookOwners, HookPoint, SYSCALLS, SyscallInfo, SyscallKind, hook_point,
+    is_syscall_group, syscall_info,
+};
 pub use error::{ErrorCode, SyscallError};
 pub use ids::{IdKind, format_time, new_id, now, parse_time, validate_id};
 pub use message::{BashInput, Message, MessageMetadata, Origin, Part, Role, ToolState};
