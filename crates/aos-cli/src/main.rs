@@ -1,1 +1,29 @@
-fn main() {}
+//! `aos`: the AgentOS daemon and its command-line client in one binary.
+//!
+//! Data goes to stdout as one JSON document; logs go to stderr. Exit status:
+//! 0 success, 1 the syscall failed (`ok: false`), 2 bad usage, 3 no daemon
+//! reachable or the daemon could not start.
+
+mod cli;
+mod client;
+mod commands;
+mod config;
+mod daemon;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let doc = serde_json::json!({
+                "ok": false,
+                "error": { "code": "cli.error", "message": format!("{e:#}") },
+            });
+            println!("{doc}");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,1 +1,25 @@
-//! stub
+//! The AgentOS microkernel: it owns agents, sessions, SessionHistory, the
+//! skill index and the extension points, and nothing else (no policy).
+//!
+//! Everything crosses the boundary as a syscall: [`Kernel::syscall`] takes a
+//! decoded [`aos_types::Request`] and the caller's [`Principal`] and answers an
+//! [`aos_types::Response`]. Commands pass admission hooks and are written to
+//! the RuntimeLog; queries are not.
+
+mod bootstrap;
+mod config;
+mod context;
+mod events;
+mod hooks;
+mod kernel;
+mod ops;
+mod params;
+mod principal;
+mod recovery;
+mod skills;
+
+pub use config::{AoscbDefaults, KernelConfig};
+pub use events::{Event, EventBus, EventFilter};
+pub use kernel::Kernel;
+pub use principal::Principal;
+pub use skills::SkillRegistry;

@@ -1,1 +1,12 @@
-//! stub
+//! The AgentOS HTTP API (`interfaces.md` §1): `POST /v1/syscall`,
+//! `GET /v1/events` (SSE), `GET /health`, `GET /metrics`.
+//!
+//! [`app`] builds the router apart from any listener, so tests serve it on
+//! port 0 and the daemon serves it on its configured address.
+
+mod auth;
+mod metrics;
+mod routes;
+
+pub use metrics::Metrics;
+pub use routes::{MAX_BODY_BYTES, app};

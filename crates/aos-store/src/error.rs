@@ -21,10 +21,14 @@ pub enum StoreError {
         /// What is stored.
         actual: i64,
     },
-    /// The operation is refused by the record's state (archived, lease held…);
-    /// the caller's closure decides the message.
-    #[error("{0}")]
-    Rejected(String),
+    /// The operation is refused by the record's state (archived, lease held…).
+    #[error("{message}")]
+    Rejected {
+        /// The wire error code the caller should see, e.g. `session.archived`.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// The SQLite database is in use by another daemon.
     #[error(
         "the SQLite database {path} is already in use by another daemon (lock file {lock}); SQLite is single-node: stop the other daemon, or use PostgreSQL (--db postgres://…) to share a store"

@@ -672,7 +672,10 @@ impl Store {
         match self.session_get(session_id).await {
             Err(e) => e,
             Ok(scb) if scb.status == SessionStatus::Archived => {
-                StoreError::Rejected(format!("session {session_id} is archived"))
+                StoreError::Rejected {
+                code: "session.archived",
+                message: format!("session {session_id} is archived"),
+            }
             }
             Ok(scb) => StoreError::RevisionConflict {
                 kind: "session",

@@ -51,9 +51,9 @@ async fn agent_crud(store: Store) {
         Err(StoreError::RevisionConflict { .. })
     ));
     let rejected = store
-        .agent_update(&a.agent_id, None, |_| Err(StoreError::Rejected("no".into())))
+        .agent_update(&a.agent_id, None, |_| Err(StoreError::Rejected { code: "agent.archived", message: "no".into() }))
         .await;
-    assert!(matches!(rejected, Err(StoreError::Rejected(_))));
+    assert!(matches!(rejected, Err(StoreError::Rejected { .. })));
     assert_eq!(store.agent_get(&a.agent_id).await.expect("get").revision, 2);
     let all = store.agent_list(None, None, 10).await.expect("list");
     assert_eq!(all.len(), 2);
@@ -121,7 +121,7 @@ async fn append_refusals_change_nothing(store: Store) {
         })
         .await
         .expect("archive");
-    assert!(matches!(store.append(&s.session_id, None, vec![text("c")]).await, Err(StoreError::Rejected(_))));
+    assert!(matches!(store.append(&s.session_id, None, vec![text("c")]).await, Err(StoreError::Rejected { .. })));
     assert!(matches!(store.append("se_nope", None, vec![text("c")]).await, Err(StoreError::NotFound { .. })));
     let scb = store.session_get(&s.session_id).await.expect("get");
     assert_eq!((scb.message_count, scb.revision), (1, 3));

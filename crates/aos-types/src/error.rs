@@ -76,6 +76,35 @@ impl ErrorCode {
         }
     }
 
+    /// Every code.
+    pub const ALL: [ErrorCode; 20] = [
+        ErrorCode::RequestInvalid,
+        ErrorCode::RequestTooLarge,
+        ErrorCode::OpUnknown,
+        ErrorCode::AuthRequired,
+        ErrorCode::PermissionDenied,
+        ErrorCode::NotFound,
+        ErrorCode::SessionBusy,
+        ErrorCode::SessionNotReady,
+        ErrorCode::SessionArchived,
+        ErrorCode::AgentArchived,
+        ErrorCode::SkillNotFound,
+        ErrorCode::RevisionConflict,
+        ErrorCode::LeaseExpired,
+        ErrorCode::HookRejected,
+        ErrorCode::ContentNotFound,
+        ErrorCode::ContextEngineUnavailable,
+        ErrorCode::LlmError,
+        ErrorCode::NotImplemented,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// The HTTP status of `interfaces.md` §1 for this code.
     pub fn http_status(self) -> u16 {
         match self {
@@ -170,6 +199,9 @@ mod tests {
         assert_eq!(ErrorCode::SessionBusy.http_status(), 409);
         assert_eq!(ErrorCode::RequestTooLarge.http_status(), 413);
         assert_eq!(ErrorCode::Internal.http_status(), 500);
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+        }
         let e = SyscallError::not_found("agent", "ag_x");
         let v = serde_json::to_value(&e).expect("serialize");
         assert_eq!(v["code"], "not_found");

@@ -1,0 +1,182 @@
+//! The command line, as `interfaces.md` §2 names it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// AgentOS: an operating system for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "aos", version, about)]
+pub struct Cli {
+    /// Indent the JSON output.
+    #[arg(long, global = true)]
+    pub pretty: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start, stop or inspect the daemon.
+    #[command(subcommand)]
+    Daemon(DaemonCmd),
+    /// Call any syscall: `aos call system.get`, `aos call agent.get --payload '{"agentId":"…"}'`.
+    Call {
+        /// The op, e.g. `session.append`.
+        op: String,
+        /// The parameters as a JSON object, or `-` to read them from stdin.
+        #[arg(long)]
+        payload: Option<String>,
+    },
+    /// Agents.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Sessions.
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Skills.
+    #[command(subcommand)]
+    Skill(SkillCmd),
+    /// Stored content.
+    #[command(subcommand)]
+    Content(ContentCmd),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct StartArgs {
+    /// State directory (default `$AOS_HOME` or `~/.aos`).
+    #[arg(long)]
+    pub home: Option<PathBuf>,
+    /// Port (default `$AOS_PORT` or 8420; 0 picks a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to bind (default `$AOS_BIND` or 127.0.0.1).
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Run in the background; print the daemon's address when it is ready.
+    #[arg(long)]
+    pub detach: bool,
+    /// Database URL (default `$AOS_DB_URL` or `sqlite://$AOS_HOME/aos.db`).
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Skill root(s), `:`-separated (default `$AOS_SKILL_ROOT` or `./skills`).
+    #[arg(long)]
+    pub skills: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCmd {
+    /// Start the daemon (in the foreground unless `--detach`).
+    Start(StartArgs),
+    /// Stop the daemon of a home directory (SIGTERM, then wait).
+    Stop {
+        /// State directory.
+        #[arg(long)]
+        home: Option<PathBuf>,
+    },
+    /// Is the daemon of a home directory running?
+    Status {
+        /// State directory.
+        #[arg(long)]
+        home: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCmd {
+    /// Create an agent.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List agents.
+    List,
+    /// Show one agent.
+    Get {
+        /// Agent id.
+        id: String,
+    },
+    /// Archive an agent (history is kept).
+    Archive {
+        /// Agent id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// Create a session for an agent (runs its bootstrap).
+    Create {
+        /// Owning agent id.
+        #[arg(long)]
+        agent: String,
+        /// Title.
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// List sessions.
+    List {
+        /// Only this agent's sessions.
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Show one session.
+    Get {
+        /// Session id.
+        id: String,
+    },
+    /// Page through a session's history in seq order.
+    History {
+        /// Session id.
+        id: String,
+        /// First seq.
+        #[arg(long)]
+        from: Option<i64>,
+        /// Page size.
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SkillCmd {
+    /// Every skill in the skill roots, with the errors of broken ones.
+    List,
+    /// One skill's manifest and text.
+    Get {
+        /// Skill name.
+        name: String,
+    },
+    /// Load a skill's text into a session (default `$AOS_SESSION_ID`).
+    Load {
+        /// Skill name.
+        name: String,
+        /// Session id.
+        #[arg(long)]
+        session: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContentCmd {
+    /// Read stored content by lines.
+    Read {
+        /// Content id.
+        id: String,
+        /// First line, 0-based.
+        #[arg(long)]
+        offset: Option<i64>,
+        /// Number of lines.
+        #[arg(long)]
+        limit: Option<i64>,
+    },
+    /// Lines matching a regex (1-based line numbers).
+    Search {
+        /// Content id.
+        id: String,
+        /// Regular expression.
+        pattern: String,
+    },
+}

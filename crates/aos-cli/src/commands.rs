@@ -1,0 +1,134 @@
+//! Client commands: each maps to one syscall; the response document is printed
+//! as it came.
+
+use crate::cli::{AgentCmd, Cli, Command, ContentCmd, DaemonCmd, SessionCmd, SkillCmd};
+use crate::client::Client;
+use crate::daemon;
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value, json};
+use std::io::Read;
+use std::process::ExitCode;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let pretty = cli.pretty;
+    let (doc, ok) = match cli.command {
+        Command::Daemon(DaemonCmd::Start(args)) if !args.detach => {
+            daemon::start_foreground(&args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Daemon(DaemonCmd::Start(args)) => (daemon::start_detached(&args)?, true),
+        Command::Daemon(DaemonCmd::Stop { home }) => daemon::stop(home)?,
+        Command::Daemon(DaemonCmd::Status { home }) => daemon::status(home),
+        Command::Version => (
+            json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
+            true,
+        ),
+        other => {
+            let (op, params) = request(other)?;
+            let mut req = params;
+            req.insert("op".into(), Value::String(op));
+            let doc = Client::discover()?.call(&Value::Object(req))?;
+            let ok = doc.get("ok").and_then(Value::as_bool).unwrap_or(false);
+            (doc, ok)
+        }
+    };
+    print(&doc, pretty);
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print(doc: &Value, pretty: bool) {
+    let text = if pretty {
+        serde_json::to_string_pretty(doc).unwrap_or_default()
+    } else {
+        doc.to_string()
+    };
+    println!("{text}");
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        _ => Map::new(),
+    }
+}
+
+fn session_or_env(session: Option<String>) -> Result<String> {
+    match session.or_else(|| std::env::var("AOS_SESSION_ID").ok().filter(|s| !s.is_empty())) {
+        Some(s) => Ok(s),
+        None => bail!("give --session ID (or run inside a session, where AOS_SESSION_ID is set)"),
+    }
+}
+
+/// The syscall a client command stands for.
+fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
+    let (op, params) = match cmd {
+        Command::Call { op, payload } => (op, payload_params(payload)?),
+        Command::Agent(a) => match a {
+            AgentCmd::Create { name } => ("agent.create", obj(json!({ "displayName": name }))),
+            AgentCmd::List => ("agent.list", Map::new()),
+            AgentCmd::Get { id } => ("agent.get", obj(json!({ "agentId": id }))),
+            AgentCmd::Archive { id } => ("agent.archive", obj(json!({ "agentId": id }))),
+        }
+        .into_owned(),
+        Command::Session(s) => match s {
+            SessionCmd::Create { agent, title } => {
+                ("session.create", obj(json!({ "agentId": agent, "title": title })))
+            }
+            SessionCmd::List { agent } => ("session.list", obj(json!({ "agentId": agent }))),
+            SessionCmd::Get { id } => ("session.get", obj(json!({ "sessionId": id }))),
+            SessionCmd::History { id, from, limit } => (
+                "session.history.list",
+                obj(json!({ "sessionId": id, "fromSeq": from, "limit": limit })),
+            ),
+        }
+        .into_owned(),
+        Command::Skill(s) => match s {
+            SkillCmd::List => ("skill.list", Map::new()),
+            SkillCmd::Get { name } => ("skill.get", obj(json!({ "name": name }))),
+            SkillCmd::Load { name, session } => (
+                "skill.load",
+                obj(json!({ "name": name, "sessionId": session_or_env(session)? })),
+            ),
+        }
+        .into_owned(),
+        Command::Content(c) => match c {
+            ContentCmd::Read { id, offset, limit } => (
+                "content.read",
+                obj(json!({ "contentId": id, "offset": offset, "limit": limit })),
+            ),
+            ContentCmd::Search { id, pattern } => {
+                ("content.search", obj(json!({ "contentId": id, "pattern": pattern })))
+            }
+        }
+        .into_owned(),
+        Command::Daemon(_) | Command::Version => bail!("not a client command"),
+    };
+    Ok((op, params))
+}
+
+trait IntoOwned {
+    fn into_owned(self) -> (String, Map<String, Value>);
+}
+
+impl IntoOwned for (&str, Map<String, Value>) {
+    fn into_owned(self) -> (String, Map<String, Value>) {
+        (self.0.to_string(), self.1)
+    }
+}
+
+fn payload_params(payload: Option<String>) -> Result<Map<String, Value>> {
+    let text = match payload.as_deref() {
+        None => return Ok(Map::new()),
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("reading the payload from stdin")?;
+            s
+        }
+        Some(s) => s.to_string(),
+    };
+    match serde_json::from_str::<Value>(&text).context("--payload is not valid JSON")? {
+        Value::Object(m) => Ok(m),
+        _ => bail!("--payload must be a JSON object, e.g. '{{\"agentId\":\"ag_…\"}}'"),
+    }
+}

@@ -1,0 +1,221 @@
+//! Daemon configuration: flags > environment > `$AOS_HOME/config.toml` >
+//! the repo's `aoscb.json` defaults (`interfaces.md` §3), and `daemon.json`.
+
+use crate::cli::StartArgs;
+use anyhow::{Context, Result, bail};
+use aos_kernel::{AoscbDefaults, KernelConfig};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The repo's `aoscb.json`, compiled in.
+const AOSCB_JSON: &str = include_str!("../../../aoscb.json");
+
+/// `$AOS_HOME`, else `~/.aos`.
+pub fn default_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("AOS_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".aos")
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// `$AOS_HOME/config.toml` (all fields optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+struct FileConfig {
+    port: Option<u16>,
+    bind: Option<String>,
+    db: Option<String>,
+    skills: Option<String>,
+    model: Option<String>,
+    node_id: Option<String>,
+    lease_ttl_ms: Option<u64>,
+}
+
+/// Everything `aos daemon start` resolved.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// State directory.
+    pub home: PathBuf,
+    /// Bind address.
+    pub bind: String,
+    /// Port (0: pick one).
+    pub port: u16,
+    /// Database URL.
+    pub db_url: String,
+    /// The operator token and the file it lives in.
+    pub token: String,
+    /// Where the token is.
+    pub token_file: PathBuf,
+    /// Kernel settings.
+    pub kernel: KernelConfig,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl DaemonConfig {
+    /// Resolves flags, environment, config file and defaults.
+    pub fn resolve(args: &StartArgs) -> Result<DaemonConfig> {
+        let home = absolute(&args.home.clone().unwrap_or_else(default_home));
+        for sub in ["run", "logs", "cache", "sessions"] {
+            std::fs::create_dir_all(home.join(sub))
+                .with_context(|| format!("cannot create {}", home.join(sub).display()))?;
+        }
+        let file: FileConfig = match std::fs::read_to_string(home.join("config.toml")) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("invalid {}", home.join("config.toml").display()))?,
+            Err(_) => FileConfig::default(),
+        };
+        let port = match (args.port, env("AOS_PORT")) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p.parse().with_context(|| format!("AOS_PORT={p} is not a port"))?,
+            (None, None) => file.port.unwrap_or(8420),
+        };
+        let bind = args.bind.clone().or_else(|| env("AOS_BIND")).or(file.bind).unwrap_or_else(|| "127.0.0.1".into());
+        let db_url = args
+            .db
+            .clone()
+            .or_else(|| env("AOS_DB_URL"))
+            .or(file.db)
+            .unwrap_or_else(|| format!("sqlite://{}", home.join("aos.db").display()));
+        let skills = args
+            .skills
+            .clone()
+            .or_else(|| env("AOS_SKILL_ROOT"))
+            .or(file.skills)
+            .unwrap_or_else(|| "./skills".into());
+        let skill_roots: Vec<PathBuf> =
+            skills.split(':').filter(|s| !s.is_empty()).map(|s| absolute(Path::new(s))).collect();
+        let mut defaults = AoscbDefaults::from_json(AOSCB_JSON).context("the built-in aoscb.json is invalid")?;
+        if let Some(m) = env("AOS_MODEL").or(file.model) {
+            defaults.model = m;
+        }
+        let node_id = env("AOS_NODE_ID").or(file.node_id).unwrap_or_else(default_node_id);
+        let lease_ttl_ms = match env("AOS_LEASE_TTL_MS") {
+            Some(v) => v.parse().with_context(|| format!("AOS_LEASE_TTL_MS={v} is not a number"))?,
+            None => file.lease_ttl_ms.unwrap_or(1_800_000),
+        };
+        let (token, token_file) = operator_token(&home)?;
+        Ok(DaemonConfig {
+            kernel: KernelConfig {
+                home: home.clone(),
+                skill_roots,
+                node_id,
+                system_name: env("AOS_SYSTEM_NAME").unwrap_or_else(|| "agentos".into()),
+                defaults,
+                lease_ttl_ms,
+                watch_skills: true,
+            },
+            home,
+            bind,
+            port,
+            db_url,
+            token,
+            token_file,
+        })
+    }
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "node".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// `AOS_API_TOKEN`, else `$AOS_HOME/token`, generated (mode 0600) at first start.
+fn operator_token(home: &Path) -> Result<(String, PathBuf)> {
+    let path = home.join("token");
+    if let Some(t) = env("AOS_API_TOKEN") {
+        write_private(&path, &t)?;
+        return Ok((t, path));
+    }
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok((t, path));
+        }
+    }
+    let bytes: [u8; 32] = rand::random();
+    let token = format!("aos_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    write_private(&path, &token)?;
+    Ok((token, path))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// `$AOS_HOME/daemon.json`: how clients find the running daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonFile {
+    /// Daemon process id.
+    pub pid: u32,
+    /// Base URL.
+    pub url: String,
+    /// Path of the operator token file.
+    pub token_file: PathBuf,
+    /// Node id.
+    pub node_id: String,
+    /// When it started.
+    pub started_at: String,
+}
+
+impl DaemonFile {
+    /// Reads `daemon.json` of `home`.
+    pub fn read(home: &Path) -> Result<DaemonFile> {
+        let text = std::fs::read_to_string(home.join("daemon.json"))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Writes it atomically (temp file + rename).
+    pub fn write(&self, home: &Path) -> Result<()> {
+        let tmp = home.join("daemon.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, home.join("daemon.json"))?;
+        Ok(())
+    }
+
+    /// Removes it if it is ours.
+    pub fn remove_if_pid(home: &Path, pid: u32) {
+        if DaemonFile::read(home).is_ok_and(|f| f.pid == pid) {
+            let _ = std::fs::remove_file(home.join("daemon.json"));
+        }
+    }
+}
+
+/// Whether a process with this pid exists (Linux `/proc`).
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+}
+
+/// Fails if `home` already has a live daemon.
+pub fn refuse_if_running(home: &Path) -> Result<()> {
+    if let Ok(f) = DaemonFile::read(home)
+        && f.pid != std::process::id()
+        && pid_alive(f.pid)
+        && crate::client::health(&f.url).is_some()
+    {
+        bail!("a daemon (pid {}) already runs for {} at {}; stop it with `aos daemon stop`", f.pid, home.display(), f.url);
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! `aos daemon start|stop|status`.
+
+use crate::cli::StartArgs;
+use crate::client;
+use crate::config::{DaemonConfig, DaemonFile, default_home, pid_alive, refuse_if_running};
+use anyhow::{Context, Result, anyhow, bail};
+use aos_kernel::Kernel;
+use aos_server::Metrics;
+use aos_store::{Store, StoreError};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a stopping daemon may drain before it exits anyway.
+const GRACE: Duration = Duration::from_secs(10);
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AOS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("AOS_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs the daemon in the foreground until SIGTERM/SIGINT.
+pub fn start_foreground(args: &StartArgs) -> Result<()> {
+    init_tracing();
+    let cfg = DaemonConfig::resolve(args)?;
+    refuse_if_running(&cfg.home)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(cfg))
+}
+
+async fn serve(cfg: DaemonConfig) -> Result<()> {
+    let store = match Store::open(&cfg.db_url).await {
+        Ok(s) => s,
+        Err(e @ StoreError::Locked { .. }) => bail!("{e}"),
+        Err(e) => return Err(anyhow!("cannot open the store {}: {e}", redact(&cfg.db_url))),
+    };
+    let kernel = Kernel::start(store.clone(), cfg.kernel.clone())
+        .await
+        .map_err(|e| anyhow!("kernel start failed: {e}"))?;
+    let listener = tokio::net::TcpListener::bind((cfg.bind.as_str(), cfg.port))
+        .await
+        .with_context(|| format!("cannot bind {}:{}", cfg.bind, cfg.port))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let pid = std::process::id();
+    DaemonFile {
+        pid,
+        url: url.clone(),
+        token_file: cfg.token_file.clone(),
+        node_id: kernel.node_id().to_string(),
+        started_at: aos_types::now(),
+    }
+    .write(&cfg.home)?;
+    tracing::info!(%url, home = %cfg.home.display(), db = %redact(&cfg.db_url), "daemon listening");
+    let app = aos_server::app(kernel.clone(), cfg.token.clone(), Arc::new(Metrics::default()));
+    let k = kernel.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let reason = shutdown_signal().await;
+            tracing::info!(reason, "stopping");
+            k.begin_shutdown(reason);
+        });
+    // Streams (SSE) never end by themselves: bound the drain.
+    let result = tokio::select! {
+        r = served => r.map_err(anyhow::Error::from),
+        () = async {
+            while !kernel.is_stopping() { tokio::time::sleep(Duration::from_millis(50)).await; }
+            tokio::time::sleep(GRACE).await;
+        } => Ok(()),
+    };
+    store.close().await;
+    DaemonFile::remove_if_pid(&cfg.home, pid);
+    tracing::info!("stopped");
+    result
+}
+
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return "never";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Starts the daemon in the background and waits until it answers `/health`.
+pub fn start_detached(args: &StartArgs) -> Result<Value> {
+    let home = std::path::absolute(args.home.clone().unwrap_or_else(default_home))?;
+    std::fs::create_dir_all(home.join("logs"))?;
+    refuse_if_running(&home)?;
+    let log_path = home.join("logs").join("daemon.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("daemon").arg("start").arg("--home").arg(&home);
+    if let Some(p) = args.port {
+        cmd.arg("--port").arg(p.to_string());
+    }
+    for (flag, v) in [("--bind", &args.bind), ("--db", &args.db), ("--skills", &args.skills)] {
+        if let Some(v) = v {
+            cmd.arg(flag).arg(v);
+        }
+    }
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot spawn the daemon")?;
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!("the daemon exited ({status}) during start-up; see {}:\n{}", log_path.display(), tail(&log_path));
+        }
+        if let Ok(f) = DaemonFile::read(&home)
+            && f.pid == pid
+            && client::health(&f.url).is_some()
+        {
+            return Ok(json!({ "ok": true, "op": "daemon.start", "data": {
+                "pid": pid, "url": f.url, "home": home, "tokenFile": f.token_file, "log": log_path,
+            }}));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("the daemon did not become healthy within 60 s; see {}", log_path.display())
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+fn resolve_home(home: Option<PathBuf>) -> PathBuf {
+    home.unwrap_or_else(default_home)
+}
+
+/// Sends SIGTERM and waits for the process to exit.
+pub fn stop(home: Option<PathBuf>) -> Result<(Value, bool)> {
+    let home = resolve_home(home);
+    let Ok(f) = DaemonFile::read(&home) else {
+        return Ok((not_running("daemon.stop", &home), false));
+    };
+    if !pid_alive(f.pid) {
+        let _ = std::fs::remove_file(home.join("daemon.json"));
+        return Ok((not_running("daemon.stop", &home), false));
+    }
+    signal_term(f.pid)?;
+    let deadline = Instant::now() + GRACE + Duration::from_secs(20);
+    while pid_alive(f.pid) {
+        if Instant::now() > deadline {
+            bail!("daemon pid {} did not stop within {:?}", f.pid, deadline);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((json!({ "ok": true, "op": "daemon.stop", "data": { "pid": f.pid, "stopped": true } }), true))
+}
+
+/// Reports whether the daemon runs and its health.
+pub fn status(home: Option<PathBuf>) -> (Value, bool) {
+    let home = resolve_home(home);
+    match DaemonFile::read(&home) {
+        Ok(f) if pid_alive(f.pid) => {
+            let health = client::health(&f.url);
+            let running = health.is_some();
+            (
+                json!({ "ok": running, "op": "daemon.status", "data": {
+                    "running": running, "pid": f.pid, "url": f.url, "nodeId": f.node_id,
+                    "startedAt": f.started_at, "health": health,
+                }}),
+                running,
+            )
+        }
+        _ => (not_running("daemon.status", &home), false),
+    }
+}
+
+fn not_running(op: &str, home: &Path) -> Value {
+    json!({ "ok": false, "op": op, "error": {
+        "code": "daemon.not_running",
+        "message": format!("no daemon runs for {}", home.display()),
+    }})
+}
+
+#[allow(unsafe_code)]
+fn signal_term(pid: u32) -> Result<()> {
+    let pid = i32::try_from(pid).context("pid out of range")?;
+    // SAFETY: kill(2) with a valid signal number has no memory-safety
+    // preconditions; the pid comes from our own daemon.json.
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error()).context("cannot signal the daemon")
+    }
+}

@@ -1,0 +1,102 @@
+//! Kernel configuration and the repo's `aoscb.json` defaults.
+
+use aos_types::{Aoscb, SCHEMA_VERSION, SkillDefaultRule, now};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The initial AOSCB values, as written in `aoscb.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AoscbDefaults {
+    /// Default-skill rules of the system level.
+    #[serde(default)]
+    pub default_skills: Vec<SkillDefaultRule>,
+    /// Default model id.
+    pub model: String,
+    /// Fold threshold in characters.
+    #[serde(default = "default_fold")]
+    pub auto_fold_threshold: i64,
+    /// Compaction threshold in tokens.
+    #[serde(default = "default_compaction")]
+    pub compaction_threshold: i64,
+    /// Turn cap per dispatch.
+    #[serde(default = "default_turns")]
+    pub max_turns: i64,
+}
+
+fn default_fold() -> i64 {
+    16_384
+}
+fn default_compaction() -> i64 {
+    120_000
+}
+fn default_turns() -> i64 {
+    50
+}
+
+impl Default for AoscbDefaults {
+    fn default() -> Self {
+        AoscbDefaults {
+            default_skills: Vec::new(),
+            model: "openai/gpt-4o-mini".into(),
+            auto_fold_threshold: default_fold(),
+            compaction_threshold: default_compaction(),
+            max_turns: default_turns(),
+        }
+    }
+}
+
+impl AoscbDefaults {
+    /// Parses `aoscb.json` text.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The first AOSCB of a new store.
+    pub fn to_aoscb(&self, name: &str, skill_root: &str) -> Aoscb {
+        let t = now();
+        Aoscb {
+            schema_version: SCHEMA_VERSION.into(),
+            name: name.into(),
+            skill_root: skill_root.into(),
+            revision: 1,
+            created_at: t.clone(),
+            updated_at: t,
+            default_skills: self.default_skills.clone(),
+            model: self.model.clone(),
+            auto_fold_threshold: self.auto_fold_threshold,
+            compaction_threshold: self.compaction_threshold,
+            max_turns: self.max_turns,
+        }
+    }
+}
+
+/// Everything the kernel needs to start.
+#[derive(Debug, Clone)]
+pub struct KernelConfig {
+    /// `$AOS_HOME`.
+    pub home: PathBuf,
+    /// Skill roots, in priority order.
+    pub skill_roots: Vec<PathBuf>,
+    /// This daemon's name (lease holder, logs).
+    pub node_id: String,
+    /// System name written to the AOSCB.
+    pub system_name: String,
+    /// Initial AOSCB values.
+    pub defaults: AoscbDefaults,
+    /// Session lease TTL.
+    pub lease_ttl_ms: u64,
+    /// Watch the skill roots and re-index on change.
+    pub watch_skills: bool,
+}
+
+impl KernelConfig {
+    /// The skill roots joined with `:` as stored in the AOSCB.
+    pub fn skill_root_string(&self) -> String {
+        self.skill_roots
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+}

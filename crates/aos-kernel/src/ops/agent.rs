@@ -1,0 +1,184 @@
+//! `agent.create`, `agent.get`, `agent.list`, `agent.update`, `agent.archive`.
+
+use crate::Principal;
+use crate::hooks::HookScope;
+use crate::kernel::{Done, Kernel, OpResult};
+use crate::params::{self, StoreResult, decode};
+use aos_store::StoreError;
+use aos_types::{Acb, AgentStatus, IdKind, SCHEMA_VERSION, SkillDefaultRule, new_id, now};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Create {
+    display_name: Option<String>,
+    #[serde(default)]
+    default_skills: Vec<SkillDefaultRule>,
+    auto_fold_threshold: Option<i64>,
+    model: Option<String>,
+    permissions: Option<Value>,
+}
+
+pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
+    let c: Create = decode("agent.create", params)?;
+    if let Some(n) = &c.display_name {
+        params::short_text("displayName", n)?;
+    }
+    if let Some(m) = &c.model {
+        params::short_text("model", m)?;
+    }
+    if let Some(v) = c.auto_fold_threshold {
+        params::positive("autoFoldThreshold", v)?;
+    }
+    params::rules("defaultSkills", &c.default_skills)?;
+    let id = new_id(IdKind::Agent);
+    let t = now();
+    let acb = Acb {
+        schema_version: SCHEMA_VERSION.into(),
+        display_name: c.display_name.unwrap_or_else(|| id.clone()),
+        agent_id: id,
+        status: AgentStatus::Active,
+        revision: 1,
+        created_by: p.created_by(),
+        created_at: t.clone(),
+        updated_at: t,
+        archived_at: None,
+        default_skills: c.default_skills,
+        auto_fold_threshold: c.auto_fold_threshold,
+        model: c.model,
+        permissions: c.permissions,
+    };
+    k.inner.store.agent_insert(&acb).await.sys()?;
+    k.emit(
+        "agent.started",
+        HookScope { agent_id: Some(&acb.agent_id), session_id: None },
+        json!({ "agentId": acb.agent_id, "cause": "create" }),
+    );
+    Ok(Done::data(json!(acb)).rev(acb.revision).ids(Some(&acb.agent_id), None))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ById {
+    agent_id: String,
+    expected_revision: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Get {
+    agent_id: String,
+}
+
+pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: Get = decode("agent.get", params)?;
+    params::id("agentId", &q.agent_id)?;
+    Ok(Done::data(json!(k.inner.store.agent_get(&q.agent_id).await.sys()?)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct List {
+    status: Option<AgentStatus>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: List = decode("agent.list", params)?;
+    let limit = params::limit(q.limit, 100)?;
+    if let Some(c) = &q.cursor {
+        params::id("cursor", c)?;
+    }
+    let agents = k.inner.store.agent_list(q.status, q.cursor.as_deref(), limit).await.sys()?;
+    let next = (agents.len() as i64 == limit).then(|| agents.last().map(|a| a.agent_id.clone())).flatten();
+    Ok(Done::data(json!({ "agents": agents, "nextCursor": next })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Update {
+    agent_id: String,
+    expected_revision: Option<i64>,
+    display_name: Option<String>,
+    default_skills: Option<Vec<SkillDefaultRule>>,
+    auto_fold_threshold: Option<i64>,
+    model: Option<String>,
+    permissions: Option<Value>,
+}
+
+pub(crate) fn archived(acb: &Acb) -> StoreError {
+    StoreError::Rejected {
+        code: "agent.archived",
+        message: format!("agent {} is archived", acb.agent_id),
+    }
+}
+
+pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let u: Update = decode("agent.update", params)?;
+    params::id("agentId", &u.agent_id)?;
+    if let Some(n) = &u.display_name {
+        params::short_text("displayName", n)?;
+    }
+    if let Some(m) = &u.model {
+        params::short_text("model", m)?;
+    }
+    if let Some(v) = u.auto_fold_threshold {
+        params::positive("autoFoldThreshold", v)?;
+    }
+    if let Some(r) = &u.default_skills {
+        params::rules("defaultSkills", r)?;
+    }
+    let acb = k
+        .inner
+        .store
+        .agent_update(&u.agent_id, u.expected_revision, |a| {
+            if a.status == AgentStatus::Archived {
+                return Err(archived(a));
+            }
+            if let Some(n) = u.display_name {
+                a.display_name = n;
+            }
+            if let Some(r) = u.default_skills {
+                a.default_skills = r;
+            }
+            if let Some(v) = u.auto_fold_threshold {
+                a.auto_fold_threshold = Some(v);
+            }
+            if let Some(m) = u.model {
+                a.model = Some(m);
+            }
+            if let Some(p) = u.permissions {
+                a.permissions = Some(p);
+            }
+            Ok(())
+        })
+        .await
+        .sys()?;
+    Ok(Done::data(json!(acb)).rev(acb.revision).ids(Some(&acb.agent_id), None))
+}
+
+pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: ById = decode("agent.archive", params)?;
+    params::id("agentId", &q.agent_id)?;
+    let acb = k
+        .inner
+        .store
+        .agent_update(&q.agent_id, q.expected_revision, |a| {
+            if a.status == AgentStatus::Archived {
+                return Err(archived(a));
+            }
+            a.status = AgentStatus::Archived;
+            a.archived_at = Some(now());
+            Ok(())
+        })
+        .await
+        .sys()?;
+    k.emit(
+        "agent.archived",
+        HookScope { agent_id: Some(&acb.agent_id), session_id: None },
+        json!({ "agentId": acb.agent_id }),
+    );
+    Ok(Done::data(json!(acb)).rev(acb.revision).ids(Some(&acb.agent_id), None))
+}

@@ -1,0 +1,57 @@
+//! One module per syscall domain; [`route`] maps an op name to its handler.
+
+mod agent;
+mod content;
+mod history;
+mod later;
+mod log;
+mod session;
+mod skill;
+mod system;
+
+use crate::kernel::{Kernel, OpResult};
+use crate::Principal;
+use aos_types::{ErrorCode, SyscallError};
+use serde_json::{Map, Value};
+
+/// Dispatches a known op to its handler.
+pub(crate) async fn route(k: &Kernel, p: &Principal, op: &str, params: Map<String, Value>) -> OpResult {
+    match op {
+        "system.get" => system::get(k, params).await,
+        "system.health" => system::health(k, params).await,
+        "system.update" => system::update(k, params).await,
+        "agent.create" => agent::create(k, p, params).await,
+        "agent.get" => agent::get(k, params).await,
+        "agent.list" => agent::list(k, params).await,
+        "agent.update" => agent::update(k, params).await,
+        "agent.archive" => agent::archive(k, params).await,
+        "session.create" => session::create(k, p, params).await,
+        "session.get" => session::get(k, params).await,
+        "session.list" => session::list(k, params).await,
+        "session.update" => session::update(k, params).await,
+        "session.archive" => session::archive(k, params).await,
+        "session.append" => session::append(k, p, params).await,
+        "session.context.get" => session::context_get(k, params).await,
+        "session.context.rebuild" => session::context_rebuild(k, params).await,
+        "session.history.list" => history::list(k, params).await,
+        "session.history.get" => history::get(k, params).await,
+        "skill.list" => skill::list(k, params).await,
+        "skill.get" => skill::get(k, params).await,
+        "skill.load" => skill::load(k, params).await,
+        "skill.unload" => skill::unload(k, params).await,
+        "skill.index.refresh" => skill::index_refresh(k, params).await,
+        "skill.catalog.refresh" => skill::catalog(k, params, true).await,
+        "skill.catalog.preview" => skill::catalog(k, params, false).await,
+        "skill.default.resolve" => skill::default_resolve(k, params).await,
+        "content.put" => content::put(k, params).await,
+        "content.read" => content::read(k, params).await,
+        "content.search" => content::search(k, params).await,
+        "runtime.log.list" => log::list(k, params).await,
+        "service.list" => later::service_list(params),
+        "service.get" => later::service_get(params),
+        "session.dispatch" | "session.interrupt" | "session.compact" | "session.wait"
+        | "session.context.fold" | "session.context.unfold" | "skill.start" | "skill.stop"
+        | "skill.invoke" => later::not_yet(k, op, params).await,
+        _ => Err(SyscallError::new(ErrorCode::OpUnknown, format!("unknown syscall {op:?}"))),
+    }
+}

@@ -1,0 +1,281 @@
+//! `session.create`, `session.get`, `session.list`, `session.update`,
+//! `session.archive`, `session.append`, `session.context.get|rebuild`.
+
+use crate::Principal;
+use crate::bootstrap;
+use crate::context;
+use crate::hooks::HookScope;
+use crate::kernel::{Done, Kernel, OpResult};
+use crate::ops::agent::archived;
+use crate::params::{self, MAX_PARTS, StoreResult, decode};
+use aos_store::{NewMessage, StoreError};
+use aos_types::{
+    AgentStatus, ErrorCode, IdKind, Origin, Part, Role, SCHEMA_VERSION, Scb, SessionPhase,
+    SessionStatus, SkillDefaultRule, SyscallError, new_id, now,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Create {
+    agent_id: String,
+    title: Option<String>,
+    #[serde(default)]
+    default_skills: Vec<SkillDefaultRule>,
+    auto_fold_threshold: Option<i64>,
+}
+
+pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
+    let c: Create = decode("session.create", params)?;
+    params::id("agentId", &c.agent_id)?;
+    if let Some(t) = &c.title {
+        params::short_text("title", t)?;
+    }
+    if let Some(v) = c.auto_fold_threshold {
+        params::positive("autoFoldThreshold", v)?;
+    }
+    params::rules("defaultSkills", &c.default_skills)?;
+    let agent = k.inner.store.agent_get(&c.agent_id).await.sys()?;
+    if agent.status == AgentStatus::Archived {
+        return Err(params::store_err(archived(&agent)));
+    }
+    let t = now();
+    let scb = Scb {
+        schema_version: SCHEMA_VERSION.into(),
+        session_id: new_id(IdKind::Session),
+        agent_id: agent.agent_id,
+        status: SessionStatus::Initializing,
+        phase: SessionPhase::Bootstrapping,
+        lease_id: None,
+        lease_holder: None,
+        lease_expires_at: None,
+        title: c.title,
+        revision: 1,
+        created_by: p.created_by(),
+        created_at: t.clone(),
+        updated_at: t,
+        archived_at: None,
+        default_skills: c.default_skills,
+        auto_fold_threshold: c.auto_fold_threshold,
+        message_count: 0,
+        last_message_seq: None,
+    };
+    k.inner.store.session_insert(&scb).await.sys()?;
+    let scb = bootstrap::finish(k, scb, "create").await?;
+    Ok(Done::data(json!(scb))
+        .rev(scb.revision)
+        .ids(Some(&scb.agent_id), Some(&scb.session_id)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Get {
+    session_id: String,
+}
+
+/// Loads a session after checking the id's shape.
+pub(crate) async fn load(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
+    params::id("sessionId", session_id)?;
+    k.inner.store.session_get(session_id).await.sys()
+}
+
+pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: Get = decode("session.get", params)?;
+    Ok(Done::data(json!(load(k, &q.session_id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct List {
+    agent_id: Option<String>,
+    status: Option<SessionStatus>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: List = decode("session.list", params)?;
+    let limit = params::limit(q.limit, 100)?;
+    for (f, v) in [("agentId", &q.agent_id), ("cursor", &q.cursor)] {
+        if let Some(v) = v {
+            params::id(f, v)?;
+        }
+    }
+    let sessions = k
+        .inner
+        .store
+        .session_list(q.agent_id.as_deref(), q.status, q.cursor.as_deref(), limit)
+        .await
+        .sys()?;
+    let next = (sessions.len() as i64 == limit)
+        .then(|| sessions.last().map(|s| s.session_id.clone()))
+        .flatten();
+    Ok(Done::data(json!({ "sessions": sessions, "nextCursor": next })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Update {
+    session_id: String,
+    expected_revision: Option<i64>,
+    title: Option<String>,
+    default_skills: Option<Vec<SkillDefaultRule>>,
+    auto_fold_threshold: Option<i64>,
+}
+
+fn session_archived(s: &Scb) -> StoreError {
+    StoreError::Rejected {
+        code: "session.archived",
+        message: format!("session {} is archived", s.session_id),
+    }
+}
+
+pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let u: Update = decode("session.update", params)?;
+    params::id("sessionId", &u.session_id)?;
+    if let Some(t) = &u.title {
+        params::short_text("title", t)?;
+    }
+    if let Some(v) = u.auto_fold_threshold {
+        params::positive("autoFoldThreshold", v)?;
+    }
+    if let Some(r) = &u.default_skills {
+        params::rules("defaultSkills", r)?;
+    }
+    let scb = k
+        .inner
+        .store
+        .session_update(&u.session_id, u.expected_revision, |s| {
+            if s.status == SessionStatus::Archived {
+                return Err(session_archived(s));
+            }
+            if let Some(t) = u.title {
+                s.title = Some(t);
+            }
+            if let Some(r) = u.default_skills {
+                s.default_skills = r;
+            }
+            if let Some(v) = u.auto_fold_threshold {
+                s.auto_fold_threshold = Some(v);
+            }
+            Ok(())
+        })
+        .await
+        .sys()?;
+    Ok(Done::data(json!(scb)).rev(scb.revision).ids(Some(&scb.agent_id), Some(&scb.session_id)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Archive {
+    session_id: String,
+    expected_revision: Option<i64>,
+}
+
+pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let a: Archive = decode("session.archive", params)?;
+    params::id("sessionId", &a.session_id)?;
+    let scb = k
+        .inner
+        .store
+        .session_update(&a.session_id, a.expected_revision, |s| {
+            if s.status == SessionStatus::Archived {
+                return Err(session_archived(s));
+            }
+            if s.phase == SessionPhase::Dispatched {
+                return Err(StoreError::Rejected {
+                    code: "session.busy",
+                    message: format!("session {} runs a dispatch; interrupt it first", s.session_id),
+                });
+            }
+            s.status = SessionStatus::Archived;
+            s.archived_at = Some(now());
+            Ok(())
+        })
+        .await
+        .sys()?;
+    if let Ok(mut cache) = k.inner.contexts.lock() {
+        cache.remove(&scb.session_id);
+    }
+    k.emit(
+        "session.archived",
+        HookScope { agent_id: Some(&scb.agent_id), session_id: Some(&scb.session_id) },
+        json!({ "agentId": scb.agent_id, "sessionId": scb.session_id }),
+    );
+    Ok(Done::data(json!(scb)).rev(scb.revision).ids(Some(&scb.agent_id), Some(&scb.session_id)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendMessage {
+    role: Role,
+    parts: Vec<Part>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Append {
+    session_id: String,
+    message: AppendMessage,
+    expected_revision: Option<i64>,
+}
+
+/// Checks that a session accepts new messages from a client.
+pub(crate) async fn writable(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
+    let scb = load(k, session_id).await?;
+    match scb.status {
+        SessionStatus::Archived => return Err(params::store_err(session_archived(&scb))),
+        SessionStatus::Initializing => {
+            return Err(SyscallError::new(
+                ErrorCode::SessionNotReady,
+                format!("session {session_id} is still bootstrapping"),
+            ));
+        }
+        SessionStatus::Ready => {}
+    }
+    let agent = k.inner.store.agent_get(&scb.agent_id).await.sys()?;
+    if agent.status == AgentStatus::Archived {
+        return Err(params::store_err(archived(&agent)));
+    }
+    Ok(scb)
+}
+
+pub(crate) async fn append(k: &Kernel, _p: &Principal, params: Map<String, Value>) -> OpResult {
+    let a: Append = decode("session.append", params)?;
+    let parts = a.message.parts;
+    if parts.is_empty() || parts.len() > MAX_PARTS {
+        return Err(SyscallError::invalid(format!(
+            "`message.parts` must hold 1 to {MAX_PARTS} parts"
+        )));
+    }
+    for (i, part) in parts.iter().enumerate() {
+        if !part.id().is_empty() {
+            params::id(&format!("message.parts[{i}].id"), part.id())?;
+        }
+    }
+    let scb = writable(k, &a.session_id).await?;
+    let msg = NewMessage {
+        role: a.message.role,
+        parts,
+        origin: Origin::Human,
+        extra: Default::default(),
+    };
+    let (msgs, after) = k.append(&scb, a.expected_revision, vec![msg]).await?;
+    let m = &msgs[0];
+    Ok(Done::data(json!({ "messageId": m.id, "seq": m.metadata.seq }))
+        .rev(after.revision)
+        .ids(Some(&after.agent_id), Some(&after.session_id)))
+}
+
+pub(crate) async fn context_get(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: Get = decode("session.context.get", params)?;
+    let scb = load(k, &q.session_id).await?;
+    Ok(Done::data(json!(context::get(k, &scb).await?)))
+}
+
+pub(crate) async fn context_rebuild(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: Get = decode("session.context.rebuild", params)?;
+    let scb = load(k, &q.session_id).await?;
+    Ok(Done::data(json!(context::assemble(k, &scb, "rebuild").await?)))
+}

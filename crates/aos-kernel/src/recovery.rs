@@ -1,0 +1,129 @@
+//! Recovery after a crash (`kernel.md` §4.6): state comes back from the AOSCB,
+//! the control blocks and SessionHistory only.
+
+use crate::Kernel;
+use crate::bootstrap;
+use crate::hooks::HookScope;
+use crate::params::StoreResult;
+use aos_store::{Backend, HistoryQuery, NewMessage};
+use aos_types::{
+    Origin, Part, Role, Scb, SessionPhase, SessionStatus, SyscallError, ToolState, now,
+};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// How far back recovery looks for tool calls left without a result.
+const TAIL: i64 = 500;
+
+/// Recovers every session that is not at rest.
+pub(crate) async fn recover_all(k: &Kernel) -> Result<(), SyscallError> {
+    let sessions = k.inner.store.sessions_to_recover().await.sys()?;
+    for scb in sessions {
+        let id = scb.session_id.clone();
+        let agent = scb.agent_id.clone();
+        if let Err(e) = recover_one(k, scb).await {
+            tracing::error!(session = %id, error = %e, "session recovery failed");
+            k.emit(
+                "session.error",
+                HookScope { agent_id: Some(&agent), session_id: Some(&id) },
+                json!({ "source": "recovery", "recoverable": false, "message": e.message }),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn recover_one(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
+    if scb.status == SessionStatus::Initializing {
+        tracing::info!(session = %scb.session_id, "resuming a half-done bootstrap");
+        bootstrap::finish(k, scb, "recovery").await?;
+        return Ok(());
+    }
+    match scb.phase {
+        SessionPhase::Dispatched if lease_is_void(k, &scb) => interrupt_stale(k, scb).await,
+        SessionPhase::Dispatched => Ok(()),
+        SessionPhase::Compacting | SessionPhase::Bootstrapping => {
+            set_idle(k, &scb.session_id).await.map(|_| ())
+        }
+        SessionPhase::Idle | SessionPhase::Interrupted => Ok(()),
+    }
+}
+
+/// On SQLite this daemon is the only node, so any lease left is stale. On
+/// PostgreSQL a lease is void once expired, or if it was held under our node id.
+fn lease_is_void(k: &Kernel, scb: &Scb) -> bool {
+    if k.inner.store.backend() == Backend::Sqlite {
+        return true;
+    }
+    let expired = scb.lease_expires_at.as_deref().is_none_or(|t| t <= now().as_str());
+    expired || scb.lease_holder.as_deref() == Some(k.node_id())
+}
+
+async fn set_idle(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
+    k.inner
+        .store
+        .session_update(session_id, None, |s| {
+            s.phase = SessionPhase::Idle;
+            s.lease_id = None;
+            s.lease_holder = None;
+            s.lease_expires_at = None;
+            Ok(())
+        })
+        .await
+        .sys()
+}
+
+/// Closes tool calls left open, writes the interrupt fact, frees the session.
+async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
+    let from = scb.last_message_seq.unwrap_or(0).saturating_sub(TAIL).max(1);
+    let q = HistoryQuery { from_seq: from, to_seq: None, limit: TAIL + 1 };
+    let tail = k.inner.store.history(&scb.session_id, &q).await.sys()?;
+    let mut open: BTreeMap<String, Part> = BTreeMap::new();
+    for m in &tail {
+        for p in &m.parts {
+            if let Part::ToolBash { tool_call_id, state, .. } = p {
+                if *state == ToolState::InputAvailable {
+                    open.insert(tool_call_id.clone(), p.clone());
+                } else {
+                    open.remove(tool_call_id);
+                }
+            }
+        }
+    }
+    let mut batch: Vec<NewMessage> = open
+        .into_values()
+        .filter_map(|p| match p {
+            Part::ToolBash { tool_call_id, input, .. } => Some(NewMessage {
+                role: Role::Assistant,
+                parts: vec![Part::ToolBash {
+                    id: String::new(),
+                    tool_call_id,
+                    state: ToolState::OutputError,
+                    input,
+                    output: None,
+                    error_text: Some(
+                        "the daemon stopped while this command ran; whether it completed is unknown".into(),
+                    ),
+                }],
+                origin: Origin::Aos,
+                extra: Default::default(),
+            }),
+            _ => None,
+        })
+        .collect();
+    batch.push(NewMessage {
+        role: Role::System,
+        parts: vec![Part::DataInterrupt { id: String::new(), data: json!({ "reason": "daemon restart" }) }],
+        origin: Origin::Aos,
+        extra: Default::default(),
+    });
+    k.append(&scb, None, batch).await?;
+    set_idle(k, &scb.session_id).await?;
+    tracing::info!(session = %scb.session_id, "stale dispatch interrupted after restart");
+    k.emit(
+        "session.interrupted",
+        HookScope { agent_id: Some(&scb.agent_id), session_id: Some(&scb.session_id) },
+        json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "reason": "daemon restart" }),
+    );
+    Ok(())
+}

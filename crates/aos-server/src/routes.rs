@@ -1,0 +1,167 @@
+//! The router and its handlers.
+
+use crate::Metrics;
+use crate::auth::Tokens;
+use aos_kernel::{EventFilter, Kernel};
+use aos_types::{ErrorCode, Request, Response, SyscallError};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::stream::{self, Stream, StreamExt};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_stream::wrappers::BroadcastStream;
+
+/// Request bodies above this get 413.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    kernel: Kernel,
+    tokens: Tokens,
+    metrics: Arc<Metrics>,
+}
+
+/// The whole API for `kernel`, accepting `operator_token`.
+pub fn app(kernel: Kernel, operator_token: String, metrics: Arc<Metrics>) -> Router {
+    let state = AppState {
+        kernel,
+        tokens: Tokens::new(operator_token),
+        metrics,
+    };
+    Router::new()
+        .route("/v1/syscall", post(syscall))
+        .route("/v1/events", get(events))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        // Our own limit answers 413 in JSON; axum's is lifted just above it.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES + 1))
+        .with_state(state)
+}
+
+fn json_response(resp: &Response) -> HttpResponse {
+    let status = StatusCode::from_u16(resp.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(resp)).into_response()
+}
+
+fn error_response(op: &str, code: ErrorCode, message: &str) -> HttpResponse {
+    json_response(&Response::err(op, SyscallError::new(code, message)))
+}
+
+async fn syscall(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let Some(principal) = st.tokens.authenticate(&headers) else {
+        st.metrics.http("/v1/syscall", 401);
+        return error_response(
+            "",
+            ErrorCode::AuthRequired,
+            "missing or invalid bearer token: send `Authorization: Bearer $AOS_API_TOKEN`",
+        );
+    };
+    let body = match body {
+        Ok(b) if b.len() <= MAX_BODY_BYTES => b,
+        Ok(_) | Err(BytesRejection::FailedToBufferBody(_)) => {
+            st.metrics.http("/v1/syscall", 413);
+            return error_response("", ErrorCode::RequestTooLarge, "request body is larger than 8 MiB");
+        }
+        Err(e) => {
+            st.metrics.http("/v1/syscall", 400);
+            return error_response("", ErrorCode::RequestInvalid, &e.body_text());
+        }
+    };
+    let resp = match Request::decode(&body) {
+        Ok(req) => {
+            let op = req.op.clone();
+            let resp = st.kernel.syscall(&principal, req).await;
+            let code = resp.error_code().map_or("ok", |c| c.as_str());
+            st.metrics.syscall(&op, code, started.elapsed());
+            resp
+        }
+        Err(e) => Response::err("", e),
+    };
+    st.metrics.http("/v1/syscall", resp.http_status());
+    json_response(&resp)
+}
+
+async fn health(State(st): State<AppState>) -> HttpResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeS": st.kernel.uptime_s(),
+        "nodeId": st.kernel.node_id(),
+    }))
+    .into_response()
+}
+
+async fn metrics_text(State(st): State<AppState>, headers: HeaderMap) -> HttpResponse {
+    if st.tokens.authenticate(&headers).is_none() {
+        return error_response("", ErrorCode::AuthRequired, "missing or invalid bearer token");
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventsQuery {
+    scope: Option<String>,
+    agent_id: Option<String>,
+    session_id: Option<String>,
+}
+
+async fn events(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> HttpResponse {
+    if st.tokens.authenticate(&headers).is_none() {
+        return error_response("", ErrorCode::AuthRequired, "missing or invalid bearer token");
+    }
+    if let Some(s) = &q.scope
+        && !["system", "agent", "session"].contains(&s.as_str())
+    {
+        return error_response("", ErrorCode::RequestInvalid, "`scope` is one of system, agent, session");
+    }
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let filter = EventFilter {
+        scope: q.scope,
+        agent_id: q.agent_id,
+        session_id: q.session_id,
+    };
+    Sse::new(event_stream(&st.kernel, filter, last_id))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive"))
+        .into_response()
+}
+
+fn event_stream(
+    kernel: &Kernel,
+    filter: EventFilter,
+    last_id: Option<u64>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + use<> {
+    let (past, rx) = kernel.events().subscribe(last_id);
+    let live = BroadcastStream::new(rx).filter_map(|r| async move { r.ok() });
+    stream::iter(past)
+        .chain(live)
+        .filter(move |e| std::future::ready(filter.matches(e)))
+        .map(|e| {
+            let data = serde_json::to_string(&e).unwrap_or_default();
+            Ok(SseEvent::default().id(e.id.to_string()).event(e.name).data(data))
+        })
+}
