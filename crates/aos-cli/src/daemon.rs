@@ -18,7 +18,11 @@ const GRACE: Duration = Duration::from_secs(10);
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AOS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if std::env::var("AOS_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {

@@ -55,15 +55,13 @@ pub(crate) fn skill_load_message(
             format!("no valid skill named {name:?} in the skill roots; see `aos skill list`"),
         )
     })?;
+    let mut data = json!({ "cause": cause, "ownerType": owner.0, "name": name, "skillText": skill.body });
+    if let Some(id) = owner.1 {
+        data["ownerId"] = json!(id);
+    }
     Ok(NewMessage {
         role: Role::System,
-        parts: vec![Part::DataSkillLoad {
-            id: String::new(),
-            data: json!({
-                "cause": cause, "ownerType": owner.0, "ownerId": owner.1,
-                "name": name, "skillText": skill.body,
-            }),
-        }],
+        parts: vec![Part::DataSkillLoad { id: String::new(), data }],
         origin: Origin::Aos,
         extra: Default::default(),
     })

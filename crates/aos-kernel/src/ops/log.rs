@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 struct List {
     agent_id: Option<String>,
     session_id: Option<String>,
-    op: Option<String>,
+    /// Filter by op (named so because `op` is the envelope's field).
+    operation: Option<String>,
     level: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
@@ -38,7 +39,7 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let entries = k
         .inner
         .store
-        .log_list(&LogQuery { agent_id: q.agent_id, session_id: q.session_id, op: q.op, level: q.level, after, limit })
+        .log_list(&LogQuery { agent_id: q.agent_id, session_id: q.session_id, op: q.operation, level: q.level, after, limit })
         .await
         .sys()?;
     let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id.to_string())).flatten();

@@ -3,57 +3,17 @@
 
 #![allow(dead_code)]
 
-use aos_store::{NewMessage, Store, StoreOptions};
+use aos_store::{NewMessage, Store};
 use aos_types::{
     Acb, AgentStatus, Aoscb, IdKind, Origin, Part, Role, SCHEMA_VERSION, Scb, SessionPhase,
     SessionStatus, new_id, now,
 };
 
-/// The PostgreSQL server tests use. Never skipped: without a server these
-/// tests fail, which is what CI must see.
-pub fn pg_url() -> String {
-    std::env::var("AOS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A store on a new SQLite file; keep the TempDir alive.
-pub async fn sqlite() -> (Store, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}/aos.db", dir.path().display());
-    (Store::open(&url).await.expect("open sqlite"), dir)
-}
-
-/// A fresh PostgreSQL schema name.
-pub fn pg_schema() -> String {
-    format!("t_{}", new_id(IdKind::Agent).trim_start_matches("ag_"))
-}
-
-/// A store on a new PostgreSQL schema.
-pub async fn postgres() -> (Store, String) {
-    let schema = pg_schema();
-    let store = Store::open_with(
-        &pg_url(),
-        StoreOptions {
-            pg_schema: Some(schema.clone()),
-            max_connections: Some(8),
-        },
-    )
-    .await
-    .expect("open postgres: is AOS_TEST_PG_URL reachable?");
-    (store, schema)
-}
+pub use aos_testkit::{pg_store as postgres, sqlite_store as sqlite};
 
 /// A second store ("another daemon") on the same PostgreSQL schema.
 pub async fn postgres_again(schema: &str) -> Store {
-    Store::open_with(
-        &pg_url(),
-        StoreOptions {
-            pg_schema: Some(schema.to_string()),
-            max_connections: Some(8),
-        },
-    )
-    .await
-    .expect("open postgres again")
+    aos_testkit::pg_store_in(schema).await
 }
 
 pub fn aoscb() -> Aoscb {

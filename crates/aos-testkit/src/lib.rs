@@ -1,0 +1,88 @@
+//! Fixtures shared by the test suites: a fresh SQLite store, a fresh
+//! PostgreSQL schema or database per test (so tests run in parallel), and the
+//! repository paths tests need.
+//!
+//! PostgreSQL is never optional: without a reachable server these fixtures
+//! panic, so a CI machine without one fails instead of skipping.
+
+use aos_store::{Store, StoreOptions};
+use aos_types::{IdKind, new_id};
+use std::path::PathBuf;
+
+/// The PostgreSQL server tests use: `AOS_TEST_PG_URL`, else the local default.
+pub fn pg_url() -> String {
+    std::env::var("AOS_TEST_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A unique lowercase name with a prefix, usable as a schema or database name.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", new_id(IdKind::Agent).trim_start_matches("ag_"))
+}
+
+/// A store on a new SQLite file; keep the directory alive as long as the store.
+pub async fn sqlite_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/aos.db", dir.path().display());
+    (Store::open(&url).await.expect("open sqlite"), dir)
+}
+
+/// A store on a new schema of the test PostgreSQL server; returns the schema
+/// so a second store ("another daemon") can share it.
+pub async fn pg_store() -> (Store, String) {
+    let schema = unique_name("t");
+    (pg_store_in(&schema).await, schema)
+}
+
+/// A store on an existing (or new) schema.
+pub async fn pg_store_in(schema: &str) -> Store {
+    Store::open_with(
+        &pg_url(),
+        StoreOptions {
+            pg_schema: Some(schema.to_string()),
+            max_connections: Some(8),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("PostgreSQL at {} is required for the tests: {e}", pg_url()))
+}
+
+/// Creates a new database on the test server and returns its URL (for
+/// daemons started as processes, which take a plain `--db` URL).
+pub async fn fresh_pg_database() -> String {
+    use sqlx::Connection;
+    let name = unique_name("aos_e2e");
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&pg_url())
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is required for the tests: {e}", pg_url()));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let base = pg_url();
+    let (prefix, _) = base.rsplit_once('/').expect("URL has a database part");
+    format!("{prefix}/{name}")
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The built-in skill root.
+pub fn builtin_skills() -> PathBuf {
+    repo_root().join("skills")
+}
+
+/// Skills written for other agents (scripts/, references/, extra frontmatter).
+pub fn third_party_skills() -> PathBuf {
+    repo_root().join("crates/aos-manifest/tests/fixtures/good")
+}
+
+/// Broken skills, each with the error it must raise.
+pub fn broken_skills() -> PathBuf {
+    repo_root().join("crates/aos-manifest/tests/fixtures/bad")
+}
