@@ -78,7 +78,7 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
     let result = tokio::select! {
         r = served => r.map_err(anyhow::Error::from),
         () = async {
-            while !kernel.is_stopping() { tokio::time::sleep(Duration::from_millis(50)).await; }
+            kernel.stopped().await;
             tokio::time::sleep(GRACE).await;
         } => Ok(()),
     };

@@ -70,6 +70,7 @@ pub(crate) struct Inner {
     pub contexts: Mutex<HashMap<String, SessionContext>>,
     pub started: Instant,
     pub stopping: AtomicBool,
+    pub stop_signal: tokio::sync::watch::Sender<bool>,
     pub watcher: Mutex<Option<notify::RecommendedWatcher>>,
 }
 
@@ -99,6 +100,7 @@ impl Kernel {
                 contexts: Mutex::new(HashMap::new()),
                 started: Instant::now(),
                 stopping: AtomicBool::new(false),
+                stop_signal: tokio::sync::watch::Sender::new(false),
                 watcher: Mutex::new(None),
                 config,
             }),
@@ -163,6 +165,7 @@ impl Kernel {
     pub fn begin_shutdown(&self, reason: &str) {
         if !self.inner.stopping.swap(true, Ordering::SeqCst) {
             self.emit("aos.stopping", HookScope::default(), json!({ "reason": reason }));
+            self.inner.stop_signal.send_replace(true);
             if let Ok(mut w) = self.inner.watcher.lock() {
                 w.take();
             }
@@ -330,5 +333,11 @@ impl Kernel {
     /// Whether shutdown has begun.
     pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once shutdown has begun (long-lived streams end on it).
+    pub async fn stopped(&self) {
+        let mut rx = self.inner.stop_signal.subscribe();
+        let _ = rx.wait_for(|stopping| *stopping).await;
     }
 }

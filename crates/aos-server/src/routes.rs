@@ -156,6 +156,10 @@ fn event_stream(
     last_id: Option<u64>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + use<> {
     let (past, rx) = kernel.events().subscribe(last_id);
+    let stopped = {
+        let k = kernel.clone();
+        async move { k.stopped().await }
+    };
     let live = BroadcastStream::new(rx).filter_map(|r| async move { r.ok() });
     stream::iter(past)
         .chain(live)
@@ -164,4 +168,5 @@ fn event_stream(
             let data = serde_json::to_string(&e).unwrap_or_default();
             Ok(SseEvent::default().id(e.id.to_string()).event(e.name).data(data))
         })
+        .take_until(Box::pin(stopped))
 }

@@ -1,0 +1,287 @@
+//! End-to-end: the real `aos` binary on a temp home and a free port, driven
+//! with the CLI and raw HTTP, killed with SIGKILL and restarted.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AOS: &str = env!("CARGO_BIN_EXE_aos");
+
+fn skill_roots() -> String {
+    format!("{}:{}", aos_testkit::builtin_skills().display(), aos_testkit::third_party_skills().display())
+}
+
+/// A daemon started in the foreground as a child process.
+struct Daemon {
+    child: Child,
+    home: PathBuf,
+    url: String,
+}
+
+impl Daemon {
+    fn start(home: &Path, db: Option<&str>) -> Daemon {
+        let mut cmd = Command::new(AOS);
+        cmd.args(["daemon", "start", "--port", "0", "--skills", &skill_roots(), "--home"]).arg(home);
+        if let Some(db) = db {
+            cmd.args(["--db", db]);
+        }
+        let log = std::fs::File::create(home.with_extension("log")).expect("log");
+        let child = cmd
+            .env_remove("AOS_API_TOKEN")
+            .env("AOS_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn aos");
+        let mut d = Daemon { child, home: home.to_path_buf(), url: String::new() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = d.child.try_wait().expect("wait") {
+                panic!("daemon exited {status}: {}", std::fs::read_to_string(home.with_extension("log")).unwrap_or_default());
+            }
+            if let Ok(text) = std::fs::read_to_string(home.join("daemon.json")) {
+                let f: Value = serde_json::from_str(&text).expect("daemon.json");
+                if f["pid"] == d.child.id() {
+                    let url = f["url"].as_str().expect("url").to_string();
+                    if ureq::get(&format!("{url}/health")).call().is_ok() {
+                        d.url = url;
+                        return d;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon did not become healthy");
+    }
+
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.home.join("token")).expect("token").trim().to_string()
+    }
+
+    /// Runs the CLI against this daemon (found through `$AOS_HOME/daemon.json`).
+    fn aos(&self, args: &[&str]) -> (Value, i32) {
+        let out = Command::new(AOS)
+            .args(args)
+            .env("AOS_HOME", &self.home)
+            .env_remove("AOS_API_URL")
+            .env_remove("AOS_API_TOKEN")
+            .output()
+            .expect("run aos");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let doc = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text}"));
+        (doc, out.status.code().unwrap_or(-1))
+    }
+
+    fn ok(&self, args: &[&str]) -> Value {
+        let (doc, code) = self.aos(args);
+        assert_eq!((code, &doc["ok"]), (0, &json!(true)), "{args:?} -> {doc}");
+        doc
+    }
+
+    fn call(&self, op: &str, payload: Value) -> (Value, i32) {
+        self.aos(&["call", op, "--payload", &payload.to_string()])
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn history(d: &Daemon, sid: &str) -> Vec<Value> {
+    let doc = d.ok(&["session", "history", sid, "--limit", "1000"]);
+    doc["data"]["messages"].as_array().expect("messages").clone()
+}
+
+fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+    let mut req = ureq::post(&format!("{url}/v1/syscall")).set("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = match req.send_string(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport: {e}"),
+    };
+    let status = resp.status();
+    (status, resp.into_json().expect("json"))
+}
+
+fn concurrent_appends(daemons: &[&Daemon], sid: &str, n: usize) {
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let home = daemons[i % daemons.len()].home.clone();
+            let sid = sid.to_string();
+            std::thread::spawn(move || {
+                let payload = json!({"sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": format!("m{i}")}]}});
+                let out = Command::new(AOS)
+                    .args(["call", "session.append", "--payload", &payload.to_string()])
+                    .env("AOS_HOME", &home)
+                    .env_remove("AOS_API_URL")
+                    .env_remove("AOS_API_TOKEN")
+                    .output()
+                    .expect("run");
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("join");
+    }
+}
+
+#[test]
+fn a_user_session_on_sqlite_survives_kill_9() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let d = Daemon::start(&home, None);
+
+    let agent = d.ok(&["agent", "create", "--name", "alice"])["data"]["agentId"].as_str().expect("id").to_string();
+    let s = d.ok(&["session", "create", "--agent", &agent, "--title", "first"]);
+    let sid = s["data"]["sessionId"].as_str().expect("id").to_string();
+    assert_eq!(s["data"]["status"], "ready");
+    let h = history(&d, &sid);
+    assert_eq!(h[0]["parts"][0]["type"], "data-bootstrap");
+    assert_eq!(h[1]["parts"][0]["data"]["name"], "aos");
+    assert_eq!(h.last().expect("last")["parts"][0]["data"]["phase"], "done");
+    let boot = h.len();
+
+    concurrent_appends(&[&d], &sid, 60);
+    let h = history(&d, &sid);
+    let seqs: Vec<i64> = h.iter().map(|m| m["metadata"]["seq"].as_i64().expect("seq")).collect();
+    assert_eq!(seqs, (1..=(boot as i64 + 60)).collect::<Vec<_>>(), "seq 1..N with no gap");
+
+    // Bad input: clear error, exit 1, nothing changed.
+    let before = d.ok(&["session", "get", &sid])["data"].clone();
+    for (op, payload, code) in [
+        ("session.append", json!({"sessionId": sid}), "request.invalid"),
+        ("session.append", json!({"sessionId": "../x", "message": {"role": "user", "parts": [{"type": "text", "text": "x"}]}}), "request.invalid"),
+        ("session.append", json!({"sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": "x"}]}, "expectedRevision": 1}), "revision.conflict"),
+        ("agent.get", json!({"agentId": "ag_missing"}), "not_found"),
+        ("skill.load", json!({"name": "../../etc", "sessionId": sid}), "request.invalid"),
+        ("nope.nope", json!({}), "op.unknown"),
+    ] {
+        let (doc, code_out) = d.call(op, payload);
+        assert_eq!((code_out, doc["error"]["code"].as_str()), (1, Some(code)), "{op}: {doc}");
+    }
+    assert_eq!(d.ok(&["session", "get", &sid])["data"], before);
+
+    // Raw HTTP: statuses, auth, body limit, metrics.
+    let token = d.token();
+    assert_eq!(post(&d.url, None, r#"{"op":"system.get"}"#).0, 401);
+    assert_eq!(post(&d.url, Some("wrong"), r#"{"op":"system.get"}"#).0, 401);
+    assert_eq!(post(&d.url, Some(&token), r#"{"op":"system.get"}"#).0, 200);
+    assert_eq!(post(&d.url, Some(&token), "not json").0, 400);
+    assert_eq!(post(&d.url, Some(&token), r#"{"op":"agent.get","agentId":"ag_x"}"#).0, 404);
+    let (st, doc) = post(&d.url, Some(&token), &format!(r#"{{"op":"session.append","sessionId":"{sid}","message":{{"role":"user","parts":[{{"type":"text","text":"x"}}]}},"expectedRevision":1}}"#));
+    assert_eq!((st, doc["error"]["code"].as_str()), (409, Some("revision.conflict")));
+    let huge = format!(r#"{{"op":"content.put","sessionId":"{sid}","content":"{}"}}"#, "x".repeat(9 * 1024 * 1024));
+    let (st, doc) = post(&d.url, Some(&token), &huge);
+    assert_eq!((st, doc["error"]["code"].as_str()), (413, Some("request.too_large")));
+    let metrics = ureq::get(&format!("{}/metrics", d.url)).set("Authorization", &format!("Bearer {token}")).call().expect("metrics").into_string().expect("text");
+    assert!(metrics.contains("aos_syscalls_total{op=\"session.append\",code=\"ok\"} 60"), "{metrics}");
+    assert!(ureq::get(&format!("{}/metrics", d.url)).call().is_err(), "metrics need the token");
+
+    // kill -9, restart: identical history, the session still works.
+    let before = history(&d, &sid);
+    d.kill9();
+    let d = Daemon::start(&home, None);
+    assert_eq!(history(&d, &sid), before, "nothing acknowledged is lost");
+    let r = d.call("session.append", json!({"sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": "after"}]}}));
+    assert_eq!(r.1, 0);
+    assert_eq!(r.0["data"]["seq"], before.len() as i64 + 1);
+
+    // A second daemon on the same SQLite file refuses to start.
+    let other_home = tmp.path().join("other");
+    std::fs::create_dir_all(&other_home).expect("mkdir");
+    let db = format!("sqlite://{}/aos.db", home.display());
+    let out = Command::new(AOS)
+        .args(["daemon", "start", "--port", "0", "--home"])
+        .arg(&other_home)
+        .args(["--db", &db])
+        .env("AOS_LOG", "error")
+        .output()
+        .expect("second daemon");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("already in use by another daemon"), "{text}");
+}
+
+#[test]
+fn two_daemons_share_one_postgres() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = Daemon::start(&tmp.path().join("a"), Some(&db));
+    let b = Daemon::start(&tmp.path().join("b"), Some(&db));
+    let agent = a.ok(&["agent", "create"])["data"]["agentId"].as_str().expect("id").to_string();
+    let sid = b.ok(&["session", "create", "--agent", &agent])["data"]["sessionId"].as_str().expect("id").to_string();
+    let boot = history(&a, &sid).len() as i64;
+    concurrent_appends(&[&a, &b], &sid, 40);
+    let seqs: Vec<i64> = history(&a, &sid).iter().map(|m| m["metadata"]["seq"].as_i64().expect("seq")).collect();
+    assert_eq!(seqs, (1..=boot + 40).collect::<Vec<_>>());
+    a.kill9();
+    assert_eq!(history(&b, &sid).len() as i64, boot + 40, "the other daemon serves on");
+}
+
+#[test]
+fn detach_status_stop_and_events() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let run = |args: &[&str]| {
+        let out = Command::new(AOS).args(args).env("AOS_HOME", &home).env("AOS_LOG", "warn").env_remove("AOS_API_TOKEN").env_remove("AOS_API_URL").output().expect("run");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+        (doc, out.status.code().unwrap_or(-1))
+    };
+    let (doc, code) = run(&["daemon", "start", "--detach", "--port", "0", "--skills", &skill_roots()]);
+    assert_eq!(code, 0, "{doc}");
+    let url = doc["data"]["url"].as_str().expect("url").to_string();
+    let (st, code) = run(&["daemon", "status"]);
+    assert_eq!((code, &st["data"]["running"]), (0, &json!(true)));
+    let token = std::fs::read_to_string(home.join("token")).expect("token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(home.join("token")).expect("meta").permissions());
+    assert_eq!(mode & 0o777, 0o600, "the token file is private");
+
+    // Events: subscribe, make an agent, see agent.started.
+    let reader = ureq::get(&format!("{url}/v1/events?scope=agent"))
+        .set("Authorization", &format!("Bearer {}", token.trim()))
+        .call()
+        .expect("events")
+        .into_reader();
+    let (agent_doc, _) = run(&["agent", "create", "--name", "ev"]);
+    let agent = agent_doc["data"]["agentId"].as_str().expect("id").to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut saw = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        if line.starts_with("data:") && line.contains("agent.started") && line.contains(&agent) {
+            saw = true;
+            break;
+        }
+    }
+    assert!(saw, "agent.started arrives on /v1/events");
+
+    let (doc, code) = run(&["daemon", "stop"]);
+    assert_eq!(code, 0, "{doc}");
+    assert!(!home.join("daemon.json").exists());
+    let (st, code) = run(&["daemon", "status"]);
+    assert_eq!((code, &st["ok"]), (1, &json!(false)));
+    let (doc, code) = run(&["agent", "list"]);
+    assert_eq!((code, doc["ok"].as_bool()), (3, Some(false)), "no daemon: exit 3 with a JSON error");
+}
