@@ -17,9 +17,14 @@ impl Client {
     /// From the environment, else the local daemon's `daemon.json`.
     pub fn discover() -> Result<Client> {
         let env_url = std::env::var("AOS_API_URL").ok().filter(|s| !s.is_empty());
-        let env_token = std::env::var("AOS_API_TOKEN").ok().filter(|s| !s.is_empty());
+        let env_token = std::env::var("AOS_API_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty());
         if let (Some(url), Some(token)) = (&env_url, &env_token) {
-            return Ok(Client { url: url.clone(), token: token.clone() });
+            return Ok(Client {
+                url: url.clone(),
+                token: token.clone(),
+            });
         }
         let home = default_home();
         let file = DaemonFile::read(&home).with_context(|| {
@@ -31,17 +36,24 @@ impl Client {
         let token = match env_token {
             Some(t) => t,
             None => std::fs::read_to_string(&file.token_file)
-                .with_context(|| format!("cannot read the token file {}", file.token_file.display()))?
+                .with_context(|| {
+                    format!("cannot read the token file {}", file.token_file.display())
+                })?
                 .trim()
                 .to_string(),
         };
-        Ok(Client { url: env_url.unwrap_or(file.url), token })
+        Ok(Client {
+            url: env_url.unwrap_or(file.url),
+            token,
+        })
     }
 
     /// Posts one syscall and returns the response document.
     pub fn call(&self, request: &Value) -> Result<Value> {
         let url = format!("{}/v1/syscall", self.url.trim_end_matches('/'));
-        let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(5)).build();
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .build();
         let result = agent
             .post(&url)
             .set("Authorization", &format!("Bearer {}", self.token))
@@ -52,14 +64,18 @@ impl Client {
             Err(ureq::Error::Status(_, r)) => r,
             Err(e) => return Err(anyhow!("cannot reach the daemon at {}: {e}", self.url)),
         };
-        let text = response.into_string().context("reading the daemon's answer")?;
+        let text = response
+            .into_string()
+            .context("reading the daemon's answer")?;
         serde_json::from_str(&text).with_context(|| format!("the daemon answered non-JSON: {text}"))
     }
 }
 
 /// `GET {url}/health`, if it answers.
 pub fn health(url: &str) -> Option<Value> {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
     agent
         .get(&format!("{}/health", url.trim_end_matches('/')))
         .call()

@@ -34,7 +34,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
     };
     print(&doc, pretty);
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn print(doc: &Value, pretty: bool) {
@@ -54,7 +58,11 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 fn session_or_env(session: Option<String>) -> Result<String> {
-    match session.or_else(|| std::env::var("AOS_SESSION_ID").ok().filter(|s| !s.is_empty())) {
+    match session.or_else(|| {
+        std::env::var("AOS_SESSION_ID")
+            .ok()
+            .filter(|s| !s.is_empty())
+    }) {
         Some(s) => Ok(s),
         None => bail!("give --session ID (or run inside a session, where AOS_SESSION_ID is set)"),
     }
@@ -72,9 +80,10 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
         }
         .into_owned(),
         Command::Session(s) => match s {
-            SessionCmd::Create { agent, title } => {
-                ("session.create", obj(json!({ "agentId": agent, "title": title })))
-            }
+            SessionCmd::Create { agent, title } => (
+                "session.create",
+                obj(json!({ "agentId": agent, "title": title })),
+            ),
             SessionCmd::List { agent } => ("session.list", obj(json!({ "agentId": agent }))),
             SessionCmd::Get { id } => ("session.get", obj(json!({ "sessionId": id }))),
             SessionCmd::History { id, from, limit } => (
@@ -97,9 +106,10 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
                 "content.read",
                 obj(json!({ "contentId": id, "offset": offset, "limit": limit })),
             ),
-            ContentCmd::Search { id, pattern } => {
-                ("content.search", obj(json!({ "contentId": id, "pattern": pattern })))
-            }
+            ContentCmd::Search { id, pattern } => (
+                "content.search",
+                obj(json!({ "contentId": id, "pattern": pattern })),
+            ),
         }
         .into_owned(),
         Command::Daemon(_) | Command::Version => bail!("not a client command"),
@@ -122,7 +132,9 @@ fn payload_params(payload: Option<String>) -> Result<Map<String, Value>> {
         None => return Ok(Map::new()),
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading the payload from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the payload from stdin")?;
             s
         }
         Some(s) => s.to_string(),

@@ -76,10 +76,17 @@ impl DaemonConfig {
         };
         let port = match (args.port, env("AOS_PORT")) {
             (Some(p), _) => p,
-            (None, Some(p)) => p.parse().with_context(|| format!("AOS_PORT={p} is not a port"))?,
+            (None, Some(p)) => p
+                .parse()
+                .with_context(|| format!("AOS_PORT={p} is not a port"))?,
             (None, None) => file.port.unwrap_or(8420),
         };
-        let bind = args.bind.clone().or_else(|| env("AOS_BIND")).or(file.bind).unwrap_or_else(|| "127.0.0.1".into());
+        let bind = args
+            .bind
+            .clone()
+            .or_else(|| env("AOS_BIND"))
+            .or(file.bind)
+            .unwrap_or_else(|| "127.0.0.1".into());
         let db_url = args
             .db
             .clone()
@@ -92,15 +99,23 @@ impl DaemonConfig {
             .or_else(|| env("AOS_SKILL_ROOT"))
             .or(file.skills)
             .unwrap_or_else(|| "./skills".into());
-        let skill_roots: Vec<PathBuf> =
-            skills.split(':').filter(|s| !s.is_empty()).map(|s| absolute(Path::new(s))).collect();
-        let mut defaults = AoscbDefaults::from_json(AOSCB_JSON).context("the built-in aoscb.json is invalid")?;
+        let skill_roots: Vec<PathBuf> = skills
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(|s| absolute(Path::new(s)))
+            .collect();
+        let mut defaults =
+            AoscbDefaults::from_json(AOSCB_JSON).context("the built-in aoscb.json is invalid")?;
         if let Some(m) = env("AOS_MODEL").or(file.model) {
             defaults.model = m;
         }
-        let node_id = env("AOS_NODE_ID").or(file.node_id).unwrap_or_else(default_node_id);
+        let node_id = env("AOS_NODE_ID")
+            .or(file.node_id)
+            .unwrap_or_else(default_node_id);
         let lease_ttl_ms = match env("AOS_LEASE_TTL_MS") {
-            Some(v) => v.parse().with_context(|| format!("AOS_LEASE_TTL_MS={v} is not a number"))?,
+            Some(v) => v
+                .parse()
+                .with_context(|| format!("AOS_LEASE_TTL_MS={v} is not a number"))?,
             None => file.lease_ttl_ms.unwrap_or(1_800_000),
         };
         let (token, token_file) = operator_token(&home)?;
@@ -145,7 +160,10 @@ fn operator_token(home: &Path) -> Result<(String, PathBuf)> {
         }
     }
     let bytes: [u8; 32] = rand::random();
-    let token = format!("aos_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let token = format!(
+        "aos_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
     write_private(&path, &token)?;
     Ok((token, path))
 }
@@ -204,8 +222,11 @@ impl DaemonFile {
 /// Whether a process with this pid exists (Linux `/proc`).
 pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
 }
 
 /// Fails if `home` already has a live daemon.
@@ -215,7 +236,12 @@ pub fn refuse_if_running(home: &Path) -> Result<()> {
         && pid_alive(f.pid)
         && crate::client::health(&f.url).is_some()
     {
-        bail!("a daemon (pid {}) already runs for {} at {}; stop it with `aos daemon stop`", f.pid, home.display(), f.url);
+        bail!(
+            "a daemon (pid {}) already runs for {} at {}; stop it with `aos daemon stop`",
+            f.pid,
+            home.display(),
+            f.url
+        );
     }
     Ok(())
 }

@@ -46,7 +46,12 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
     let store = match Store::open(&cfg.db_url).await {
         Ok(s) => s,
         Err(e @ StoreError::Locked { .. }) => bail!("{e}"),
-        Err(e) => return Err(anyhow!("cannot open the store {}: {e}", redact(&cfg.db_url))),
+        Err(e) => {
+            return Err(anyhow!(
+                "cannot open the store {}: {e}",
+                redact(&cfg.db_url)
+            ));
+        }
     };
     let kernel = Kernel::start(store.clone(), cfg.kernel.clone())
         .await
@@ -66,14 +71,17 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
     }
     .write(&cfg.home)?;
     tracing::info!(%url, home = %cfg.home.display(), db = %redact(&cfg.db_url), "daemon listening");
-    let app = aos_server::app(kernel.clone(), cfg.token.clone(), Arc::new(Metrics::default()));
+    let app = aos_server::app(
+        kernel.clone(),
+        cfg.token.clone(),
+        Arc::new(Metrics::default()),
+    );
     let k = kernel.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let reason = shutdown_signal().await;
-            tracing::info!(reason, "stopping");
-            k.begin_shutdown(reason);
-        });
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let reason = shutdown_signal().await;
+        tracing::info!(reason, "stopping");
+        k.begin_shutdown(reason);
+    });
     // Streams (SSE) never end by themselves: bound the drain.
     let result = tokio::select! {
         r = served => r.map_err(anyhow::Error::from),
@@ -88,10 +96,12 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
     result
 }
 
-
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return "never";
     };
@@ -114,14 +124,21 @@ pub fn start_detached(args: &StartArgs) -> Result<Value> {
     std::fs::create_dir_all(home.join("logs"))?;
     refuse_if_running(&home)?;
     let log_path = home.join("logs").join("daemon.log");
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("daemon").arg("start").arg("--home").arg(&home);
     if let Some(p) = args.port {
         cmd.arg("--port").arg(p.to_string());
     }
-    for (flag, v) in [("--bind", &args.bind), ("--db", &args.db), ("--skills", &args.skills)] {
+    for (flag, v) in [
+        ("--bind", &args.bind),
+        ("--db", &args.db),
+        ("--skills", &args.skills),
+    ] {
         if let Some(v) = v {
             cmd.arg(flag).arg(v);
         }
@@ -138,7 +155,11 @@ pub fn start_detached(args: &StartArgs) -> Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {
-            bail!("the daemon exited ({status}) during start-up; see {}:\n{}", log_path.display(), tail(&log_path));
+            bail!(
+                "the daemon exited ({status}) during start-up; see {}:\n{}",
+                log_path.display(),
+                tail(&log_path)
+            );
         }
         if let Ok(f) = DaemonFile::read(&home)
             && f.pid == pid
@@ -150,7 +171,10 @@ pub fn start_detached(args: &StartArgs) -> Result<Value> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    bail!("the daemon did not become healthy within 60 s; see {}", log_path.display())
+    bail!(
+        "the daemon did not become healthy within 60 s; see {}",
+        log_path.display()
+    )
 }
 
 fn tail(path: &Path) -> String {
@@ -181,7 +205,10 @@ pub fn stop(home: Option<PathBuf>) -> Result<(Value, bool)> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok((json!({ "ok": true, "op": "daemon.stop", "data": { "pid": f.pid, "stopped": true } }), true))
+    Ok((
+        json!({ "ok": true, "op": "daemon.stop", "data": { "pid": f.pid, "stopped": true } }),
+        true,
+    ))
 }
 
 /// Reports whether the daemon runs and its health.

@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 const AOS: &str = env!("CARGO_BIN_EXE_aos");
 
 fn skill_roots() -> String {
-    format!("{}:{}", aos_testkit::builtin_skills().display(), aos_testkit::third_party_skills().display())
+    format!(
+        "{}:{}",
+        aos_testkit::builtin_skills().display(),
+        aos_testkit::third_party_skills().display()
+    )
 }
 
 /// A daemon started in the foreground as a child process.
@@ -22,7 +26,16 @@ struct Daemon {
 impl Daemon {
     fn start(home: &Path, db: Option<&str>) -> Daemon {
         let mut cmd = Command::new(AOS);
-        cmd.args(["daemon", "start", "--port", "0", "--skills", &skill_roots(), "--home"]).arg(home);
+        cmd.args([
+            "daemon",
+            "start",
+            "--port",
+            "0",
+            "--skills",
+            &skill_roots(),
+            "--home",
+        ])
+        .arg(home);
         if let Some(db) = db {
             cmd.args(["--db", db]);
         }
@@ -34,11 +47,18 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("spawn aos");
-        let mut d = Daemon { child, home: home.to_path_buf(), url: String::new() };
+        let mut d = Daemon {
+            child,
+            home: home.to_path_buf(),
+            url: String::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = d.child.try_wait().expect("wait") {
-                panic!("daemon exited {status}: {}", std::fs::read_to_string(home.with_extension("log")).unwrap_or_default());
+                panic!(
+                    "daemon exited {status}: {}",
+                    std::fs::read_to_string(home.with_extension("log")).unwrap_or_default()
+                );
             }
             if let Ok(text) = std::fs::read_to_string(home.join("daemon.json")) {
                 let f: Value = serde_json::from_str(&text).expect("daemon.json");
@@ -56,7 +76,10 @@ impl Daemon {
     }
 
     fn token(&self) -> String {
-        std::fs::read_to_string(self.home.join("token")).expect("token").trim().to_string()
+        std::fs::read_to_string(self.home.join("token"))
+            .expect("token")
+            .trim()
+            .to_string()
     }
 
     /// Runs the CLI against this daemon (found through `$AOS_HOME/daemon.json`).
@@ -69,7 +92,8 @@ impl Daemon {
             .output()
             .expect("run aos");
         let text = String::from_utf8_lossy(&out.stdout);
-        let doc = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text}"));
+        let doc = serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text}"));
         (doc, out.status.code().unwrap_or(-1))
     }
 
@@ -98,7 +122,10 @@ impl Drop for Daemon {
 
 fn history(d: &Daemon, sid: &str) -> Vec<Value> {
     let doc = d.ok(&["session", "history", sid, "--limit", "1000"]);
-    doc["data"]["messages"].as_array().expect("messages").clone()
+    doc["data"]["messages"]
+        .as_array()
+        .expect("messages")
+        .clone()
 }
 
 fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
@@ -144,7 +171,10 @@ fn a_user_session_on_sqlite_survives_kill_9() {
     let home = tmp.path().join("home");
     let d = Daemon::start(&home, None);
 
-    let agent = d.ok(&["agent", "create", "--name", "alice"])["data"]["agentId"].as_str().expect("id").to_string();
+    let agent = d.ok(&["agent", "create", "--name", "alice"])["data"]["agentId"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let s = d.ok(&["session", "create", "--agent", &agent, "--title", "first"]);
     let sid = s["data"]["sessionId"].as_str().expect("id").to_string();
     assert_eq!(s["data"]["status"], "ready");
@@ -156,21 +186,48 @@ fn a_user_session_on_sqlite_survives_kill_9() {
 
     concurrent_appends(&[&d], &sid, 60);
     let h = history(&d, &sid);
-    let seqs: Vec<i64> = h.iter().map(|m| m["metadata"]["seq"].as_i64().expect("seq")).collect();
-    assert_eq!(seqs, (1..=(boot as i64 + 60)).collect::<Vec<_>>(), "seq 1..N with no gap");
+    let seqs: Vec<i64> = h
+        .iter()
+        .map(|m| m["metadata"]["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=(boot as i64 + 60)).collect::<Vec<_>>(),
+        "seq 1..N with no gap"
+    );
 
     // Bad input: clear error, exit 1, nothing changed.
     let before = d.ok(&["session", "get", &sid])["data"].clone();
     for (op, payload, code) in [
-        ("session.append", json!({"sessionId": sid}), "request.invalid"),
-        ("session.append", json!({"sessionId": "../x", "message": {"role": "user", "parts": [{"type": "text", "text": "x"}]}}), "request.invalid"),
-        ("session.append", json!({"sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": "x"}]}, "expectedRevision": 1}), "revision.conflict"),
+        (
+            "session.append",
+            json!({"sessionId": sid}),
+            "request.invalid",
+        ),
+        (
+            "session.append",
+            json!({"sessionId": "../x", "message": {"role": "user", "parts": [{"type": "text", "text": "x"}]}}),
+            "request.invalid",
+        ),
+        (
+            "session.append",
+            json!({"sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": "x"}]}, "expectedRevision": 1}),
+            "revision.conflict",
+        ),
         ("agent.get", json!({"agentId": "ag_missing"}), "not_found"),
-        ("skill.load", json!({"name": "../../etc", "sessionId": sid}), "request.invalid"),
+        (
+            "skill.load",
+            json!({"name": "../../etc", "sessionId": sid}),
+            "request.invalid",
+        ),
         ("nope.nope", json!({}), "op.unknown"),
     ] {
         let (doc, code_out) = d.call(op, payload);
-        assert_eq!((code_out, doc["error"]["code"].as_str()), (1, Some(code)), "{op}: {doc}");
+        assert_eq!(
+            (code_out, doc["error"]["code"].as_str()),
+            (1, Some(code)),
+            "{op}: {doc}"
+        );
     }
     assert_eq!(d.ok(&["session", "get", &sid])["data"], before);
 
@@ -180,15 +237,49 @@ fn a_user_session_on_sqlite_survives_kill_9() {
     assert_eq!(post(&d.url, Some("wrong"), r#"{"op":"system.get"}"#).0, 401);
     assert_eq!(post(&d.url, Some(&token), r#"{"op":"system.get"}"#).0, 200);
     assert_eq!(post(&d.url, Some(&token), "not json").0, 400);
-    assert_eq!(post(&d.url, Some(&token), r#"{"op":"agent.get","agentId":"ag_x"}"#).0, 404);
-    let (st, doc) = post(&d.url, Some(&token), &format!(r#"{{"op":"session.append","sessionId":"{sid}","message":{{"role":"user","parts":[{{"type":"text","text":"x"}}]}},"expectedRevision":1}}"#));
-    assert_eq!((st, doc["error"]["code"].as_str()), (409, Some("revision.conflict")));
-    let huge = format!(r#"{{"op":"content.put","sessionId":"{sid}","content":"{}"}}"#, "x".repeat(9 * 1024 * 1024));
+    assert_eq!(
+        post(
+            &d.url,
+            Some(&token),
+            r#"{"op":"agent.get","agentId":"ag_x"}"#
+        )
+        .0,
+        404
+    );
+    let (st, doc) = post(
+        &d.url,
+        Some(&token),
+        &format!(
+            r#"{{"op":"session.append","sessionId":"{sid}","message":{{"role":"user","parts":[{{"type":"text","text":"x"}}]}},"expectedRevision":1}}"#
+        ),
+    );
+    assert_eq!(
+        (st, doc["error"]["code"].as_str()),
+        (409, Some("revision.conflict"))
+    );
+    let huge = format!(
+        r#"{{"op":"content.put","sessionId":"{sid}","content":"{}"}}"#,
+        "x".repeat(9 * 1024 * 1024)
+    );
     let (st, doc) = post(&d.url, Some(&token), &huge);
-    assert_eq!((st, doc["error"]["code"].as_str()), (413, Some("request.too_large")));
-    let metrics = ureq::get(&format!("{}/metrics", d.url)).set("Authorization", &format!("Bearer {token}")).call().expect("metrics").into_string().expect("text");
-    assert!(metrics.contains("aos_syscalls_total{op=\"session.append\",code=\"ok\"} 60"), "{metrics}");
-    assert!(ureq::get(&format!("{}/metrics", d.url)).call().is_err(), "metrics need the token");
+    assert_eq!(
+        (st, doc["error"]["code"].as_str()),
+        (413, Some("request.too_large"))
+    );
+    let metrics = ureq::get(&format!("{}/metrics", d.url))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .expect("metrics")
+        .into_string()
+        .expect("text");
+    assert!(
+        metrics.contains("aos_syscalls_total{op=\"session.append\",code=\"ok\"} 60"),
+        "{metrics}"
+    );
+    assert!(
+        ureq::get(&format!("{}/metrics", d.url)).call().is_err(),
+        "metrics need the token"
+    );
 
     // kill -9, restart: identical history, the session still works.
     let before = history(&d, &sid);
@@ -217,19 +308,35 @@ fn a_user_session_on_sqlite_survives_kill_9() {
 
 #[test]
 fn two_daemons_share_one_postgres() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
     let db = rt.block_on(aos_testkit::fresh_pg_database());
     let tmp = tempfile::tempdir().expect("tmp");
     let a = Daemon::start(&tmp.path().join("a"), Some(&db));
     let b = Daemon::start(&tmp.path().join("b"), Some(&db));
-    let agent = a.ok(&["agent", "create"])["data"]["agentId"].as_str().expect("id").to_string();
-    let sid = b.ok(&["session", "create", "--agent", &agent])["data"]["sessionId"].as_str().expect("id").to_string();
+    let agent = a.ok(&["agent", "create"])["data"]["agentId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let sid = b.ok(&["session", "create", "--agent", &agent])["data"]["sessionId"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let boot = history(&a, &sid).len() as i64;
     concurrent_appends(&[&a, &b], &sid, 40);
-    let seqs: Vec<i64> = history(&a, &sid).iter().map(|m| m["metadata"]["seq"].as_i64().expect("seq")).collect();
+    let seqs: Vec<i64> = history(&a, &sid)
+        .iter()
+        .map(|m| m["metadata"]["seq"].as_i64().expect("seq"))
+        .collect();
     assert_eq!(seqs, (1..=boot + 40).collect::<Vec<_>>());
     a.kill9();
-    assert_eq!(history(&b, &sid).len() as i64, boot + 40, "the other daemon serves on");
+    assert_eq!(
+        history(&b, &sid).len() as i64,
+        boot + 40,
+        "the other daemon serves on"
+    );
 }
 
 #[test]
@@ -237,17 +344,37 @@ fn detach_status_stop_and_events() {
     let tmp = tempfile::tempdir().expect("tmp");
     let home = tmp.path().join("home");
     let run = |args: &[&str]| {
-        let out = Command::new(AOS).args(args).env("AOS_HOME", &home).env("AOS_LOG", "warn").env_remove("AOS_API_TOKEN").env_remove("AOS_API_URL").output().expect("run");
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+        let out = Command::new(AOS)
+            .args(args)
+            .env("AOS_HOME", &home)
+            .env("AOS_LOG", "warn")
+            .env_remove("AOS_API_TOKEN")
+            .env_remove("AOS_API_URL")
+            .output()
+            .expect("run");
+        let doc: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
         (doc, out.status.code().unwrap_or(-1))
     };
-    let (doc, code) = run(&["daemon", "start", "--detach", "--port", "0", "--skills", &skill_roots()]);
+    let (doc, code) = run(&[
+        "daemon",
+        "start",
+        "--detach",
+        "--port",
+        "0",
+        "--skills",
+        &skill_roots(),
+    ]);
     assert_eq!(code, 0, "{doc}");
     let url = doc["data"]["url"].as_str().expect("url").to_string();
     let (st, code) = run(&["daemon", "status"]);
     assert_eq!((code, &st["data"]["running"]), (0, &json!(true)));
     let token = std::fs::read_to_string(home.join("token")).expect("token");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(home.join("token")).expect("meta").permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(home.join("token"))
+            .expect("meta")
+            .permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600, "the token file is private");
 
     // Events: subscribe, make an agent, see agent.started.
@@ -257,7 +384,10 @@ fn detach_status_stop_and_events() {
         .expect("events")
         .into_reader();
     let (agent_doc, _) = run(&["agent", "create", "--name", "ev"]);
-    let agent = agent_doc["data"]["agentId"].as_str().expect("id").to_string();
+    let agent = agent_doc["data"]["agentId"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
@@ -283,5 +413,9 @@ fn detach_status_stop_and_events() {
     let (st, code) = run(&["daemon", "status"]);
     assert_eq!((code, &st["ok"]), (1, &json!(false)));
     let (doc, code) = run(&["agent", "list"]);
-    assert_eq!((code, doc["ok"].as_bool()), (3, Some(false)), "no daemon: exit 3 with a JSON error");
+    assert_eq!(
+        (code, doc["ok"].as_bool()),
+        (3, Some(false)),
+        "no daemon: exit 3 with a JSON error"
+    );
 }

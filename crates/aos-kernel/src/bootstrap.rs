@@ -8,9 +8,7 @@ use crate::hooks::HookScope;
 use crate::params::StoreResult;
 use crate::skills::{ResolvedSkill, planned_loads, resolve_defaults};
 use aos_store::{HistoryQuery, NewMessage};
-use aos_types::{
-    Origin, Part, Role, Scb, SessionPhase, SessionStatus, SyscallError,
-};
+use aos_types::{Origin, Part, Role, Scb, SessionPhase, SessionStatus, SyscallError};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -55,13 +53,17 @@ pub(crate) fn skill_load_message(
             format!("no valid skill named {name:?} in the skill roots; see `aos skill list`"),
         )
     })?;
-    let mut data = json!({ "cause": cause, "ownerType": owner.0, "name": name, "skillText": skill.body });
+    let mut data =
+        json!({ "cause": cause, "ownerType": owner.0, "name": name, "skillText": skill.body });
     if let Some(id) = owner.1 {
         data["ownerId"] = json!(id);
     }
     Ok(NewMessage {
         role: Role::System,
-        parts: vec![Part::DataSkillLoad { id: String::new(), data }],
+        parts: vec![Part::DataSkillLoad {
+            id: String::new(),
+            data,
+        }],
         origin: Origin::Aos,
         extra: Default::default(),
     })
@@ -81,12 +83,17 @@ pub(crate) async fn finish(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, Sys
         None => {
             let planned = plan(k, &scb).await?;
             let (_, after) = k
-                .append(&scb, None, vec![marker(json!({ "phase": "begin", "plannedNames": planned }))])
+                .append(
+                    &scb,
+                    None,
+                    vec![marker(json!({ "phase": "begin", "plannedNames": planned }))],
+                )
                 .await?;
             (planned, BTreeSet::new(), after)
         }
     };
-    let input = json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "plannedNames": planned });
+    let input =
+        json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "plannedNames": planned });
     let admitted = k
         .inner
         .hooks
@@ -100,7 +107,12 @@ pub(crate) async fn finish(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, Sys
     let mut injected = Vec::new();
     for name in planned.iter().filter(|n| !loaded.contains(*n)) {
         let load_in = json!({ "name": name, "sessionId": scb.session_id });
-        if let Err(e) = k.inner.hooks.admit("skill.load.before", scope(), &load_in, load_in.clone()).await {
+        if let Err(e) = k
+            .inner
+            .hooks
+            .admit("skill.load.before", scope(), &load_in, load_in.clone())
+            .await
+        {
             tracing::warn!(skill = %name, error = %e, "default skill load rejected");
             continue;
         }
@@ -116,7 +128,11 @@ pub(crate) async fn finish(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, Sys
     let (_, after) = k.append(&scb, None, batch).await?;
     scb = after;
     for name in &injected {
-        k.emit("skill.load.after", scope(), json!({ "name": name, "sessionId": scb.session_id }));
+        k.emit(
+            "skill.load.after",
+            scope(),
+            json!({ "name": name, "sessionId": scb.session_id }),
+        );
     }
     k.emit(
         "session.bootstrap.after",
@@ -160,11 +176,17 @@ async fn plan(k: &Kernel, scb: &Scb) -> Result<Vec<String>, SyscallError> {
     };
     let resolved = resolve_for(k, &scb.agent_id, &scb.default_skills).await?;
     let planned = planned_loads(&resolved);
-    let input = json!({ "ownerType": "session", "ownerId": scb.session_id, "plannedNames": planned });
+    let input =
+        json!({ "ownerType": "session", "ownerId": scb.session_id, "plannedNames": planned });
     let out = k
         .inner
         .hooks
-        .admit("skill.default.resolve.before", scope(), &input, input.clone())
+        .admit(
+            "skill.default.resolve.before",
+            scope(),
+            &input,
+            input.clone(),
+        )
         .await?;
     let mut planned: Vec<String> = out
         .get("plannedNames")
@@ -200,7 +222,8 @@ async fn find_begin(
         for p in &m.parts {
             match p {
                 Part::DataBootstrap { data, .. } if data["phase"] == "begin" => {
-                    let names = serde_json::from_value(data["plannedNames"].clone()).unwrap_or_default();
+                    let names =
+                        serde_json::from_value(data["plannedNames"].clone()).unwrap_or_default();
                     begin = Some(names);
                     loaded.clear();
                     done = false;

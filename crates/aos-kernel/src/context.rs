@@ -49,14 +49,22 @@ pub(crate) async fn assemble(
     let out = k
         .inner
         .hooks
-        .transform("context.assemble", scope, &input, json!({ "messages": [], "estimatedTokens": 0 }))
+        .transform(
+            "context.assemble",
+            scope,
+            &input,
+            json!({ "messages": [], "estimatedTokens": 0 }),
+        )
         .await;
     let messages = out
         .get("messages")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let estimated_tokens = out.get("estimatedTokens").and_then(Value::as_i64).unwrap_or(0);
+    let estimated_tokens = out
+        .get("estimatedTokens")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     let mut cache = k
         .inner
         .contexts

@@ -106,12 +106,20 @@ impl Kernel {
             }),
         };
         let indexed = kernel.inner.skills.snapshot().valid_count();
-        kernel.emit("skill.index.refresh.after", HookScope::default(), json!({ "indexedCount": indexed }));
+        kernel.emit(
+            "skill.index.refresh.after",
+            HookScope::default(),
+            json!({ "indexedCount": indexed }),
+        );
         if kernel.inner.config.watch_skills {
             kernel.watch_skills();
         }
         recovery::recover_all(&kernel).await?;
-        kernel.emit("aos.started", HookScope::default(), json!({ "cause": "start", "catalogSize": indexed }));
+        kernel.emit(
+            "aos.started",
+            HookScope::default(),
+            json!({ "cause": "start", "catalogSize": indexed }),
+        );
         tracing::info!(node = %kernel.inner.config.node_id, skills = indexed, "kernel started");
         Ok(kernel)
     }
@@ -122,7 +130,10 @@ impl Kernel {
             if let Some(inner) = weak.upgrade() {
                 let k = Kernel { inner };
                 let index = k.inner.skills.refresh();
-                tracing::info!(skills = index.valid_count(), "skill roots changed; re-indexed");
+                tracing::info!(
+                    skills = index.valid_count(),
+                    "skill roots changed; re-indexed"
+                );
                 k.emit(
                     "skill.index.refresh.after",
                     HookScope::default(),
@@ -136,7 +147,9 @@ impl Kernel {
                     *slot = Some(w);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot watch skill roots; use skill.index.refresh"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch skill roots; use skill.index.refresh")
+            }
         }
     }
 
@@ -164,7 +177,11 @@ impl Kernel {
     /// `unavailable`. The caller closes the store after the server drained.
     pub fn begin_shutdown(&self, reason: &str) {
         if !self.inner.stopping.swap(true, Ordering::SeqCst) {
-            self.emit("aos.stopping", HookScope::default(), json!({ "reason": reason }));
+            self.emit(
+                "aos.stopping",
+                HookScope::default(),
+                json!({ "reason": reason }),
+            );
             self.inner.stop_signal.send_replace(true);
             if let Ok(mut w) = self.inner.watcher.lock() {
                 w.take();
@@ -278,11 +295,16 @@ impl Kernel {
         m: NewMessage,
         scope: HookScope<'_>,
     ) -> Result<NewMessage, SyscallError> {
-        if !self.inner.hooks.has_handler("session.message.beforeWrite", scope.clone()) {
+        if !self
+            .inner
+            .hooks
+            .has_handler("session.message.beforeWrite", scope.clone())
+        {
             return Ok(m);
         }
         let message = json!({ "role": m.role, "parts": m.parts });
-        let input = json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "message": message });
+        let input =
+            json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "message": message });
         let out = self
             .inner
             .hooks

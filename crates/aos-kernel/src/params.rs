@@ -17,7 +17,10 @@ pub const MAX_LIMIT: i64 = 1000;
 pub const MAX_RULES: usize = 256;
 
 /// Decodes an op's parameters.
-pub fn decode<T: DeserializeOwned>(op: &str, params: Map<String, Value>) -> Result<T, SyscallError> {
+pub fn decode<T: DeserializeOwned>(
+    op: &str,
+    params: Map<String, Value>,
+) -> Result<T, SyscallError> {
     serde_json::from_value(Value::Object(params))
         .map_err(|e| SyscallError::invalid(format!("{op}: {e}")))
 }
@@ -115,12 +118,15 @@ pub fn store_err(e: StoreError) -> SyscallError {
             actual,
         } => SyscallError::new(
             ErrorCode::RevisionConflict,
-            format!("{kind} is at revision {actual}, not the expected {expected}; re-read it and retry"),
+            format!(
+                "{kind} is at revision {actual}, not the expected {expected}; re-read it and retry"
+            ),
         )
         .with_details(serde_json::json!({ "kind": kind, "expected": expected, "actual": actual })),
-        StoreError::Rejected { code, message } => {
-            SyscallError::new(ErrorCode::parse(code).unwrap_or(ErrorCode::Internal), message)
-        }
+        StoreError::Rejected { code, message } => SyscallError::new(
+            ErrorCode::parse(code).unwrap_or(ErrorCode::Internal),
+            message,
+        ),
         other => {
             tracing::error!(error = %other, "store failure");
             SyscallError::internal(format!("store failure: {other}"))

@@ -25,7 +25,10 @@ pub(crate) async fn recover_all(k: &Kernel) -> Result<(), SyscallError> {
             tracing::error!(session = %id, error = %e, "session recovery failed");
             k.emit(
                 "session.error",
-                HookScope { agent_id: Some(&agent), session_id: Some(&id) },
+                HookScope {
+                    agent_id: Some(&agent),
+                    session_id: Some(&id),
+                },
                 json!({ "source": "recovery", "recoverable": false, "message": e.message }),
             );
         }
@@ -55,7 +58,10 @@ fn lease_is_void(k: &Kernel, scb: &Scb) -> bool {
     if k.inner.store.backend() == Backend::Sqlite {
         return true;
     }
-    let expired = scb.lease_expires_at.as_deref().is_none_or(|t| t <= now().as_str());
+    let expired = scb
+        .lease_expires_at
+        .as_deref()
+        .is_none_or(|t| t <= now().as_str());
     expired || scb.lease_holder.as_deref() == Some(k.node_id())
 }
 
@@ -75,13 +81,26 @@ async fn set_idle(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
 
 /// Closes tool calls left open, writes the interrupt fact, frees the session.
 async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
-    let from = scb.last_message_seq.unwrap_or(0).saturating_sub(TAIL).max(1);
-    let q = HistoryQuery { from_seq: from, to_seq: None, limit: TAIL + 1 };
+    let from = scb
+        .last_message_seq
+        .unwrap_or(0)
+        .saturating_sub(TAIL)
+        .max(1);
+    let q = HistoryQuery {
+        from_seq: from,
+        to_seq: None,
+        limit: TAIL + 1,
+    };
     let tail = k.inner.store.history(&scb.session_id, &q).await.sys()?;
     let mut open: BTreeMap<String, Part> = BTreeMap::new();
     for m in &tail {
         for p in &m.parts {
-            if let Part::ToolBash { tool_call_id, state, .. } = p {
+            if let Part::ToolBash {
+                tool_call_id,
+                state,
+                ..
+            } = p
+            {
                 if *state == ToolState::InputAvailable {
                     open.insert(tool_call_id.clone(), p.clone());
                 } else {
@@ -113,7 +132,10 @@ async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
         .collect();
     batch.push(NewMessage {
         role: Role::System,
-        parts: vec![Part::DataInterrupt { id: String::new(), data: json!({ "reason": "daemon restart" }) }],
+        parts: vec![Part::DataInterrupt {
+            id: String::new(),
+            data: json!({ "reason": "daemon restart" }),
+        }],
         origin: Origin::Aos,
         extra: Default::default(),
     });
@@ -122,7 +144,10 @@ async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
     tracing::info!(session = %scb.session_id, "stale dispatch interrupted after restart");
     k.emit(
         "session.interrupted",
-        HookScope { agent_id: Some(&scb.agent_id), session_id: Some(&scb.session_id) },
+        HookScope {
+            agent_id: Some(&scb.agent_id),
+            session_id: Some(&scb.session_id),
+        },
         json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "reason": "daemon restart" }),
     );
     Ok(())

@@ -62,12 +62,13 @@ impl SkillRegistry {
         on_change: impl Fn() + Send + Sync + 'static,
     ) -> notify::Result<notify::RecommendedWatcher> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            // Reading SKILL.md (our own scan) raises access events: ignore them.
-            if res.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
-                let _ = tx.send(());
-            }
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                // Reading SKILL.md (our own scan) raises access events: ignore them.
+                if res.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+                    let _ = tx.send(());
+                }
+            })?;
         for root in &self.roots {
             if root.is_dir() {
                 watcher.watch(root, RecursiveMode::Recursive)?;
@@ -132,13 +133,15 @@ pub fn resolve_defaults(layers: &[(&'static str, &[SkillDefaultRule])]) -> Vec<R
             }
         }
     }
-    let aos = out.entry(AOS_SKILL.into()).or_insert_with(|| ResolvedSkill {
-        name: AOS_SKILL.into(),
-        load: true,
-        start: false,
-        load_from: Some("kernel"),
-        start_from: None,
-    });
+    let aos = out
+        .entry(AOS_SKILL.into())
+        .or_insert_with(|| ResolvedSkill {
+            name: AOS_SKILL.into(),
+            load: true,
+            start: false,
+            load_from: Some("kernel"),
+            start_from: None,
+        });
     if !aos.load {
         aos.load = true;
         aos.load_from = Some("kernel");
@@ -173,14 +176,30 @@ mod tests {
     #[test]
     fn later_layers_override_per_field() {
         use Switch::*;
-        let system = [rule("ctx", Some(Enable), Some(Enable)), rule("ui", None, Some(Enable))];
-        let agent = [rule("ctx", None, Some(Disable)), rule("pdf", Some(Enable), None)];
-        let session = [rule("pdf", Some(Disable), None), rule("aos", Some(Disable), None)];
-        let r = resolve_defaults(&[("system", &system), ("agent", &agent), ("session", &session)]);
+        let system = [
+            rule("ctx", Some(Enable), Some(Enable)),
+            rule("ui", None, Some(Enable)),
+        ];
+        let agent = [
+            rule("ctx", None, Some(Disable)),
+            rule("pdf", Some(Enable), None),
+        ];
+        let session = [
+            rule("pdf", Some(Disable), None),
+            rule("aos", Some(Disable), None),
+        ];
+        let r = resolve_defaults(&[
+            ("system", &system),
+            ("agent", &agent),
+            ("session", &session),
+        ]);
         let get = |n: &str| r.iter().find(|x| x.name == n).expect("present").clone();
         let ctx = get("ctx");
         assert!(ctx.load && !ctx.start);
-        assert_eq!((ctx.load_from, ctx.start_from), (Some("system"), Some("agent")));
+        assert_eq!(
+            (ctx.load_from, ctx.start_from),
+            (Some("system"), Some("agent"))
+        );
         let pdf = get("pdf");
         assert!(!pdf.load && pdf.load_from == Some("session"));
         assert!(get("ui").start && !get("ui").load);

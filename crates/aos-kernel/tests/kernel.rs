@@ -22,11 +22,21 @@ fn config(roots: Vec<PathBuf>, defaults: AoscbDefaults) -> KernelConfig {
 
 async fn kernel(store: Store) -> Kernel {
     let defaults = AoscbDefaults {
-        default_skills: vec![SkillDefaultRule { name: "minimal".into(), load: Some(Switch::Enable), start: None }],
+        default_skills: vec![SkillDefaultRule {
+            name: "minimal".into(),
+            load: Some(Switch::Enable),
+            start: None,
+        }],
         ..AoscbDefaults::default()
     };
-    let roots = vec![aos_testkit::builtin_skills(), aos_testkit::third_party_skills(), aos_testkit::broken_skills()];
-    Kernel::start(store, config(roots, defaults)).await.expect("kernel start")
+    let roots = vec![
+        aos_testkit::builtin_skills(),
+        aos_testkit::third_party_skills(),
+        aos_testkit::broken_skills(),
+    ];
+    Kernel::start(store, config(roots, defaults))
+        .await
+        .expect("kernel start")
 }
 
 async fn call(k: &Kernel, req: Value) -> Value {
@@ -51,11 +61,21 @@ async fn new_session(k: &Kernel) -> (String, String) {
     let a = ok(k, json!({"op": "agent.create", "displayName": "a"})).await;
     let agent = a["data"]["agentId"].as_str().expect("agentId").to_string();
     let s = ok(k, json!({"op": "session.create", "agentId": agent})).await;
-    (agent, s["data"]["sessionId"].as_str().expect("sessionId").to_string())
+    (
+        agent,
+        s["data"]["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_string(),
+    )
 }
 
 async fn history(k: &Kernel, sid: &str) -> Vec<Value> {
-    let r = ok(k, json!({"op": "session.history.list", "sessionId": sid, "limit": 1000})).await;
+    let r = ok(
+        k,
+        json!({"op": "session.history.list", "sessionId": sid, "limit": 1000}),
+    )
+    .await;
     r["data"]["messages"].as_array().expect("messages").clone()
 }
 
@@ -67,18 +87,46 @@ async fn bootstrap_writes_its_facts(store: Store) {
     let k = kernel(store).await;
     let (_, sid) = new_session(&k).await;
     let h = history(&k, &sid).await;
-    let kinds: Vec<String> = h.iter().map(|m| m["parts"][0]["type"].as_str().unwrap_or("").to_string()).collect();
-    assert_eq!(kinds, ["data-bootstrap", "data-skill-load", "data-skill-load", "data-bootstrap"]);
+    let kinds: Vec<String> = h
+        .iter()
+        .map(|m| m["parts"][0]["type"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "data-bootstrap",
+            "data-skill-load",
+            "data-skill-load",
+            "data-bootstrap"
+        ]
+    );
     assert_eq!(h[0]["parts"][0]["data"]["phase"], "begin");
-    assert_eq!(h[0]["parts"][0]["data"]["plannedNames"], json!(["aos", "minimal"]));
-    assert_eq!(h[1]["parts"][0]["data"]["name"], "aos", "aos is always first");
-    assert!(h[1]["parts"][0]["data"]["skillText"].as_str().expect("text").contains("aos"));
+    assert_eq!(
+        h[0]["parts"][0]["data"]["plannedNames"],
+        json!(["aos", "minimal"])
+    );
+    assert_eq!(
+        h[1]["parts"][0]["data"]["name"], "aos",
+        "aos is always first"
+    );
+    assert!(
+        h[1]["parts"][0]["data"]["skillText"]
+            .as_str()
+            .expect("text")
+            .contains("aos")
+    );
     assert_eq!(h[2]["parts"][0]["data"]["name"], "minimal");
     assert_eq!(h[3]["parts"][0]["data"]["phase"], "done");
-    let seqs: Vec<i64> = h.iter().map(|m| m["metadata"]["seq"].as_i64().expect("seq")).collect();
+    let seqs: Vec<i64> = h
+        .iter()
+        .map(|m| m["metadata"]["seq"].as_i64().expect("seq"))
+        .collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
     let s = ok(&k, json!({"op": "session.get", "sessionId": sid})).await;
-    assert_eq!((s["data"]["status"].as_str(), s["data"]["phase"].as_str()), (Some("ready"), Some("idle")));
+    assert_eq!(
+        (s["data"]["status"].as_str(), s["data"]["phase"].as_str()),
+        (Some("ready"), Some("idle"))
+    );
     assert_eq!(s["data"]["messageCount"], 4);
 }
 
@@ -89,9 +137,16 @@ async fn default_rules_resolve_per_level(store: Store) {
     let s = ok(&k, json!({"op": "session.create", "agentId": agent, "defaultSkills": [{"name": "docx-tools", "load": "enable"}]})).await;
     let sid = s["data"]["sessionId"].as_str().expect("id");
     let r = ok(&k, json!({"op": "skill.default.resolve", "sessionId": sid})).await;
-    assert_eq!(r["data"]["plannedNames"], json!(["aos", "docx-tools", "pdf"]));
-    let names: Vec<Value> = history(&k, sid).await.iter().filter(|m| m["parts"][0]["type"] == "data-skill-load")
-        .map(|m| m["parts"][0]["data"]["name"].clone()).collect();
+    assert_eq!(
+        r["data"]["plannedNames"],
+        json!(["aos", "docx-tools", "pdf"])
+    );
+    let names: Vec<Value> = history(&k, sid)
+        .await
+        .iter()
+        .filter(|m| m["parts"][0]["type"] == "data-skill-load")
+        .map(|m| m["parts"][0]["data"]["name"].clone())
+        .collect();
     assert_eq!(names, vec![json!("aos"), json!("docx-tools"), json!("pdf")]);
 }
 
@@ -99,7 +154,11 @@ async fn append_and_page(store: Store) {
     let k = kernel(store).await;
     let (_, sid) = new_session(&k).await;
     for i in 0..30 {
-        let r = ok(&k, json!({"op": "session.append", "sessionId": sid, "message": text(&format!("m{i}"))})).await;
+        let r = ok(
+            &k,
+            json!({"op": "session.append", "sessionId": sid, "message": text(&format!("m{i}"))}),
+        )
+        .await;
         assert_eq!(r["data"]["seq"], 5 + i);
     }
     let mut seen = Vec::new();
@@ -110,18 +169,36 @@ async fn append_and_page(store: Store) {
             req["cursor"] = json!(c);
         }
         let r = ok(&k, req).await;
-        seen.extend(r["data"]["messages"].as_array().expect("page").iter().map(|m| m["metadata"]["seq"].as_i64().expect("seq")));
+        seen.extend(
+            r["data"]["messages"]
+                .as_array()
+                .expect("page")
+                .iter()
+                .map(|m| m["metadata"]["seq"].as_i64().expect("seq")),
+        );
         match r["data"]["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
             None => break,
         }
     }
     assert_eq!(seen, (1..=34).collect::<Vec<_>>());
-    let r = ok(&k, json!({"op": "session.history.list", "sessionId": sid, "fromSeq": 10, "toSeq": 12})).await;
+    let r = ok(
+        &k,
+        json!({"op": "session.history.list", "sessionId": sid, "fromSeq": 10, "toSeq": 12}),
+    )
+    .await;
     assert_eq!(r["data"]["messages"].as_array().expect("page").len(), 3);
-    let one = ok(&k, json!({"op": "session.history.get", "sessionId": sid, "seq": 5})).await;
+    let one = ok(
+        &k,
+        json!({"op": "session.history.get", "sessionId": sid, "seq": 5}),
+    )
+    .await;
     assert_eq!(one["data"]["parts"][0]["text"], "m0");
-    let by_id = ok(&k, json!({"op": "session.history.get", "sessionId": sid, "messageId": one["data"]["id"]})).await;
+    let by_id = ok(
+        &k,
+        json!({"op": "session.history.get", "sessionId": sid, "messageId": one["data"]["id"]}),
+    )
+    .await;
     assert_eq!(by_id["data"], one["data"]);
 }
 
@@ -133,80 +210,236 @@ async fn bad_input_changes_nothing(store: Store) {
     let before_a = ok(&k, json!({"op": "agent.get", "agentId": agent})).await["data"].clone();
     let before_sys = ok(&k, json!({"op": "system.get"})).await["data"].clone();
     let cases = vec![
-        (json!({"op": "session.append", "sessionId": sid}), "request.invalid"),
-        (json!({"op": "session.append", "sessionId": sid, "message": {"role": "user", "parts": []}}), "request.invalid"),
-        (json!({"op": "session.append", "sessionId": sid, "message": {"role": "robot", "parts": [{"type": "text", "text": "x"}]}}), "request.invalid"),
-        (json!({"op": "session.append", "sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": 5}]}}), "request.invalid"),
-        (json!({"op": "session.append", "sessionId": sid, "message": text("x"), "extra": 1}), "request.invalid"),
-        (json!({"op": "session.append", "sessionId": 42, "message": text("x")}), "request.invalid"),
-        (json!({"op": "session.append", "sessionId": "../../etc/passwd", "message": text("x")}), "request.invalid"),
-        (json!({"op": "session.append", "sessionId": "se_missing", "message": text("x")}), "not_found"),
-        (json!({"op": "session.append", "sessionId": sid, "message": text("x"), "expectedRevision": 1}), "revision.conflict"),
-        (json!({"op": "session.append", "sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "id": "a/b", "text": "x"}]}}), "request.invalid"),
-        (json!({"op": "session.update", "sessionId": sid, "title": "x".repeat(300)}), "request.invalid"),
-        (json!({"op": "session.update", "sessionId": sid, "title": "t", "expectedRevision": 999}), "revision.conflict"),
-        (json!({"op": "session.update", "sessionId": sid, "autoFoldThreshold": -1}), "request.invalid"),
-        (json!({"op": "agent.update", "agentId": agent, "displayName": "bad\u{0}name"}), "request.invalid"),
-        (json!({"op": "agent.update", "agentId": agent, "defaultSkills": [{"name": "../x"}]}), "request.invalid"),
-        (json!({"op": "agent.update", "agentId": agent, "defaultSkills": [{"name": "x", "load": "maybe"}]}), "request.invalid"),
-        (json!({"op": "agent.update", "agentId": agent, "expectedRevision": 7, "displayName": "n"}), "revision.conflict"),
-        (json!({"op": "agent.get", "agentId": "ag_nope"}), "not_found"),
-        (json!({"op": "agent.create", "displayName": ["array"]}), "request.invalid"),
-        (json!({"op": "system.update", "maxTurns": 0}), "request.invalid"),
-        (json!({"op": "system.update", "model": ""}), "request.invalid"),
-        (json!({"op": "system.update", "expectedRevision": 99, "maxTurns": 3}), "revision.conflict"),
-        (json!({"op": "system.update", "bogus": true}), "request.invalid"),
-        (json!({"op": "skill.load", "name": "../../etc", "sessionId": sid}), "request.invalid"),
-        (json!({"op": "skill.load", "name": "no-such-skill", "sessionId": sid}), "skill.not_found"),
-        (json!({"op": "skill.load", "name": "bad-yaml", "sessionId": sid}), "skill.not_found"),
-        (json!({"op": "skill.unload", "name": "pdf", "sessionId": sid}), "skill.not_found"),
-        (json!({"op": "session.history.list", "sessionId": sid, "limit": 0}), "request.invalid"),
-        (json!({"op": "session.history.list", "sessionId": sid, "cursor": "abc"}), "request.invalid"),
-        (json!({"op": "content.put", "sessionId": sid}), "request.invalid"),
-        (json!({"op": "content.read", "contentId": "ct_nope"}), "content.not_found"),
-        (json!({"op": "content.search", "contentId": "ct_nope", "pattern": "("}), "request.invalid"),
-        (json!({"op": "runtime.log.list", "level": "loud"}), "request.invalid"),
+        (
+            json!({"op": "session.append", "sessionId": sid}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.append", "sessionId": sid, "message": {"role": "user", "parts": []}}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.append", "sessionId": sid, "message": {"role": "robot", "parts": [{"type": "text", "text": "x"}]}}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.append", "sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": 5}]}}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.append", "sessionId": sid, "message": text("x"), "extra": 1}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.append", "sessionId": 42, "message": text("x")}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.append", "sessionId": "../../etc/passwd", "message": text("x")}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.append", "sessionId": "se_missing", "message": text("x")}),
+            "not_found",
+        ),
+        (
+            json!({"op": "session.append", "sessionId": sid, "message": text("x"), "expectedRevision": 1}),
+            "revision.conflict",
+        ),
+        (
+            json!({"op": "session.append", "sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "id": "a/b", "text": "x"}]}}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.update", "sessionId": sid, "title": "x".repeat(300)}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.update", "sessionId": sid, "title": "t", "expectedRevision": 999}),
+            "revision.conflict",
+        ),
+        (
+            json!({"op": "session.update", "sessionId": sid, "autoFoldThreshold": -1}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "agent.update", "agentId": agent, "displayName": "bad\u{0}name"}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "agent.update", "agentId": agent, "defaultSkills": [{"name": "../x"}]}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "agent.update", "agentId": agent, "defaultSkills": [{"name": "x", "load": "maybe"}]}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "agent.update", "agentId": agent, "expectedRevision": 7, "displayName": "n"}),
+            "revision.conflict",
+        ),
+        (
+            json!({"op": "agent.get", "agentId": "ag_nope"}),
+            "not_found",
+        ),
+        (
+            json!({"op": "agent.create", "displayName": ["array"]}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "system.update", "maxTurns": 0}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "system.update", "model": ""}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "system.update", "expectedRevision": 99, "maxTurns": 3}),
+            "revision.conflict",
+        ),
+        (
+            json!({"op": "system.update", "bogus": true}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "skill.load", "name": "../../etc", "sessionId": sid}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "skill.load", "name": "no-such-skill", "sessionId": sid}),
+            "skill.not_found",
+        ),
+        (
+            json!({"op": "skill.load", "name": "bad-yaml", "sessionId": sid}),
+            "skill.not_found",
+        ),
+        (
+            json!({"op": "skill.unload", "name": "pdf", "sessionId": sid}),
+            "skill.not_found",
+        ),
+        (
+            json!({"op": "session.history.list", "sessionId": sid, "limit": 0}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.history.list", "sessionId": sid, "cursor": "abc"}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "content.put", "sessionId": sid}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "content.read", "contentId": "ct_nope"}),
+            "content.not_found",
+        ),
+        (
+            json!({"op": "content.search", "contentId": "ct_nope", "pattern": "("}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "runtime.log.list", "level": "loud"}),
+            "request.invalid",
+        ),
         (json!({"op": "no.such.op"}), "op.unknown"),
-        (json!({"op": "session.create", "agentId": "ag_nope"}), "not_found"),
+        (
+            json!({"op": "session.create", "agentId": "ag_nope"}),
+            "not_found",
+        ),
     ];
     for (req, code) in cases {
         err(&k, req, code).await;
     }
-    assert_eq!(ok(&k, json!({"op": "session.get", "sessionId": sid})).await["data"], before_s);
-    assert_eq!(ok(&k, json!({"op": "agent.get", "agentId": agent})).await["data"], before_a);
-    assert_eq!(ok(&k, json!({"op": "system.get"})).await["data"], before_sys);
+    assert_eq!(
+        ok(&k, json!({"op": "session.get", "sessionId": sid})).await["data"],
+        before_s
+    );
+    assert_eq!(
+        ok(&k, json!({"op": "agent.get", "agentId": agent})).await["data"],
+        before_a
+    );
+    assert_eq!(
+        ok(&k, json!({"op": "system.get"})).await["data"],
+        before_sys
+    );
     assert_eq!(history(&k, &sid).await.len(), 4);
 }
 
 async fn revisions_step_by_one(store: Store) {
     let k = kernel(store).await;
     let (agent, sid) = new_session(&k).await;
-    let r = ok(&k, json!({"op": "agent.update", "agentId": agent, "expectedRevision": 1, "displayName": "b"})).await;
+    let r = ok(
+        &k,
+        json!({"op": "agent.update", "agentId": agent, "expectedRevision": 1, "displayName": "b"}),
+    )
+    .await;
     assert_eq!(r["revision"], 2);
     let s = ok(&k, json!({"op": "session.get", "sessionId": sid})).await;
     let rev = s["data"]["revision"].as_i64().expect("rev");
-    let r = ok(&k, json!({"op": "session.update", "sessionId": sid, "expectedRevision": rev, "title": "T"})).await;
+    let r = ok(
+        &k,
+        json!({"op": "session.update", "sessionId": sid, "expectedRevision": rev, "title": "T"}),
+    )
+    .await;
     assert_eq!(r["revision"], rev + 1);
     let r = ok(&k, json!({"op": "session.append", "sessionId": sid, "expectedRevision": rev + 1, "message": text("x")})).await;
     assert_eq!(r["revision"], rev + 2);
-    let r = ok(&k, json!({"op": "system.update", "expectedRevision": 1, "maxTurns": 9, "model": "m2"})).await;
-    assert_eq!((r["revision"].as_i64(), r["data"]["maxTurns"].as_i64()), (Some(2), Some(9)));
+    let r = ok(
+        &k,
+        json!({"op": "system.update", "expectedRevision": 1, "maxTurns": 9, "model": "m2"}),
+    )
+    .await;
+    assert_eq!(
+        (r["revision"].as_i64(), r["data"]["maxTurns"].as_i64()),
+        (Some(2), Some(9))
+    );
 }
 
 async fn archived_objects_refuse_writes(store: Store) {
     let k = kernel(store).await;
     let (agent, sid) = new_session(&k).await;
     ok(&k, json!({"op": "session.archive", "sessionId": sid})).await;
-    err(&k, json!({"op": "session.append", "sessionId": sid, "message": text("x")}), "session.archived").await;
-    err(&k, json!({"op": "session.archive", "sessionId": sid}), "session.archived").await;
-    err(&k, json!({"op": "skill.load", "name": "pdf", "sessionId": sid}), "session.archived").await;
+    err(
+        &k,
+        json!({"op": "session.append", "sessionId": sid, "message": text("x")}),
+        "session.archived",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "session.archive", "sessionId": sid}),
+        "session.archived",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "skill.load", "name": "pdf", "sessionId": sid}),
+        "session.archived",
+    )
+    .await;
     assert_eq!(history(&k, &sid).await.len(), 4, "history is kept");
     let s2 = ok(&k, json!({"op": "session.create", "agentId": agent})).await;
     let sid2 = s2["data"]["sessionId"].as_str().expect("id").to_string();
     ok(&k, json!({"op": "agent.archive", "agentId": agent})).await;
-    err(&k, json!({"op": "agent.archive", "agentId": agent}), "agent.archived").await;
-    err(&k, json!({"op": "session.create", "agentId": agent}), "agent.archived").await;
-    err(&k, json!({"op": "session.append", "sessionId": sid2, "message": text("x")}), "agent.archived").await;
+    err(
+        &k,
+        json!({"op": "agent.archive", "agentId": agent}),
+        "agent.archived",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "session.create", "agentId": agent}),
+        "agent.archived",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "session.append", "sessionId": sid2, "message": text("x")}),
+        "agent.archived",
+    )
+    .await;
     let a = ok(&k, json!({"op": "agent.get", "agentId": agent})).await;
     assert_eq!(a["data"]["status"], "archived");
     assert!(a["data"]["archivedAt"].is_string());
@@ -217,38 +450,110 @@ async fn third_party_skills_index_and_load(store: Store) {
     let (_, sid) = new_session(&k).await;
     let list = ok(&k, json!({"op": "skill.list"})).await;
     let skills = list["data"]["skills"].as_array().expect("skills");
-    let find = |n: &str| skills.iter().find(|s| s["name"] == n).unwrap_or_else(|| panic!("{n} listed")).clone();
+    let find = |n: &str| {
+        skills
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap_or_else(|| panic!("{n} listed"))
+            .clone()
+    };
     assert_eq!(find("pdf")["valid"], true);
     assert_eq!(find("webapp-testing")["valid"], true);
     assert_eq!(find("bad-yaml")["valid"], false);
-    assert!(find("name-mismatch")["error"].as_str().expect("error").contains("directory name"));
+    assert!(
+        find("name-mismatch")["error"]
+            .as_str()
+            .expect("error")
+            .contains("directory name")
+    );
     let pdf = ok(&k, json!({"op": "skill.get", "name": "pdf"})).await;
-    assert!(pdf["data"]["skillText"].as_str().expect("text").contains("PDF Processing Guide"));
-    assert_eq!(pdf["data"]["manifest"]["license"], "Proprietary. LICENSE.txt has complete terms");
-    let r = ok(&k, json!({"op": "skill.load", "name": "pdf", "sessionId": sid})).await;
+    assert!(
+        pdf["data"]["skillText"]
+            .as_str()
+            .expect("text")
+            .contains("PDF Processing Guide")
+    );
+    assert_eq!(
+        pdf["data"]["manifest"]["license"],
+        "Proprietary. LICENSE.txt has complete terms"
+    );
+    let r = ok(
+        &k,
+        json!({"op": "skill.load", "name": "pdf", "sessionId": sid}),
+    )
+    .await;
     let seq = r["data"]["seq"].as_i64().expect("seq");
-    let m = ok(&k, json!({"op": "session.history.get", "sessionId": sid, "seq": seq})).await;
+    let m = ok(
+        &k,
+        json!({"op": "session.history.get", "sessionId": sid, "seq": seq}),
+    )
+    .await;
     let data = &m["data"]["parts"][0]["data"];
-    assert_eq!((data["cause"].as_str(), data["name"].as_str()), (Some("explicit"), Some("pdf")));
-    assert!(data["skillText"].as_str().expect("text").contains("scripts/check_fillable_fields.py"));
-    ok(&k, json!({"op": "skill.unload", "name": "pdf", "sessionId": sid})).await;
-    err(&k, json!({"op": "skill.unload", "name": "pdf", "sessionId": sid}), "skill.not_found").await;
+    assert_eq!(
+        (data["cause"].as_str(), data["name"].as_str()),
+        (Some("explicit"), Some("pdf"))
+    );
+    assert!(
+        data["skillText"]
+            .as_str()
+            .expect("text")
+            .contains("scripts/check_fillable_fields.py")
+    );
+    ok(
+        &k,
+        json!({"op": "skill.unload", "name": "pdf", "sessionId": sid}),
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "skill.unload", "name": "pdf", "sessionId": sid}),
+        "skill.not_found",
+    )
+    .await;
     let cat = ok(&k, json!({"op": "skill.catalog.preview"})).await;
-    assert_eq!(cat["data"]["catalog"].as_array().expect("catalog").len(), skills.iter().filter(|s| s["valid"] == true).count());
+    assert_eq!(
+        cat["data"]["catalog"].as_array().expect("catalog").len(),
+        skills.iter().filter(|s| s["valid"] == true).count()
+    );
 }
 
 async fn content_put_read_search(store: Store) {
     let k = kernel(store).await;
     let (_, sid) = new_session(&k).await;
-    let body: String = (1..=500).map(|i| format!("line {i}{}\n", if i % 100 == 0 { " MARK" } else { "" })).collect();
-    let put = ok(&k, json!({"op": "content.put", "sessionId": sid, "content": body})).await;
+    let body: String = (1..=500)
+        .map(|i| format!("line {i}{}\n", if i % 100 == 0 { " MARK" } else { "" }))
+        .collect();
+    let put = ok(
+        &k,
+        json!({"op": "content.put", "sessionId": sid, "content": body}),
+    )
+    .await;
     let cid = put["data"]["contentId"].as_str().expect("id");
     assert_eq!(put["data"]["lineCount"], 500);
-    let r = ok(&k, json!({"op": "content.read", "contentId": cid, "offset": 10, "limit": 3})).await;
+    let r = ok(
+        &k,
+        json!({"op": "content.read", "contentId": cid, "offset": 10, "limit": 3}),
+    )
+    .await;
     assert_eq!(r["data"]["content"], "line 11\nline 12\nline 13");
-    assert_eq!((r["data"]["totalLines"].as_i64(), r["data"]["offset"].as_i64()), (Some(500), Some(10)));
-    let s = ok(&k, json!({"op": "content.search", "contentId": cid, "pattern": "MARK$"})).await;
-    let lines: Vec<i64> = s["data"]["matches"].as_array().expect("matches").iter().map(|m| m["lineNumber"].as_i64().expect("n")).collect();
+    assert_eq!(
+        (
+            r["data"]["totalLines"].as_i64(),
+            r["data"]["offset"].as_i64()
+        ),
+        (Some(500), Some(10))
+    );
+    let s = ok(
+        &k,
+        json!({"op": "content.search", "contentId": cid, "pattern": "MARK$"}),
+    )
+    .await;
+    let lines: Vec<i64> = s["data"]["matches"]
+        .as_array()
+        .expect("matches")
+        .iter()
+        .map(|m| m["lineNumber"].as_i64().expect("n"))
+        .collect();
     assert_eq!(lines, [100, 200, 300, 400, 500]);
 }
 
@@ -259,25 +564,61 @@ async fn runtime_log_records_commands_not_queries(store: Store) {
     err(&k, json!({"op": "session.append", "sessionId": sid, "message": text("x"), "expectedRevision": 1}), "revision.conflict").await;
     let log = ok(&k, json!({"op": "runtime.log.list", "sessionId": sid})).await;
     let entries = log["data"]["entries"].as_array().expect("entries");
-    let ops: Vec<&str> = entries.iter().map(|e| e["op"].as_str().expect("op")).collect();
-    assert_eq!(ops, ["session.create", "session.append"], "queries are not logged");
+    let ops: Vec<&str> = entries
+        .iter()
+        .map(|e| e["op"].as_str().expect("op"))
+        .collect();
+    assert_eq!(
+        ops,
+        ["session.create", "session.append"],
+        "queries are not logged"
+    );
     assert_eq!(entries[1]["level"], "warn");
     assert_eq!(entries[1]["data"]["error"]["code"], "revision.conflict");
-    let by_agent = ok(&k, json!({"op": "runtime.log.list", "agentId": agent, "operation": "agent.create"})).await;
-    assert_eq!(by_agent["data"]["entries"].as_array().expect("entries").len(), 1);
+    let by_agent = ok(
+        &k,
+        json!({"op": "runtime.log.list", "agentId": agent, "operation": "agent.create"}),
+    )
+    .await;
+    assert_eq!(
+        by_agent["data"]["entries"]
+            .as_array()
+            .expect("entries")
+            .len(),
+        1
+    );
 }
 
 async fn later_machinery_answers_clearly(store: Store) {
     let k = kernel(store).await;
     let (_, sid) = new_session(&k).await;
     err(&k, json!({"op": "session.dispatch", "sessionId": sid, "message": {"role": "user", "content": "hi"}}), "not_implemented").await;
-    err(&k, json!({"op": "skill.start", "name": "pdf"}), "not_implemented").await;
-    err(&k, json!({"op": "session.context.fold", "sessionId": sid}), "context.engine_unavailable").await;
-    err(&k, json!({"op": "session.dispatch", "sessionId": "se_nope"}), "not_found").await;
+    err(
+        &k,
+        json!({"op": "skill.start", "name": "pdf"}),
+        "not_implemented",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "session.context.fold", "sessionId": sid}),
+        "context.engine_unavailable",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "session.dispatch", "sessionId": "se_nope"}),
+        "not_found",
+    )
+    .await;
     let svc = ok(&k, json!({"op": "service.list"})).await;
     assert_eq!(svc["data"]["services"], json!([]));
     let ctx = ok(&k, json!({"op": "session.context.get", "sessionId": sid})).await;
-    assert_eq!(ctx["data"]["messages"], json!([]), "no engine: empty context");
+    assert_eq!(
+        ctx["data"]["messages"],
+        json!([]),
+        "no engine: empty context"
+    );
     assert_eq!(history(&k, &sid).await.len(), 4);
 }
 

@@ -3,8 +3,8 @@
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_store::{HistoryQuery, NewMessage, Store};
 use aos_types::{
-    Acb, AgentStatus, Origin, Part, Request, Role, SCHEMA_VERSION, Scb, SessionPhase,
-    SessionStatus, SkillDefaultRule, Switch, ToolState, BashInput, now,
+    Acb, AgentStatus, BashInput, Origin, Part, Request, Role, SCHEMA_VERSION, Scb, SessionPhase,
+    SessionStatus, SkillDefaultRule, Switch, ToolState, now,
 };
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -17,7 +17,11 @@ fn config(roots: Vec<PathBuf>, watch: bool) -> KernelConfig {
         node_id: "this-node".into(),
         system_name: "test".into(),
         defaults: AoscbDefaults {
-            default_skills: vec![SkillDefaultRule { name: "minimal".into(), load: Some(Switch::Enable), start: None }],
+            default_skills: vec![SkillDefaultRule {
+                name: "minimal".into(),
+                load: Some(Switch::Enable),
+                start: None,
+            }],
             ..AoscbDefaults::default()
         },
         lease_ttl_ms: 60_000,
@@ -26,76 +30,179 @@ fn config(roots: Vec<PathBuf>, watch: bool) -> KernelConfig {
 }
 
 fn roots() -> Vec<PathBuf> {
-    vec![aos_testkit::builtin_skills(), aos_testkit::third_party_skills()]
+    vec![
+        aos_testkit::builtin_skills(),
+        aos_testkit::third_party_skills(),
+    ]
 }
 
 async fn call(k: &Kernel, req: Value) -> Value {
-    serde_json::to_value(k.syscall(&Principal::Operator, Request::from_value(req).expect("req")).await).expect("ser")
+    serde_json::to_value(
+        k.syscall(&Principal::Operator, Request::from_value(req).expect("req"))
+            .await,
+    )
+    .expect("ser")
 }
 
 fn agent() -> Acb {
     let t = now();
     Acb {
-        schema_version: SCHEMA_VERSION.into(), agent_id: aos_types::new_id(aos_types::IdKind::Agent),
-        status: AgentStatus::Active, display_name: "a".into(), revision: 1, created_by: "human".into(),
-        created_at: t.clone(), updated_at: t, archived_at: None, default_skills: vec![],
-        auto_fold_threshold: None, model: None, permissions: None,
+        schema_version: SCHEMA_VERSION.into(),
+        agent_id: aos_types::new_id(aos_types::IdKind::Agent),
+        status: AgentStatus::Active,
+        display_name: "a".into(),
+        revision: 1,
+        created_by: "human".into(),
+        created_at: t.clone(),
+        updated_at: t,
+        archived_at: None,
+        default_skills: vec![],
+        auto_fold_threshold: None,
+        model: None,
+        permissions: None,
     }
 }
 
 fn session(agent_id: &str, status: SessionStatus, phase: SessionPhase) -> Scb {
     let t = now();
     Scb {
-        schema_version: SCHEMA_VERSION.into(), session_id: aos_types::new_id(aos_types::IdKind::Session),
-        agent_id: agent_id.into(), status, phase, lease_id: None, lease_holder: None,
-        lease_expires_at: None, title: None, revision: 1, created_by: "human".into(),
-        created_at: t.clone(), updated_at: t, archived_at: None, default_skills: vec![],
-        auto_fold_threshold: None, message_count: 0, last_message_seq: None,
+        schema_version: SCHEMA_VERSION.into(),
+        session_id: aos_types::new_id(aos_types::IdKind::Session),
+        agent_id: agent_id.into(),
+        status,
+        phase,
+        lease_id: None,
+        lease_holder: None,
+        lease_expires_at: None,
+        title: None,
+        revision: 1,
+        created_by: "human".into(),
+        created_at: t.clone(),
+        updated_at: t,
+        archived_at: None,
+        default_skills: vec![],
+        auto_fold_threshold: None,
+        message_count: 0,
+        last_message_seq: None,
     }
 }
 
 fn sys(part: Part) -> NewMessage {
-    NewMessage { role: Role::System, parts: vec![part], origin: Origin::Aos, extra: Default::default() }
+    NewMessage {
+        role: Role::System,
+        parts: vec![part],
+        origin: Origin::Aos,
+        extra: Default::default(),
+    }
 }
 
 async fn parts(store: &Store, sid: &str) -> Vec<Part> {
-    let q = HistoryQuery { from_seq: 1, to_seq: None, limit: 1000 };
-    store.history(sid, &q).await.expect("history").into_iter().flat_map(|m| m.parts).collect()
+    let q = HistoryQuery {
+        from_seq: 1,
+        to_seq: None,
+        limit: 1000,
+    };
+    store
+        .history(sid, &q)
+        .await
+        .expect("history")
+        .into_iter()
+        .flat_map(|m| m.parts)
+        .collect()
 }
 
 fn kind(p: &Part) -> String {
-    serde_json::to_value(p).expect("ser")["type"].as_str().expect("type").to_string()
+    serde_json::to_value(p).expect("ser")["type"]
+        .as_str()
+        .expect("type")
+        .to_string()
 }
 
 async fn half_done_bootstrap_is_finished(store: Store) {
-    store.aoscb_init(&AoscbDefaults::default().to_aoscb("t", "x")).await.expect("aoscb");
+    store
+        .aoscb_init(&AoscbDefaults::default().to_aoscb("t", "x"))
+        .await
+        .expect("aoscb");
     let a = agent();
     store.agent_insert(&a).await.expect("agent");
-    let s = session(&a.agent_id, SessionStatus::Initializing, SessionPhase::Bootstrapping);
+    let s = session(
+        &a.agent_id,
+        SessionStatus::Initializing,
+        SessionPhase::Bootstrapping,
+    );
     store.session_insert(&s).await.expect("session");
-    let begin = Part::DataBootstrap { id: String::new(), data: json!({"phase": "begin", "plannedNames": ["aos", "minimal"]}) };
-    let aos = Part::DataSkillLoad { id: String::new(), data: json!({"cause": "default", "ownerType": "system", "name": "aos", "skillText": "x"}) };
-    store.append(&s.session_id, None, vec![sys(begin), sys(aos)]).await.expect("append");
+    let begin = Part::DataBootstrap {
+        id: String::new(),
+        data: json!({"phase": "begin", "plannedNames": ["aos", "minimal"]}),
+    };
+    let aos = Part::DataSkillLoad {
+        id: String::new(),
+        data: json!({"cause": "default", "ownerType": "system", "name": "aos", "skillText": "x"}),
+    };
+    store
+        .append(&s.session_id, None, vec![sys(begin), sys(aos)])
+        .await
+        .expect("append");
     // A second session crashed after `done` but before it was marked ready.
-    let s2 = session(&a.agent_id, SessionStatus::Initializing, SessionPhase::Bootstrapping);
+    let s2 = session(
+        &a.agent_id,
+        SessionStatus::Initializing,
+        SessionPhase::Bootstrapping,
+    );
     store.session_insert(&s2).await.expect("session2");
-    let begin2 = Part::DataBootstrap { id: String::new(), data: json!({"phase": "begin", "plannedNames": ["aos"]}) };
-    let done2 = Part::DataBootstrap { id: String::new(), data: json!({"phase": "done"}) };
-    store.append(&s2.session_id, None, vec![sys(begin2), sys(done2)]).await.expect("append2");
+    let begin2 = Part::DataBootstrap {
+        id: String::new(),
+        data: json!({"phase": "begin", "plannedNames": ["aos"]}),
+    };
+    let done2 = Part::DataBootstrap {
+        id: String::new(),
+        data: json!({"phase": "done"}),
+    };
+    store
+        .append(&s2.session_id, None, vec![sys(begin2), sys(done2)])
+        .await
+        .expect("append2");
 
-    let _k = Kernel::start(store.clone(), config(roots(), false)).await.expect("start");
+    let _k = Kernel::start(store.clone(), config(roots(), false))
+        .await
+        .expect("start");
     let p = parts(&store, &s.session_id).await;
-    assert_eq!(p.iter().map(kind).collect::<Vec<_>>(), ["data-bootstrap", "data-skill-load", "data-skill-load", "data-bootstrap"]);
-    assert_eq!(p[2].data().expect("data")["name"], "minimal", "only the missing load is added");
+    assert_eq!(
+        p.iter().map(kind).collect::<Vec<_>>(),
+        [
+            "data-bootstrap",
+            "data-skill-load",
+            "data-skill-load",
+            "data-bootstrap"
+        ]
+    );
+    assert_eq!(
+        p[2].data().expect("data")["name"],
+        "minimal",
+        "only the missing load is added"
+    );
     assert_eq!(p[3].data().expect("data")["phase"], "done");
     let scb = store.session_get(&s.session_id).await.expect("get");
-    assert_eq!((scb.status, scb.phase), (SessionStatus::Ready, SessionPhase::Idle));
-    assert_eq!(parts(&store, &s2.session_id).await.len(), 2, "nothing appended twice");
-    assert_eq!(store.session_get(&s2.session_id).await.expect("get").status, SessionStatus::Ready);
+    assert_eq!(
+        (scb.status, scb.phase),
+        (SessionStatus::Ready, SessionPhase::Idle)
+    );
+    assert_eq!(
+        parts(&store, &s2.session_id).await.len(),
+        2,
+        "nothing appended twice"
+    );
+    assert_eq!(
+        store.session_get(&s2.session_id).await.expect("get").status,
+        SessionStatus::Ready
+    );
 }
 
 async fn stale_dispatch_is_interrupted(store: Store, live_other_lease_survives: bool) {
-    store.aoscb_init(&AoscbDefaults::default().to_aoscb("t", "x")).await.expect("aoscb");
+    store
+        .aoscb_init(&AoscbDefaults::default().to_aoscb("t", "x"))
+        .await
+        .expect("aoscb");
     let a = agent();
     store.agent_insert(&a).await.expect("agent");
     let mut s = session(&a.agent_id, SessionStatus::Ready, SessionPhase::Dispatched);
@@ -104,23 +211,49 @@ async fn stale_dispatch_is_interrupted(store: Store, live_other_lease_survives: 
     s.lease_expires_at = Some("2000-01-01T00:00:00.000Z".into());
     store.session_insert(&s).await.expect("session");
     let call = Part::ToolBash {
-        id: String::new(), tool_call_id: "call_1".into(), state: ToolState::InputAvailable,
-        input: BashInput { command: "sleep 100".into(), cwd: None, timeout_ms: None }, output: None, error_text: None,
+        id: String::new(),
+        tool_call_id: "call_1".into(),
+        state: ToolState::InputAvailable,
+        input: BashInput {
+            command: "sleep 100".into(),
+            cwd: None,
+            timeout_ms: None,
+        },
+        output: None,
+        error_text: None,
     };
-    let msg = NewMessage { role: Role::Assistant, parts: vec![call], origin: Origin::Assistant, extra: Default::default() };
-    store.append(&s.session_id, None, vec![msg]).await.expect("append");
+    let msg = NewMessage {
+        role: Role::Assistant,
+        parts: vec![call],
+        origin: Origin::Assistant,
+        extra: Default::default(),
+    };
+    store
+        .append(&s.session_id, None, vec![msg])
+        .await
+        .expect("append");
     let mut live = session(&a.agent_id, SessionStatus::Ready, SessionPhase::Dispatched);
     live.lease_id = Some("ls_2".into());
     live.lease_holder = Some("other-node".into());
     live.lease_expires_at = Some("2999-01-01T00:00:00.000Z".into());
     store.session_insert(&live).await.expect("live");
 
-    let _k = Kernel::start(store.clone(), config(roots(), false)).await.expect("start");
+    let _k = Kernel::start(store.clone(), config(roots(), false))
+        .await
+        .expect("start");
     let p = parts(&store, &s.session_id).await;
     assert_eq!(p.len(), 3);
     match &p[1] {
-        Part::ToolBash { tool_call_id, state, error_text, .. } => {
-            assert_eq!((tool_call_id.as_str(), *state), ("call_1", ToolState::OutputError));
+        Part::ToolBash {
+            tool_call_id,
+            state,
+            error_text,
+            ..
+        } => {
+            assert_eq!(
+                (tool_call_id.as_str(), *state),
+                ("call_1", ToolState::OutputError)
+            );
             assert!(error_text.as_deref().expect("text").contains("unknown"));
         }
         other => panic!("expected the closing tool result, got {other:?}"),
@@ -130,7 +263,10 @@ async fn stale_dispatch_is_interrupted(store: Store, live_other_lease_survives: 
     assert_eq!(scb.phase, SessionPhase::Idle);
     assert!(scb.lease_id.is_none() && scb.lease_holder.is_none() && scb.lease_expires_at.is_none());
     let other = store.session_get(&live.session_id).await.expect("get");
-    assert_eq!(other.phase == SessionPhase::Dispatched, live_other_lease_survives);
+    assert_eq!(
+        other.phase == SessionPhase::Dispatched,
+        live_other_lease_survives
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +297,9 @@ async fn postgres_live_lease_of_another_node_is_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_follow_the_lifecycle() {
     let (store, _d) = aos_testkit::sqlite_store().await;
-    let k = Kernel::start(store, config(roots(), false)).await.expect("start");
+    let k = Kernel::start(store, config(roots(), false))
+        .await
+        .expect("start");
     let (_, mut rx) = k.events().subscribe(None);
     let a = call(&k, json!({"op": "agent.create"})).await;
     let agent = a["data"]["agentId"].as_str().expect("id").to_string();
@@ -172,27 +310,52 @@ async fn events_follow_the_lifecycle() {
     while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
         names.push(e.name.clone());
         if e.name == "session.started" {
-            assert_eq!((e.agent_id.as_deref(), e.session_id.as_deref()), (Some(agent.as_str()), Some(sid.as_str())));
+            assert_eq!(
+                (e.agent_id.as_deref(), e.session_id.as_deref()),
+                (Some(agent.as_str()), Some(sid.as_str()))
+            );
             assert_eq!(e.payload["cause"], "create");
         }
     }
-    for want in ["agent.started", "skill.default.resolve.after", "context.ingest", "skill.load.after",
-                 "session.bootstrap.after", "session.started", "session.archived"] {
-        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    for want in [
+        "agent.started",
+        "skill.default.resolve.after",
+        "context.ingest",
+        "skill.load.after",
+        "session.bootstrap.after",
+        "session.started",
+        "session.archived",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
     }
     let (past, _) = k.events().subscribe(Some(0));
-    assert!(past.len() >= names.len(), "the ring keeps events for Last-Event-ID resume");
+    assert!(
+        past.len() >= names.len(),
+        "the ring keeps events for Last-Event-ID resume"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skill_roots_are_reindexed_on_change() {
     let (store, _d) = aos_testkit::sqlite_store().await;
     let root = tempfile::tempdir().expect("root");
-    let k = Kernel::start(store, config(vec![root.path().to_path_buf()], true)).await.expect("start");
+    let k = Kernel::start(store, config(vec![root.path().to_path_buf()], true))
+        .await
+        .expect("start");
     let get = json!({"op": "skill.get", "name": "fresh"});
-    assert_eq!(call(&k, get.clone()).await["error"]["code"], "skill.not_found");
+    assert_eq!(
+        call(&k, get.clone()).await["error"]["code"],
+        "skill.not_found"
+    );
     std::fs::create_dir(root.path().join("fresh")).expect("mkdir");
-    std::fs::write(root.path().join("fresh/SKILL.md"), "---\nname: fresh\ndescription: new\n---\nHello\n").expect("write");
+    std::fs::write(
+        root.path().join("fresh/SKILL.md"),
+        "---\nname: fresh\ndescription: new\n---\nHello\n",
+    )
+    .expect("write");
     let mut found = false;
     for _ in 0..100 {
         if call(&k, get.clone()).await["ok"] == true {

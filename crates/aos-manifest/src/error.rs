@@ -4,7 +4,9 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
     /// No `---` frontmatter block.
-    #[error("SKILL.md has no YAML frontmatter: start the file with a line `---`, the fields, then `---`")]
+    #[error(
+        "SKILL.md has no YAML frontmatter: start the file with a line `---`, the fields, then `---`"
+    )]
     NoFrontmatter,
     /// YAML that does not parse.
     #[error("SKILL.md frontmatter is not valid YAML: {0}")]

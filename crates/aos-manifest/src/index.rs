@@ -70,7 +70,10 @@ pub fn scan_roots(roots: &[PathBuf]) -> SkillIndex {
         dirs.sort();
         for dir in dirs {
             let entry = index_one(&dir);
-            if let Some(first) = found.iter().find(|e| e.name == entry.name && e.manifest.is_some()) {
+            if let Some(first) = found
+                .iter()
+                .find(|e| e.name == entry.name && e.manifest.is_some())
+            {
                 found.push(IndexedSkill {
                     error: Some(
                         ManifestError::Duplicate {
@@ -106,7 +109,8 @@ fn index_one(dir: &Path) -> IndexedSkill {
     let parsed = std::fs::read(dir.join("SKILL.md"))
         .map_err(|e| ManifestError::Io(e.to_string()))
         .and_then(|bytes| {
-            String::from_utf8(bytes).map_err(|_| ManifestError::Io("SKILL.md is not valid UTF-8".into()))
+            String::from_utf8(bytes)
+                .map_err(|_| ManifestError::Io("SKILL.md is not valid UTF-8".into()))
         })
         .and_then(|text| parse_skill_md(&text, &dir));
     match parsed {

@@ -128,8 +128,8 @@ pub fn parse_skill_md(text: &str, dir: &Path) -> Result<SkillManifest, ManifestE
     let (front, body) = split_frontmatter(text)?;
     let yaml: serde_yaml::Value =
         serde_yaml::from_str(front).map_err(|e| ManifestError::BadYaml(e.to_string()))?;
-    let Value::Object(mut fields) = serde_json::to_value(yaml)
-        .map_err(|e| ManifestError::BadYaml(e.to_string()))?
+    let Value::Object(mut fields) =
+        serde_json::to_value(yaml).map_err(|e| ManifestError::BadYaml(e.to_string()))?
     else {
         return Err(ManifestError::BadYaml(
             "the frontmatter must be a mapping of `field: value` lines".into(),
@@ -208,7 +208,10 @@ fn split_frontmatter(text: &str) -> Result<(&str, &str), ManifestError> {
     Err(ManifestError::NoFrontmatter)
 }
 
-fn take_string(fields: &mut Map<String, Value>, key: &'static str) -> Result<String, ManifestError> {
+fn take_string(
+    fields: &mut Map<String, Value>,
+    key: &'static str,
+) -> Result<String, ManifestError> {
     match fields.remove(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
         Some(Value::String(_)) | None | Some(Value::Null) => Err(ManifestError::Missing(key)),
@@ -253,7 +256,10 @@ fn check_service(path: &str, dir: &Path) -> Result<ServiceSpec, ManifestError> {
         _ => return Err(ManifestError::ServiceMissing(path.to_string())),
     };
     if !inside {
-        return Err(bad("service", format!("{path:?} resolves (through a symlink) outside the skill directory")));
+        return Err(bad(
+            "service",
+            format!("{path:?} resolves (through a symlink) outside the skill directory"),
+        ));
     }
     let kind = if path.ends_with(".wasm") {
         ServiceKind::Wasm
@@ -279,19 +285,27 @@ fn check_capabilities(c: &Capabilities) -> Result<(), ManifestError> {
         if syscall_info(s).is_none() && !is_syscall_group(s) {
             return Err(bad(
                 format!("capabilities.syscalls[{i}]"),
-                format!("{s:?} is neither a syscall nor a group (session.read, session.write, content.read, content.write, agent.read, skill.read, …)"),
+                format!(
+                    "{s:?} is neither a syscall nor a group (session.read, session.write, content.read, content.write, agent.read, skill.read, …)"
+                ),
             ));
         }
     }
     for (i, g) in c.fs.iter().enumerate() {
         let root_ok = ["$SKILL_DIR", "$AOS_HOME"].iter().any(|r| {
-            g.host == *r || g.host.strip_prefix(r).is_some_and(|rest| rest.starts_with('/'))
+            g.host == *r
+                || g.host
+                    .strip_prefix(r)
+                    .is_some_and(|rest| rest.starts_with('/'))
         });
         let rest = g.host.split_once('/').map_or("", |(_, r)| r);
         if !root_ok || !is_contained(Path::new(rest)) {
             return Err(bad(
                 format!("capabilities.fs[{i}].host"),
-                format!("{:?} must start with $SKILL_DIR or $AOS_HOME and contain no `..`", g.host),
+                format!(
+                    "{:?} must start with $SKILL_DIR or $AOS_HOME and contain no `..`",
+                    g.host
+                ),
             ));
         }
         if !g.guest.starts_with('/') || !is_contained(Path::new(&g.guest[1..])) {
@@ -302,9 +316,14 @@ fn check_capabilities(c: &Capabilities) -> Result<(), ManifestError> {
         }
     }
     for (i, n) in c.net.iter().enumerate() {
-        let ok = n.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        let ok = n
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
         if !ok {
-            return Err(bad(format!("capabilities.net[{i}]"), format!("{n:?} must be host:port, e.g. \"api.example.com:443\"")));
+            return Err(bad(
+                format!("capabilities.net[{i}]"),
+                format!("{n:?} must be host:port, e.g. \"api.example.com:443\""),
+            ));
         }
     }
     Ok(())

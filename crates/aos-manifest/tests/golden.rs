@@ -6,7 +6,9 @@ use aos_manifest::{ServiceKind, parse_skill_md, scan_roots};
 use std::path::{Path, PathBuf};
 
 fn fixtures(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
 }
 
 fn dirs(kind: &str) -> Vec<PathBuf> {
@@ -49,10 +51,19 @@ fn every_bad_fixture_fails_with_its_message() {
 #[test]
 fn third_party_fields_are_kept_and_unknown_ones_warned() {
     let dir = fixtures("good").join("docx-tools");
-    let m = parse_skill_md(&std::fs::read_to_string(dir.join("SKILL.md")).expect("read"), &dir)
-        .expect("parse");
-    assert_eq!(m.license.as_ref().and_then(|v| v.as_str()), Some("Apache-2.0"));
-    assert_eq!(m.metadata.as_ref().expect("metadata")["author"], "example-org");
+    let m = parse_skill_md(
+        &std::fs::read_to_string(dir.join("SKILL.md")).expect("read"),
+        &dir,
+    )
+    .expect("parse");
+    assert_eq!(
+        m.license.as_ref().and_then(|v| v.as_str()),
+        Some("Apache-2.0")
+    );
+    assert_eq!(
+        m.metadata.as_ref().expect("metadata")["author"],
+        "example-org"
+    );
     assert!(m.allowed_tools.is_some() && m.compatibility.is_some());
     assert!(m.extra.contains_key("x-vendor-tags"));
     assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
@@ -62,10 +73,16 @@ fn third_party_fields_are_kept_and_unknown_ones_warned() {
 #[test]
 fn capabilities_are_read_exactly() {
     let dir = fixtures("good").join("my-guard-wasm");
-    let m = parse_skill_md(&std::fs::read_to_string(dir.join("SKILL.md")).expect("read"), &dir)
-        .expect("parse");
+    let m = parse_skill_md(
+        &std::fs::read_to_string(dir.join("SKILL.md")).expect("read"),
+        &dir,
+    )
+    .expect("parse");
     let svc = m.service.expect("service");
-    assert_eq!((svc.path.as_str(), svc.kind), ("./service.wasm", ServiceKind::Wasm));
+    assert_eq!(
+        (svc.path.as_str(), svc.kind),
+        ("./service.wasm", ServiceKind::Wasm)
+    );
     assert_eq!(m.capabilities.hooks, vec!["tool.before"]);
     assert_eq!(m.capabilities.fs.len(), 2);
     assert_eq!(m.capabilities.limits.memory_mb, Some(64));
@@ -78,10 +95,14 @@ fn a_service_symlinked_outside_the_skill_is_refused() {
     let dir = tmp.path().join("sneaky");
     std::fs::create_dir(&dir).expect("mkdir");
     std::fs::write(tmp.path().join("outside.py"), "print(1)").expect("write");
-    std::os::unix::fs::symlink(tmp.path().join("outside.py"), dir.join("service.py")).expect("symlink");
+    std::os::unix::fs::symlink(tmp.path().join("outside.py"), dir.join("service.py"))
+        .expect("symlink");
     let text = "---\nname: sneaky\ndescription: d\nservice: ./service.py\n---\nx\n";
     let err = parse_skill_md(text, &dir).expect_err("escape");
-    assert!(err.to_string().contains("outside the skill directory"), "{err}");
+    assert!(
+        err.to_string().contains("outside the skill directory"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -95,7 +116,11 @@ fn a_scan_reports_bad_skills_and_keeps_the_good() {
     let dupes = index
         .entries
         .iter()
-        .filter(|e| e.error.as_deref().is_some_and(|x| x.contains("already provided")))
+        .filter(|e| {
+            e.error
+                .as_deref()
+                .is_some_and(|x| x.contains("already provided"))
+        })
         .count();
     assert_eq!(dupes, dirs("good").len());
 }

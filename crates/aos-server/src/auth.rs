@@ -17,9 +17,15 @@ impl Tokens {
 
     /// The principal for a request's `Authorization: Bearer …`, if valid.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<Principal> {
-        let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-        let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
-        constant_time_eq(token.trim().as_bytes(), self.operator.as_bytes()).then_some(Principal::Operator)
+        let value = headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))?;
+        constant_time_eq(token.trim().as_bytes(), self.operator.as_bytes())
+            .then_some(Principal::Operator)
     }
 }
 

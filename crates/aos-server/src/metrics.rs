@@ -29,7 +29,11 @@ pub struct Metrics {
 impl Metrics {
     /// Records one syscall.
     pub fn syscall(&self, op: &str, code: &str, elapsed: Duration) {
-        let op = if aos_types::syscall_info(op).is_some() { op } else { "unknown" };
+        let op = if aos_types::syscall_info(op).is_some() {
+            op
+        } else {
+            "unknown"
+        };
         let Ok(mut ops) = self.ops.lock() else { return };
         let s = ops.entry(op.to_string()).or_default();
         *s.by_code.entry(code.to_string()).or_default() += 1;
@@ -66,17 +70,35 @@ impl Metrics {
         out.push_str("# HELP aos_syscall_duration_seconds Syscall latency, by op.\n# TYPE aos_syscall_duration_seconds histogram\n");
         for (op, s) in ops.iter() {
             for (b, n) in BUCKETS.iter().zip(s.buckets) {
-                let _ = writeln!(out, "aos_syscall_duration_seconds_bucket{{op=\"{op}\",le=\"{b}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "aos_syscall_duration_seconds_bucket{{op=\"{op}\",le=\"{b}\"}} {n}"
+                );
             }
-            let _ = writeln!(out, "aos_syscall_duration_seconds_bucket{{op=\"{op}\",le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "aos_syscall_duration_seconds_sum{{op=\"{op}\"}} {}", s.sum_s);
-            let _ = writeln!(out, "aos_syscall_duration_seconds_count{{op=\"{op}\"}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "aos_syscall_duration_seconds_bucket{{op=\"{op}\",le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "aos_syscall_duration_seconds_sum{{op=\"{op}\"}} {}",
+                s.sum_s
+            );
+            let _ = writeln!(
+                out,
+                "aos_syscall_duration_seconds_count{{op=\"{op}\"}} {}",
+                s.count
+            );
         }
         drop(ops);
         out.push_str("# HELP aos_http_requests_total HTTP requests, by route and status.\n# TYPE aos_http_requests_total counter\n");
         if let Ok(m) = self.http_requests.lock() {
             for ((route, status), n) in m.iter() {
-                let _ = writeln!(out, "aos_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "aos_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
             }
         }
         out
@@ -96,7 +118,9 @@ mod tests {
         let text = m.render();
         assert!(text.contains("aos_syscalls_total{op=\"agent.get\",code=\"ok\"} 1"));
         assert!(text.contains("aos_syscalls_total{op=\"unknown\",code=\"op.unknown\"} 1"));
-        assert!(text.contains("aos_syscall_duration_seconds_bucket{op=\"agent.get\",le=\"0.0005\"} 1"));
+        assert!(
+            text.contains("aos_syscall_duration_seconds_bucket{op=\"agent.get\",le=\"0.0005\"} 1")
+        );
         assert!(text.contains("aos_syscall_duration_seconds_count{op=\"agent.get\"} 2"));
     }
 }

@@ -47,7 +47,8 @@ pub fn app(kernel: Kernel, operator_token: String, metrics: Arc<Metrics>) -> Rou
 }
 
 fn json_response(resp: &Response) -> HttpResponse {
-    let status = StatusCode::from_u16(resp.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(resp.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(resp)).into_response()
 }
 
@@ -73,7 +74,11 @@ async fn syscall(
         Ok(b) if b.len() <= MAX_BODY_BYTES => b,
         Ok(_) | Err(BytesRejection::FailedToBufferBody(_)) => {
             st.metrics.http("/v1/syscall", 413);
-            return error_response("", ErrorCode::RequestTooLarge, "request body is larger than 8 MiB");
+            return error_response(
+                "",
+                ErrorCode::RequestTooLarge,
+                "request body is larger than 8 MiB",
+            );
         }
         Err(e) => {
             st.metrics.http("/v1/syscall", 400);
@@ -106,7 +111,11 @@ async fn health(State(st): State<AppState>) -> HttpResponse {
 
 async fn metrics_text(State(st): State<AppState>, headers: HeaderMap) -> HttpResponse {
     if st.tokens.authenticate(&headers).is_none() {
-        return error_response("", ErrorCode::AuthRequired, "missing or invalid bearer token");
+        return error_response(
+            "",
+            ErrorCode::AuthRequired,
+            "missing or invalid bearer token",
+        );
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -129,12 +138,20 @@ async fn events(
     Query(q): Query<EventsQuery>,
 ) -> HttpResponse {
     if st.tokens.authenticate(&headers).is_none() {
-        return error_response("", ErrorCode::AuthRequired, "missing or invalid bearer token");
+        return error_response(
+            "",
+            ErrorCode::AuthRequired,
+            "missing or invalid bearer token",
+        );
     }
     if let Some(s) = &q.scope
         && !["system", "agent", "session"].contains(&s.as_str())
     {
-        return error_response("", ErrorCode::RequestInvalid, "`scope` is one of system, agent, session");
+        return error_response(
+            "",
+            ErrorCode::RequestInvalid,
+            "`scope` is one of system, agent, session",
+        );
     }
     let last_id = headers
         .get("last-event-id")
@@ -146,7 +163,11 @@ async fn events(
         session_id: q.session_id,
     };
     Sse::new(event_stream(&st.kernel, filter, last_id))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keepalive"))
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(15))
+                .text("keepalive"),
+        )
         .into_response()
 }
 
@@ -166,7 +187,10 @@ fn event_stream(
         .filter(move |e| std::future::ready(filter.matches(e)))
         .map(|e| {
             let data = serde_json::to_string(&e).unwrap_or_default();
-            Ok(SseEvent::default().id(e.id.to_string()).event(e.name).data(data))
+            Ok(SseEvent::default()
+                .id(e.id.to_string())
+                .event(e.name)
+                .data(data))
         })
         .take_until(Box::pin(stopped))
 }

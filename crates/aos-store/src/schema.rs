@@ -138,10 +138,11 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), sqlx
     )
     .execute(&mut *tx)
     .await?;
-    let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM aos_schema_migrations")
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("v")?;
+    let current: i64 =
+        sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM aos_schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("v")?;
     for (version, sqlite, postgres) in MIGRATIONS {
         if *version <= current {
             continue;

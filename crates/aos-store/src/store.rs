@@ -125,12 +125,16 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
 fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
 }
@@ -215,7 +219,10 @@ impl Store {
             });
         }
         if let Some(s) = &schema {
-            let setup = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+            let setup = AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(url)
+                .await?;
             sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
                 .execute(&setup)
                 .await?;
@@ -341,12 +348,13 @@ impl Store {
         let old = cb.revision;
         cb.revision += 1;
         cb.updated_at = now();
-        let done = sqlx::query("UPDATE aoscb SET revision = $1, doc = $2 WHERE id = 1 AND revision = $3")
-            .bind(cb.revision)
-            .bind(serde_json::to_string(&cb)?)
-            .bind(old)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE aoscb SET revision = $1, doc = $2 WHERE id = 1 AND revision = $3")
+                .bind(cb.revision)
+                .bind(serde_json::to_string(&cb)?)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() != 1 {
             return Err(StoreError::RevisionConflict {
                 kind: "system",
@@ -521,14 +529,16 @@ impl Store {
 
     /// One session.
     pub async fn session_get(&self, session_id: &str) -> Result<Scb> {
-        let row = sqlx::query(&format!("SELECT {SCB_COLUMNS} FROM sessions WHERE session_id = $1"))
-            .bind(session_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "session",
-                id: session_id.into(),
-            })?;
+        let row = sqlx::query(&format!(
+            "SELECT {SCB_COLUMNS} FROM sessions WHERE session_id = $1"
+        ))
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "session",
+            id: session_id.into(),
+        })?;
         scb_from_row(&row)
     }
 
@@ -571,14 +581,16 @@ impl Store {
         f: impl FnOnce(&mut Scb) -> Result<()>,
     ) -> Result<Scb> {
         let (_g, mut tx) = self.write_tx().await?;
-        let row = sqlx::query(&format!("SELECT {SCB_COLUMNS} FROM sessions WHERE session_id = $1"))
-            .bind(session_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "session",
-                id: session_id.into(),
-            })?;
+        let row = sqlx::query(&format!(
+            "SELECT {SCB_COLUMNS} FROM sessions WHERE session_id = $1"
+        ))
+        .bind(session_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "session",
+            id: session_id.into(),
+        })?;
         let mut scb = scb_from_row(&row)?;
         check_revision("session", expected, scb.revision)?;
         f(&mut scb)?;
@@ -654,13 +666,15 @@ impl Store {
         let mut out = Vec::with_capacity(messages.len());
         for (i, m) in messages.into_iter().enumerate() {
             let msg = build_message(m, last - n + 1 + i as i64, &time);
-            sqlx::query("INSERT INTO messages (session_id, seq, message_id, doc) VALUES ($1, $2, $3, $4)")
-                .bind(session_id)
-                .bind(msg.metadata.seq)
-                .bind(&msg.id)
-                .bind(serde_json::to_string(&msg)?)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO messages (session_id, seq, message_id, doc) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(session_id)
+            .bind(msg.metadata.seq)
+            .bind(&msg.id)
+            .bind(serde_json::to_string(&msg)?)
+            .execute(&mut *tx)
+            .await?;
             out.push(msg);
         }
         tx.commit().await?;
@@ -671,12 +685,10 @@ impl Store {
     async fn append_refusal(&self, session_id: &str, expected: Option<i64>) -> StoreError {
         match self.session_get(session_id).await {
             Err(e) => e,
-            Ok(scb) if scb.status == SessionStatus::Archived => {
-                StoreError::Rejected {
+            Ok(scb) if scb.status == SessionStatus::Archived => StoreError::Rejected {
                 code: "session.archived",
                 message: format!("session {session_id} is archived"),
-            }
-            }
+            },
             Ok(scb) => StoreError::RevisionConflict {
                 kind: "session",
                 expected: expected.unwrap_or(-1),
@@ -857,11 +869,13 @@ impl Store {
 
     /// Whether a blob exists.
     pub async fn content_exists(&self, content_id: &str) -> Result<bool> {
-        Ok(sqlx::query("SELECT 1 AS one FROM content WHERE content_id = $1")
-            .bind(content_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        Ok(
+            sqlx::query("SELECT 1 AS one FROM content WHERE content_id = $1")
+                .bind(content_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
     }
 }
 

@@ -11,7 +11,10 @@ async fn aoscb_revisions(store: Store) {
     let cb = store.aoscb_init(&aoscb()).await.expect("init");
     assert_eq!(cb.revision, 1);
     // A second init with the same name/root changes nothing.
-    assert_eq!(store.aoscb_init(&aoscb()).await.expect("re-init").revision, 1);
+    assert_eq!(
+        store.aoscb_init(&aoscb()).await.expect("re-init").revision,
+        1
+    );
     let cb = store
         .aoscb_update(Some(1), |cb| {
             cb.max_turns = 7;
@@ -27,9 +30,20 @@ async fn aoscb_revisions(store: Store) {
         })
         .await
         .expect_err("stale revision");
-    assert!(matches!(err, StoreError::RevisionConflict { expected: 1, actual: 2, .. }));
+    assert!(matches!(
+        err,
+        StoreError::RevisionConflict {
+            expected: 1,
+            actual: 2,
+            ..
+        }
+    ));
     let cb = store.aoscb_get().await.expect("get");
-    assert_eq!((cb.revision, cb.max_turns), (2, 7), "conflict changed nothing");
+    assert_eq!(
+        (cb.revision, cb.max_turns),
+        (2, 7),
+        "conflict changed nothing"
+    );
 }
 
 async fn agent_crud(store: Store) {
@@ -51,15 +65,26 @@ async fn agent_crud(store: Store) {
         Err(StoreError::RevisionConflict { .. })
     ));
     let rejected = store
-        .agent_update(&a.agent_id, None, |_| Err(StoreError::Rejected { code: "agent.archived", message: "no".into() }))
+        .agent_update(&a.agent_id, None, |_| {
+            Err(StoreError::Rejected {
+                code: "agent.archived",
+                message: "no".into(),
+            })
+        })
         .await;
     assert!(matches!(rejected, Err(StoreError::Rejected { .. })));
     assert_eq!(store.agent_get(&a.agent_id).await.expect("get").revision, 2);
     let all = store.agent_list(None, None, 10).await.expect("list");
     assert_eq!(all.len(), 2);
-    let page = store.agent_list(None, Some(&all[0].agent_id), 10).await.expect("page");
+    let page = store
+        .agent_list(None, Some(&all[0].agent_id), 10)
+        .await
+        .expect("page");
     assert_eq!(page.len(), 1);
-    assert!(matches!(store.agent_get("ag_nope").await, Err(StoreError::NotFound { kind: "agent", .. })));
+    assert!(matches!(
+        store.agent_get("ag_nope").await,
+        Err(StoreError::NotFound { kind: "agent", .. })
+    ));
 }
 
 async fn append_is_gapless_under_concurrency(store: Store) {
@@ -69,7 +94,10 @@ async fn append_is_gapless_under_concurrency(store: Store) {
         let store = store.clone();
         let id = s.session_id.clone();
         tasks.push(tokio::spawn(async move {
-            store.append(&id, None, vec![text(&format!("m{i}"))]).await.expect("append")
+            store
+                .append(&id, None, vec![text(&format!("m{i}"))])
+                .await
+                .expect("append")
         }));
     }
     let mut seqs = BTreeSet::new();
@@ -79,9 +107,19 @@ async fn append_is_gapless_under_concurrency(store: Store) {
     }
     assert_eq!(seqs, (1..=60).collect::<BTreeSet<i64>>());
     let scb = store.session_get(&s.session_id).await.expect("get");
-    assert_eq!((scb.message_count, scb.last_message_seq, scb.revision), (60, Some(60), 61));
+    assert_eq!(
+        (scb.message_count, scb.last_message_seq, scb.revision),
+        (60, Some(60), 61)
+    );
     let hist = store
-        .history(&s.session_id, &HistoryQuery { from_seq: 1, to_seq: None, limit: 1000 })
+        .history(
+            &s.session_id,
+            &HistoryQuery {
+                from_seq: 1,
+                to_seq: None,
+                limit: 1000,
+            },
+        )
         .await
         .expect("history");
     let got: Vec<i64> = hist.iter().map(|m| m.metadata.seq).collect();
@@ -91,29 +129,65 @@ async fn append_is_gapless_under_concurrency(store: Store) {
 async fn batch_append_and_paging(store: Store) {
     let s = session(&store).await;
     let batch = (0..25).map(|i| text(&format!("b{i}"))).collect();
-    let (msgs, scb) = store.append(&s.session_id, Some(1), batch).await.expect("batch");
+    let (msgs, scb) = store
+        .append(&s.session_id, Some(1), batch)
+        .await
+        .expect("batch");
     assert_eq!(msgs.len(), 25);
     assert_eq!(scb.revision, 2, "one append, one revision");
-    assert!(msgs.iter().all(|m| m.parts.iter().all(|p| p.id().starts_with("pt_"))));
+    assert!(
+        msgs.iter()
+            .all(|m| m.parts.iter().all(|p| p.id().starts_with("pt_")))
+    );
     let page = store
-        .history(&s.session_id, &HistoryQuery { from_seq: 10, to_seq: Some(14), limit: 100 })
+        .history(
+            &s.session_id,
+            &HistoryQuery {
+                from_seq: 10,
+                to_seq: Some(14),
+                limit: 100,
+            },
+        )
         .await
         .expect("page");
-    assert_eq!(page.iter().map(|m| m.metadata.seq).collect::<Vec<_>>(), vec![10, 11, 12, 13, 14]);
+    assert_eq!(
+        page.iter().map(|m| m.metadata.seq).collect::<Vec<_>>(),
+        vec![10, 11, 12, 13, 14]
+    );
     let page = store
-        .history(&s.session_id, &HistoryQuery { from_seq: 20, to_seq: None, limit: 3 })
+        .history(
+            &s.session_id,
+            &HistoryQuery {
+                from_seq: 20,
+                to_seq: None,
+                limit: 3,
+            },
+        )
         .await
         .expect("page");
     assert_eq!(page.len(), 3);
-    let one = store.message_get(&s.session_id, &msgs[3].id).await.expect("message");
+    let one = store
+        .message_get(&s.session_id, &msgs[3].id)
+        .await
+        .expect("message");
     assert_eq!(one, msgs[3]);
 }
 
 async fn append_refusals_change_nothing(store: Store) {
     let s = session(&store).await;
-    store.append(&s.session_id, None, vec![text("a")]).await.expect("append");
+    store
+        .append(&s.session_id, None, vec![text("a")])
+        .await
+        .expect("append");
     let stale = store.append(&s.session_id, Some(1), vec![text("b")]).await;
-    assert!(matches!(stale, Err(StoreError::RevisionConflict { expected: 1, actual: 2, .. })));
+    assert!(matches!(
+        stale,
+        Err(StoreError::RevisionConflict {
+            expected: 1,
+            actual: 2,
+            ..
+        })
+    ));
     store
         .session_update(&s.session_id, None, |scb| {
             scb.status = SessionStatus::Archived;
@@ -121,8 +195,14 @@ async fn append_refusals_change_nothing(store: Store) {
         })
         .await
         .expect("archive");
-    assert!(matches!(store.append(&s.session_id, None, vec![text("c")]).await, Err(StoreError::Rejected { .. })));
-    assert!(matches!(store.append("se_nope", None, vec![text("c")]).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.append(&s.session_id, None, vec![text("c")]).await,
+        Err(StoreError::Rejected { .. })
+    ));
+    assert!(matches!(
+        store.append("se_nope", None, vec![text("c")]).await,
+        Err(StoreError::NotFound { .. })
+    ));
     let scb = store.session_get(&s.session_id).await.expect("get");
     assert_eq!((scb.message_count, scb.revision), (1, 3));
 }
@@ -151,7 +231,10 @@ async fn lease_columns_change_atomically(store: Store) {
 }
 
 async fn runtime_log_and_content(store: Store) {
-    for (i, op) in ["agent.create", "session.create", "agent.create"].iter().enumerate() {
+    for (i, op) in ["agent.create", "session.create", "agent.create"]
+        .iter()
+        .enumerate()
+    {
         store
             .log_append(NewLogEntry {
                 level: if i == 1 { "warn" } else { "info" },
@@ -166,16 +249,30 @@ async fn runtime_log_and_content(store: Store) {
             .await
             .expect("log");
     }
-    let all = store.log_list(&LogQuery { limit: 10, ..Default::default() }).await.expect("list");
+    let all = store
+        .log_list(&LogQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
     assert_eq!(all.len(), 3);
     assert_eq!(all[1].data.as_ref().expect("data")["i"], 1);
     let creates = store
-        .log_list(&LogQuery { op: Some("agent.create".into()), limit: 10, ..Default::default() })
+        .log_list(&LogQuery {
+            op: Some("agent.create".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .expect("filter");
     assert_eq!(creates.len(), 2);
     let after = store
-        .log_list(&LogQuery { after: Some(all[0].id), limit: 10, ..Default::default() })
+        .log_list(&LogQuery {
+            after: Some(all[0].id),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .expect("cursor");
     assert_eq!(after.len(), 2);
@@ -184,8 +281,16 @@ async fn runtime_log_and_content(store: Store) {
     assert_eq!((meta.size_chars, meta.line_count), (6, 3));
     let (m2, body) = store.content_get(&meta.content_id).await.expect("get");
     assert_eq!((m2, body.as_str()), (meta.clone(), "a\nb\nc\n"));
-    assert!(store.content_exists(&meta.content_id).await.expect("exists"));
-    assert!(matches!(store.content_get("ct_nope").await, Err(StoreError::NotFound { .. })));
+    assert!(
+        store
+            .content_exists(&meta.content_id)
+            .await
+            .expect("exists")
+    );
+    assert!(matches!(
+        store.content_get("ct_nope").await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 macro_rules! on_both_backends {
@@ -223,7 +328,9 @@ async fn sqlite_file_is_owned_by_one_daemon() {
     assert!(err.to_string().contains("already in use"), "{err}");
     first.close().await;
     drop(first);
-    Store::open(&url).await.expect("free again after the first closed");
+    Store::open(&url)
+        .await
+        .expect("free again after the first closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,7 +343,11 @@ async fn two_daemons_on_one_postgres_never_share_a_seq() {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
         let id = s.session_id.clone();
         tasks.push(tokio::spawn(async move {
-            store.append(&id, None, vec![text("x"), text("y")]).await.expect("append").0
+            store
+                .append(&id, None, vec![text("x"), text("y")])
+                .await
+                .expect("append")
+                .0
         }));
     }
     let mut seqs = Vec::new();

@@ -19,7 +19,10 @@ pub fn pg_url() -> String {
 
 /// A unique lowercase name with a prefix, usable as a schema or database name.
 pub fn unique_name(prefix: &str) -> String {
-    format!("{prefix}_{}", new_id(IdKind::Agent).trim_start_matches("ag_"))
+    format!(
+        "{prefix}_{}",
+        new_id(IdKind::Agent).trim_start_matches("ag_")
+    )
 }
 
 /// A store on a new SQLite file; keep the directory alive as long as the store.

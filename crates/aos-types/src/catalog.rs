@@ -118,11 +118,19 @@ pub struct SyscallInfo {
 }
 
 const fn cmd(op: &'static str, group: &'static str) -> SyscallInfo {
-    SyscallInfo { op, kind: SyscallKind::Command, group }
+    SyscallInfo {
+        op,
+        kind: SyscallKind::Command,
+        group,
+    }
 }
 
 const fn qry(op: &'static str, group: &'static str) -> SyscallInfo {
-    SyscallInfo { op, kind: SyscallKind::Query, group }
+    SyscallInfo {
+        op,
+        kind: SyscallKind::Query,
+        group,
+    }
 }
 
 /// Every syscall.

@@ -38,7 +38,11 @@ impl IdKind {
 
 /// A new, time-ordered id of the given kind (a prefixed, lowercase ULID).
 pub fn new_id(kind: IdKind) -> String {
-    format!("{}{}", kind.prefix(), ulid::Ulid::new().to_string().to_lowercase())
+    format!(
+        "{}{}",
+        kind.prefix(),
+        ulid::Ulid::new().to_string().to_lowercase()
+    )
 }
 
 /// Checks the shape of a client-supplied id: printable ASCII letters, digits,

@@ -18,9 +18,8 @@ impl Request {
     /// Decodes a request body. The body must be a JSON object whose `op` is a
     /// string; everything else is left for the op's own validation.
     pub fn decode(body: &[u8]) -> Result<Request, SyscallError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            SyscallError::invalid(format!("request body is not valid JSON: {e}"))
-        })?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| SyscallError::invalid(format!("request body is not valid JSON: {e}")))?;
         Self::from_value(value)
     }
 
@@ -35,7 +34,9 @@ impl Request {
             Some(Value::String(op)) if !op.is_empty() && op.len() <= 128 => {
                 Ok(Request { op, params })
             }
-            Some(_) => Err(SyscallError::invalid("field `op` must be a non-empty string")),
+            Some(_) => Err(SyscallError::invalid(
+                "field `op` must be a non-empty string",
+            )),
             None => Err(SyscallError::invalid("field `op` is missing")),
         }
     }
@@ -116,7 +117,14 @@ mod tests {
 
     #[test]
     fn decode_rejects_bad_envelopes() {
-        for body in [&b"not json"[..], b"[]", b"{}", br#"{"op":3}"#, br#"{"op":""}"#, b"\xff\xfe"] {
+        for body in [
+            &b"not json"[..],
+            b"[]",
+            b"{}",
+            br#"{"op":3}"#,
+            br#"{"op":""}"#,
+            b"\xff\xfe",
+        ] {
             let e = Request::decode(body).expect_err("must fail");
             assert_eq!(e.code, ErrorCode::RequestInvalid);
         }
@@ -124,7 +132,8 @@ mod tests {
 
     #[test]
     fn responses_serialize_as_spec() {
-        let v = serde_json::to_value(Response::ok("system.get", Some(2), Value::Null)).expect("ser");
+        let v =
+            serde_json::to_value(Response::ok("system.get", Some(2), Value::Null)).expect("ser");
         assert_eq!(v["ok"], true);
         assert_eq!(v["revision"], 2);
         let e = Response::err("x", SyscallError::new(ErrorCode::OpUnknown, "no"));

@@ -52,10 +52,15 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
     k.inner.store.agent_insert(&acb).await.sys()?;
     k.emit(
         "agent.started",
-        HookScope { agent_id: Some(&acb.agent_id), session_id: None },
+        HookScope {
+            agent_id: Some(&acb.agent_id),
+            session_id: None,
+        },
         json!({ "agentId": acb.agent_id, "cause": "create" }),
     );
-    Ok(Done::data(json!(acb)).rev(acb.revision).ids(Some(&acb.agent_id), None))
+    Ok(Done::data(json!(acb))
+        .rev(acb.revision)
+        .ids(Some(&acb.agent_id), None))
 }
 
 #[derive(Deserialize)]
@@ -74,7 +79,9 @@ struct Get {
 pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let q: Get = decode("agent.get", params)?;
     params::id("agentId", &q.agent_id)?;
-    Ok(Done::data(json!(k.inner.store.agent_get(&q.agent_id).await.sys()?)))
+    Ok(Done::data(json!(
+        k.inner.store.agent_get(&q.agent_id).await.sys()?
+    )))
 }
 
 #[derive(Deserialize)]
@@ -91,8 +98,15 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
     if let Some(c) = &q.cursor {
         params::id("cursor", c)?;
     }
-    let agents = k.inner.store.agent_list(q.status, q.cursor.as_deref(), limit).await.sys()?;
-    let next = (agents.len() as i64 == limit).then(|| agents.last().map(|a| a.agent_id.clone())).flatten();
+    let agents = k
+        .inner
+        .store
+        .agent_list(q.status, q.cursor.as_deref(), limit)
+        .await
+        .sys()?;
+    let next = (agents.len() as i64 == limit)
+        .then(|| agents.last().map(|a| a.agent_id.clone()))
+        .flatten();
     Ok(Done::data(json!({ "agents": agents, "nextCursor": next })))
 }
 
@@ -156,7 +170,9 @@ pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
         })
         .await
         .sys()?;
-    Ok(Done::data(json!(acb)).rev(acb.revision).ids(Some(&acb.agent_id), None))
+    Ok(Done::data(json!(acb))
+        .rev(acb.revision)
+        .ids(Some(&acb.agent_id), None))
 }
 
 pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult {
@@ -177,8 +193,13 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
         .sys()?;
     k.emit(
         "agent.archived",
-        HookScope { agent_id: Some(&acb.agent_id), session_id: None },
+        HookScope {
+            agent_id: Some(&acb.agent_id),
+            session_id: None,
+        },
         json!({ "agentId": acb.agent_id }),
     );
-    Ok(Done::data(json!(acb)).rev(acb.revision).ids(Some(&acb.agent_id), None))
+    Ok(Done::data(json!(acb))
+        .rev(acb.revision)
+        .ids(Some(&acb.agent_id), None))
 }

@@ -23,22 +23,37 @@ struct Put {
 pub(crate) async fn put(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let p: Put = decode("content.put", params)?;
     if p.content.len() > MAX_CONTENT_BYTES {
-        return Err(SyscallError::new(ErrorCode::RequestTooLarge, "`content` is larger than 8 MiB"));
+        return Err(SyscallError::new(
+            ErrorCode::RequestTooLarge,
+            "`content` is larger than 8 MiB",
+        ));
     }
     let scb = load(k, &p.session_id).await?;
-    let meta = k.inner.store.content_put(&scb.session_id, &p.content).await.sys()?;
+    let meta = k
+        .inner
+        .store
+        .content_put(&scb.session_id, &p.content)
+        .await
+        .sys()?;
     Ok(Done::data(json!(meta)).ids(Some(&scb.agent_id), Some(&scb.session_id)))
 }
 
-async fn fetch(k: &Kernel, content_id: &str) -> Result<(aos_types::ContentMeta, String), SyscallError> {
+async fn fetch(
+    k: &Kernel,
+    content_id: &str,
+) -> Result<(aos_types::ContentMeta, String), SyscallError> {
     params::id("contentId", content_id)?;
-    k.inner.store.content_get(content_id).await.map_err(|e| match e {
-        StoreError::NotFound { .. } => SyscallError::new(
-            ErrorCode::ContentNotFound,
-            format!("content {content_id:?} does not exist"),
-        ),
-        other => params::store_err(other),
-    })
+    k.inner
+        .store
+        .content_get(content_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => SyscallError::new(
+                ErrorCode::ContentNotFound,
+                format!("content {content_id:?} does not exist"),
+            ),
+            other => params::store_err(other),
+        })
 }
 
 #[derive(Deserialize)]
@@ -53,11 +68,17 @@ pub(crate) async fn read(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let r: Read = decode("content.read", params)?;
     let offset = r.offset.unwrap_or(0);
     if offset < 0 {
-        return Err(SyscallError::invalid("`offset` is 0-based and must not be negative"));
+        return Err(SyscallError::invalid(
+            "`offset` is 0-based and must not be negative",
+        ));
     }
     let limit = params::limit(r.limit, 200)?;
     let (meta, body) = fetch(k, &r.content_id).await?;
-    let lines: Vec<&str> = body.lines().skip(offset as usize).take(limit as usize).collect();
+    let lines: Vec<&str> = body
+        .lines()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
     Ok(Done::data(json!({
         "contentId": meta.content_id,
         "content": lines.join("\n"),
@@ -91,5 +112,7 @@ pub(crate) async fn search(k: &Kernel, params: Map<String, Value>) -> OpResult {
         .take(limit as usize)
         .map(|(i, l)| json!({ "lineNumber": i + 1, "text": l }))
         .collect();
-    Ok(Done::data(json!({ "contentId": meta.content_id, "matches": matches })))
+    Ok(Done::data(
+        json!({ "contentId": meta.content_id, "matches": matches }),
+    ))
 }

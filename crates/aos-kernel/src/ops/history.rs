@@ -22,23 +22,32 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let q: List = decode("session.history.list", params)?;
     let limit = params::limit(q.limit, 100)?;
     let from = match &q.cursor {
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| SyscallError::invalid("`cursor` must be a cursor returned by a previous page"))?,
+        Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            SyscallError::invalid("`cursor` must be a cursor returned by a previous page")
+        })?,
         None => q.from_seq.unwrap_or(1),
     };
     if from < 1 || q.to_seq.is_some_and(|t| t < 1) {
         return Err(SyscallError::invalid("`fromSeq` and `toSeq` start at 1"));
     }
     let scb = load(k, &q.session_id).await?;
-    let query = HistoryQuery { from_seq: from, to_seq: q.to_seq, limit };
+    let query = HistoryQuery {
+        from_seq: from,
+        to_seq: q.to_seq,
+        limit,
+    };
     let messages = k.inner.store.history(&scb.session_id, &query).await.sys()?;
     let last = messages.last().map(|m| m.metadata.seq);
-    let bound = q.to_seq.unwrap_or(i64::MAX).min(scb.last_message_seq.unwrap_or(0));
-    let next = last.filter(|l| messages.len() as i64 == limit && *l < bound).map(|l| (l + 1).to_string());
-    Ok(Done::data(json!({ "sessionId": scb.session_id, "messages": messages, "nextCursor": next })))
+    let bound = q
+        .to_seq
+        .unwrap_or(i64::MAX)
+        .min(scb.last_message_seq.unwrap_or(0));
+    let next = last
+        .filter(|l| messages.len() as i64 == limit && *l < bound)
+        .map(|l| (l + 1).to_string());
+    Ok(Done::data(
+        json!({ "sessionId": scb.session_id, "messages": messages, "nextCursor": next }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -55,20 +64,35 @@ pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let msg = match (q.message_id, q.seq) {
         (Some(id), None) => {
             params::id("messageId", &id)?;
-            k.inner.store.message_get(&scb.session_id, &id).await.sys()?
+            k.inner
+                .store
+                .message_get(&scb.session_id, &id)
+                .await
+                .sys()?
         }
         (None, Some(seq)) => {
             let page = k
                 .inner
                 .store
-                .history(&scb.session_id, &HistoryQuery { from_seq: seq, to_seq: Some(seq), limit: 1 })
+                .history(
+                    &scb.session_id,
+                    &HistoryQuery {
+                        from_seq: seq,
+                        to_seq: Some(seq),
+                        limit: 1,
+                    },
+                )
                 .await
                 .sys()?;
             page.into_iter()
                 .next()
                 .ok_or_else(|| SyscallError::not_found("message", &format!("seq {seq}")))?
         }
-        _ => return Err(SyscallError::invalid("give exactly one of `messageId` or `seq`")),
+        _ => {
+            return Err(SyscallError::invalid(
+                "give exactly one of `messageId` or `seq`",
+            ));
+        }
     };
     Ok(Done::data(json!(msg)))
 }

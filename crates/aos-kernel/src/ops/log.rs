@@ -32,16 +32,30 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
         return Err(SyscallError::invalid("`level` is one of info, warn, error"));
     }
     let after = match &q.cursor {
-        Some(c) => Some(c.parse::<i64>().map_err(|_| SyscallError::invalid("`cursor` must come from a previous page"))?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| SyscallError::invalid("`cursor` must come from a previous page"))?,
+        ),
         None => None,
     };
     let limit = params::limit(q.limit, 100)?;
     let entries = k
         .inner
         .store
-        .log_list(&LogQuery { agent_id: q.agent_id, session_id: q.session_id, op: q.operation, level: q.level, after, limit })
+        .log_list(&LogQuery {
+            agent_id: q.agent_id,
+            session_id: q.session_id,
+            op: q.operation,
+            level: q.level,
+            after,
+            limit,
+        })
         .await
         .sys()?;
-    let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id.to_string())).flatten();
-    Ok(Done::data(json!({ "entries": entries, "nextCursor": next })))
+    let next = (entries.len() as i64 == limit)
+        .then(|| entries.last().map(|e| e.id.to_string()))
+        .flatten();
+    Ok(Done::data(
+        json!({ "entries": entries, "nextCursor": next }),
+    ))
 }

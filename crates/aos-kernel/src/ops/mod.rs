@@ -9,13 +9,18 @@ mod session;
 mod skill;
 mod system;
 
-use crate::kernel::{Kernel, OpResult};
 use crate::Principal;
+use crate::kernel::{Kernel, OpResult};
 use aos_types::{ErrorCode, SyscallError};
 use serde_json::{Map, Value};
 
 /// Dispatches a known op to its handler.
-pub(crate) async fn route(k: &Kernel, p: &Principal, op: &str, params: Map<String, Value>) -> OpResult {
+pub(crate) async fn route(
+    k: &Kernel,
+    p: &Principal,
+    op: &str,
+    params: Map<String, Value>,
+) -> OpResult {
     match op {
         "system.get" => system::get(k, params).await,
         "system.health" => system::health(k, params).await,
@@ -49,9 +54,18 @@ pub(crate) async fn route(k: &Kernel, p: &Principal, op: &str, params: Map<Strin
         "runtime.log.list" => log::list(k, params).await,
         "service.list" => later::service_list(params),
         "service.get" => later::service_get(params),
-        "session.dispatch" | "session.interrupt" | "session.compact" | "session.wait"
-        | "session.context.fold" | "session.context.unfold" | "skill.start" | "skill.stop"
+        "session.dispatch"
+        | "session.interrupt"
+        | "session.compact"
+        | "session.wait"
+        | "session.context.fold"
+        | "session.context.unfold"
+        | "skill.start"
+        | "skill.stop"
         | "skill.invoke" => later::not_yet(k, op, params).await,
-        _ => Err(SyscallError::new(ErrorCode::OpUnknown, format!("unknown syscall {op:?}"))),
+        _ => Err(SyscallError::new(
+            ErrorCode::OpUnknown,
+            format!("unknown syscall {op:?}"),
+        )),
     }
 }

@@ -111,7 +111,9 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let next = (sessions.len() as i64 == limit)
         .then(|| sessions.last().map(|s| s.session_id.clone()))
         .flatten();
-    Ok(Done::data(json!({ "sessions": sessions, "nextCursor": next })))
+    Ok(Done::data(
+        json!({ "sessions": sessions, "nextCursor": next }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -163,7 +165,9 @@ pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
         })
         .await
         .sys()?;
-    Ok(Done::data(json!(scb)).rev(scb.revision).ids(Some(&scb.agent_id), Some(&scb.session_id)))
+    Ok(Done::data(json!(scb))
+        .rev(scb.revision)
+        .ids(Some(&scb.agent_id), Some(&scb.session_id)))
 }
 
 #[derive(Deserialize)]
@@ -186,7 +190,10 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
             if s.phase == SessionPhase::Dispatched {
                 return Err(StoreError::Rejected {
                     code: "session.busy",
-                    message: format!("session {} runs a dispatch; interrupt it first", s.session_id),
+                    message: format!(
+                        "session {} runs a dispatch; interrupt it first",
+                        s.session_id
+                    ),
                 });
             }
             s.status = SessionStatus::Archived;
@@ -200,10 +207,15 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
     }
     k.emit(
         "session.archived",
-        HookScope { agent_id: Some(&scb.agent_id), session_id: Some(&scb.session_id) },
+        HookScope {
+            agent_id: Some(&scb.agent_id),
+            session_id: Some(&scb.session_id),
+        },
         json!({ "agentId": scb.agent_id, "sessionId": scb.session_id }),
     );
-    Ok(Done::data(json!(scb)).rev(scb.revision).ids(Some(&scb.agent_id), Some(&scb.session_id)))
+    Ok(Done::data(json!(scb))
+        .rev(scb.revision)
+        .ids(Some(&scb.agent_id), Some(&scb.session_id)))
 }
 
 #[derive(Deserialize)]
@@ -263,9 +275,11 @@ pub(crate) async fn append(k: &Kernel, _p: &Principal, params: Map<String, Value
     };
     let (msgs, after) = k.append(&scb, a.expected_revision, vec![msg]).await?;
     let m = &msgs[0];
-    Ok(Done::data(json!({ "messageId": m.id, "seq": m.metadata.seq }))
-        .rev(after.revision)
-        .ids(Some(&after.agent_id), Some(&after.session_id)))
+    Ok(
+        Done::data(json!({ "messageId": m.id, "seq": m.metadata.seq }))
+            .rev(after.revision)
+            .ids(Some(&after.agent_id), Some(&after.session_id)),
+    )
 }
 
 pub(crate) async fn context_get(k: &Kernel, params: Map<String, Value>) -> OpResult {
@@ -277,5 +291,7 @@ pub(crate) async fn context_get(k: &Kernel, params: Map<String, Value>) -> OpRes
 pub(crate) async fn context_rebuild(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let q: Get = decode("session.context.rebuild", params)?;
     let scb = load(k, &q.session_id).await?;
-    Ok(Done::data(json!(context::assemble(k, &scb, "rebuild").await?)))
+    Ok(Done::data(json!(
+        context::assemble(k, &scb, "rebuild").await?
+    )))
 }

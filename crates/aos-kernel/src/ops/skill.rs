@@ -54,8 +54,12 @@ pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let index = k.inner.skills.snapshot();
     let entry = index.entry(&q.name).ok_or_else(|| not_found(&q.name))?;
     let data = match &entry.manifest {
-        Some(m) => json!({ "name": m.name, "dir": entry.dir, "valid": true, "manifest": m, "skillText": m.body }),
-        None => json!({ "name": entry.name, "dir": entry.dir, "valid": false, "error": entry.error }),
+        Some(m) => {
+            json!({ "name": m.name, "dir": entry.dir, "valid": true, "manifest": m, "skillText": m.body })
+        }
+        None => {
+            json!({ "name": entry.name, "dir": entry.dir, "valid": false, "error": entry.error })
+        }
     };
     Ok(Done::data(data))
 }
@@ -71,18 +75,29 @@ pub(crate) async fn load(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let q: Load = decode("skill.load", params)?;
     params::skill_name("name", &q.name)?;
     let scb = writable(k, &q.session_id).await?;
-    let scope = || HookScope { agent_id: Some(&scb.agent_id), session_id: Some(&scb.session_id) };
+    let scope = || HookScope {
+        agent_id: Some(&scb.agent_id),
+        session_id: Some(&scb.session_id),
+    };
     let input = json!({ "name": q.name, "sessionId": scb.session_id });
-    k.inner.hooks.admit("skill.load.before", scope(), &input, input.clone()).await?;
+    k.inner
+        .hooks
+        .admit("skill.load.before", scope(), &input, input.clone())
+        .await?;
     let msg = skill_load_message(k, &q.name, "explicit", ("session", Some(&scb.session_id)))?;
     let (msgs, after) = k.append(&scb, None, vec![msg]).await?;
-    k.emit("skill.load.after", scope(), json!({ "name": q.name, "sessionId": scb.session_id }));
+    k.emit(
+        "skill.load.after",
+        scope(),
+        json!({ "name": q.name, "sessionId": scb.session_id }),
+    );
     let m = &msgs[0];
-    Ok(Done::data(json!({ "name": q.name, "messageId": m.id, "seq": m.metadata.seq }))
-        .rev(after.revision)
-        .ids(Some(&after.agent_id), Some(&after.session_id)))
+    Ok(
+        Done::data(json!({ "name": q.name, "messageId": m.id, "seq": m.metadata.seq }))
+            .rev(after.revision)
+            .ids(Some(&after.agent_id), Some(&after.session_id)),
+    )
 }
-
 
 /// Whether `name` is loaded in the session: its last load is not followed by
 /// an unload.
@@ -90,7 +105,11 @@ async fn is_loaded(k: &Kernel, session_id: &str, name: &str) -> Result<bool, Sys
     let mut loaded = false;
     let mut from = 1;
     loop {
-        let q = HistoryQuery { from_seq: from, to_seq: None, limit: 1000 };
+        let q = HistoryQuery {
+            from_seq: from,
+            to_seq: None,
+            limit: 1000,
+        };
         let page = k.inner.store.history(session_id, &q).await.sys()?;
         for m in &page {
             for p in &m.parts {
@@ -115,20 +134,28 @@ pub(crate) async fn unload(k: &Kernel, params: Map<String, Value>) -> OpResult {
     if !is_loaded(k, &scb.session_id, &q.name).await? {
         return Err(SyscallError::new(
             ErrorCode::SkillNotFound,
-            format!("skill {:?} is not loaded in session {}", q.name, scb.session_id),
+            format!(
+                "skill {:?} is not loaded in session {}",
+                q.name, scb.session_id
+            ),
         ));
     }
     let msg = NewMessage {
         role: Role::System,
-        parts: vec![Part::DataSkillUnload { id: String::new(), data: json!({ "name": q.name }) }],
+        parts: vec![Part::DataSkillUnload {
+            id: String::new(),
+            data: json!({ "name": q.name }),
+        }],
         origin: Origin::Aos,
         extra: Default::default(),
     };
     let (msgs, after) = k.append(&scb, None, vec![msg]).await?;
     let m = &msgs[0];
-    Ok(Done::data(json!({ "name": q.name, "messageId": m.id, "seq": m.metadata.seq }))
-        .rev(after.revision)
-        .ids(Some(&after.agent_id), Some(&after.session_id)))
+    Ok(
+        Done::data(json!({ "name": q.name, "messageId": m.id, "seq": m.metadata.seq }))
+            .rev(after.revision)
+            .ids(Some(&after.agent_id), Some(&after.session_id)),
+    )
 }
 
 pub(crate) async fn index_refresh(k: &Kernel, params: Map<String, Value>) -> OpResult {
@@ -137,17 +164,32 @@ pub(crate) async fn index_refresh(k: &Kernel, params: Map<String, Value>) -> OpR
         let input = json!({ "skillRoot": root });
         k.inner
             .hooks
-            .admit("skill.index.refresh.before", HookScope::default(), &input, input.clone())
+            .admit(
+                "skill.index.refresh.before",
+                HookScope::default(),
+                &input,
+                input.clone(),
+            )
             .await?;
     }
     let index = k.inner.skills.refresh();
     let errors: Vec<Value> = index
         .entries
         .iter()
-        .filter_map(|e| e.error.as_ref().map(|err| json!({ "name": e.name, "error": err })))
+        .filter_map(|e| {
+            e.error
+                .as_ref()
+                .map(|err| json!({ "name": e.name, "error": err }))
+        })
         .collect();
-    k.emit("skill.index.refresh.after", HookScope::default(), json!({ "indexedCount": index.valid_count() }));
-    Ok(Done::data(json!({ "indexedCount": index.valid_count(), "errors": errors })))
+    k.emit(
+        "skill.index.refresh.after",
+        HookScope::default(),
+        json!({ "indexedCount": index.valid_count() }),
+    );
+    Ok(Done::data(
+        json!({ "indexedCount": index.valid_count(), "errors": errors }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -162,7 +204,11 @@ struct Catalog {
 /// Discovery: the skills an owner may see. Without handlers every valid
 /// skill is a candidate and every candidate is selected (no policy).
 pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: bool) -> OpResult {
-    let op = if refresh { "skill.catalog.refresh" } else { "skill.catalog.preview" };
+    let op = if refresh {
+        "skill.catalog.refresh"
+    } else {
+        "skill.catalog.preview"
+    };
     let q: Catalog = decode(op, params)?;
     let owner_type = q.owner_type.unwrap_or(OwnerType::System);
     let (agent_id, session_id) = owner_ids(k, owner_type, q.owner_id.as_deref()).await?;
@@ -170,11 +216,18 @@ pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: boo
         params::short_text("query", text)?;
     }
     let limit = params::limit(q.limit, 1000)?;
-    let scope = || HookScope { agent_id: agent_id.as_deref(), session_id: session_id.as_deref() };
+    let scope = || HookScope {
+        agent_id: agent_id.as_deref(),
+        session_id: session_id.as_deref(),
+    };
     let mut query = json!(q.query);
     if refresh {
         let input = json!({ "ownerType": owner_type, "ownerId": q.owner_id, "query": query });
-        query = k.inner.hooks.admit("skill.discovery.before", scope(), &input, query).await?;
+        query = k
+            .inner
+            .hooks
+            .admit("skill.discovery.before", scope(), &input, query)
+            .await?;
     }
     let candidates: Vec<Value> = k
         .inner
@@ -187,9 +240,18 @@ pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: boo
     let out = k
         .inner
         .hooks
-        .transform("skill.discovery.resolve", scope(), &input, json!({ "selected": candidates }))
+        .transform(
+            "skill.discovery.resolve",
+            scope(),
+            &input,
+            json!({ "selected": candidates }),
+        )
         .await;
-    let mut selected = out.get("selected").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut selected = out
+        .get("selected")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     selected.truncate(limit as usize);
     if refresh {
         k.emit(
@@ -198,7 +260,9 @@ pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: boo
             json!({ "ownerType": owner_type, "ownerId": q.owner_id, "catalog": selected }),
         );
     }
-    Ok(Done::data(json!({ "ownerType": owner_type, "ownerId": q.owner_id, "catalog": selected })))
+    Ok(Done::data(
+        json!({ "ownerType": owner_type, "ownerId": q.owner_id, "catalog": selected }),
+    ))
 }
 
 /// Validates an owner reference and returns its (agentId, sessionId).
@@ -209,7 +273,9 @@ async fn owner_ids(
 ) -> Result<(Option<String>, Option<String>), SyscallError> {
     match (owner_type, owner_id) {
         (OwnerType::System, None) => Ok((None, None)),
-        (OwnerType::System, Some(_)) => Err(SyscallError::invalid("`ownerId` must be absent for ownerType system")),
+        (OwnerType::System, Some(_)) => Err(SyscallError::invalid(
+            "`ownerId` must be absent for ownerType system",
+        )),
         (OwnerType::Agent, Some(id)) => {
             params::id("ownerId", id)?;
             let a = k.inner.store.agent_get(id).await.sys()?;
@@ -219,7 +285,9 @@ async fn owner_ids(
             let s = session::load(k, id).await?;
             Ok((Some(s.agent_id), Some(s.session_id)))
         }
-        (_, None) => Err(SyscallError::invalid("`ownerId` is required for ownerType agent or session")),
+        (_, None) => Err(SyscallError::invalid(
+            "`ownerId` is required for ownerType agent or session",
+        )),
     }
 }
 
@@ -235,7 +303,11 @@ pub(crate) async fn default_resolve(k: &Kernel, params: Map<String, Value>) -> O
     let (owner_type, owner_id, resolved) = match (q.agent_id, q.session_id) {
         (None, Some(sid)) => {
             let s = session::load(k, &sid).await?;
-            ("session", Some(sid), resolve_for(k, &s.agent_id, &s.default_skills).await?)
+            (
+                "session",
+                Some(sid),
+                resolve_for(k, &s.agent_id, &s.default_skills).await?,
+            )
         }
         (Some(aid), None) => {
             params::id("agentId", &aid)?;
@@ -243,9 +315,17 @@ pub(crate) async fn default_resolve(k: &Kernel, params: Map<String, Value>) -> O
         }
         (None, None) => {
             let cb = k.inner.store.aoscb_get().await.sys()?;
-            ("system", None, resolve_defaults(&[("system", &cb.default_skills)]))
+            (
+                "system",
+                None,
+                resolve_defaults(&[("system", &cb.default_skills)]),
+            )
         }
-        (Some(_), Some(_)) => return Err(SyscallError::invalid("give `agentId` or `sessionId`, not both")),
+        (Some(_), Some(_)) => {
+            return Err(SyscallError::invalid(
+                "give `agentId` or `sessionId`, not both",
+            ));
+        }
     };
     Ok(Done::data(json!({
         "ownerType": owner_type, "ownerId": owner_id,
