@@ -192,9 +192,14 @@ impl Kernel {
     /// Executes one syscall for `principal`.
     pub async fn syscall(&self, principal: &Principal, req: Request) -> Response {
         let Request { op, params } = req;
-        let span = tracing::info_span!("syscall", op = %op);
+        let ids = LogIds::from_params(&params);
+        let span = tracing::info_span!(
+            "syscall",
+            op = %op,
+            agent = ids.agent_id.as_deref().unwrap_or(""),
+            session = ids.session_id.as_deref().unwrap_or(""),
+        );
         async {
-            let ids = LogIds::from_params(&params);
             let info = syscall_info(&op);
             let result = match info {
                 None => Err(SyscallError::new(

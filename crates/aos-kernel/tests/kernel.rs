@@ -622,6 +622,23 @@ async fn later_machinery_answers_clearly(store: Store) {
     assert_eq!(history(&k, &sid).await.len(), 4);
 }
 
+/// Every syscall of the catalogue is routed: none answers `op.unknown`, and an
+/// empty payload never succeeds where parameters are required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_syscall_exists() {
+    let (store, _d) = aos_testkit::sqlite_store().await;
+    let k = kernel(store).await;
+    for info in aos_types::SYSCALLS {
+        let r = call(&k, json!({"op": info.op})).await;
+        assert_ne!(
+            r["error"]["code"], "op.unknown",
+            "{} is not routed",
+            info.op
+        );
+        assert_ne!(r["error"]["code"], "internal", "{}: {r}", info.op);
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {

@@ -32,9 +32,51 @@ pub async fn sqlite_store() -> (Store, tempfile::TempDir) {
     (Store::open(&url).await.expect("open sqlite"), dir)
 }
 
+/// Drops schemas and databases that earlier test runs left behind (older than
+/// two hours, judged by the ULID time in their names), once per process, so a
+/// developer machine or a reused CI machine does not fill up.
+async fn sweep_stale() {
+    use sqlx::{Connection, Row};
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    sqlx::any::install_default_drivers();
+    let Ok(mut conn) = sqlx::AnyConnection::connect(&pg_url()).await else {
+        return;
+    };
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    let stale = |name: &str, prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|id| ulid::Ulid::from_string(&id.to_uppercase()).ok())
+            .is_some_and(|u| u.datetime() < cutoff)
+    };
+    let q = "SELECT nspname AS n FROM pg_namespace WHERE nspname LIKE 't\\_%'";
+    if let Ok(rows) = sqlx::query(q).fetch_all(&mut conn).await {
+        for name in rows.iter().filter_map(|r| r.try_get::<String, _>("n").ok()) {
+            if stale(&name, "t_") {
+                let _ = sqlx::query(&format!("DROP SCHEMA \"{name}\" CASCADE"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+    let q = "SELECT datname AS n FROM pg_database WHERE datname LIKE 'aos\\_e2e\\_%'";
+    if let Ok(rows) = sqlx::query(q).fetch_all(&mut conn).await {
+        for name in rows.iter().filter_map(|r| r.try_get::<String, _>("n").ok()) {
+            if stale(&name, "aos_e2e_") {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
 /// A store on a new schema of the test PostgreSQL server; returns the schema
 /// so a second store ("another daemon") can share it.
 pub async fn pg_store() -> (Store, String) {
+    sweep_stale().await;
     let schema = unique_name("t");
     (pg_store_in(&schema).await, schema)
 }
@@ -56,6 +98,7 @@ pub async fn pg_store_in(schema: &str) -> Store {
 /// daemons started as processes, which take a plain `--db` URL).
 pub async fn fresh_pg_database() -> String {
     use sqlx::Connection;
+    sweep_stale().await;
     let name = unique_name("aos_e2e");
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(&pg_url())
