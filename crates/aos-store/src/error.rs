@@ -50,9 +50,15 @@ pub enum StoreError {
     /// A stored record cannot be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
-    /// The database failed.
+    /// PostgreSQL failed.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
     /// Filesystem failure around the database.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

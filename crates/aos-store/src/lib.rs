@@ -2,19 +2,27 @@
 //! the RuntimeLog and the ContentStore, on SQLite (embedded default) or
 //! PostgreSQL (shared by several daemons).
 //!
-//! Both backends are real databases driven through one SQL implementation
-//! ([`Store`]) on sqlx's `Any` driver; the few dialect differences live in
-//! `schema.rs`. Guarantees:
-//! - `seq` of SessionHistory is 1, 2, 3… per session with no gap or duplicate,
-//!   under concurrent appends from many tasks and (on PostgreSQL) many daemons:
-//!   the session row is the counter, bumped in the same transaction that inserts
-//!   the messages.
-//! - Every control block change bumps `revision` by exactly 1 and may be made
+//! [`Store`] is the one API; two real backends sit behind it:
+//! - SQLite through rusqlite: one writer thread owns the write connection and
+//!   runs each whole operation (read-check-write transaction) in one hop;
+//!   reads use a small pool of connections on blocking threads (WAL lets them
+//!   run beside the writer). An exclusive lock file keeps a database file to
+//!   one daemon.
+//! - PostgreSQL through sqlx: row locks order concurrent writers, including
+//!   writers in other daemons.
+//!
+//! Guarantees on both:
+//! - `seq` of SessionHistory is 1, 2, 3… per session with no gap or duplicate:
+//!   the session row is the counter, bumped in the same transaction that
+//!   inserts the messages.
+//! - Every control-block change bumps `revision` by exactly 1 and may be made
 //!   conditional on `expectedRevision`.
-//! - A SQLite file is owned by one daemon at a time (an exclusive lock file).
 
+mod common;
 mod error;
+mod postgres;
 mod schema;
+mod sqlite;
 mod store;
 
 pub use error::StoreError;

@@ -2,9 +2,6 @@
 //! transaction; on PostgreSQL an advisory lock serialises daemons that start at
 //! the same time.
 
-use crate::store::Backend;
-use sqlx::{AnyPool, Row};
-
 /// Ordered migrations: (version, SQLite DDL, PostgreSQL DDL).
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, SQLITE_V1, POSTGRES_V1)];
 
@@ -124,34 +121,21 @@ CREATE TABLE content (
 );
 "#;
 
-/// Brings the schema up to date.
-pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+/// Brings a PostgreSQL schema up to date, under an advisory lock so daemons
+/// starting together do not race.
+pub(crate) async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    use sqlx::Row;
     let mut tx = pool.begin().await?;
-    if backend == Backend::Postgres {
-        // Serialise concurrent daemons; released at commit.
-        sqlx::query("SELECT pg_advisory_xact_lock(8420420)")
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS aos_schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let current: i64 =
-        sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM aos_schema_migrations")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("v")?;
-    for (version, sqlite, postgres) in MIGRATIONS {
-        if *version <= current {
-            continue;
-        }
-        let ddl = match backend {
-            Backend::Sqlite => sqlite,
-            Backend::Postgres => postgres,
-        };
-        for stmt in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+    sqlx::query("SELECT pg_advisory_xact_lock(8420420)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(CREATE_MIGRATIONS).execute(&mut *tx).await?;
+    let current: i64 = sqlx::query(CURRENT_VERSION)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("v")?;
+    for (version, _, ddl) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        for stmt in statements(ddl) {
             sqlx::query(stmt).execute(&mut *tx).await?;
         }
         sqlx::query("INSERT INTO aos_schema_migrations (version, applied_at) VALUES ($1, $2)")
@@ -162,4 +146,27 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), sqlx
         tracing::info!(version, "store migrated");
     }
     tx.commit().await
+}
+
+/// Brings a SQLite database up to date (the daemon lock is already held).
+pub(crate) fn migrate_sqlite(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(CREATE_MIGRATIONS, [])?;
+    let current: i64 = tx.query_row(CURRENT_VERSION, [], |r| r.get(0))?;
+    for (version, ddl, _) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        tx.execute_batch(ddl)?;
+        tx.execute(
+            "INSERT INTO aos_schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![version, aos_types::now()],
+        )?;
+        tracing::info!(version, "store migrated");
+    }
+    tx.commit()
+}
+
+const CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS aos_schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";
+const CURRENT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) AS v FROM aos_schema_migrations";
+
+fn statements(ddl: &str) -> impl Iterator<Item = &str> {
+    ddl.split(';').map(str::trim).filter(|s| !s.is_empty())
 }

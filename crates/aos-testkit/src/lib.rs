@@ -41,8 +41,7 @@ async fn sweep_stale() {
     if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
         return;
     }
-    sqlx::any::install_default_drivers();
-    let Ok(mut conn) = sqlx::AnyConnection::connect(&pg_url()).await else {
+    let Ok(mut conn) = sqlx::PgConnection::connect(&pg_url()).await else {
         return;
     };
     let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
@@ -100,8 +99,7 @@ pub async fn fresh_pg_database() -> String {
     use sqlx::Connection;
     sweep_stale().await;
     let name = unique_name("aos_e2e");
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&pg_url())
+    let mut conn = sqlx::PgConnection::connect(&pg_url())
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {} is required for the tests: {e}", pg_url()));
     sqlx::query(&format!("CREATE DATABASE {name}"))

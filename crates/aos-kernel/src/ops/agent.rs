@@ -147,7 +147,7 @@ pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let acb = k
         .inner
         .store
-        .agent_update(&u.agent_id, u.expected_revision, |a| {
+        .agent_update(&u.agent_id.clone(), u.expected_revision, move |a| {
             if a.status == AgentStatus::Archived {
                 return Err(archived(a));
             }

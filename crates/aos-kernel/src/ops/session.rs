@@ -148,7 +148,7 @@ pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let scb = k
         .inner
         .store
-        .session_update(&u.session_id, u.expected_revision, |s| {
+        .session_update(&u.session_id.clone(), u.expected_revision, move |s| {
             if s.status == SessionStatus::Archived {
                 return Err(session_archived(s));
             }

@@ -70,7 +70,7 @@ pub(crate) async fn update(k: &Kernel, p: Map<String, Value>) -> OpResult {
     let cb = k
         .inner
         .store
-        .aoscb_update(u.expected_revision, |cb| {
+        .aoscb_update(u.expected_revision, move |cb| {
             if let Some(m) = u.model {
                 cb.model = m;
             }

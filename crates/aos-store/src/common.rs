@@ -1,0 +1,179 @@
+//! What both backends share: building messages, revision checks, the SCB
+//! column overlay, RuntimeLog documents, content metadata.
+
+use crate::StoreError;
+use crate::store::{NewLogEntry, NewMessage};
+use aos_types::{
+    ContentMeta, IdKind, Message, MessageMetadata, RuntimeLogEntry, SCHEMA_VERSION, Scb,
+    SessionPhase, SessionStatus, new_id, now,
+};
+use serde_json::Value;
+
+pub(crate) type Result<T> = std::result::Result<T, StoreError>;
+
+/// The SCB fields that live in their own columns (authoritative over `doc`).
+pub(crate) struct ScbColumns {
+    pub status: String,
+    pub phase: String,
+    pub revision: i64,
+    pub lease_id: Option<String>,
+    pub lease_holder: Option<String>,
+    pub lease_expires_at: Option<String>,
+    pub message_count: i64,
+    pub last_message_seq: Option<i64>,
+    pub updated_at: String,
+    pub archived_at: Option<String>,
+    pub doc: String,
+}
+
+/// The column list matching [`ScbColumns`], in order.
+pub(crate) const SCB_COLUMNS: &str = "status, phase, revision, lease_id, lease_holder, lease_expires_at, message_count, last_message_seq, updated_at, archived_at, doc";
+
+impl ScbColumns {
+    /// The SCB: the doc, overlaid with the columns.
+    pub fn into_scb(self) -> Result<Scb> {
+        let mut scb: Scb = serde_json::from_str(&self.doc)?;
+        scb.status = SessionStatus::parse(&self.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("session status {:?}", self.status)))?;
+        scb.phase = SessionPhase::parse(&self.phase)
+            .ok_or_else(|| StoreError::Corrupt(format!("session phase {:?}", self.phase)))?;
+        scb.revision = self.revision;
+        scb.lease_id = self.lease_id;
+        scb.lease_holder = self.lease_holder;
+        scb.lease_expires_at = self.lease_expires_at;
+        scb.message_count = self.message_count;
+        scb.last_message_seq = self.last_message_seq;
+        scb.updated_at = self.updated_at;
+        scb.archived_at = self.archived_at;
+        Ok(scb)
+    }
+}
+
+/// Fails with a conflict when `expected` is given and differs.
+pub(crate) fn check_revision(kind: &'static str, expected: Option<i64>, actual: i64) -> Result<()> {
+    match expected {
+        Some(e) if e != actual => Err(StoreError::RevisionConflict {
+            kind,
+            expected: e,
+            actual,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Bumps a control block's revision and time after a change.
+pub(crate) fn bump(revision: &mut i64, updated_at: &mut String) -> i64 {
+    let old = *revision;
+    *revision += 1;
+    *updated_at = now();
+    old
+}
+
+/// Builds the stored message for `m` at `seq`, filling empty part ids.
+pub(crate) fn build_message(m: NewMessage, seq: i64, time: &str) -> Message {
+    let mut parts = m.parts;
+    for p in &mut parts {
+        if p.id().is_empty() {
+            *p.id_mut() = new_id(IdKind::Part);
+        }
+    }
+    Message {
+        id: new_id(IdKind::Message),
+        role: m.role,
+        parts,
+        metadata: MessageMetadata {
+            seq,
+            created_at: time.to_string(),
+            origin: m.origin,
+            from_agent_id: m.extra.from_agent_id,
+            parent_id: m.extra.parent_id,
+            summary: m.extra.summary,
+            finish: m.extra.finish,
+            error: m.extra.error,
+        },
+    }
+}
+
+/// The stored document of a log entry (the columns hold the rest).
+pub(crate) fn log_doc(e: &NewLogEntry) -> String {
+    serde_json::json!({
+        "ownerType": e.owner_type, "ownerId": e.owner_id, "refs": e.refs, "data": e.data,
+    })
+    .to_string()
+}
+
+/// Column values of a RuntimeLog row.
+pub(crate) struct LogRow {
+    pub id: i64,
+    pub time: String,
+    pub level: String,
+    pub op: String,
+    pub agent_id: Option<String>,
+    pub session_id: Option<String>,
+    pub doc: String,
+}
+
+impl LogRow {
+    /// The entry.
+    pub fn into_entry(self) -> Result<RuntimeLogEntry> {
+        let doc: Value = serde_json::from_str(&self.doc)?;
+        let opt = |k: &str| doc.get(k).filter(|v| !v.is_null()).cloned();
+        Ok(RuntimeLogEntry {
+            schema_version: SCHEMA_VERSION.into(),
+            id: self.id,
+            time: self.time,
+            level: self.level,
+            op: self.op,
+            owner_type: doc["ownerType"].as_str().unwrap_or("system").to_string(),
+            owner_id: opt("ownerId").and_then(|v| v.as_str().map(String::from)),
+            agent_id: self.agent_id,
+            session_id: self.session_id,
+            refs: opt("refs"),
+            data: opt("data"),
+        })
+    }
+}
+
+/// Metadata of a new blob.
+pub(crate) fn content_meta(session_id: &str, content: &str) -> ContentMeta {
+    ContentMeta {
+        schema_version: SCHEMA_VERSION.into(),
+        content_id: new_id(IdKind::Content),
+        session_id: session_id.to_string(),
+        size_chars: content.chars().count() as i64,
+        line_count: if content.is_empty() {
+            0
+        } else {
+            content.lines().count() as i64
+        },
+        created_at: now(),
+    }
+}
+
+/// The error for an append that matched no session row.
+pub(crate) fn append_refusal(
+    scb: Result<Scb>,
+    session_id: &str,
+    expected: Option<i64>,
+) -> StoreError {
+    match scb {
+        Err(e) => e,
+        Ok(scb) if scb.status == SessionStatus::Archived => StoreError::Rejected {
+            code: "session.archived",
+            message: format!("session {session_id} is archived"),
+        },
+        Ok(scb) => StoreError::RevisionConflict {
+            kind: "session",
+            expected: expected.unwrap_or(-1),
+            actual: scb.revision,
+        },
+    }
+}
+
+/// `NotFound` for a kind and id.
+pub(crate) fn not_found(kind: &'static str, id: &str) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}

@@ -1,0 +1,509 @@
+//! The PostgreSQL backend (sqlx). Several daemons may share one database: the
+//! `UPDATE … RETURNING` of the session row is both the `seq` counter and the
+//! row lock that orders appenders; control-block updates are
+//! compare-and-set on `revision`.
+
+use crate::StoreError;
+use crate::common::{
+    LogRow, Result, SCB_COLUMNS, ScbColumns, append_refusal, build_message, bump, check_revision,
+    log_doc, not_found,
+};
+use crate::schema;
+use crate::store::{HistoryQuery, LogQuery, NewLogEntry, NewMessage, StoreOptions};
+use aos_types::{
+    Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
+    SessionStatus, now,
+};
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+pub(crate) struct PgStore {
+    pool: PgPool,
+}
+
+fn scb_row(r: &PgRow) -> Result<Scb> {
+    ScbColumns {
+        status: r.try_get("status")?,
+        phase: r.try_get("phase")?,
+        revision: r.try_get("revision")?,
+        lease_id: r.try_get("lease_id")?,
+        lease_holder: r.try_get("lease_holder")?,
+        lease_expires_at: r.try_get("lease_expires_at")?,
+        message_count: r.try_get("message_count")?,
+        last_message_seq: r.try_get("last_message_seq")?,
+        updated_at: r.try_get("updated_at")?,
+        archived_at: r.try_get("archived_at")?,
+        doc: r.try_get("doc")?,
+    }
+    .into_scb()
+}
+
+fn doc<T: serde::de::DeserializeOwned>(r: &PgRow) -> Result<T> {
+    Ok(serde_json::from_str(&r.try_get::<String, _>("doc")?)?)
+}
+
+/// A compare-and-set that matched nothing: someone else changed the row.
+fn lost_race(kind: &'static str, old: i64, rows: u64) -> Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::RevisionConflict {
+            kind,
+            expected: old,
+            actual: old + 1,
+        })
+    }
+}
+
+impl PgStore {
+    pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgStore> {
+        let schema = opts.pg_schema.clone();
+        if let Some(s) = &schema {
+            if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(StoreError::BadUrl {
+                    url: url.to_string(),
+                    reason: format!("schema name {s:?} must be letters, digits and _"),
+                });
+            }
+            let setup = PgPoolOptions::new().max_connections(1).connect(url).await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""))
+                .execute(&setup)
+                .await?;
+            setup.close().await;
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections.unwrap_or(16))
+            .after_connect(move |conn, _| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    if let Some(s) = schema {
+                        sqlx::query(&format!("SET search_path TO \"{s}\""))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        schema::migrate_postgres(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ AOSCB
+
+    pub(crate) async fn aoscb_init(&self, initial: Aoscb) -> Result<Aoscb> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO aoscb (id, revision, doc) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(initial.revision)
+        .bind(serde_json::to_string(&initial)?)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query("SELECT doc FROM aoscb WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut cb: Aoscb = doc(&row)?;
+        if cb.name != initial.name || cb.skill_root != initial.skill_root {
+            cb.name = initial.name;
+            cb.skill_root = initial.skill_root;
+            bump(&mut cb.revision, &mut cb.updated_at);
+            sqlx::query("UPDATE aoscb SET revision = $1, doc = $2 WHERE id = 1")
+                .bind(cb.revision)
+                .bind(serde_json::to_string(&cb)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(cb)
+    }
+
+    pub(crate) async fn aoscb_get(&self) -> Result<Aoscb> {
+        let row = sqlx::query("SELECT doc FROM aoscb WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("aoscb", "1"))?;
+        doc(&row)
+    }
+
+    pub(crate) async fn aoscb_update(
+        &self,
+        expected: Option<i64>,
+        f: impl FnOnce(&mut Aoscb) -> Result<()> + Send + 'static,
+    ) -> Result<Aoscb> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT doc FROM aoscb WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut cb: Aoscb = doc(&row)?;
+        check_revision("system", expected, cb.revision)?;
+        f(&mut cb)?;
+        let old = bump(&mut cb.revision, &mut cb.updated_at);
+        let done =
+            sqlx::query("UPDATE aoscb SET revision = $1, doc = $2 WHERE id = 1 AND revision = $3")
+                .bind(cb.revision)
+                .bind(serde_json::to_string(&cb)?)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+        lost_race("system", old, done.rows_affected())?;
+        tx.commit().await?;
+        Ok(cb)
+    }
+
+    // ------------------------------------------------------------ agents
+
+    pub(crate) async fn agent_insert(&self, acb: Acb) -> Result<()> {
+        sqlx::query("INSERT INTO agents (agent_id, status, revision, created_at, doc) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&acb.agent_id)
+            .bind(acb.status.as_str())
+            .bind(acb.revision)
+            .bind(&acb.created_at)
+            .bind(serde_json::to_string(&acb)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn agent_get(&self, agent_id: String) -> Result<Acb> {
+        let row = sqlx::query("SELECT doc FROM agents WHERE agent_id = $1")
+            .bind(&agent_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("agent", &agent_id))?;
+        doc(&row)
+    }
+
+    pub(crate) async fn agent_list(
+        &self,
+        status: Option<AgentStatus>,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<Acb>> {
+        let rows = sqlx::query(
+            "SELECT doc FROM agents WHERE ($1 = '' OR status = $1) AND agent_id > $2 ORDER BY agent_id LIMIT $3",
+        )
+        .bind(status.map_or("", AgentStatus::as_str))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(doc).collect()
+    }
+
+    pub(crate) async fn agent_update(
+        &self,
+        agent_id: String,
+        expected: Option<i64>,
+        f: impl FnOnce(&mut Acb) -> Result<()> + Send + 'static,
+    ) -> Result<Acb> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT doc FROM agents WHERE agent_id = $1 FOR UPDATE")
+            .bind(&agent_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| not_found("agent", &agent_id))?;
+        let mut acb: Acb = doc(&row)?;
+        check_revision("agent", expected, acb.revision)?;
+        f(&mut acb)?;
+        let old = bump(&mut acb.revision, &mut acb.updated_at);
+        let done = sqlx::query("UPDATE agents SET status = $1, revision = $2, doc = $3 WHERE agent_id = $4 AND revision = $5")
+            .bind(acb.status.as_str())
+            .bind(acb.revision)
+            .bind(serde_json::to_string(&acb)?)
+            .bind(&agent_id)
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
+        lost_race("agent", old, done.rows_affected())?;
+        tx.commit().await?;
+        Ok(acb)
+    }
+
+    // ------------------------------------------------------------ sessions
+
+    pub(crate) async fn session_insert(&self, scb: Scb) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (session_id, agent_id, status, phase, revision, lease_id, lease_holder, lease_expires_at, message_count, last_message_seq, created_at, updated_at, archived_at, doc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&scb.session_id)
+        .bind(&scb.agent_id)
+        .bind(scb.status.as_str())
+        .bind(scb.phase.as_str())
+        .bind(scb.revision)
+        .bind(&scb.lease_id)
+        .bind(&scb.lease_holder)
+        .bind(&scb.lease_expires_at)
+        .bind(scb.message_count)
+        .bind(scb.last_message_seq)
+        .bind(&scb.created_at)
+        .bind(&scb.updated_at)
+        .bind(&scb.archived_at)
+        .bind(serde_json::to_string(&scb)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn session_get(&self, session_id: String) -> Result<Scb> {
+        let row = sqlx::query(&format!(
+            "SELECT {SCB_COLUMNS} FROM sessions WHERE session_id = $1"
+        ))
+        .bind(&session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| not_found("session", &session_id))?;
+        scb_row(&row)
+    }
+
+    pub(crate) async fn session_list(
+        &self,
+        agent_id: String,
+        status: Option<SessionStatus>,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<Scb>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SCB_COLUMNS} FROM sessions WHERE ($1 = '' OR agent_id = $1) AND ($2 = '' OR status = $2) AND session_id > $3 ORDER BY session_id LIMIT $4"
+        ))
+        .bind(agent_id)
+        .bind(status.map_or("", SessionStatus::as_str))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(scb_row).collect()
+    }
+
+    pub(crate) async fn sessions_to_recover(&self) -> Result<Vec<Scb>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SCB_COLUMNS} FROM sessions WHERE status = 'initializing' OR (status = 'ready' AND phase NOT IN ('idle', 'interrupted'))"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(scb_row).collect()
+    }
+
+    pub(crate) async fn session_update(
+        &self,
+        session_id: String,
+        expected: Option<i64>,
+        f: impl FnOnce(&mut Scb) -> Result<()> + Send + 'static,
+    ) -> Result<Scb> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {SCB_COLUMNS} FROM sessions WHERE session_id = $1 FOR UPDATE"
+        ))
+        .bind(&session_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| not_found("session", &session_id))?;
+        let mut scb = scb_row(&row)?;
+        check_revision("session", expected, scb.revision)?;
+        f(&mut scb)?;
+        let old = bump(&mut scb.revision, &mut scb.updated_at);
+        let done = sqlx::query(
+            "UPDATE sessions SET status = $1, phase = $2, revision = $3, lease_id = $4, lease_holder = $5, lease_expires_at = $6, updated_at = $7, archived_at = $8, doc = $9 \
+             WHERE session_id = $10 AND revision = $11",
+        )
+        .bind(scb.status.as_str())
+        .bind(scb.phase.as_str())
+        .bind(scb.revision)
+        .bind(&scb.lease_id)
+        .bind(&scb.lease_holder)
+        .bind(&scb.lease_expires_at)
+        .bind(&scb.updated_at)
+        .bind(&scb.archived_at)
+        .bind(serde_json::to_string(&scb)?)
+        .bind(&session_id)
+        .bind(old)
+        .execute(&mut *tx)
+        .await?;
+        lost_race("session", old, done.rows_affected())?;
+        tx.commit().await?;
+        Ok(scb)
+    }
+
+    // ------------------------------------------------------------ history
+
+    pub(crate) async fn append(
+        &self,
+        session_id: String,
+        expected: Option<i64>,
+        messages: Vec<NewMessage>,
+    ) -> Result<(Vec<Message>, Scb)> {
+        let n = messages.len() as i64;
+        let time = now();
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE sessions SET last_message_seq = COALESCE(last_message_seq, 0) + $1, message_count = message_count + $1, revision = revision + 1, updated_at = $2 \
+             WHERE session_id = $3 AND status <> 'archived' AND ($4 < 0 OR revision = $4) RETURNING {SCB_COLUMNS}"
+        ))
+        .bind(n)
+        .bind(&time)
+        .bind(&session_id)
+        .bind(expected.unwrap_or(-1))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            drop(tx);
+            return Err(append_refusal(
+                self.session_get(session_id.clone()).await,
+                &session_id,
+                expected,
+            ));
+        };
+        let scb = scb_row(&row)?;
+        let first = scb.last_message_seq.unwrap_or(n) - n + 1;
+        let mut out = Vec::with_capacity(messages.len());
+        for (i, m) in messages.into_iter().enumerate() {
+            let msg = build_message(m, first + i as i64, &time);
+            sqlx::query(
+                "INSERT INTO messages (session_id, seq, message_id, doc) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&session_id)
+            .bind(msg.metadata.seq)
+            .bind(&msg.id)
+            .bind(serde_json::to_string(&msg)?)
+            .execute(&mut *tx)
+            .await?;
+            out.push(msg);
+        }
+        tx.commit().await?;
+        Ok((out, scb))
+    }
+
+    pub(crate) async fn history(
+        &self,
+        session_id: String,
+        q: HistoryQuery,
+    ) -> Result<Vec<Message>> {
+        let rows = sqlx::query(
+            "SELECT doc FROM messages WHERE session_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(session_id)
+        .bind(q.from_seq)
+        .bind(q.to_seq.unwrap_or(i64::MAX))
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(doc).collect()
+    }
+
+    pub(crate) async fn message_get(
+        &self,
+        session_id: String,
+        message_id: String,
+    ) -> Result<Message> {
+        let row = sqlx::query("SELECT doc FROM messages WHERE session_id = $1 AND message_id = $2")
+            .bind(session_id)
+            .bind(&message_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("message", &message_id))?;
+        doc(&row)
+    }
+
+    // ------------------------------------------------------------ runtime log, content
+
+    pub(crate) async fn log_append(&self, e: NewLogEntry) -> Result<i64> {
+        let id: i64 = sqlx::query(
+            "INSERT INTO runtime_log (time, level, op, agent_id, session_id, doc) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(now())
+        .bind(e.level)
+        .bind(&e.op)
+        .bind(&e.agent_id)
+        .bind(&e.session_id)
+        .bind(log_doc(&e))
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("id")?;
+        Ok(id)
+    }
+
+    pub(crate) async fn log_list(&self, q: LogQuery) -> Result<Vec<RuntimeLogEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, time, level, op, agent_id, session_id, doc FROM runtime_log \
+             WHERE id > $1 AND ($2 = '' OR agent_id = $2) AND ($3 = '' OR session_id = $3) AND ($4 = '' OR op = $4) AND ($5 = '' OR level = $5) \
+             ORDER BY id LIMIT $6",
+        )
+        .bind(q.after.unwrap_or(0))
+        .bind(q.agent_id.unwrap_or_default())
+        .bind(q.session_id.unwrap_or_default())
+        .bind(q.op.unwrap_or_default())
+        .bind(q.level.unwrap_or_default())
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                LogRow {
+                    id: r.try_get("id")?,
+                    time: r.try_get("time")?,
+                    level: r.try_get("level")?,
+                    op: r.try_get("op")?,
+                    agent_id: r.try_get("agent_id")?,
+                    session_id: r.try_get("session_id")?,
+                    doc: r.try_get("doc")?,
+                }
+                .into_entry()
+            })
+            .collect()
+    }
+
+    pub(crate) async fn content_put(&self, meta: ContentMeta, body: String) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO content (content_id, session_id, size_chars, line_count, created_at, body) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&meta.content_id)
+        .bind(&meta.session_id)
+        .bind(meta.size_chars)
+        .bind(meta.line_count)
+        .bind(&meta.created_at)
+        .bind(body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn content_get(&self, content_id: String) -> Result<(ContentMeta, String)> {
+        let r = sqlx::query("SELECT session_id, size_chars, line_count, created_at, body FROM content WHERE content_id = $1")
+            .bind(&content_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("content", &content_id))?;
+        let meta = ContentMeta {
+            schema_version: SCHEMA_VERSION.into(),
+            content_id,
+            session_id: r.try_get("session_id")?,
+            size_chars: r.try_get("size_chars")?,
+            line_count: r.try_get("line_count")?,
+            created_at: r.try_get("created_at")?,
+        };
+        Ok((meta, r.try_get("body")?))
+    }
+
+    pub(crate) async fn content_exists(&self, content_id: String) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 FROM content WHERE content_id = $1")
+            .bind(content_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+}

@@ -1,0 +1,569 @@
+//! The SQLite backend (rusqlite). One thread owns the write connection and
+//! runs each write operation whole — read, check, write, commit — so a write
+//! costs one thread hop however many statements it needs. Reads run on
+//! blocking threads with their own connections (WAL: readers never wait for
+//! the writer).
+
+use crate::StoreError;
+use crate::common::{
+    LogRow, Result, SCB_COLUMNS, ScbColumns, append_refusal, build_message, bump, check_revision,
+    log_doc, not_found,
+};
+use crate::schema;
+use crate::store::{HistoryQuery, LogQuery, NewLogEntry, NewMessage};
+use aos_types::{
+    Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
+    SessionStatus, now,
+};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, mpsc};
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+pub(crate) struct SqliteStore {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    readers: Arc<Readers>,
+    lock: Mutex<Option<File>>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn get(&self) -> Result<Connection> {
+        if let Some(c) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
+            return Ok(c);
+        }
+        let c = Connection::open(&self.path)?;
+        c.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")?;
+        Ok(c)
+    }
+
+    fn put(&self, c: Connection) {
+        if let Ok(mut v) = self.idle.lock()
+            && v.len() < MAX_IDLE_READERS
+        {
+            v.push(c);
+        }
+    }
+}
+
+fn open_writer(path: &PathBuf) -> Result<Connection> {
+    let mut c = Connection::open(path)?;
+    let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!(
+            "cannot enable WAL (journal_mode is {mode})"
+        )));
+    }
+    c.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+    )?;
+    schema::migrate_sqlite(&mut c)?;
+    Ok(c)
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(path: PathBuf) -> Result<SqliteStore> {
+        tokio::task::spawn_blocking(move || Self::open_blocking(path))
+            .await
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    fn open_blocking(path: PathBuf) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked {
+                path: path.display().to_string(),
+                lock: lock_path.display().to_string(),
+            });
+        }
+        let mut conn = open_writer(&path)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("aos-sqlite-writer".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })?;
+        Ok(SqliteStore {
+            jobs: Mutex::new(Some(tx)),
+            readers: Arc::new(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+            lock: Mutex::new(Some(lock)),
+        })
+    }
+
+    /// Runs `f` in an immediate transaction on the writer thread.
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let run = || -> Result<R> {
+                let t = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let r = f(&t)?;
+                t.commit()?;
+                Ok(r)
+            };
+            let _ = tx.send(run());
+        });
+        let sender = self
+            .jobs
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(StoreError::Closed)?;
+        sender.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a read connection on a blocking thread.
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = readers.get()?;
+            let r = f(&c);
+            readers.put(c);
+            r
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) async fn close(&self) {
+        // Let queued writes finish, then stop the writer and drop the lock.
+        let _ = self.write(|_| Ok(())).await;
+        if let Ok(mut j) = self.jobs.lock() {
+            j.take();
+        }
+        if let Ok(mut r) = self.readers.idle.lock() {
+            r.clear();
+        }
+        if let Ok(mut l) = self.lock.lock() {
+            l.take();
+        }
+    }
+
+    pub(crate) async fn ping(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+}
+
+// ---------------------------------------------------------------- AOSCB
+
+fn aoscb_load(t: &Connection) -> Result<Option<Aoscb>> {
+    let doc: Option<String> = t
+        .prepare_cached("SELECT doc FROM aoscb WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+}
+
+fn aoscb_store(t: &Connection, cb: &Aoscb) -> Result<()> {
+    t.prepare_cached("INSERT INTO aoscb (id, revision, doc) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET revision = ?1, doc = ?2")?
+        .execute(params![cb.revision, serde_json::to_string(cb)?])?;
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(crate) async fn aoscb_init(&self, initial: Aoscb) -> Result<Aoscb> {
+        self.write(move |t| match aoscb_load(t)? {
+            None => {
+                aoscb_store(t, &initial)?;
+                Ok(initial)
+            }
+            Some(mut cb) => {
+                if cb.name != initial.name || cb.skill_root != initial.skill_root {
+                    cb.name = initial.name;
+                    cb.skill_root = initial.skill_root;
+                    bump(&mut cb.revision, &mut cb.updated_at);
+                    aoscb_store(t, &cb)?;
+                }
+                Ok(cb)
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn aoscb_get(&self) -> Result<Aoscb> {
+        self.read(|c| aoscb_load(c)?.ok_or_else(|| not_found("aoscb", "1")))
+            .await
+    }
+
+    pub(crate) async fn aoscb_update(
+        &self,
+        expected: Option<i64>,
+        f: impl FnOnce(&mut Aoscb) -> Result<()> + Send + 'static,
+    ) -> Result<Aoscb> {
+        self.write(move |t| {
+            let mut cb = aoscb_load(t)?.ok_or_else(|| not_found("aoscb", "1"))?;
+            check_revision("system", expected, cb.revision)?;
+            f(&mut cb)?;
+            bump(&mut cb.revision, &mut cb.updated_at);
+            aoscb_store(t, &cb)?;
+            Ok(cb)
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------- agents
+
+fn agent_load(t: &Connection, agent_id: &str) -> Result<Acb> {
+    let doc: Option<String> = t
+        .prepare_cached("SELECT doc FROM agents WHERE agent_id = ?1")?
+        .query_row([agent_id], |r| r.get(0))
+        .optional()?;
+    let doc = doc.ok_or_else(|| not_found("agent", agent_id))?;
+    Ok(serde_json::from_str(&doc)?)
+}
+
+impl SqliteStore {
+    pub(crate) async fn agent_insert(&self, acb: Acb) -> Result<()> {
+        self.write(move |t| {
+            t.prepare_cached("INSERT INTO agents (agent_id, status, revision, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![acb.agent_id, acb.status.as_str(), acb.revision, acb.created_at, serde_json::to_string(&acb)?])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn agent_get(&self, agent_id: String) -> Result<Acb> {
+        self.read(move |c| agent_load(c, &agent_id)).await
+    }
+
+    pub(crate) async fn agent_list(
+        &self,
+        status: Option<AgentStatus>,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<Acb>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT doc FROM agents WHERE (?1 = '' OR status = ?1) AND agent_id > ?2 ORDER BY agent_id LIMIT ?3",
+            )?;
+            let docs = stmt.query_map(params![status.map_or("", AgentStatus::as_str), after, limit], |r| r.get::<_, String>(0))?;
+            docs.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn agent_update(
+        &self,
+        agent_id: String,
+        expected: Option<i64>,
+        f: impl FnOnce(&mut Acb) -> Result<()> + Send + 'static,
+    ) -> Result<Acb> {
+        self.write(move |t| {
+            let mut acb = agent_load(t, &agent_id)?;
+            check_revision("agent", expected, acb.revision)?;
+            f(&mut acb)?;
+            bump(&mut acb.revision, &mut acb.updated_at);
+            t.prepare_cached(
+                "UPDATE agents SET status = ?1, revision = ?2, doc = ?3 WHERE agent_id = ?4",
+            )?
+            .execute(params![
+                acb.status.as_str(),
+                acb.revision,
+                serde_json::to_string(&acb)?,
+                agent_id
+            ])?;
+            Ok(acb)
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------- sessions
+
+fn scb_row(r: &Row<'_>) -> rusqlite::Result<ScbColumns> {
+    Ok(ScbColumns {
+        status: r.get(0)?,
+        phase: r.get(1)?,
+        revision: r.get(2)?,
+        lease_id: r.get(3)?,
+        lease_holder: r.get(4)?,
+        lease_expires_at: r.get(5)?,
+        message_count: r.get(6)?,
+        last_message_seq: r.get(7)?,
+        updated_at: r.get(8)?,
+        archived_at: r.get(9)?,
+        doc: r.get(10)?,
+    })
+}
+
+fn session_load(c: &Connection, session_id: &str) -> Result<Scb> {
+    let cols = c
+        .prepare_cached(&format!(
+            "SELECT {SCB_COLUMNS} FROM sessions WHERE session_id = ?1"
+        ))?
+        .query_row([session_id], scb_row)
+        .optional()?;
+    cols.ok_or_else(|| not_found("session", session_id))?
+        .into_scb()
+}
+
+fn sessions_where(c: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<Vec<Scb>> {
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {SCB_COLUMNS} FROM sessions WHERE {filter}"
+    ))?;
+    let rows = stmt.query_map(args, scb_row)?;
+    rows.map(|r| r?.into_scb()).collect()
+}
+
+impl SqliteStore {
+    pub(crate) async fn session_insert(&self, scb: Scb) -> Result<()> {
+        self.write(move |t| {
+            t.prepare_cached(
+                "INSERT INTO sessions (session_id, agent_id, status, phase, revision, lease_id, lease_holder, lease_expires_at, message_count, last_message_seq, created_at, updated_at, archived_at, doc) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?
+            .execute(params![
+                scb.session_id, scb.agent_id, scb.status.as_str(), scb.phase.as_str(), scb.revision,
+                scb.lease_id, scb.lease_holder, scb.lease_expires_at, scb.message_count,
+                scb.last_message_seq, scb.created_at, scb.updated_at, scb.archived_at,
+                serde_json::to_string(&scb)?
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn session_get(&self, session_id: String) -> Result<Scb> {
+        self.read(move |c| session_load(c, &session_id)).await
+    }
+
+    pub(crate) async fn session_list(
+        &self,
+        agent_id: String,
+        status: Option<SessionStatus>,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<Scb>> {
+        self.read(move |c| {
+            sessions_where(
+                c,
+                "(?1 = '' OR agent_id = ?1) AND (?2 = '' OR status = ?2) AND session_id > ?3 ORDER BY session_id LIMIT ?4",
+                params![agent_id, status.map_or("", SessionStatus::as_str), after, limit],
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn sessions_to_recover(&self) -> Result<Vec<Scb>> {
+        self.read(|c| {
+            sessions_where(
+                c,
+                "status = 'initializing' OR (status = 'ready' AND phase NOT IN ('idle', 'interrupted'))",
+                [],
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn session_update(
+        &self,
+        session_id: String,
+        expected: Option<i64>,
+        f: impl FnOnce(&mut Scb) -> Result<()> + Send + 'static,
+    ) -> Result<Scb> {
+        self.write(move |t| {
+            let mut scb = session_load(t, &session_id)?;
+            check_revision("session", expected, scb.revision)?;
+            f(&mut scb)?;
+            bump(&mut scb.revision, &mut scb.updated_at);
+            t.prepare_cached(
+                "UPDATE sessions SET status = ?1, phase = ?2, revision = ?3, lease_id = ?4, lease_holder = ?5, lease_expires_at = ?6, updated_at = ?7, archived_at = ?8, doc = ?9 WHERE session_id = ?10",
+            )?
+            .execute(params![
+                scb.status.as_str(), scb.phase.as_str(), scb.revision, scb.lease_id, scb.lease_holder,
+                scb.lease_expires_at, scb.updated_at, scb.archived_at, serde_json::to_string(&scb)?, session_id
+            ])?;
+            Ok(scb)
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------- history
+
+fn message_rows(c: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Message>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let docs = stmt.query_map(args, |r| r.get::<_, String>(0))?;
+    docs.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
+}
+
+impl SqliteStore {
+    pub(crate) async fn append(
+        &self,
+        session_id: String,
+        expected: Option<i64>,
+        messages: Vec<NewMessage>,
+    ) -> Result<(Vec<Message>, Scb)> {
+        self.write(move |t| {
+            let n = messages.len() as i64;
+            let time = now();
+            let cols = t
+                .prepare_cached(&format!(
+                    "UPDATE sessions SET last_message_seq = COALESCE(last_message_seq, 0) + ?1, message_count = message_count + ?1, revision = revision + 1, updated_at = ?2 \
+                     WHERE session_id = ?3 AND status <> 'archived' AND (?4 < 0 OR revision = ?4) RETURNING {SCB_COLUMNS}"
+                ))?
+                .query_row(params![n, time, session_id, expected.unwrap_or(-1)], scb_row)
+                .optional()?;
+            let Some(cols) = cols else {
+                return Err(append_refusal(session_load(t, &session_id), &session_id, expected));
+            };
+            let scb = cols.into_scb()?;
+            let first = scb.last_message_seq.unwrap_or(n) - n + 1;
+            let mut insert = t.prepare_cached("INSERT INTO messages (session_id, seq, message_id, doc) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut out = Vec::with_capacity(messages.len());
+            for (i, m) in messages.into_iter().enumerate() {
+                let msg = build_message(m, first + i as i64, &time);
+                insert.execute(params![session_id, msg.metadata.seq, msg.id, serde_json::to_string(&msg)?])?;
+                out.push(msg);
+            }
+            Ok((out, scb))
+        })
+        .await
+    }
+
+    pub(crate) async fn history(
+        &self,
+        session_id: String,
+        q: HistoryQuery,
+    ) -> Result<Vec<Message>> {
+        self.read(move |c| {
+            message_rows(
+                c,
+                "SELECT doc FROM messages WHERE session_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+                params![session_id, q.from_seq, q.to_seq.unwrap_or(i64::MAX), q.limit],
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn message_get(
+        &self,
+        session_id: String,
+        message_id: String,
+    ) -> Result<Message> {
+        self.read(move |c| {
+            message_rows(
+                c,
+                "SELECT doc FROM messages WHERE session_id = ?1 AND message_id = ?2",
+                params![session_id, message_id],
+            )?
+            .pop()
+            .ok_or_else(|| not_found("message", &message_id))
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------- runtime log, content
+
+impl SqliteStore {
+    pub(crate) async fn log_append(&self, e: NewLogEntry) -> Result<i64> {
+        self.write(move |t| {
+            let id = t
+                .prepare_cached("INSERT INTO runtime_log (time, level, op, agent_id, session_id, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id")?
+                .query_row(params![now(), e.level, e.op, e.agent_id, e.session_id, log_doc(&e)], |r| r.get(0))?;
+            Ok(id)
+        })
+        .await
+    }
+
+    pub(crate) async fn log_list(&self, q: LogQuery) -> Result<Vec<RuntimeLogEntry>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, time, level, op, agent_id, session_id, doc FROM runtime_log \
+                 WHERE id > ?1 AND (?2 = '' OR agent_id = ?2) AND (?3 = '' OR session_id = ?3) AND (?4 = '' OR op = ?4) AND (?5 = '' OR level = ?5) \
+                 ORDER BY id LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    q.after.unwrap_or(0), q.agent_id.unwrap_or_default(), q.session_id.unwrap_or_default(),
+                    q.op.unwrap_or_default(), q.level.unwrap_or_default(), q.limit
+                ],
+                |r| {
+                    Ok(LogRow {
+                        id: r.get(0)?,
+                        time: r.get(1)?,
+                        level: r.get(2)?,
+                        op: r.get(3)?,
+                        agent_id: r.get(4)?,
+                        session_id: r.get(5)?,
+                        doc: r.get(6)?,
+                    })
+                },
+            )?;
+            rows.map(|r| r?.into_entry()).collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn content_put(&self, meta: ContentMeta, body: String) -> Result<()> {
+        self.write(move |t| {
+            t.prepare_cached("INSERT INTO content (content_id, session_id, size_chars, line_count, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                .execute(params![meta.content_id, meta.session_id, meta.size_chars, meta.line_count, meta.created_at, body])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn content_get(&self, content_id: String) -> Result<(ContentMeta, String)> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT session_id, size_chars, line_count, created_at, body FROM content WHERE content_id = ?1")?
+                .query_row([&content_id], |r| {
+                    Ok((
+                        ContentMeta {
+                            schema_version: SCHEMA_VERSION.into(),
+                            content_id: content_id.clone(),
+                            session_id: r.get(0)?,
+                            size_chars: r.get(1)?,
+                            line_count: r.get(2)?,
+                            created_at: r.get(3)?,
+                        },
+                        r.get(4)?,
+                    ))
+                })
+                .optional()?
+                .ok_or_else(|| not_found("content", &content_id))
+        })
+        .await
+    }
+
+    pub(crate) async fn content_exists(&self, content_id: String) -> Result<bool> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT 1 FROM content WHERE content_id = ?1")?
+                    .exists([content_id])?,
+            )
+        })
+        .await
+    }
+}
