@@ -370,20 +370,27 @@ impl PgStore {
         };
         let scb = scb_row(&row)?;
         let first = scb.last_message_seq.unwrap_or(n) - n + 1;
-        let mut out = Vec::with_capacity(messages.len());
-        for (i, m) in messages.into_iter().enumerate() {
-            let msg = build_message(m, first + i as i64, &time);
-            sqlx::query(
-                "INSERT INTO messages (session_id, seq, message_id, doc) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&session_id)
-            .bind(msg.metadata.seq)
-            .bind(&msg.id)
-            .bind(serde_json::to_string(&msg)?)
-            .execute(&mut *tx)
-            .await?;
-            out.push(msg);
-        }
+        let out: Vec<Message> = messages
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| build_message(m, first + i as i64, &time))
+            .collect();
+        let seqs: Vec<i64> = out.iter().map(|m| m.metadata.seq).collect();
+        let ids: Vec<&str> = out.iter().map(|m| m.id.as_str()).collect();
+        let docs = out
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        // One statement for the whole batch.
+        sqlx::query(
+            "INSERT INTO messages (session_id, seq, message_id, doc) SELECT $1, s, i, d FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[]) AS t(s, i, d)",
+        )
+        .bind(&session_id)
+        .bind(&seqs)
+        .bind(&ids)
+        .bind(&docs)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok((out, scb))
     }
