@@ -53,7 +53,13 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
             ));
         }
     };
-    let kernel = Kernel::start(store.clone(), cfg.kernel.clone())
+    let wasm = aos_wasm_host::WasmHost::new(aos_wasm_host::WasmHostConfig {
+        cache_dir: cfg.home.join("cache"),
+        pooling: std::env::var("AOS_WASM_POOLING").is_ok_and(|v| v == "1"),
+    })
+    .map_err(|e| anyhow!("cannot start the WASM engine: {e:#}"))?;
+    let drivers: Vec<Arc<dyn aos_kernel::services::ServiceDriver>> = vec![Arc::new(wasm)];
+    let kernel = Kernel::start(store.clone(), cfg.kernel.clone(), drivers)
         .await
         .map_err(|e| anyhow!("kernel start failed: {e}"))?;
     let listener = tokio::net::TcpListener::bind((cfg.bind.as_str(), cfg.port))
@@ -90,6 +96,7 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
             tokio::time::sleep(GRACE).await;
         } => Ok(()),
     };
+    kernel.stop_services().await;
     store.close().await;
     DaemonFile::remove_if_pid(&cfg.home, pid);
     tracing::info!("stopped");

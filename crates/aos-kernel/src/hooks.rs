@@ -1,19 +1,37 @@
-//! The kernel side of hooks. Every hook point the kernel reaches goes through
-//! here: admission hooks may reject or rewrite, transform hooks rewrite, event
-//! hooks are published on the [`EventBus`].
+//! The hook engine (`hooks.md`). Every hook point the kernel reaches goes
+//! through here:
+//! - admission hooks run in order (system → agent → session, then
+//!   registration order); each handler gets the previous `output`; the first
+//!   rejection stops the chain; a failing handler rejects the operation;
+//! - transform hooks run in the same order; a failing handler leaves the data
+//!   unchanged; for the algorithm hooks only the most specific (last)
+//!   handler runs, so an agent or session engine replaces the system one;
+//! - event hooks are published on the [`EventBus`] and delivered to
+//!   subscribed services asynchronously.
 //!
-//! Handler registration (WASM components, legacy services) comes with the
-//! skill host; until a handler is registered for a point, admission allows the
-//! operation unchanged and transforms pass their data through — exactly the
-//! "without handlers" behaviour of `hooks.md` §4.
+//! Every handler failure is written to the RuntimeLog; a service failing
+//! [`MAX_CONSECUTIVE_FAILURES`](crate::services::MAX_CONSECUTIVE_FAILURES)
+//! times in a row is marked `error`, its hooks are unregistered and
+//! `service.error` is emitted.
 
 use crate::EventBus;
-use aos_types::SyscallError;
-use serde_json::Value;
+use crate::services::{AdmitReply, CallFault, ServiceEntry, ServiceState, ServiceTable};
+use aos_store::{NewLogEntry, Store};
+use aos_types::{ErrorCode, SyscallError};
+use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Hooks where the last handler's output wins.
+const ALGORITHM_HOOKS: [&str; 4] = [
+    "context.assemble",
+    "context.compact",
+    "skill.discovery.resolve",
+    "compute.model.resolve",
+];
 
 /// Whose operation a hook call concerns (for scope filtering).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct HookScope<'a> {
     /// Agent concerned.
     pub agent_id: Option<&'a str>,
@@ -22,15 +40,30 @@ pub struct HookScope<'a> {
 }
 
 /// The hook engine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HookEngine {
     events: Arc<EventBus>,
+    table: Arc<ServiceTable>,
+    store: Store,
 }
 
+/// Extra time the kernel grants over a handler's own deadline before it
+/// abandons the call (the runtime's own deadline normally fires first).
+const GRACE: Duration = Duration::from_millis(250);
+
 impl HookEngine {
-    /// An engine publishing events on `events`.
-    pub fn new(events: Arc<EventBus>) -> Self {
-        HookEngine { events }
+    /// An engine over `table`, publishing on `events`, logging to `store`.
+    pub fn new(events: Arc<EventBus>, table: Arc<ServiceTable>, store: Store) -> Self {
+        HookEngine {
+            events,
+            table,
+            store,
+        }
+    }
+
+    /// The service table.
+    pub fn table(&self) -> &Arc<ServiceTable> {
+        &self.table
     }
 
     /// Runs the admission chain of `hook`. Returns the (possibly rewritten)
@@ -38,11 +71,52 @@ impl HookEngine {
     pub async fn admit(
         &self,
         hook: &str,
-        _scope: HookScope<'_>,
-        _input: &Value,
-        output: Value,
+        scope: HookScope<'_>,
+        input: &Value,
+        mut output: Value,
     ) -> Result<Value, SyscallError> {
         debug_assert!(aos_types::hook_point(hook).is_some(), "{hook}");
+        let handlers = self.table.handlers(hook, scope.agent_id, scope.session_id);
+        if handlers.is_empty() {
+            return Ok(output);
+        }
+        let input_text = input.to_string();
+        for h in handlers {
+            let call = h.instance.admit(
+                hook.into(),
+                input_text.clone(),
+                output.to_string(),
+                h.timeout,
+            );
+            let result = match tokio::time::timeout(h.timeout + GRACE, call).await {
+                Ok(r) => r,
+                Err(_) => Err(CallFault::Timeout(h.timeout)),
+            };
+            // A rewrite must be JSON; anything else counts as a failed handler.
+            let result = result.and_then(|reply| match reply {
+                AdmitReply::Allow(Some(text)) => serde_json::from_str::<Value>(&text)
+                    .map(|v| Ok(Some(v)))
+                    .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}"))),
+                AdmitReply::Allow(None) => Ok(Ok(None)),
+                AdmitReply::Reject(reason) => Ok(Err(reason)),
+            });
+            match result {
+                Ok(Ok(rewrite)) => {
+                    self.succeeded(&h);
+                    if let Some(v) = rewrite {
+                        output = v;
+                    }
+                }
+                Ok(Err(reason)) => {
+                    self.succeeded(&h);
+                    return Err(rejected(hook, &h, &reason));
+                }
+                Err(fault) => {
+                    self.failed(&h, hook, &fault).await;
+                    return Err(rejected(hook, &h, &format!("handler failed ({fault})")));
+                }
+            }
+        }
         Ok(output)
     }
 
@@ -50,23 +124,136 @@ impl HookEngine {
     pub async fn transform(
         &self,
         hook: &str,
-        _scope: HookScope<'_>,
-        _input: &Value,
-        output: Value,
+        scope: HookScope<'_>,
+        input: &Value,
+        mut output: Value,
     ) -> Value {
         debug_assert!(aos_types::hook_point(hook).is_some(), "{hook}");
+        let mut handlers = self.table.handlers(hook, scope.agent_id, scope.session_id);
+        if handlers.is_empty() {
+            return output;
+        }
+        if ALGORITHM_HOOKS.contains(&hook) {
+            handlers.drain(..handlers.len() - 1);
+        }
+        let input_text = input.to_string();
+        for h in handlers {
+            let call = h.instance.transform(
+                hook.into(),
+                input_text.clone(),
+                output.to_string(),
+                h.timeout,
+            );
+            let result = match tokio::time::timeout(h.timeout + GRACE, call).await {
+                Ok(r) => r,
+                Err(_) => Err(CallFault::Timeout(h.timeout)),
+            };
+            let parsed = result.and_then(|text| {
+                serde_json::from_str::<Value>(&text)
+                    .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
+            });
+            match parsed {
+                Ok(v) => {
+                    self.succeeded(&h);
+                    output = v;
+                }
+                // The data passes through unchanged.
+                Err(fault) => self.failed(&h, hook, &fault).await,
+            }
+        }
         output
     }
 
     /// Whether any handler is registered for `hook` within `scope`.
-    pub fn has_handler(&self, _hook: &str, _scope: HookScope<'_>) -> bool {
-        false
+    pub fn has_handler(&self, hook: &str, scope: HookScope<'_>) -> bool {
+        self.table.has(hook, scope.agent_id, scope.session_id)
     }
 
-    /// Fires an event hook (asynchronous, fire-and-forget).
+    /// Fires an event hook: published on the bus and delivered, in the
+    /// background, to every subscribed service in scope.
     pub fn emit(&self, name: &str, scope: HookScope<'_>, payload: Value) {
         debug_assert!(aos_types::hook_point(name).is_some(), "{name}");
+        let handlers = self.table.handlers(name, scope.agent_id, scope.session_id);
+        if !handlers.is_empty() {
+            let text = payload.to_string();
+            for h in handlers {
+                let engine = self.clone();
+                let (name, text) = (name.to_string(), text.clone());
+                tokio::spawn(async move {
+                    let call = h.instance.on_event(name.clone(), text, h.timeout);
+                    match tokio::time::timeout(h.timeout + GRACE, call).await {
+                        Ok(Ok(())) => engine.succeeded(&h),
+                        Ok(Err(fault)) => engine.failed(&h, &name, &fault).await,
+                        Err(_) => {
+                            engine
+                                .failed(&h, &name, &CallFault::Timeout(h.timeout))
+                                .await
+                        }
+                    }
+                });
+            }
+        }
         self.events
             .publish(name, scope.agent_id, scope.session_id, payload);
     }
+
+    fn succeeded(&self, h: &ServiceEntry) {
+        h.record(true);
+    }
+
+    /// Records a failed call; marks the service `error` after repeated failures.
+    pub(crate) async fn failed(&self, h: &Arc<ServiceEntry>, hook: &str, fault: &CallFault) {
+        tracing::warn!(skill = %h.skill_name, instance = %h.instance_id, hook, %fault, "hook handler failed");
+        let entry = NewLogEntry {
+            level: "warn",
+            op: "hook.failed".into(),
+            owner_type: "skill".into(),
+            owner_id: Some(h.skill_name.clone()),
+            agent_id: h.owner_agent.clone(),
+            session_id: match &h.owner {
+                crate::services::ServiceOwner::Session(s) => Some(s.clone()),
+                _ => None,
+            },
+            refs: Some(json!({ "instanceId": h.instance_id })),
+            data: Some(json!({ "hook": hook, "skill": h.skill_name, "reason": fault.to_string() })),
+        };
+        if let Err(e) = self.store.log_append(entry).await {
+            tracing::error!(error = %e, "cannot write the RuntimeLog");
+        }
+        if h.record(false) || matches!(fault, CallFault::Gone(_)) {
+            self.mark_error(h, &format!("{hook}: {fault}"));
+        }
+    }
+
+    /// Marks a service `error`, unregisters its hooks, emits `service.error`.
+    pub(crate) fn mark_error(&self, h: &Arc<ServiceEntry>, message: &str) {
+        if h.state().0 != ServiceState::Running {
+            return;
+        }
+        h.set_state(ServiceState::Error, Some(message.to_string()));
+        self.table.unregister(&h.instance_id);
+        let (agent, session) = match &h.owner {
+            crate::services::ServiceOwner::System => (None, None),
+            crate::services::ServiceOwner::Agent(a) => (Some(a.as_str()), None),
+            crate::services::ServiceOwner::Session(s) => {
+                (h.owner_agent.as_deref(), Some(s.as_str()))
+            }
+        };
+        self.emit(
+            "service.error",
+            HookScope {
+                agent_id: agent,
+                session_id: session,
+            },
+            json!({ "instanceId": h.instance_id, "skillName": h.skill_name, "message": message }),
+        );
+    }
+}
+
+fn rejected(hook: &str, h: &ServiceEntry, reason: &str) -> SyscallError {
+    SyscallError::new(
+        ErrorCode::HookRejected,
+        format!("rejected by {} ({hook}): {reason}", h.skill_name),
+    )
+    .with_details(json!({ "hook": hook, "skill": h.skill_name, "instanceId": h.instance_id, "reason": reason }))
 }

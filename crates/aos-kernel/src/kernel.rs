@@ -5,15 +5,19 @@ use crate::context::SessionContext;
 use crate::events::EventBus;
 use crate::hooks::{HookEngine, HookScope};
 use crate::params::StoreResult;
+use crate::principal::ServiceGrant;
+use crate::services::{ServiceDriver, ServiceOwner, ServiceTable, SyscallPort};
+use crate::skills::resolve_defaults;
 use crate::{KernelConfig, Principal, SkillRegistry, ops, recovery};
 use aos_store::{NewLogEntry, NewMessage, Store};
 use aos_types::{
     ErrorCode, Message, Request, Response, Scb, SyscallError, SyscallKind, syscall_info,
 };
+use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -67,6 +71,7 @@ pub(crate) struct Inner {
     pub skills: Arc<SkillRegistry>,
     pub events: Arc<EventBus>,
     pub hooks: HookEngine,
+    pub drivers: Vec<Arc<dyn ServiceDriver>>,
     pub contexts: Mutex<HashMap<String, SessionContext>>,
     pub started: Instant,
     pub stopping: AtomicBool,
@@ -84,8 +89,13 @@ impl std::fmt::Debug for Kernel {
 
 impl Kernel {
     /// Starts the kernel on an open store: AOSCB, skill index (and watcher),
-    /// recovery of every session, then `aos.started`.
-    pub async fn start(store: Store, config: KernelConfig) -> Result<Kernel, SyscallError> {
+    /// system-level default services, recovery of every session, then
+    /// `aos.started`. `drivers` run skill services (WASM, legacy).
+    pub async fn start(
+        store: Store,
+        config: KernelConfig,
+        drivers: Vec<Arc<dyn ServiceDriver>>,
+    ) -> Result<Kernel, SyscallError> {
         let initial = config
             .defaults
             .to_aoscb(&config.system_name, &config.skill_root_string());
@@ -94,9 +104,14 @@ impl Kernel {
         let kernel = Kernel {
             inner: Arc::new(Inner {
                 skills: Arc::new(SkillRegistry::new(config.skill_roots.clone())),
-                hooks: HookEngine::new(events.clone()),
+                hooks: HookEngine::new(
+                    events.clone(),
+                    Arc::new(ServiceTable::default()),
+                    store.clone(),
+                ),
                 events,
                 store,
+                drivers,
                 contexts: Mutex::new(HashMap::new()),
                 started: Instant::now(),
                 stopping: AtomicBool::new(false),
@@ -114,6 +129,13 @@ impl Kernel {
         if kernel.inner.config.watch_skills {
             kernel.watch_skills();
         }
+        let system = kernel.inner.store.aoscb_get().await.sys()?;
+        let starts = resolve_defaults(&[("system", &system.default_skills)])
+            .into_iter()
+            .filter(|r| r.start && r.start_from == Some("system"))
+            .map(|r| r.name)
+            .collect();
+        ops::service::reconcile(&kernel, ServiceOwner::System, starts).await;
         recovery::recover_all(&kernel).await?;
         kernel.emit(
             "aos.started",
@@ -158,6 +180,11 @@ impl Kernel {
         &self.inner.events
     }
 
+    /// The hook engine (embedders and tests drive hook points through it).
+    pub fn hooks(&self) -> &HookEngine {
+        &self.inner.hooks
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
@@ -189,6 +216,11 @@ impl Kernel {
         }
     }
 
+    /// Stops every running service (after the server drained).
+    pub async fn stop_services(&self) {
+        ops::service::stop_owned(self, |_| true).await;
+    }
+
     /// Executes one syscall for `principal`.
     pub async fn syscall(&self, principal: &Principal, req: Request) -> Response {
         let Request { op, params } = req;
@@ -210,9 +242,13 @@ impl Kernel {
                     ErrorCode::Unavailable,
                     "the daemon is stopping and accepts no new requests",
                 )),
-                Some(_) => ops::route(self, principal, &op, params).await,
+                Some(_) => match self.authorize(principal, &op, &params).await {
+                    Ok(()) => ops::route(self, principal, &op, params).await,
+                    Err(e) => Err(e),
+                },
             };
-            if info.is_some_and(|i| i.kind == SyscallKind::Command) {
+            let denied = matches!(&result, Err(e) if e.code == ErrorCode::PermissionDenied);
+            if denied || info.is_some_and(|i| i.kind == SyscallKind::Command) {
                 self.log_command(principal, &op, &ids, &result).await;
             }
             match result {
@@ -242,11 +278,12 @@ impl Kernel {
                 Some(json!({ "error": e })),
             ),
         };
+        let (owner_type, owner_id) = p.log_owner();
         let entry = NewLogEntry {
             level,
             op: op.to_string(),
-            owner_type: p.log_owner().to_string(),
-            owner_id: None,
+            owner_type: owner_type.to_string(),
+            owner_id,
             agent_id,
             session_id,
             refs: None,
@@ -255,6 +292,45 @@ impl Kernel {
         if let Err(e) = self.inner.store.log_append(entry).await {
             tracing::error!(error = %e, op, "cannot write the RuntimeLog");
         }
+    }
+
+    /// Checks a service's grant: the op (or its group) is listed, and the ids
+    /// it names lie within the service's owner scope.
+    async fn authorize(
+        &self,
+        p: &Principal,
+        op: &str,
+        params: &Map<String, Value>,
+    ) -> Result<(), SyscallError> {
+        let Principal::Service(g) = p else {
+            return Ok(());
+        };
+        g.allows_op(op)?;
+        let (agent, session) = ServiceGrant::scope_ids(params);
+        let owner_agent = match &g.owner {
+            ServiceOwner::System => return Ok(()),
+            ServiceOwner::Agent(a) => Some(a.as_str()),
+            ServiceOwner::Session(_) => g.owner_agent.as_deref(),
+        };
+        if let Some(a) = agent
+            && Some(a) != owner_agent
+        {
+            return Err(g.out_of_scope(&format!("agent {a}")));
+        }
+        if let Some(s) = session {
+            let ok = match &g.owner {
+                ServiceOwner::Session(own) => own == s,
+                _ => match self.inner.store.session_get(s).await {
+                    Ok(scb) => Some(scb.agent_id.as_str()) == owner_agent,
+                    // Let the op report the missing session.
+                    Err(_) => true,
+                },
+            };
+            if !ok {
+                return Err(g.out_of_scope(&format!("session {s}")));
+            }
+        }
+        Ok(())
     }
 
     /// Fires an event hook.
@@ -303,7 +379,7 @@ impl Kernel {
         if !self
             .inner
             .hooks
-            .has_handler("session.message.beforeWrite", scope.clone())
+            .has_handler("session.message.beforeWrite", scope)
         {
             return Ok(m);
         }
@@ -366,5 +442,71 @@ impl Kernel {
     pub async fn stopped(&self) {
         let mut rx = self.inner.stop_signal.subscribe();
         let _ = rx.wait_for(|stopping| *stopping).await;
+    }
+}
+
+/// The syscall door handed to a service: every call runs as the service's
+/// principal. Holds the kernel weakly, so a service never keeps it alive.
+pub(crate) struct KernelPort {
+    inner: Weak<Inner>,
+    principal: Principal,
+}
+
+impl KernelPort {
+    pub(crate) fn new(k: &Kernel, principal: Principal) -> Self {
+        KernelPort {
+            inner: Arc::downgrade(&k.inner),
+            principal,
+        }
+    }
+}
+
+impl SyscallPort for KernelPort {
+    fn denied(&self, capability: &str, fix: String) {
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        let (owner_type, owner_id) = self.principal.log_owner();
+        let entry = NewLogEntry {
+            level: "warn",
+            op: "capability.denied".into(),
+            owner_type: owner_type.to_string(),
+            owner_id,
+            agent_id: None,
+            session_id: None,
+            refs: None,
+            data: Some(json!({ "capability": capability, "fix": fix })),
+        };
+        tracing::warn!(capability, %fix, "capability denied");
+        tokio::spawn(async move {
+            if let Err(e) = inner.store.log_append(entry).await {
+                tracing::error!(error = %e, "cannot write the RuntimeLog");
+            }
+        });
+    }
+
+    fn call(&self, op: String, payload: String) -> BoxFuture<'static, Result<Value, SyscallError>> {
+        let inner = self.inner.clone();
+        let principal = self.principal.clone();
+        Box::pin(async move {
+            let inner = inner.upgrade().ok_or_else(|| {
+                SyscallError::new(ErrorCode::Unavailable, "the kernel is stopping")
+            })?;
+            let mut params = match serde_json::from_str::<Value>(&payload) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => return Err(SyscallError::invalid("the payload must be a JSON object")),
+                Err(e) => {
+                    return Err(SyscallError::invalid(format!(
+                        "the payload is not valid JSON: {e}"
+                    )));
+                }
+            };
+            params.insert("op".into(), Value::String(op));
+            let req = Request::from_value(Value::Object(params))?;
+            match (Kernel { inner }).syscall(&principal, req).await {
+                Response::Ok { data, .. } => Ok(data),
+                Response::Err { error, .. } => Err(error),
+            }
+        })
     }
 }

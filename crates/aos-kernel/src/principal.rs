@@ -1,9 +1,12 @@
-//! Who is calling (`kernel.md` §3, "Who may call what").
-//!
-//! The operator token may call everything. Session-scoped tokens for a
-//! ReActUnit's bash and capability-scoped tokens for services arrive with the
-//! dispatch and service issues; they will be further variants here, checked
-//! before a handler runs.
+//! Who is calling, and what they may call (`kernel.md` §3, "Who may call
+//! what"). The operator may call everything. A skill service may call exactly
+//! the syscalls its `capabilities.syscalls` list (names or groups), and only
+//! within its owner's scope.
+
+use crate::services::ServiceOwner;
+use aos_types::{ErrorCode, SyscallError, syscall_info};
+use serde_json::{Map, Value, json};
+use std::path::PathBuf;
 
 /// The authenticated caller of a syscall.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,19 +15,89 @@ pub enum Principal {
     Operator,
     /// The kernel itself (bootstrap, recovery).
     Kernel,
+    /// A skill service instance.
+    Service(ServiceGrant),
+}
+
+/// What a service may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceGrant {
+    /// Skill name.
+    pub skill: String,
+    /// Instance id.
+    pub instance_id: String,
+    /// Owner.
+    pub owner: ServiceOwner,
+    /// The agent of a session-owned service.
+    pub owner_agent: Option<String>,
+    /// `capabilities.syscalls`: op names and group names.
+    pub syscalls: Vec<String>,
+    /// The skill's `SKILL.md`, for the hint in a denial.
+    pub manifest_path: PathBuf,
 }
 
 impl Principal {
     /// `createdBy` of objects this principal creates.
     pub fn created_by(&self) -> String {
-        "human".into()
+        match self {
+            Principal::Service(g) => match (&g.owner, &g.owner_agent) {
+                (ServiceOwner::Agent(a), _) | (ServiceOwner::Session(_), Some(a)) => a.clone(),
+                _ => "human".into(),
+            },
+            _ => "human".into(),
+        }
     }
 
-    /// Owner type written into RuntimeLog entries.
-    pub fn log_owner(&self) -> &'static str {
+    /// Owner type and id written into RuntimeLog entries.
+    pub fn log_owner(&self) -> (&'static str, Option<String>) {
         match self {
-            Principal::Operator => "operator",
-            Principal::Kernel => "system",
+            Principal::Operator => ("operator", None),
+            Principal::Kernel => ("system", None),
+            Principal::Service(g) => ("skill", Some(g.skill.clone())),
         }
+    }
+}
+
+impl ServiceGrant {
+    /// Checks the op against the grant (name or group), before any parsing.
+    pub fn allows_op(&self, op: &str) -> Result<(), SyscallError> {
+        let group = syscall_info(op).map(|i| i.group);
+        if self
+            .syscalls
+            .iter()
+            .any(|g| g == op || Some(g.as_str()) == group)
+        {
+            return Ok(());
+        }
+        Err(SyscallError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "skill {} may not call {op}: add \"{op}\" to capabilities.syscalls in {}",
+                self.skill,
+                self.manifest_path.display()
+            ),
+        )
+        .with_details(json!({
+            "missing": op, "capability": "capabilities.syscalls", "skill": self.skill,
+            "manifest": self.manifest_path, "add": format!("syscalls: [{op}]"),
+        })))
+    }
+
+    /// The ids a request names that must lie within the owner's scope.
+    pub fn scope_ids(params: &Map<String, Value>) -> (Option<&str>, Option<&str>) {
+        let get = |k| params.get(k).and_then(Value::as_str);
+        (get("agentId"), get("sessionId"))
+    }
+
+    /// The error for a request outside the owner's scope.
+    pub fn out_of_scope(&self, what: &str) -> SyscallError {
+        SyscallError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "skill {} runs for {:?} and may not touch {what}",
+                self.skill, self.owner
+            ),
+        )
+        .with_details(json!({ "missing": "scope", "skill": self.skill, "target": what }))
     }
 }

@@ -34,7 +34,7 @@ async fn kernel(store: Store) -> Kernel {
         aos_testkit::third_party_skills(),
         aos_testkit::broken_skills(),
     ];
-    Kernel::start(store, config(roots, defaults))
+    Kernel::start(store, config(roots, defaults), vec![])
         .await
         .expect("kernel start")
 }
@@ -596,7 +596,31 @@ async fn later_machinery_answers_clearly(store: Store) {
     err(
         &k,
         json!({"op": "skill.start", "name": "pdf"}),
-        "not_implemented",
+        "request.invalid",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "skill.start", "name": "nope"}),
+        "skill.not_found",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "skill.start", "name": "pdf", "owner": "robot:1"}),
+        "request.invalid",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "skill.stop", "instanceId": "sv_nope"}),
+        "not_found",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "skill.invoke", "name": "pdf", "args": [1]}),
+        "request.invalid",
     )
     .await;
     err(

@@ -163,7 +163,7 @@ async fn half_done_bootstrap_is_finished(store: Store) {
         .await
         .expect("append2");
 
-    let _k = Kernel::start(store.clone(), config(roots(), false))
+    let _k = Kernel::start(store.clone(), config(roots(), false), vec![])
         .await
         .expect("start");
     let p = parts(&store, &s.session_id).await;
@@ -238,7 +238,7 @@ async fn stale_dispatch_is_interrupted(store: Store, live_other_lease_survives: 
     live.lease_expires_at = Some("2999-01-01T00:00:00.000Z".into());
     store.session_insert(&live).await.expect("live");
 
-    let _k = Kernel::start(store.clone(), config(roots(), false))
+    let _k = Kernel::start(store.clone(), config(roots(), false), vec![])
         .await
         .expect("start");
     let p = parts(&store, &s.session_id).await;
@@ -297,7 +297,7 @@ async fn postgres_live_lease_of_another_node_is_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_follow_the_lifecycle() {
     let (store, _d) = aos_testkit::sqlite_store().await;
-    let k = Kernel::start(store, config(roots(), false))
+    let k = Kernel::start(store, config(roots(), false), vec![])
         .await
         .expect("start");
     let (_, mut rx) = k.events().subscribe(None);
@@ -342,7 +342,7 @@ async fn events_follow_the_lifecycle() {
 async fn skill_roots_are_reindexed_on_change() {
     let (store, _d) = aos_testkit::sqlite_store().await;
     let root = tempfile::tempdir().expect("root");
-    let k = Kernel::start(store, config(vec![root.path().to_path_buf()], true))
+    let k = Kernel::start(store, config(vec![root.path().to_path_buf()], true), vec![])
         .await
         .expect("start");
     let get = json!({"op": "skill.get", "name": "fresh"});

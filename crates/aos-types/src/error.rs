@@ -45,6 +45,8 @@ pub enum ErrorCode {
     NotImplemented,
     /// The kernel is shutting down and refuses new work.
     Unavailable,
+    /// A skill service failed to start or to answer.
+    ServiceFailed,
     /// A bug or an infrastructure failure.
     Internal,
 }
@@ -72,12 +74,13 @@ impl ErrorCode {
             ErrorCode::LlmError => "llm.error",
             ErrorCode::NotImplemented => "not_implemented",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::ServiceFailed => "service.failed",
             ErrorCode::Internal => "internal",
         }
     }
 
     /// Every code.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::RequestInvalid,
         ErrorCode::RequestTooLarge,
         ErrorCode::OpUnknown,
@@ -97,6 +100,7 @@ impl ErrorCode {
         ErrorCode::LlmError,
         ErrorCode::NotImplemented,
         ErrorCode::Unavailable,
+        ErrorCode::ServiceFailed,
         ErrorCode::Internal,
     ];
 
@@ -122,7 +126,7 @@ impl ErrorCode {
             ErrorCode::RequestTooLarge => 413,
             ErrorCode::NotImplemented => 501,
             ErrorCode::Unavailable | ErrorCode::ContextEngineUnavailable => 503,
-            ErrorCode::LlmError => 502,
+            ErrorCode::LlmError | ErrorCode::ServiceFailed => 502,
             ErrorCode::Internal => 500,
         }
     }

@@ -19,6 +19,8 @@ pub enum IdKind {
     Dispatch,
     /// A session lease (`ls_`).
     Lease,
+    /// A running service instance (`sv_`).
+    Service,
 }
 
 impl IdKind {
@@ -32,6 +34,7 @@ impl IdKind {
             IdKind::Content => "ct_",
             IdKind::Dispatch => "ds_",
             IdKind::Lease => "ls_",
+            IdKind::Service => "sv_",
         }
     }
 }

@@ -4,6 +4,7 @@ use crate::Principal;
 use crate::hooks::HookScope;
 use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::{self, StoreResult, decode};
+use crate::services::ServiceOwner;
 use aos_store::StoreError;
 use aos_types::{Acb, AgentStatus, IdKind, SCHEMA_VERSION, SkillDefaultRule, new_id, now};
 use serde::Deserialize;
@@ -50,6 +51,16 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
         permissions: c.permissions,
     };
     k.inner.store.agent_insert(&acb).await.sys()?;
+    let system = k.inner.store.aoscb_get().await.sys()?;
+    let starts = crate::skills::resolve_defaults(&[
+        ("system", &system.default_skills),
+        ("agent", &acb.default_skills),
+    ])
+    .into_iter()
+    .filter(|r| r.start && r.start_from == Some("agent"))
+    .map(|r| r.name)
+    .collect();
+    crate::ops::service::reconcile(k, ServiceOwner::Agent(acb.agent_id.clone()), starts).await;
     k.emit(
         "agent.started",
         HookScope {
@@ -191,6 +202,11 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
         })
         .await
         .sys()?;
+    let id = acb.agent_id.clone();
+    crate::ops::service::stop_owned(k, |e| {
+        e.owner == ServiceOwner::Agent(id.clone()) || e.owner_agent.as_deref() == Some(id.as_str())
+    })
+    .await;
     k.emit(
         "agent.archived",
         HookScope {

@@ -1,11 +1,12 @@
 //! One module per syscall domain; [`route`] maps an op name to its handler.
 
-mod agent;
+pub(crate) mod agent;
 mod content;
 mod history;
 mod later;
 mod log;
-mod session;
+pub(crate) mod service;
+pub(crate) mod session;
 mod skill;
 mod system;
 
@@ -52,17 +53,17 @@ pub(crate) async fn route(
         "content.read" => content::read(k, params).await,
         "content.search" => content::search(k, params).await,
         "runtime.log.list" => log::list(k, params).await,
-        "service.list" => later::service_list(params),
-        "service.get" => later::service_get(params),
+        "service.list" => service::list(k, params).await,
+        "service.get" => service::get(k, params).await,
+        "skill.start" => service::start(k, params).await,
+        "skill.stop" => service::stop(k, params).await,
+        "skill.invoke" => service::invoke(k, params).await,
         "session.dispatch"
         | "session.interrupt"
         | "session.compact"
         | "session.wait"
         | "session.context.fold"
-        | "session.context.unfold"
-        | "skill.start"
-        | "skill.stop"
-        | "skill.invoke" => later::not_yet(k, op, params).await,
+        | "session.context.unfold" => later::not_yet(k, op, params).await,
         _ => Err(SyscallError::new(
             ErrorCode::OpUnknown,
             format!("unknown syscall {op:?}"),

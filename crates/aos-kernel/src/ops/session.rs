@@ -8,6 +8,7 @@ use crate::hooks::HookScope;
 use crate::kernel::{Done, Kernel, OpResult};
 use crate::ops::agent::archived;
 use crate::params::{self, MAX_PARTS, StoreResult, decode};
+use crate::services::ServiceOwner;
 use aos_store::{NewMessage, StoreError};
 use aos_types::{
     AgentStatus, ErrorCode, IdKind, Origin, Part, Role, SCHEMA_VERSION, Scb, SessionPhase,
@@ -62,6 +63,13 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
         last_message_seq: None,
     };
     k.inner.store.session_insert(&scb).await.sys()?;
+    let starts = bootstrap::resolve_for(k, &scb.agent_id, &scb.default_skills)
+        .await?
+        .into_iter()
+        .filter(|r| r.start && r.start_from == Some("session"))
+        .map(|r| r.name)
+        .collect();
+    crate::ops::service::reconcile(k, ServiceOwner::Session(scb.session_id.clone()), starts).await;
     let scb = bootstrap::finish(k, scb, "create").await?;
     Ok(Done::data(json!(scb))
         .rev(scb.revision)
@@ -205,6 +213,8 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
     if let Ok(mut cache) = k.inner.contexts.lock() {
         cache.remove(&scb.session_id);
     }
+    let id = scb.session_id.clone();
+    crate::ops::service::stop_owned(k, |e| e.owner == ServiceOwner::Session(id.clone())).await;
     k.emit(
         "session.archived",
         HookScope {

@@ -1,0 +1,80 @@
+//! Used from build scripts to compile guest crates of this workspace into
+//! WebAssembly components (`wasm32-wasip2`, profile `wasm`), in a target
+//! directory of their own so the outer build's lock is never contended.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root, from a build script's `CARGO_MANIFEST_DIR` two levels down.
+pub fn workspace_root(manifest_dir: &Path) -> PathBuf {
+    manifest_dir.join("../..")
+}
+
+/// Builds `packages` and returns each one's component path, in order.
+///
+/// Panics with cargo's output when the build fails (a build script has no
+/// better channel). Emits `rerun-if-changed` for each package directory
+/// given in `watch`.
+pub fn build(root: &Path, packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
+    for w in watch {
+        println!("cargo:rerun-if-changed={}", root.join(w).display());
+    }
+    let target_dir = root.join("target").join("wasm-guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args([
+            "build",
+            "--profile",
+            "wasm",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    // The outer build's flags are for the host, not for the guests.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .output()
+        .expect("cannot run cargo to build the guest components");
+    if !out.status.success() {
+        panic!(
+            "building guest components {packages:?} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    packages
+        .iter()
+        .map(|p| {
+            target_dir
+                .join("wasm32-wasip2/wasm")
+                .join(format!("{}.wasm", p.replace('-', "_")))
+        })
+        .collect()
+}
+
+/// Copies `from` to `to` unless `to` already has the same bytes (so file
+/// watchers and mtimes see no change when nothing changed).
+pub fn install(from: &Path, to: &Path) {
+    let bytes =
+        std::fs::read(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+    if std::fs::read(to).is_ok_and(|old| old == bytes) {
+        return;
+    }
+    let tmp = to.with_extension("wasm.tmp");
+    std::fs::write(&tmp, &bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, to).unwrap_or_else(|e| panic!("cannot install {}: {e}", to.display()));
+}

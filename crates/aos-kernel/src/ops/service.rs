@@ -1,0 +1,482 @@
+//! Service lifecycle: `skill.start`, `skill.stop`, `skill.invoke`,
+//! `service.list`, `service.get`, and the default start reconcile of each
+//! owner level.
+
+use crate::hooks::HookScope;
+use crate::kernel::{Done, Kernel, KernelPort, OpResult};
+use crate::params::{self, StoreResult, decode};
+use crate::principal::{Principal, ServiceGrant};
+use crate::services::{
+    CallFault, InvokeReply, Registration, ServiceEntry, ServiceOwner, ServiceStart, ServiceState,
+    may_register,
+};
+use aos_manifest::SkillManifest;
+use aos_types::{
+    AgentStatus, ErrorCode, HookKind, IdKind, SessionStatus, SyscallError, hook_point, new_id,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Per-call deadline when a skill sets none (`hooks.md` §1).
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Commands may run longer than hooks.
+const MIN_INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn service_failed(msg: String) -> SyscallError {
+    SyscallError::new(ErrorCode::ServiceFailed, msg)
+}
+
+/// Checks the owner exists and is usable; returns the owner's agent.
+async fn owner_agent(k: &Kernel, owner: &ServiceOwner) -> Result<Option<String>, SyscallError> {
+    match owner {
+        ServiceOwner::System => Ok(None),
+        ServiceOwner::Agent(a) => {
+            let acb = k.inner.store.agent_get(a).await.sys()?;
+            if acb.status == AgentStatus::Archived {
+                return Err(SyscallError::new(
+                    ErrorCode::AgentArchived,
+                    format!("agent {a} is archived"),
+                ));
+            }
+            Ok(Some(acb.agent_id))
+        }
+        ServiceOwner::Session(s) => {
+            let scb = k.inner.store.session_get(s).await.sys()?;
+            if scb.status == SessionStatus::Archived {
+                return Err(SyscallError::new(
+                    ErrorCode::SessionArchived,
+                    format!("session {s} is archived"),
+                ));
+            }
+            Ok(Some(scb.agent_id))
+        }
+    }
+}
+
+fn scope_of<'a>(owner: &'a ServiceOwner, agent: Option<&'a str>) -> HookScope<'a> {
+    match owner {
+        ServiceOwner::System => HookScope::default(),
+        ServiceOwner::Agent(a) => HookScope {
+            agent_id: Some(a),
+            session_id: None,
+        },
+        ServiceOwner::Session(s) => HookScope {
+            agent_id: agent,
+            session_id: Some(s),
+        },
+    }
+}
+
+/// Checks a registration against the manifest and the owner's level.
+fn check_registration(
+    skill: &SkillManifest,
+    owner: &ServiceOwner,
+    r: &Registration,
+) -> Result<(), SyscallError> {
+    let md = format!("{}/SKILL.md", skill.name);
+    for (name, want_event) in r
+        .hooks
+        .iter()
+        .map(|h| (h, false))
+        .chain(r.events.iter().map(|e| (e, true)))
+    {
+        let Some(hp) = hook_point(name) else {
+            return Err(SyscallError::invalid(format!(
+                "skill {} registered {name:?}, which is not a hook point",
+                skill.name
+            )));
+        };
+        if (hp.kind == HookKind::Event) != want_event {
+            let list = if want_event { "events" } else { "hooks" };
+            return Err(SyscallError::invalid(format!(
+                "skill {} registered {name} under `{list}`, but it is a {:?} hook",
+                skill.name, hp.kind
+            )));
+        }
+        if !skill.capabilities.hooks.iter().any(|h| h == name) {
+            return Err(SyscallError::new(
+                ErrorCode::PermissionDenied,
+                format!("skill {} registered {name} but does not declare it: add \"{name}\" to capabilities.hooks in {md}", skill.name),
+            )
+            .with_details(json!({ "missing": name, "capability": "capabilities.hooks" })));
+        }
+        if !may_register(owner, hp) {
+            return Err(SyscallError::new(
+                ErrorCode::PermissionDenied,
+                format!("a {:?}-owned service may not register {name} (hooks.md §2); start it at a higher level", owner.kind()),
+            )
+            .with_details(json!({ "missing": name, "capability": "owner level" })));
+        }
+    }
+    Ok(())
+}
+
+/// Starts a service of `name` for `owner` and registers its hooks.
+pub(crate) async fn start_service(
+    k: &Kernel,
+    name: &str,
+    owner: ServiceOwner,
+    config: Value,
+) -> Result<Arc<ServiceEntry>, SyscallError> {
+    let entry = launch(k, name, owner, config).await?;
+    k.inner.hooks.table().insert(entry.clone());
+    tracing::info!(skill = name, instance = %entry.instance_id, owner = ?entry.owner, "service started");
+    k.emit(
+        "skill.start.after",
+        scope_of(&entry.owner, entry.owner_agent.as_deref()),
+        json!({ "instanceId": entry.instance_id, "skillName": name }),
+    );
+    Ok(entry)
+}
+
+/// Starts an instance (admission, runtime start, `init`, registration
+/// check) without registering it.
+async fn launch(
+    k: &Kernel,
+    name: &str,
+    owner: ServiceOwner,
+    config: Value,
+) -> Result<Arc<ServiceEntry>, SyscallError> {
+    let index = k.inner.skills.snapshot();
+    let entry = index.entry(name).ok_or_else(|| {
+        SyscallError::new(
+            ErrorCode::SkillNotFound,
+            format!("no skill named {name:?}; see `aos skill list`"),
+        )
+    })?;
+    let skill = entry.manifest.clone().ok_or_else(|| {
+        SyscallError::new(
+            ErrorCode::SkillNotFound,
+            format!(
+                "skill {name} is broken: {}",
+                entry.error.clone().unwrap_or_default()
+            ),
+        )
+    })?;
+    let spec = skill.service.clone().ok_or_else(|| {
+        SyscallError::invalid(format!(
+            "skill {name} has no service face (no `service:` in its SKILL.md)"
+        ))
+    })?;
+    let owner_agent = owner_agent(k, &owner).await?;
+    let scope = scope_of(&owner, owner_agent.as_deref());
+    let input = json!({ "skillName": name, "ownerType": owner.kind(), "ownerId": owner.id() });
+    k.inner
+        .hooks
+        .admit("skill.start.before", scope, &input, input.clone())
+        .await?;
+    let driver = k
+        .inner
+        .drivers
+        .iter()
+        .find(|d| d.kind() == spec.kind)
+        .ok_or_else(|| {
+            SyscallError::new(
+                ErrorCode::NotImplemented,
+                format!("no runtime for {:?} services in this daemon", spec.kind),
+            )
+        })?;
+    let instance_id = new_id(IdKind::Service);
+    let grant = ServiceGrant {
+        skill: name.to_string(),
+        instance_id: instance_id.clone(),
+        owner: owner.clone(),
+        owner_agent: owner_agent.clone(),
+        syscalls: skill.capabilities.syscalls.clone(),
+        manifest_path: entry.dir.join("SKILL.md"),
+    };
+    let timeout = skill
+        .capabilities
+        .limits
+        .hook_timeout_ms
+        .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+    let start = ServiceStart {
+        instance_id: instance_id.clone(),
+        skill: Arc::new(skill.clone()),
+        skill_dir: entry.dir.clone(),
+        home: k.inner.config.home.clone(),
+        owner: owner.clone(),
+        config,
+        syscalls: Arc::new(KernelPort::new(k, Principal::Service(grant))),
+    };
+    let instance = driver
+        .start(start)
+        .await
+        .map_err(|e| service_failed(format!("skill {name} failed to start: {e}")))?;
+    let registration = instance.registration();
+    if let Err(e) = check_registration(&skill, &owner, &registration) {
+        instance.shutdown(timeout).await;
+        return Err(e);
+    }
+    Ok(Arc::new(ServiceEntry::new(
+        instance_id,
+        name.to_string(),
+        spec.kind,
+        owner,
+        owner_agent,
+        timeout,
+        registration,
+        instance,
+    )))
+}
+
+/// Stops one running instance.
+pub(crate) async fn stop_service(k: &Kernel, e: &Arc<ServiceEntry>) -> Result<(), SyscallError> {
+    let scope = scope_of(&e.owner, e.owner_agent.as_deref());
+    let input = json!({ "instanceId": e.instance_id });
+    k.inner
+        .hooks
+        .admit("skill.stop.before", scope, &input, input.clone())
+        .await?;
+    stop_now(k, e).await;
+    Ok(())
+}
+
+/// Stops without admission (archive, daemon stop).
+pub(crate) async fn stop_now(k: &Kernel, e: &Arc<ServiceEntry>) {
+    if e.state().0 == ServiceState::Running {
+        e.set_state(ServiceState::Stopped, None);
+    }
+    k.inner.hooks.table().unregister(&e.instance_id);
+    e.instance.shutdown(e.timeout).await;
+    k.emit(
+        "skill.stop.after",
+        scope_of(&e.owner, e.owner_agent.as_deref()),
+        json!({ "instanceId": e.instance_id }),
+    );
+}
+
+/// Starts the services whose `start: enable` was decided at `owner`'s level.
+pub(crate) async fn reconcile(k: &Kernel, owner: ServiceOwner, names: Vec<String>) {
+    for name in names {
+        if let Err(e) = start_service(k, &name, owner.clone(), json!({})).await {
+            tracing::warn!(skill = %name, owner = ?owner, error = %e, "default service did not start");
+        }
+    }
+}
+
+/// Stops every running service whose owner matches.
+pub(crate) async fn stop_owned(k: &Kernel, pred: impl Fn(&ServiceEntry) -> bool) {
+    for e in k.inner.hooks.table().running(pred) {
+        stop_now(k, &e).await;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Start {
+    name: String,
+    owner: Option<String>,
+    config: Option<Value>,
+}
+
+pub(crate) async fn start(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let s: Start = decode("skill.start", params)?;
+    params::skill_name("name", &s.name)?;
+    let owner = match s.owner.as_deref() {
+        None => ServiceOwner::System,
+        Some(o) => ServiceOwner::parse(o)
+            .ok_or_else(|| SyscallError::invalid("`owner` is system, agent:ID or session:ID"))?,
+    };
+    let config = s.config.unwrap_or_else(|| json!({}));
+    if !config.is_object() {
+        return Err(SyscallError::invalid("`config` must be a JSON object"));
+    }
+    let e = start_service(k, &s.name, owner, config).await?;
+    let session = match &e.owner {
+        ServiceOwner::Session(s) => Some(s.as_str()),
+        _ => None,
+    };
+    Ok(Done::data(e.view()).ids(e.owner_agent.as_deref(), session))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Instance {
+    instance_id: String,
+}
+
+fn find(k: &Kernel, id: &str) -> Result<Arc<ServiceEntry>, SyscallError> {
+    params::id("instanceId", id)?;
+    k.inner
+        .hooks
+        .table()
+        .get(id)
+        .ok_or_else(|| SyscallError::not_found("service", id))
+}
+
+pub(crate) async fn stop(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: Instance = decode("skill.stop", params)?;
+    let e = find(k, &q.instance_id)?;
+    if e.state().0 != ServiceState::Running {
+        return Err(SyscallError::invalid(format!(
+            "service {} is not running",
+            e.instance_id
+        )));
+    }
+    stop_service(k, &e).await?;
+    Ok(Done::data(e.view()))
+}
+
+pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: Instance = decode("service.get", params)?;
+    Ok(Done::data(find(k, &q.instance_id)?.view()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct List {
+    skill_name: Option<String>,
+    state: Option<ServiceStateParam>,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum ServiceStateParam {
+    Running,
+    Stopped,
+    Error,
+}
+
+pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: List = decode("service.list", params)?;
+    let services: Vec<Value> = k
+        .inner
+        .hooks
+        .table()
+        .all()
+        .iter()
+        .filter(|e| q.skill_name.as_deref().is_none_or(|n| n == e.skill_name))
+        .filter(|e| {
+            q.state.as_ref().is_none_or(|s| {
+                let st = e.state().0;
+                matches!(
+                    (s, st),
+                    (ServiceStateParam::Running, ServiceState::Running)
+                        | (ServiceStateParam::Stopped, ServiceState::Stopped)
+                        | (ServiceStateParam::Error, ServiceState::Error)
+                )
+            })
+        })
+        .map(|e| e.view())
+        .collect();
+    Ok(Done::data(json!({ "services": services })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Invoke {
+    name: String,
+    #[serde(default)]
+    args: Vec<String>,
+    stdin: Option<String>,
+    session_id: Option<String>,
+}
+
+/// Most arguments one command takes.
+const MAX_ARGS: usize = 256;
+
+pub(crate) async fn invoke(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: Invoke = decode("skill.invoke", params)?;
+    params::skill_name("name", &q.name)?;
+    if q.args.len() > MAX_ARGS || q.args.iter().any(|a| a.len() > 65_536) {
+        return Err(SyscallError::invalid(format!(
+            "`args`: at most {MAX_ARGS} arguments of 64 KiB each"
+        )));
+    }
+    let (agent, session) = match &q.session_id {
+        Some(s) => {
+            let scb = crate::ops::session::load(k, s).await?;
+            (Some(scb.agent_id), Some(scb.session_id))
+        }
+        None => (None, None),
+    };
+    let scope = HookScope {
+        agent_id: agent.as_deref(),
+        session_id: session.as_deref(),
+    };
+    let input = json!({ "name": q.name, "args": q.args, "sessionId": session });
+    let out = k
+        .inner
+        .hooks
+        .admit("skill.invoke.before", scope, &input, json!(q.args))
+        .await?;
+    let args: Vec<String> = serde_json::from_value(out).map_err(|e| {
+        SyscallError::new(
+            ErrorCode::HookRejected,
+            format!("skill.invoke.before returned invalid args: {e}"),
+        )
+    })?;
+    let reply = run_command(
+        k,
+        &q.name,
+        args,
+        q.stdin,
+        agent.as_deref(),
+        session.as_deref(),
+    )
+    .await?;
+    k.emit(
+        "skill.invoke.after",
+        scope,
+        json!({ "name": q.name, "exitCode": reply.exit_code }),
+    );
+    Ok(Done::data(json!(reply)).ids(agent.as_deref(), session.as_deref()))
+}
+
+/// Runs a command on the most specific running instance in scope, or on a
+/// transient instance started for the call.
+async fn run_command(
+    k: &Kernel,
+    name: &str,
+    args: Vec<String>,
+    stdin: Option<String>,
+    agent: Option<&str>,
+    session: Option<&str>,
+) -> Result<InvokeReply, SyscallError> {
+    let mut running = k
+        .inner
+        .hooks
+        .table()
+        .running(|e| e.skill_name == name && e.in_scope(agent, session));
+    running.sort_by_key(|e| e.owner.rank());
+    let (entry, transient) = match running.pop() {
+        Some(e) => (e, false),
+        None => {
+            let owner = session.map_or(ServiceOwner::System, |s| {
+                ServiceOwner::Session(s.to_string())
+            });
+            (start_transient(k, name, owner).await?, true)
+        }
+    };
+    let timeout = entry.timeout.max(MIN_INVOKE_TIMEOUT);
+    let result = entry.instance.invoke(args, stdin, timeout).await;
+    if transient {
+        entry.instance.shutdown(entry.timeout).await;
+    }
+    match result {
+        Ok(reply) => Ok(reply),
+        Err(CallFault::Handler(msg)) => Ok(InvokeReply {
+            exit_code: 1,
+            stdout: String::new(),
+            stderr: msg,
+        }),
+        Err(fault) => {
+            if !transient {
+                k.inner.hooks.failed(&entry, "skill.invoke", &fault).await;
+            }
+            Err(service_failed(format!("skill {name}: {fault}")))
+        }
+    }
+}
+
+/// Starts an instance for one command, outside the hook table.
+async fn start_transient(
+    k: &Kernel,
+    name: &str,
+    owner: ServiceOwner,
+) -> Result<Arc<ServiceEntry>, SyscallError> {
+    launch(k, name, owner, json!({ "transient": true })).await
+}

@@ -1,0 +1,438 @@
+//! Running skill services: the driver interface a service runtime implements
+//! (WASM components in `aos-wasm-host`, legacy subprocesses behind the UDS
+//! shim), the table of running instances, and their hook registrations.
+
+use aos_manifest::{ServiceKind, SkillManifest};
+use aos_types::{HookOwners, OwnerType, SyscallError};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// Who a service instance runs for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "ownerType", content = "ownerId", rename_all = "lowercase")]
+pub enum ServiceOwner {
+    /// The whole system.
+    System,
+    /// One agent.
+    Agent(String),
+    /// One session (of an agent).
+    Session(String),
+}
+
+impl ServiceOwner {
+    /// The owner's level.
+    pub fn kind(&self) -> OwnerType {
+        match self {
+            ServiceOwner::System => OwnerType::System,
+            ServiceOwner::Agent(_) => OwnerType::Agent,
+            ServiceOwner::Session(_) => OwnerType::Session,
+        }
+    }
+
+    /// The agent or session id.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ServiceOwner::System => None,
+            ServiceOwner::Agent(id) | ServiceOwner::Session(id) => Some(id),
+        }
+    }
+
+    /// Parses `system`, `agent:ID` or `session:ID`.
+    pub fn parse(s: &str) -> Option<ServiceOwner> {
+        match s.split_once(':') {
+            None if s == "system" => Some(ServiceOwner::System),
+            Some(("agent", id)) if aos_types::validate_id(id) => {
+                Some(ServiceOwner::Agent(id.into()))
+            }
+            Some(("session", id)) if aos_types::validate_id(id) => {
+                Some(ServiceOwner::Session(id.into()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Ordering rank: system → agent → session.
+    pub fn rank(&self) -> u8 {
+        match self {
+            ServiceOwner::System => 0,
+            ServiceOwner::Agent(_) => 1,
+            ServiceOwner::Session(_) => 2,
+        }
+    }
+}
+
+/// The kernel's door for a service's syscalls: the runtime hands every guest
+/// call to it; capability and scope checks happen behind it.
+pub trait SyscallPort: Send + Sync {
+    /// Runs `op` with `payload` (a JSON object, as text) and returns its data.
+    fn call(&self, op: String, payload: String) -> BoxFuture<'static, Result<Value, SyscallError>>;
+
+    /// Records a capability the runtime refused the service (a connect to an
+    /// undeclared address, …), with the manifest line that would grant it.
+    fn denied(&self, capability: &str, fix: String);
+}
+
+/// Everything a runtime needs to start one instance.
+#[derive(Clone)]
+pub struct ServiceStart {
+    /// The new instance's id.
+    pub instance_id: String,
+    /// The skill's manifest.
+    pub skill: Arc<SkillManifest>,
+    /// The skill's directory.
+    pub skill_dir: PathBuf,
+    /// `$AOS_HOME`.
+    pub home: PathBuf,
+    /// Who it runs for.
+    pub owner: ServiceOwner,
+    /// Configuration passed to `init`.
+    pub config: Value,
+    /// The kernel, for the service's syscalls.
+    pub syscalls: Arc<dyn SyscallPort>,
+}
+
+/// What a service asked for at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Registration {
+    /// Admission and transform hooks.
+    pub hooks: Vec<String>,
+    /// Event hooks.
+    pub events: Vec<String>,
+}
+
+/// The answer of an admission handler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdmitReply {
+    /// Allowed; with a new output when it rewrote it.
+    Allow(Option<String>),
+    /// Rejected, with the reason.
+    Reject(String),
+}
+
+/// Why a call into a service did not produce an answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallFault {
+    /// The handler itself reported an error.
+    #[error("handler error: {0}")]
+    Handler(String),
+    /// The service trapped (a panic, an invalid operation).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// The deadline passed.
+    #[error("deadline of {0:?} exceeded")]
+    Timeout(Duration),
+    /// A resource limit (memory, fuel) was hit.
+    #[error("resource limit: {0}")]
+    Limit(String),
+    /// The service is gone (crashed, stopped).
+    #[error("service unavailable: {0}")]
+    Gone(String),
+}
+
+/// A running service instance. Calls into one instance are serialised by the
+/// runtime; different instances run in parallel.
+pub trait ServiceInstance: Send + Sync {
+    /// What `init` registered.
+    fn registration(&self) -> Registration;
+    /// An admission hook.
+    fn admit(
+        &self,
+        hook: String,
+        input: String,
+        output: String,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<AdmitReply, CallFault>>;
+    /// A transform hook.
+    fn transform(
+        &self,
+        hook: String,
+        input: String,
+        output: String,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<String, CallFault>>;
+    /// An event hook.
+    fn on_event(
+        &self,
+        name: String,
+        payload: String,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(), CallFault>>;
+    /// A command.
+    fn invoke(
+        &self,
+        args: Vec<String>,
+        stdin: Option<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<InvokeReply, CallFault>>;
+    /// Stops the service (calls its `shutdown`, then frees it).
+    fn shutdown(&self, timeout: Duration) -> BoxFuture<'_, ()>;
+}
+
+/// The result of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvokeReply {
+    /// Exit status.
+    pub exit_code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Starts instances of one kind of service.
+pub trait ServiceDriver: Send + Sync {
+    /// Which `service:` entries this driver runs.
+    fn kind(&self) -> ServiceKind;
+    /// Starts an instance and runs its `init`.
+    fn start(
+        &self,
+        spec: ServiceStart,
+    ) -> BoxFuture<'static, Result<Arc<dyn ServiceInstance>, String>>;
+}
+
+/// Lifecycle state of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    /// Serving hooks.
+    Running,
+    /// Stopped by request.
+    Stopped,
+    /// Failed repeatedly or crashed; its hooks are unregistered.
+    Error,
+}
+
+/// Consecutive failed calls after which a service is marked `error`.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 3;
+
+/// One running (or ended) instance.
+pub struct ServiceEntry {
+    /// Instance id (`sv_…`).
+    pub instance_id: String,
+    /// Skill name.
+    pub skill_name: String,
+    /// `wasm` or `legacy`.
+    pub kind: ServiceKind,
+    /// Who it runs for.
+    pub owner: ServiceOwner,
+    /// The agent of a session-owned instance (for scope checks).
+    pub owner_agent: Option<String>,
+    /// Per-call deadline.
+    pub timeout: Duration,
+    /// Its registration.
+    pub registration: Registration,
+    /// The instance.
+    pub instance: Arc<dyn ServiceInstance>,
+    /// When it started.
+    pub started_at: String,
+    state: Mutex<(ServiceState, Option<String>)>,
+    failures: AtomicU32,
+    calls: AtomicU64,
+}
+
+impl ServiceEntry {
+    /// A new running entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        instance_id: String,
+        skill_name: String,
+        kind: ServiceKind,
+        owner: ServiceOwner,
+        owner_agent: Option<String>,
+        timeout: Duration,
+        registration: Registration,
+        instance: Arc<dyn ServiceInstance>,
+    ) -> ServiceEntry {
+        ServiceEntry {
+            instance_id,
+            skill_name,
+            kind,
+            owner,
+            owner_agent,
+            timeout,
+            registration,
+            instance,
+            started_at: aos_types::now(),
+            state: Mutex::new((ServiceState::Running, None)),
+            failures: AtomicU32::new(0),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Current state and the last error.
+    pub fn state(&self) -> (ServiceState, Option<String>) {
+        self.state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or((ServiceState::Error, None))
+    }
+
+    /// Sets the state (and error text).
+    pub fn set_state(&self, state: ServiceState, error: Option<String>) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = (state, error);
+        }
+    }
+
+    /// Records a call's outcome; true when this failure makes the service
+    /// cross the failure threshold.
+    pub fn record(&self, ok: bool) -> bool {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if ok {
+            self.failures.store(0, Ordering::Relaxed);
+            false
+        } else {
+            self.failures.fetch_add(1, Ordering::Relaxed) + 1 == MAX_CONSECUTIVE_FAILURES
+        }
+    }
+
+    /// Whether a hook call for (agent, session) concerns this instance's owner.
+    pub fn in_scope(&self, agent_id: Option<&str>, session_id: Option<&str>) -> bool {
+        match &self.owner {
+            ServiceOwner::System => true,
+            ServiceOwner::Agent(a) => agent_id == Some(a.as_str()),
+            ServiceOwner::Session(s) => session_id == Some(s.as_str()),
+        }
+    }
+
+    /// The `service.list` / `service.get` view.
+    pub fn view(&self) -> Value {
+        let (state, error) = self.state();
+        serde_json::json!({
+            "instanceId": self.instance_id,
+            "skillName": self.skill_name,
+            "kind": self.kind,
+            "ownerType": self.owner.kind(),
+            "ownerId": self.owner.id(),
+            "state": state,
+            "error": error,
+            "hooks": self.registration.hooks,
+            "events": self.registration.events,
+            "startedAt": self.started_at,
+            "calls": self.calls.load(Ordering::Relaxed),
+            "consecutiveFailures": self.failures.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// Hook name → handler, in registration order.
+type Handlers = Arc<Vec<(String, Arc<ServiceEntry>)>>;
+
+/// All instances, and the hook handlers of the running ones.
+#[derive(Default)]
+pub struct ServiceTable {
+    entries: RwLock<Vec<Arc<ServiceEntry>>>,
+    /// (hook name, entry) in registration order; copy-on-write for lock-free reads.
+    handlers: RwLock<Handlers>,
+}
+
+impl ServiceTable {
+    /// Adds a running entry and its handlers.
+    pub fn insert(&self, e: Arc<ServiceEntry>) {
+        if let Ok(mut h) = self.handlers.write() {
+            let mut next = (**h).clone();
+            for name in e.registration.hooks.iter().chain(&e.registration.events) {
+                next.push((name.clone(), e.clone()));
+            }
+            *h = Arc::new(next);
+        }
+        if let Ok(mut v) = self.entries.write() {
+            v.push(e);
+        }
+    }
+
+    /// Removes an instance's handlers (it stays listed with its state).
+    pub fn unregister(&self, instance_id: &str) {
+        if let Ok(mut h) = self.handlers.write() {
+            let next: Vec<_> = h
+                .iter()
+                .filter(|(_, e)| e.instance_id != instance_id)
+                .cloned()
+                .collect();
+            *h = Arc::new(next);
+        }
+    }
+
+    /// The handlers of `hook` within scope, ordered system → agent → session,
+    /// then by registration.
+    pub fn handlers(
+        &self,
+        hook: &str,
+        agent_id: Option<&str>,
+        session_id: Option<&str>,
+    ) -> Vec<Arc<ServiceEntry>> {
+        let Ok(h) = self.handlers.read() else {
+            return Vec::new();
+        };
+        let mut out: Vec<Arc<ServiceEntry>> = h
+            .iter()
+            .filter(|(n, e)| n == hook && e.in_scope(agent_id, session_id))
+            .map(|(_, e)| e.clone())
+            .collect();
+        out.sort_by_key(|e| e.owner.rank());
+        out
+    }
+
+    /// Whether `hook` has any handler within scope.
+    pub fn has(&self, hook: &str, agent_id: Option<&str>, session_id: Option<&str>) -> bool {
+        self.handlers
+            .read()
+            .map(|h| {
+                h.iter()
+                    .any(|(n, e)| n == hook && e.in_scope(agent_id, session_id))
+            })
+            .unwrap_or(false)
+    }
+
+    /// One instance.
+    pub fn get(&self, instance_id: &str) -> Option<Arc<ServiceEntry>> {
+        self.entries
+            .read()
+            .ok()?
+            .iter()
+            .find(|e| e.instance_id == instance_id)
+            .cloned()
+    }
+
+    /// All instances (running and ended), oldest first.
+    pub fn all(&self) -> Vec<Arc<ServiceEntry>> {
+        self.entries.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Running instances matching a predicate.
+    pub fn running(&self, pred: impl Fn(&ServiceEntry) -> bool) -> Vec<Arc<ServiceEntry>> {
+        self.all()
+            .into_iter()
+            .filter(|e| e.state().0 == ServiceState::Running && pred(e))
+            .collect()
+    }
+}
+
+/// Whether an owner of this level may register `hook` (`hooks.md` §2).
+pub fn may_register(owner: &ServiceOwner, hook: &aos_types::HookPoint) -> bool {
+    use aos_types::HookKind::{Admission, Event, Transform};
+    let level_ok = match hook.owners {
+        HookOwners::System => matches!(owner, ServiceOwner::System),
+        HookOwners::SystemAgent => !matches!(owner, ServiceOwner::Session(_)),
+        HookOwners::All => true,
+    };
+    if !level_ok {
+        return false;
+    }
+    match (owner, hook.kind) {
+        (ServiceOwner::System, _) | (ServiceOwner::Agent(_), Transform) => true,
+        // Agent: agent- and session-level admission and event hooks.
+        (ServiceOwner::Agent(_), Admission | Event) => hook.owners != HookOwners::System,
+        // Session: session-level AH/RE; TH only session, tool, compute, context ones.
+        (ServiceOwner::Session(_), Admission | Event) => hook.owners == HookOwners::All,
+        (ServiceOwner::Session(_), Transform) => ["session.", "tool.", "compute.", "context."]
+            .iter()
+            .any(|p| hook.name.starts_with(p)),
+    }
+}

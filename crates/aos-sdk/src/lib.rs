@@ -1,0 +1,215 @@
+//! Write AgentOS skill services in Rust.
+//!
+//! A service is a type implementing [`Service`]: a function per kind of hook
+//! that returns a verdict or a new value, exported with [`export!`]. It reads
+//! like the Python original:
+//!
+//! ```ignore
+//! use aos_sdk::{Owner, Registration, Service, Value, Verdict};
+//!
+//! struct Guard;
+//!
+//! impl Service for Guard {
+//!     fn register(_owner: &Owner, _config: &Value) -> Result<Registration, String> {
+//!         Ok(Registration::hooks(["tool.before"]))
+//!     }
+//!
+//!     fn admit(_hook: &str, _input: &Value, output: Value) -> Verdict {
+//!         let cmd = output["args"]["command"].as_str().unwrap_or("");
+//!         match ["rm -rf /", "DROP TABLE"].iter().find(|p| cmd.contains(*p)) {
+//!             Some(p) => Verdict::reject(format!("blocked: {p}")),
+//!             None => Verdict::Allow,
+//!         }
+//!     }
+//! }
+//!
+//! aos_sdk::export!(Guard);
+//! ```
+//!
+//! [`syscall`] calls the kernel (only the syscalls the skill's `SKILL.md`
+//! grants), and [`log`] writes to the daemon's logs.
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/v0.1",
+        world: "skill-service",
+        pub_export_macro: true,
+        export_macro_name: "__export_skill_service",
+        default_bindings_module: "aos_sdk::bindings",
+    });
+}
+
+mod adapter;
+pub mod log;
+
+pub use adapter::Adapter;
+pub use serde_json::{self, Value, json};
+
+use bindings::aos::kernel::types;
+
+/// Who a service instance runs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// The whole system.
+    System,
+    /// One agent.
+    Agent(String),
+    /// One session.
+    Session(String),
+}
+
+/// The hooks and events a service registers at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registration {
+    /// Admission and transform hook names.
+    pub hooks: Vec<String>,
+    /// Event hook names.
+    pub events: Vec<String>,
+}
+
+impl Registration {
+    /// Registers admission/transform hooks.
+    pub fn hooks<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Self {
+        Registration {
+            hooks: names.into_iter().map(Into::into).collect(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Adds event hooks.
+    pub fn with_events<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.events.extend(names.into_iter().map(Into::into));
+        self
+    }
+}
+
+/// The answer of an admission hook.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Let it through unchanged.
+    Allow,
+    /// Let it through with this new `output`.
+    Rewrite(Value),
+    /// Refuse it, with a reason.
+    Reject(String),
+}
+
+impl Verdict {
+    /// A rejection.
+    pub fn reject(reason: impl Into<String>) -> Self {
+        Verdict::Reject(reason.into())
+    }
+}
+
+/// The result of an invoked command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Exit status (0 = success).
+    pub exit_code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Success with this stdout.
+    pub fn ok(stdout: impl Into<String>) -> Self {
+        Output {
+            exit_code: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
+    }
+
+    /// Failure with this stderr and exit code.
+    pub fn fail(exit_code: i32, stderr: impl Into<String>) -> Self {
+        Output {
+            exit_code,
+            stdout: String::new(),
+            stderr: stderr.into(),
+        }
+    }
+}
+
+/// A failed syscall, as the kernel reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyscallError {
+    /// The error code (`permission.denied`, `not_found`, …).
+    pub code: String,
+    /// The message.
+    pub message: String,
+    /// Details, if any.
+    pub details: Option<Value>,
+}
+
+impl std::fmt::Display for SyscallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for SyscallError {}
+
+/// Calls a syscall with a JSON object of parameters and returns its `data`.
+pub fn syscall(op: &str, params: Value) -> Result<Value, SyscallError> {
+    match bindings::aos::kernel::syscall::call(op, &params.to_string()) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| SyscallError {
+            code: "internal".into(),
+            message: format!("the kernel answered invalid JSON: {e}"),
+            details: None,
+        }),
+        Err(types::SyscallError {
+            code,
+            message,
+            details,
+        }) => Err(SyscallError {
+            code,
+            message,
+            details: details.and_then(|d| serde_json::from_str(&d).ok()),
+        }),
+    }
+}
+
+/// A skill service. Every method but [`Service::register`] has a default that
+/// does nothing, so a service implements only what it registers.
+pub trait Service: 'static {
+    /// Called once at start-up: the hooks and events to register.
+    fn register(owner: &Owner, config: &Value) -> Result<Registration, String>;
+
+    /// An admission hook.
+    fn admit(hook: &str, input: &Value, output: Value) -> Verdict {
+        let _ = (hook, input, output);
+        Verdict::Allow
+    }
+
+    /// A transform hook: the new output. An error leaves the data unchanged.
+    fn transform(hook: &str, input: &Value, output: Value) -> Result<Value, String> {
+        let _ = (hook, input);
+        Ok(output)
+    }
+
+    /// An event hook.
+    fn on_event(name: &str, payload: &Value) {
+        let _ = (name, payload);
+    }
+
+    /// A command (`aos skill run NAME ARGS…`).
+    fn invoke(args: &[String], stdin: Option<&str>) -> Result<Output, String> {
+        let _ = (args, stdin);
+        Err("this skill exports no command".into())
+    }
+
+    /// Called before the service stops.
+    fn shutdown() {}
+}
+
+/// Exports a [`Service`] implementation as the component's `service`.
+#[macro_export]
+macro_rules! export {
+    ($ty:ty) => {
+        type __AosExportedService = $crate::Adapter<$ty>;
+        $crate::bindings::__export_skill_service!(__AosExportedService with_types_in $crate::bindings);
+    };
+}

@@ -1,0 +1,169 @@
+//! [`WasmHost`]: the engine, the linker, the component cache, the epoch
+//! ticker, and the kernel's `ServiceDriver` for `.wasm` services.
+
+use crate::bindings::SkillServicePre;
+use crate::cache::{self, Origin};
+use crate::instance::{InstanceSpec, WasmService};
+use crate::state::HostState;
+use aos_kernel::services::{ServiceDriver, ServiceInstance, ServiceStart};
+use aos_manifest::ServiceKind;
+use futures::future::BoxFuture;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// One epoch tick; deadlines are counted in ticks.
+pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// How the host is set up.
+#[derive(Debug, Clone)]
+pub struct WasmHostConfig {
+    /// Where compiled components are cached (`$AOS_HOME/cache`).
+    pub cache_dir: PathBuf,
+    /// Use the pooling instance allocator (faster instantiation, reserves
+    /// address space up front).
+    pub pooling: bool,
+}
+
+/// The skill host. Cheap to clone.
+#[derive(Clone)]
+pub struct WasmHost {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: PathBuf,
+    /// Pre-instantiated components by content key.
+    pres: Mutex<HashMap<String, SkillServicePre<HostState>>>,
+}
+
+impl WasmHost {
+    /// Creates the engine and linker and starts the epoch ticker.
+    pub fn new(cfg: WasmHostConfig) -> wasmtime::Result<WasmHost> {
+        let mut c = Config::new();
+        c.wasm_component_model(true);
+        c.epoch_interruption(true);
+        c.consume_fuel(true);
+        if cfg.pooling {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_component_instances(256);
+            pool.total_core_instances(512);
+            pool.total_memories(512);
+            pool.total_tables(512);
+            pool.max_memory_size(1 << 30);
+            c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&c)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        crate::bindings::SkillService::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        spawn_ticker(&engine);
+        Ok(WasmHost {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache_dir: cfg.cache_dir,
+                pres: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Loads a component (from the disk cache when possible), type-checks its
+    /// imports against the host once, and returns its pre-instantiation.
+    pub(crate) fn prepare(
+        &self,
+        path: &Path,
+    ) -> wasmtime::Result<(SkillServicePre<HostState>, Origin)> {
+        let (component, key, origin) =
+            cache::load(&self.inner.engine, &self.inner.cache_dir, path)?;
+        if let Some(pre) = self
+            .inner
+            .pres
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return Ok((pre, origin));
+        }
+        let pre = SkillServicePre::new(self.inner.linker.instantiate_pre(&component)?)?;
+        if let Ok(mut m) = self.inner.pres.lock() {
+            m.insert(key, pre.clone());
+        }
+        Ok((pre, origin))
+    }
+
+    /// Loads a component as [`WasmHost::prepare`] does, reporting whether it
+    /// came from the disk cache (benchmarks, diagnostics).
+    pub fn load(&self, path: &Path) -> Result<bool, String> {
+        self.prepare(path)
+            .map(|(_, o)| o == Origin::Cached)
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// Advances the engine's epoch every [`TICK`] for as long as the engine lives.
+fn spawn_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("aos-wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the epoch thread: WASM deadlines will not fire");
+    }
+}
+
+impl ServiceDriver for WasmHost {
+    fn kind(&self) -> ServiceKind {
+        ServiceKind::Wasm
+    }
+
+    fn start(
+        &self,
+        spec: ServiceStart,
+    ) -> BoxFuture<'static, Result<Arc<dyn ServiceInstance>, String>> {
+        let host = self.clone();
+        Box::pin(async move {
+            let path = match &spec.skill.service {
+                Some(s) => spec.skill_dir.join(&s.path),
+                None => return Err(format!("skill {} has no service", spec.skill.name)),
+            };
+            let started = std::time::Instant::now();
+            let prepared = tokio::task::spawn_blocking({
+                let host = host.clone();
+                move || host.prepare(&path)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            let (pre, origin) =
+                prepared.map_err(|e| format!("cannot load the component: {e:#}"))?;
+            tracing::debug!(skill = %spec.skill.name, ?origin, elapsed = ?started.elapsed(), "component ready");
+            let net = crate::caps::resolve_net(&spec.skill.capabilities.net).await;
+            let service = WasmService::start(InstanceSpec {
+                pre,
+                start: spec,
+                net,
+            })
+            .await?;
+            Ok(Arc::new(service) as Arc<dyn ServiceInstance>)
+        })
+    }
+}

@@ -1,0 +1,70 @@
+//! The per-instance store data and the host side of the `syscall` and `log`
+//! imports.
+
+use crate::bindings::aos::kernel::{log, syscall, types};
+use aos_kernel::services::SyscallPort;
+use std::sync::Arc;
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Longest log line kept, in bytes.
+const MAX_LOG_LINE: usize = 64 * 1024;
+
+/// What one instance's store holds.
+pub(crate) struct HostState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub limits: StoreLimits,
+    pub skill: String,
+    pub port: Arc<dyn SyscallPort>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl syscall::Host for HostState {
+    async fn call(
+        &mut self,
+        op: String,
+        payload: String,
+    ) -> wasmtime::Result<Result<String, types::SyscallError>> {
+        match self.port.call(op, payload).await {
+            Ok(data) => Ok(Ok(data.to_string())),
+            Err(e) => Ok(Err(types::SyscallError {
+                code: e.code.as_str().to_string(),
+                message: e.message,
+                details: e.details.map(|d| d.to_string()),
+            })),
+        }
+    }
+}
+
+impl log::Host for HostState {
+    async fn write(&mut self, level: log::Level, mut message: String) -> wasmtime::Result<()> {
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let skill = self.skill.as_str();
+        match level {
+            log::Level::Trace => tracing::trace!(skill, "{message}"),
+            log::Level::Debug => tracing::debug!(skill, "{message}"),
+            log::Level::Info => tracing::info!(skill, "{message}"),
+            log::Level::Warn => tracing::warn!(skill, "{message}"),
+            log::Level::Error => tracing::error!(skill, "{message}"),
+        }
+        Ok(())
+    }
+}
