@@ -21,40 +21,31 @@ pub fn build(root: &Path, packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
     }
     let target_dir = root.join("target").join("wasm-guests");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args([
-            "build",
-            "--profile",
-            "wasm",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&target_dir);
     for p in packages {
-        cmd.args(["-p", p]);
-    }
-    // The outer build's flags are for the host, not for the guests.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_PROFILE_RELEASE_DEBUG",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cmd.env_remove(var);
-    }
-    let out = cmd
-        .output()
-        .expect("cannot run cargo to build the guest components");
-    if !out.status.success() {
-        panic!(
-            "building guest components {packages:?} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // `cargo rustc --crate-type cdylib`: the crates stay plain libraries
+        // for host builds (a cdylib of WIT exports cannot link natively).
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(root)
+            .args(["rustc", "-p", p, "--profile", "wasm", "--target", "wasm32-wasip2", "--crate-type", "cdylib", "--target-dir"])
+            .arg(&target_dir);
+        // The outer build's flags are for the host, not for the guests.
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_BUILD_RUSTFLAGS",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "RUSTC_WORKSPACE_WRAPPER",
+        ] {
+            cmd.env_remove(var);
+        }
+        let out = cmd.output().expect("cannot run cargo to build the guest components");
+        if !out.status.success() {
+            panic!(
+                "building guest component {p} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
     packages
         .iter()
