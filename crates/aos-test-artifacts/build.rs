@@ -1,0 +1,25 @@
+//! Builds the test guests and writes their paths into `$OUT_DIR/artifacts.rs`.
+
+use std::path::Path;
+
+const GUESTS: &[(&str, &str)] = &[("TEST_GUEST", "aos-test-guest"), ("MY_GUARD", "my-guard")];
+
+fn main() {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let root = aos_guest_build::workspace_root(Path::new(&manifest));
+    let packages: Vec<&str> = GUESTS.iter().map(|(_, p)| *p).collect();
+    let built = aos_guest_build::build(
+        &root,
+        &packages,
+        &["crates/aos-test-guest/src", "crates/aos-sdk/src", "skills/my-guard/src", "wit"],
+    );
+    let mut code = String::new();
+    for ((name, package), path) in GUESTS.iter().zip(built) {
+        code.push_str(&format!(
+            "/// The `{package}` component.\npub const {name}: &str = {:?};\n",
+            path.display().to_string()
+        ));
+    }
+    let out = std::env::var("OUT_DIR").expect("OUT_DIR");
+    std::fs::write(Path::new(&out).join("artifacts.rs"), code).expect("write artifacts.rs");
+}

@@ -1,0 +1,181 @@
+//! A test component. Its `init` config says what to register and how every
+//! export behaves, so one component covers well-behaved handlers and the
+//! malicious-guest suite:
+//!
+//! ```json
+//! { "hooks": ["tool.before"], "events": ["agent.started"], "tag": "A",
+//!   "do": { "tool.before": "reject", "*": "allow", "init": "trap" } }
+//! ```
+//!
+//! Actions: `allow`, `reject`, `rewrite` (sets `output.rewrittenBy = tag`),
+//! `tag` (appends `tag` to `output.trail`), `error`, `loop` (spins forever),
+//! `trap` (panics), `bomb` (allocates without end), `syscall` (calls
+//! `session.get` on `input.sessionId`; rejects with the error code if it fails).
+//!
+//! Commands (`invoke`): `echo ARGS…`, `events`, `read PATH`, `write PATH TEXT`,
+//! `env NAME`, `connect HOST:PORT`, `syscall OP JSON`, and the actions above.
+
+use aos_sdk::{Output, Owner, Registration, Service, Value, Verdict, json};
+use std::sync::Mutex;
+
+static CONFIG: Mutex<Option<Value>> = Mutex::new(None);
+static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn config() -> Value {
+    CONFIG.lock().map(|c| c.clone().unwrap_or(Value::Null)).unwrap_or(Value::Null)
+}
+
+fn action(key: &str) -> String {
+    let c = config();
+    c["do"][key]
+        .as_str()
+        .or_else(|| c["do"]["*"].as_str())
+        .unwrap_or("allow")
+        .to_string()
+}
+
+fn tag() -> String {
+    config()["tag"].as_str().unwrap_or("guest").to_string()
+}
+
+/// Misbehaviours shared by every export.
+fn misbehave(what: &str) {
+    match what {
+        "loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "trap" => panic!("test guest trapped on purpose"),
+        "bomb" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn names(c: &Value, key: &str) -> Vec<String> {
+    c[key]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+/// The test service.
+pub struct TestGuest;
+
+impl Service for TestGuest {
+    fn register(_owner: &Owner, config: &Value) -> Result<Registration, String> {
+        if let Ok(mut c) = CONFIG.lock() {
+            *c = Some(config.clone());
+        }
+        let init = action("init");
+        misbehave(&init);
+        if init == "error" {
+            return Err("the test guest refuses to start".into());
+        }
+        Ok(Registration::hooks(names(config, "hooks")).with_events(names(config, "events")))
+    }
+
+    fn admit(hook: &str, input: &Value, mut output: Value) -> Verdict {
+        let what = action(hook);
+        misbehave(&what);
+        match what.as_str() {
+            "reject" => Verdict::reject(format!("{} says no", tag())),
+            "rewrite" => {
+                output["rewrittenBy"] = json!(tag());
+                Verdict::Rewrite(output)
+            }
+            "tag" => {
+                push_trail(&mut output);
+                Verdict::Rewrite(output)
+            }
+            "syscall" => {
+                let sid = input["sessionId"].as_str().unwrap_or("");
+                match aos_sdk::syscall("session.get", json!({ "sessionId": sid })) {
+                    Ok(_) => Verdict::Allow,
+                    Err(e) => Verdict::reject(e.code),
+                }
+            }
+            _ => Verdict::Allow,
+        }
+    }
+
+    fn transform(hook: &str, _input: &Value, mut output: Value) -> Result<Value, String> {
+        let what = action(hook);
+        misbehave(&what);
+        match what.as_str() {
+            "error" => Err(format!("{} failed on purpose", tag())),
+            "tag" => {
+                push_trail(&mut output);
+                Ok(output)
+            }
+            "rewrite" => {
+                output["rewrittenBy"] = json!(tag());
+                Ok(output)
+            }
+            _ => Ok(output),
+        }
+    }
+
+    fn on_event(name: &str, _payload: &Value) {
+        misbehave(&action(name));
+        if let Ok(mut e) = EVENTS.lock() {
+            e.push(name.to_string());
+        }
+    }
+
+    fn invoke(args: &[String], stdin: Option<&str>) -> Result<Output, String> {
+        let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+        misbehave(arg(0));
+        Ok(match arg(0) {
+            "echo" => Output::ok(args[1..].join(" ") + stdin.unwrap_or("")),
+            "events" => Output::ok(json!(EVENTS.lock().map(|e| e.clone()).unwrap_or_default()).to_string()),
+            "read" => match std::fs::read_to_string(arg(1)) {
+                Ok(s) => Output::ok(s),
+                Err(e) => Output::fail(1, e.to_string()),
+            },
+            "write" => match std::fs::write(arg(1), arg(2)) {
+                Ok(()) => Output::ok("written"),
+                Err(e) => Output::fail(1, e.to_string()),
+            },
+            "env" => match std::env::var(arg(1)) {
+                Ok(v) => Output::ok(v),
+                Err(_) => Output::fail(1, format!("{} is not set", arg(1))),
+            },
+            "connect" => match std::net::TcpStream::connect(arg(1)) {
+                Ok(_) => Output::ok("connected"),
+                Err(e) => Output::fail(1, e.to_string()),
+            },
+            "syscall" => {
+                let payload = aos_sdk::serde_json::from_str(arg(2)).unwrap_or(json!({}));
+                match aos_sdk::syscall(arg(1), payload) {
+                    Ok(v) => Output::ok(v.to_string()),
+                    Err(e) => Output::fail(2, e.code),
+                }
+            }
+            "error" => return Err("the command failed on purpose".into()),
+            other => Output::fail(127, format!("unknown command {other:?}")),
+        })
+    }
+
+    fn shutdown() {
+        misbehave(&action("shutdown"));
+    }
+}
+
+fn push_trail(output: &mut Value) {
+    if !output["trail"].is_array() {
+        output["trail"] = json!([]);
+    }
+    if let Some(a) = output["trail"].as_array_mut() {
+        a.push(json!(tag()));
+    }
+}
+
+aos_sdk::export!(TestGuest);
