@@ -11,7 +11,12 @@ fn main() {
     let built = aos_guest_build::build(
         &root,
         &packages,
-        &["crates/aos-test-guest/src", "crates/aos-sdk/src", "skills/my-guard/src", "wit"],
+        &[
+            "crates/aos-test-guest/src",
+            "crates/aos-sdk/src",
+            "skills/my-guard/src",
+            "wit",
+        ],
     );
     let mut code = String::new();
     for ((name, package), path) in GUESTS.iter().zip(built) {

@@ -26,7 +26,18 @@ pub fn build(root: &Path, packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
         // for host builds (a cdylib of WIT exports cannot link natively).
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(root)
-            .args(["rustc", "-p", p, "--profile", "wasm", "--target", "wasm32-wasip2", "--crate-type", "cdylib", "--target-dir"])
+            .args([
+                "rustc",
+                "-p",
+                p,
+                "--profile",
+                "wasm",
+                "--target",
+                "wasm32-wasip2",
+                "--crate-type",
+                "cdylib",
+                "--target-dir",
+            ])
             .arg(&target_dir);
         // The outer build's flags are for the host, not for the guests.
         for var in [
@@ -39,7 +50,9 @@ pub fn build(root: &Path, packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
         ] {
             cmd.env_remove(var);
         }
-        let out = cmd.output().expect("cannot run cargo to build the guest components");
+        let out = cmd
+            .output()
+            .expect("cannot run cargo to build the guest components");
         if !out.status.success() {
             panic!(
                 "building guest component {p} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",

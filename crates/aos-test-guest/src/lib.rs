@@ -22,7 +22,10 @@ static CONFIG: Mutex<Option<Value>> = Mutex::new(None);
 static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn config() -> Value {
-    CONFIG.lock().map(|c| c.clone().unwrap_or(Value::Null)).unwrap_or(Value::Null)
+    CONFIG
+        .lock()
+        .map(|c| c.clone().unwrap_or(Value::Null))
+        .unwrap_or(Value::Null)
 }
 
 fn action(key: &str) -> String {
@@ -62,7 +65,11 @@ fn misbehave(what: &str) {
 fn names(c: &Value, key: &str) -> Vec<String> {
     c[key]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -135,7 +142,9 @@ impl Service for TestGuest {
         misbehave(arg(0));
         Ok(match arg(0) {
             "echo" => Output::ok(args[1..].join(" ") + stdin.unwrap_or("")),
-            "events" => Output::ok(json!(EVENTS.lock().map(|e| e.clone()).unwrap_or_default()).to_string()),
+            "events" => {
+                Output::ok(json!(EVENTS.lock().map(|e| e.clone()).unwrap_or_default()).to_string())
+            }
             "read" => match std::fs::read_to_string(arg(1)) {
                 Ok(s) => Output::ok(s),
                 Err(e) => Output::fail(1, e.to_string()),

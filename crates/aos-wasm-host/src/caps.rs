@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 /// Resolves `$SKILL_DIR/…` or `$AOS_HOME/…` (the manifest parser already
@@ -74,12 +75,25 @@ pub(crate) fn wasi_ctx(
             b.env(name, v);
         }
     }
-    b.allow_ip_name_lookup(!caps.net.is_empty());
+    // No network at all unless the manifest lists addresses; then each
+    // connect and send is checked against them.
+    let any_net = !caps.net.is_empty();
+    b.allow_ip_name_lookup(any_net)
+        .allow_tcp(any_net)
+        .allow_udp(any_net);
     let skill_name = skill.name.clone();
     let net = Arc::new(net);
-    b.socket_addr_check(move |addr, _use| {
-        let allowed = net.contains(&addr);
-        if !allowed {
+    b.socket_addr_check(move |addr, usage| {
+        let allowed = match usage {
+            // The implicit bind before an outbound connect or send.
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                addr.ip().is_unspecified() && addr.port() == 0 && !net.is_empty()
+            }
+            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => net.contains(&addr),
+            // Listening and accepting are never granted.
+            _ => false,
+        };
+        if !allowed && matches!(usage, SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend) {
             port.denied(
                 "capabilities.net",
                 format!("add \"{addr}\" to capabilities.net in {skill_name}/SKILL.md"),

@@ -68,9 +68,14 @@ fn classify(e: &wasmtime::Error, timeout: Duration) -> CallFault {
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => return CallFault::Timeout(timeout),
         Some(Trap::OutOfFuel) => return CallFault::Limit("fuel exhausted (limits.fuel)".into()),
-        _ => {}
+        // The trap itself, without the wasm backtrace (that goes to the debug log).
+        Some(trap) => {
+            tracing::debug!("guest trap: {e:?}");
+            return CallFault::Trap(format!("wasm trap: {trap}"));
+        }
+        None => {}
     }
-    let text = format!("{e:#}");
+    let text = e.root_cause().to_string();
     if text.contains("forcing trap when growing memory") || text.contains("exceeds memory limits") {
         CallFault::Limit(format!("memory limit (limits.memoryMb) reached: {text}"))
     } else {

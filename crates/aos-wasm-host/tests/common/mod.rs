@@ -47,7 +47,11 @@ impl Env {
         let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", db.path().display()))
             .await
             .expect("store");
-        let host = WasmHost::new(WasmHostConfig { cache_dir: home.path().join("cache"), pooling: false }).expect("host");
+        let host = WasmHost::new(WasmHostConfig {
+            cache_dir: home.path().join("cache"),
+            pooling: false,
+        })
+        .expect("host");
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
         let config = KernelConfig {
             home: home.path().to_path_buf(),
@@ -59,11 +63,19 @@ impl Env {
             watch_skills: false,
         };
         let k = Kernel::start(store, config, drivers).await.expect("kernel");
-        Env { k, root, home, _db: db }
+        Env {
+            k,
+            root,
+            home,
+            _db: db,
+        }
     }
 
     pub async fn call(&self, req: Value) -> Value {
-        let r = self.k.syscall(&Principal::Operator, Request::from_value(req).expect("req")).await;
+        let r = self
+            .k
+            .syscall(&Principal::Operator, Request::from_value(req).expect("req"))
+            .await;
         serde_json::to_value(r).expect("ser")
     }
 
@@ -75,7 +87,9 @@ impl Env {
 
     /// Starts `name` for `owner` with `config`; returns the instance id.
     pub async fn start(&self, name: &str, owner: &str, config: Value) -> String {
-        let d = self.ok(json!({"op": "skill.start", "name": name, "owner": owner, "config": config})).await;
+        let d = self
+            .ok(json!({"op": "skill.start", "name": name, "owner": owner, "config": config}))
+            .await;
         d["instanceId"].as_str().expect("instanceId").to_string()
     }
 
@@ -83,30 +97,65 @@ impl Env {
     pub async fn session(&self) -> (String, String) {
         let a = self.ok(json!({"op": "agent.create"})).await;
         let agent = a["agentId"].as_str().expect("agent").to_string();
-        let s = self.ok(json!({"op": "session.create", "agentId": agent})).await;
+        let s = self
+            .ok(json!({"op": "session.create", "agentId": agent}))
+            .await;
         (agent, s["sessionId"].as_str().expect("session").to_string())
     }
 
-    pub async fn admit(&self, hook: &str, agent: Option<&str>, session: Option<&str>, output: Value) -> Result<Value, SyscallError> {
-        let scope = HookScope { agent_id: agent, session_id: session };
-        self.k.hooks().admit(hook, scope, &json!({"sessionId": session, "agentId": agent}), output).await
+    pub async fn admit(
+        &self,
+        hook: &str,
+        agent: Option<&str>,
+        session: Option<&str>,
+        output: Value,
+    ) -> Result<Value, SyscallError> {
+        let scope = HookScope {
+            agent_id: agent,
+            session_id: session,
+        };
+        self.k
+            .hooks()
+            .admit(
+                hook,
+                scope,
+                &json!({"sessionId": session, "agentId": agent}),
+                output,
+            )
+            .await
     }
 
-    pub async fn transform(&self, hook: &str, agent: Option<&str>, session: Option<&str>, output: Value) -> Value {
-        let scope = HookScope { agent_id: agent, session_id: session };
-        self.k.hooks().transform(hook, scope, &json!({"sessionId": session}), output).await
+    pub async fn transform(
+        &self,
+        hook: &str,
+        agent: Option<&str>,
+        session: Option<&str>,
+        output: Value,
+    ) -> Value {
+        let scope = HookScope {
+            agent_id: agent,
+            session_id: session,
+        };
+        self.k
+            .hooks()
+            .transform(hook, scope, &json!({"sessionId": session}), output)
+            .await
     }
 
     pub async fn invoke(&self, name: &str, args: &[&str]) -> Value {
-        self.call(json!({"op": "skill.invoke", "name": name, "args": args})).await
+        self.call(json!({"op": "skill.invoke", "name": name, "args": args}))
+            .await
     }
 
     pub async fn service(&self, id: &str) -> Value {
-        self.ok(json!({"op": "service.get", "instanceId": id})).await
+        self.ok(json!({"op": "service.get", "instanceId": id}))
+            .await
     }
 
     pub async fn log(&self, op: &str) -> Vec<Value> {
-        let r = self.ok(json!({"op": "runtime.log.list", "operation": op, "limit": 1000})).await;
+        let r = self
+            .ok(json!({"op": "runtime.log.list", "operation": op, "limit": 1000}))
+            .await;
         r["entries"].as_array().expect("entries").clone()
     }
 }

@@ -1,0 +1,266 @@
+//! The malicious-guest suite: every escape attempt is contained with a clear
+//! error, and the daemon keeps serving other sessions meanwhile.
+
+mod common;
+
+use common::{Env, guest, skill};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn stdout(r: &Value) -> &str {
+    r["data"]["stdout"].as_str().unwrap_or("")
+}
+
+fn exit(r: &Value) -> i64 {
+    r["data"]["exitCode"].as_i64().unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filesystem_is_only_the_preopened_directories() {
+    let e = Env::new(|root| {
+        let dir = guest(
+            root,
+            "fs",
+            "  fs:\n    - { host: \"$SKILL_DIR/data\", guest: /data, mode: ro }\n    - { host: \"$AOS_HOME/skill-data/fs\", guest: /state, mode: rw }",
+        );
+        std::fs::create_dir_all(dir.join("data")).expect("mkdir");
+        std::fs::write(dir.join("data/hello.txt"), "hello from data").expect("write");
+        std::fs::write(dir.join("secret.txt"), "outside the preopen").expect("write");
+    })
+    .await;
+    let r = e.invoke("fs", &["read", "/data/hello.txt"]).await;
+    assert_eq!((exit(&r), stdout(&r)), (0, "hello from data"));
+    for path in [
+        "/etc/passwd",
+        "/data/../secret.txt",
+        "../secret.txt",
+        "/state/../../../etc/passwd",
+    ] {
+        let r = e.invoke("fs", &["read", path]).await;
+        assert_eq!(exit(&r), 1, "{path} must not be readable: {r}");
+    }
+    let r = e.invoke("fs", &["write", "/data/new.txt", "x"]).await;
+    assert_eq!(exit(&r), 1, "a read-only preopen refuses writes: {r}");
+    assert!(!e.root.path().join("fs/data/new.txt").exists());
+    let r = e.invoke("fs", &["write", "/state/note.txt", "kept"]).await;
+    assert_eq!(exit(&r), 0, "{r}");
+    let written =
+        std::fs::read_to_string(e.home.path().join("skill-data/fs/note.txt")).expect("written");
+    assert_eq!(written, "kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_is_only_the_declared_addresses() {
+    let allowed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let denied = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (a, d) = (
+        allowed.local_addr().expect("addr"),
+        denied.local_addr().expect("addr"),
+    );
+    let e = Env::new(|root| {
+        guest(root, "net", &format!("  net: [\"{a}\"]"));
+    })
+    .await;
+    let r = e.invoke("net", &["connect", &a.to_string()]).await;
+    assert_eq!((exit(&r), stdout(&r)), (0, "connected"), "{r}");
+    let r = e.invoke("net", &["connect", &d.to_string()]).await;
+    assert_eq!(exit(&r), 1, "an undeclared address is refused: {r}");
+    let mut denial = Vec::new();
+    for _ in 0..50 {
+        denial = e.log("capability.denied").await;
+        if !denial.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fix = denial
+        .first()
+        .map(|d| d["data"]["fix"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    assert!(
+        fix.contains(&format!("add \"{d}\" to capabilities.net")),
+        "the RuntimeLog names the fix: {denial:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_listed_environment_variables_are_visible() {
+    // cargo sets these for every test process.
+    let e = Env::new(|root| {
+        guest(root, "env", "  env: [CARGO_PKG_NAME]");
+    })
+    .await;
+    let r = e.invoke("env", &["env", "CARGO_PKG_NAME"]).await;
+    assert_eq!((exit(&r), stdout(&r)), (0, "aos-wasm-host"), "{r}");
+    for hidden in ["CARGO_MANIFEST_DIR", "PATH", "HOME"] {
+        let r = e.invoke("env", &["env", hidden]).await;
+        assert_eq!(exit(&r), 1, "{hidden} must not leak: {r}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syscalls_are_limited_to_the_declared_ones_and_the_owner_scope() {
+    let e = Env::new(|root| {
+        guest(root, "nosys", "  syscalls: []");
+        guest(root, "reader", "  syscalls: [session.read]");
+    })
+    .await;
+    let (_, session) = e.session().await;
+    let (_, other) = e.session().await;
+    let payload = json!({"sessionId": session}).to_string();
+    let r = e
+        .invoke("nosys", &["syscall", "session.get", &payload])
+        .await;
+    assert_eq!(
+        (exit(&r), r["data"]["stderr"].as_str()),
+        (2, Some("permission.denied")),
+        "{r}"
+    );
+    let denied = e.log("session.get").await;
+    let msg = denied[0]["data"]["error"]["message"]
+        .as_str()
+        .expect("message");
+    assert!(
+        msg.contains("add \"session.get\" to capabilities.syscalls"),
+        "{msg}"
+    );
+    let r = e
+        .invoke("reader", &["syscall", "session.get", &payload])
+        .await;
+    assert_eq!(exit(&r), 0, "a group grant covers the op: {r}");
+    let r = e
+        .invoke("reader", &["syscall", "session.append", &payload])
+        .await;
+    assert_eq!(
+        r["data"]["stderr"], "permission.denied",
+        "session.read does not grant writes"
+    );
+    // Scope: a session-owned instance may only touch its own session.
+    e.start("reader", &format!("session:{session}"), json!({}))
+        .await;
+    let r = e
+        .call(
+            json!({"op": "skill.invoke", "name": "reader", "sessionId": session,
+                     "args": ["syscall", "session.get", json!({"sessionId": other}).to_string()]}),
+        )
+        .await;
+    assert_eq!(r["data"]["stderr"], "permission.denied", "{r}");
+    let r = e
+        .call(json!({"op": "skill.invoke", "name": "reader", "sessionId": session, "args": ["syscall", "session.get", payload]}))
+        .await;
+    assert_eq!(r["data"]["exitCode"], 0, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loops_and_memory_bombs_are_stopped_while_others_are_served() {
+    let e = Env::new(|root| {
+        guest(root, "bad", "  hooks: [tool.before, compute.before]\n  limits: { memoryMb: 16, hookTimeoutMs: 300 }");
+    })
+    .await;
+    let (_, session) = e.session().await;
+    e.start("bad", "system", json!({"hooks": ["tool.before", "compute.before"], "do": {"tool.before": "loop", "compute.before": "bomb"}})).await;
+    // While a guest spins, another session is served.
+    let spinning = {
+        let k = e.k.clone();
+        tokio::spawn(async move {
+            let scope = aos_kernel::hooks::HookScope::default();
+            k.hooks()
+                .admit("tool.before", scope, &json!({}), json!({}))
+                .await
+        })
+    };
+    let t = Instant::now();
+    e.ok(json!({"op": "session.append", "sessionId": session,
+                "message": {"role": "user", "parts": [{"type": "text", "text": "still here"}]}}))
+        .await;
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "served during the loop: {:?}",
+        t.elapsed()
+    );
+    let err = spinning
+        .await
+        .expect("join")
+        .expect_err("the loop is interrupted");
+    assert!(err.message.contains("deadline"), "{}", err.message);
+    let err = e
+        .admit("compute.before", None, None, json!({}))
+        .await
+        .expect_err("the bomb is stopped");
+    assert!(err.message.contains("memory"), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_in_every_export_is_contained() {
+    let caps =
+        "  hooks: [tool.before, tool.after, agent.started]\n  limits: { hookTimeoutMs: 300 }";
+    let e = Env::new(|root| {
+        guest(root, "t", caps);
+    })
+    .await;
+    let r = e
+        .call(json!({"op": "skill.start", "name": "t", "config": {"do": {"init": "trap"}}}))
+        .await;
+    assert_eq!(r["error"]["code"], "service.failed", "init: {r}");
+    let r = e
+        .call(json!({"op": "skill.start", "name": "t", "config": {"do": {"init": "error"}}}))
+        .await;
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("refuses to start"),
+        "{r}"
+    );
+    let id = e
+        .start("t", "system", json!({"hooks": ["tool.before", "tool.after"], "events": ["agent.started"], "do": {"*": "trap", "init": "allow"}}))
+        .await;
+    assert!(
+        e.admit("tool.before", None, None, json!({})).await.is_err(),
+        "admit"
+    );
+    assert_eq!(
+        e.transform("tool.after", None, None, json!({"v": 1})).await,
+        json!({"v": 1}),
+        "transform"
+    );
+    e.ok(json!({"op": "agent.create"})).await; // on-event traps in the background
+    let r = e.invoke("t", &["trap"]).await;
+    assert_eq!(r["error"]["code"], "service.failed", "invoke: {r}");
+    // Four failures in a row: the service is put in error, its hooks gone.
+    assert_eq!(e.service(&id).await["state"], "error");
+    let r = e.call(json!({"op": "skill.stop", "instanceId": id})).await;
+    assert_eq!(r["error"]["code"], "request.invalid", "{r}");
+    // A trap in shutdown still stops the service.
+    let id = e
+        .start("t", "system", json!({"do": {"shutdown": "trap"}}))
+        .await;
+    let r = e.ok(json!({"op": "skill.stop", "instanceId": id})).await;
+    assert_eq!(r["state"], "stopped", "{r}");
+    e.ok(json!({"op": "system.health"})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_guard_blocks_destructive_commands() {
+    let e = Env::new(|root| {
+        skill(
+            root,
+            "guard",
+            aos_test_artifacts::MY_GUARD,
+            "  hooks: [tool.before]",
+        );
+    })
+    .await;
+    e.start("guard", "system", json!({})).await;
+    let call = |cmd: &str| json!({"args": {"command": cmd}});
+    e.admit("tool.before", None, None, call("ls -la"))
+        .await
+        .expect("ls is fine");
+    for bad in ["rm -rf /", "psql -c 'DROP TABLE users'", ":(){ :|:& };:"] {
+        let err = e
+            .admit("tool.before", None, None, call(bad))
+            .await
+            .expect_err(bad);
+        assert!(err.message.contains("blocked:"), "{bad}: {}", err.message);
+    }
+}
