@@ -25,6 +25,17 @@ fn main() {
             path.display().to_string()
         ));
     }
+    for (name, dir) in [
+        ("TEMPLATE_GUARD", "skill-templates/guard"),
+        ("TEMPLATE_CONTEXT_ENGINE", "skill-templates/context-engine"),
+        ("TEMPLATE_COMMAND", "skill-templates/command"),
+    ] {
+        let path = aos_guest_build::build_standalone(&root, dir);
+        code.push_str(&format!(
+            "/// The `{dir}` template, built as its README says.\npub const {name}: &str = {:?};\n",
+            path.display().to_string()
+        ));
+    }
     let out = std::env::var("OUT_DIR").expect("OUT_DIR");
     std::fs::write(Path::new(&out).join("artifacts.rs"), code).expect("write artifacts.rs");
 }

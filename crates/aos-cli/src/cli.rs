@@ -157,6 +157,38 @@ pub enum SkillCmd {
         #[arg(long)]
         session: Option<String>,
     },
+    /// Start a skill's service for an owner.
+    Start {
+        /// Skill name.
+        name: String,
+        /// `system`, `agent:ID` or `session:ID`.
+        #[arg(long, default_value = "system")]
+        owner: String,
+        /// Configuration passed to the service's `init` (a JSON object).
+        #[arg(long)]
+        config: Option<String>,
+    },
+    /// Stop a running service instance.
+    Stop {
+        /// Instance id (`sv_…`, see `aos call service.list`).
+        instance: String,
+    },
+    /// Run a command exported by a skill's service.
+    Run {
+        /// Skill name.
+        name: String,
+        /// Arguments passed to the command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Scaffold a new skill with a WASM service in ./NAME.
+    New {
+        /// Skill name (lowercase letters, digits, hyphens).
+        name: String,
+        /// `guard`, `context-engine` or `command`.
+        #[arg(long, default_value = "guard")]
+        template: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

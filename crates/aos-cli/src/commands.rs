@@ -20,16 +20,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Daemon(DaemonCmd::Start(args)) => (daemon::start_detached(&args)?, true),
         Command::Daemon(DaemonCmd::Stop { home }) => daemon::stop(home)?,
         Command::Daemon(DaemonCmd::Status { home }) => daemon::status(home),
+        Command::Skill(SkillCmd::New { name, template }) => {
+            (crate::scaffold::new_skill(&name, &template)?, true)
+        }
         Command::Version => (
             json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
             true,
         ),
         other => {
+            let is_run = matches!(other, Command::Skill(SkillCmd::Run { .. }));
             let (op, params) = request(other)?;
             let mut req = params;
             req.insert("op".into(), Value::String(op));
             let doc = Client::discover()?.call(&Value::Object(req))?;
             let ok = doc.get("ok").and_then(Value::as_bool).unwrap_or(false);
+            // `aos skill run` exits with the command's own status.
+            if let Some(code) = doc["data"]["exitCode"].as_i64().filter(|_| ok && is_run) {
+                print(&doc, pretty);
+                return Ok(ExitCode::from(
+                    u8::try_from(code.clamp(0, 255)).unwrap_or(1),
+                ));
+            }
             (doc, ok)
         }
     };
@@ -99,6 +110,33 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
                 "skill.load",
                 obj(json!({ "name": name, "sessionId": session_or_env(session)? })),
             ),
+            SkillCmd::Start {
+                name,
+                owner,
+                config,
+            } => {
+                let config = match config {
+                    Some(c) => Some(
+                        serde_json::from_str::<Value>(&c).context("--config is not valid JSON")?,
+                    ),
+                    None => None,
+                };
+                (
+                    "skill.start",
+                    obj(json!({ "name": name, "owner": owner, "config": config })),
+                )
+            }
+            SkillCmd::Stop { instance } => ("skill.stop", obj(json!({ "instanceId": instance }))),
+            SkillCmd::Run { name, args } => {
+                let session = std::env::var("AOS_SESSION_ID")
+                    .ok()
+                    .filter(|s| !s.is_empty());
+                (
+                    "skill.invoke",
+                    obj(json!({ "name": name, "args": args, "sessionId": session })),
+                )
+            }
+            SkillCmd::New { .. } => bail!("not a syscall"),
         }
         .into_owned(),
         Command::Content(c) => match c {

@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod config;
 mod daemon;
+mod scaffold;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -25,15 +25,17 @@ struct Daemon {
 
 impl Daemon {
     fn start(home: &Path, db: Option<&str>) -> Daemon {
+        Self::launch(home, db, &skill_roots())
+    }
+
+    fn start_with_skills(home: &Path, roots: &str) -> Daemon {
+        Self::launch(home, None, roots)
+    }
+
+    fn launch(home: &Path, db: Option<&str>, roots: &str) -> Daemon {
         let mut cmd = Command::new(AOS);
         cmd.args([
-            "daemon",
-            "start",
-            "--port",
-            "0",
-            "--skills",
-            &skill_roots(),
-            "--home",
+            "daemon", "start", "--port", "0", "--skills", roots, "--home",
         ])
         .arg(home);
         if let Some(db) = db {
@@ -417,5 +419,70 @@ fn detach_status_stop_and_events() {
         (code, doc["ok"].as_bool()),
         (3, Some(false)),
         "no daemon: exit 3 with a JSON error"
+    );
+}
+
+#[test]
+fn a_new_skill_from_a_template_runs_in_the_daemon() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let skills = tmp.path().join("skills");
+    std::fs::create_dir_all(&skills).expect("mkdir");
+    let out = Command::new(AOS)
+        .args(["skill", "new", "notes", "--template", "command"])
+        .current_dir(&skills)
+        .output()
+        .expect("new");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let built = Command::new(skills.join("notes/build.sh"))
+        .env(
+            "CARGO_TARGET_DIR",
+            aos_testkit::repo_root().join("target/templates"),
+        )
+        .output()
+        .expect("build.sh");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert!(skills.join("notes/service.wasm").is_file());
+
+    let home = tmp.path().join("home");
+    let mut cmd_roots = skills.display().to_string();
+    cmd_roots.push(':');
+    cmd_roots.push_str(&aos_testkit::builtin_skills().display().to_string());
+    let d = Daemon::start_with_skills(&home, &cmd_roots);
+    let (doc, code) = d.aos(&["skill", "run", "notes", "add", "remember", "this"]);
+    assert_eq!(
+        (code, doc["data"]["stdout"].as_str()),
+        (0, Some("noted\n")),
+        "{doc}"
+    );
+    let (doc, _) = d.aos(&["skill", "run", "notes", "list"]);
+    assert_eq!(doc["data"]["stdout"], "remember this\n");
+    let (doc, code) = d.aos(&["skill", "run", "notes", "bogus"]);
+    assert_eq!(code, 2, "the command's exit status comes through: {doc}");
+
+    let started = d.ok(&["skill", "start", "my-guard"]);
+    let id = started["data"]["instanceId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(started["data"]["hooks"], json!(["tool.before"]));
+    let list = d.ok(&["call", "service.list"]);
+    assert_eq!(
+        list["data"]["services"].as_array().expect("services").len(),
+        1
+    );
+    let stopped = d.ok(&["skill", "stop", &id]);
+    assert_eq!(stopped["data"]["state"], "stopped");
+    let (doc, code) = d.aos(&["skill", "start", "notes", "--owner", "agent:ag_missing"]);
+    assert_eq!(
+        (code, doc["error"]["code"].as_str()),
+        (1, Some("not_found"))
     );
 }

@@ -70,6 +70,56 @@ pub fn build(root: &Path, packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Builds a standalone crate (its own workspace, e.g. a skill template) with
+/// a plain `cargo build --release --target wasm32-wasip2`, exactly as its
+/// author would, and returns the component path.
+pub fn build_standalone(root: &Path, dir: &str) -> PathBuf {
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join(dir).join("src").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join(dir).join("Cargo.toml").display()
+    );
+    let target_dir = root.join("target").join("templates");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root.join(dir))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("cannot run cargo to build a template");
+    if !out.status.success() {
+        panic!(
+            "building {dir} for wasm32-wasip2 failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let name = Path::new(dir)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(dir)
+        .replace('-', "_");
+    target_dir
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"))
+}
+
 /// Copies `from` to `to` unless `to` already has the same bytes (so file
 /// watchers and mtimes see no change when nothing changed).
 pub fn install(from: &Path, to: &Path) {
