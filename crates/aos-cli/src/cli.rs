@@ -39,6 +39,19 @@ pub enum Command {
     /// Stored content.
     #[command(subcommand)]
     Content(ContentCmd),
+    /// Measure this machine: hook round trips, WASM instantiation and
+    /// loading, SessionHistory appends. Prints one JSON document.
+    Bench {
+        /// Fewer iterations (seconds, not minutes).
+        #[arg(long)]
+        quick: bool,
+        /// JSON output (the only format; accepted for scripts).
+        #[arg(long)]
+        json: bool,
+        /// Skill root holding the built-in `my-guard` (default `./skills`).
+        #[arg(long)]
+        skills: Option<String>,
+    },
     /// Print the version.
     Version,
 }

@@ -23,6 +23,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Skill(SkillCmd::New { name, template }) => {
             (crate::scaffold::new_skill(&name, &template)?, true)
         }
+        Command::Bench { quick, skills, .. } => (crate::bench::run(quick, skills)?, true),
         Command::Version => (
             json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
             true,
@@ -150,7 +151,9 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
             ),
         }
         .into_owned(),
-        Command::Daemon(_) | Command::Version => bail!("not a client command"),
+        Command::Daemon(_) | Command::Version | Command::Bench { .. } => {
+            bail!("not a client command")
+        }
     };
     Ok((op, params))
 }

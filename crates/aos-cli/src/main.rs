@@ -4,6 +4,7 @@
 //! 0 success, 1 the syscall failed (`ok: false`), 2 bad usage, 3 no daemon
 //! reachable or the daemon could not start.
 
+mod bench;
 mod cli;
 mod client;
 mod commands;

@@ -105,12 +105,33 @@ impl WasmHost {
         Ok((pre, origin))
     }
 
-    /// Loads a component as [`WasmHost::prepare`] does, reporting whether it
-    /// came from the disk cache (benchmarks, diagnostics).
+    /// Loads a component from disk — from the compile cache when present,
+    /// else compiling and caching it — bypassing the in-memory table of
+    /// pre-instantiations. Returns whether the disk cache served it.
+    /// (Benchmarks and diagnostics.)
     pub fn load(&self, path: &Path) -> Result<bool, String> {
-        self.prepare(path)
-            .map(|(_, o)| o == Origin::Cached)
+        cache::load(&self.inner.engine, &self.inner.cache_dir, path)
+            .map(|(_, _, o)| o == Origin::Cached)
             .map_err(|e| format!("{e:#}"))
+    }
+
+    /// Instantiates `path` `n` times from its pre-instantiation, with no
+    /// capabilities, and returns how long each instantiation took.
+    /// (Benchmarks and diagnostics.)
+    pub async fn time_instantiation(&self, path: &Path, n: usize) -> Result<Vec<Duration>, String> {
+        let (pre, _) = self.prepare(path).map_err(|e| format!("{e:#}"))?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut store = wasmtime::Store::new(&self.inner.engine, HostState::bare());
+            store.set_epoch_deadline(1000);
+            let _ = store.set_fuel(u64::MAX);
+            let t = std::time::Instant::now();
+            pre.instantiate_async(&mut store)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            out.push(t.elapsed());
+        }
+        Ok(out)
     }
 }
 

@@ -20,6 +20,40 @@ pub(crate) struct HostState {
     pub port: Arc<dyn SyscallPort>,
 }
 
+impl HostState {
+    /// A state with no capabilities and a kernel that refuses every syscall.
+    pub(crate) fn bare() -> HostState {
+        HostState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: wasmtime::StoreLimitsBuilder::new().build(),
+            skill: "bare".into(),
+            port: Arc::new(NoKernel),
+        }
+    }
+}
+
+/// A syscall port for instances that may not call the kernel.
+struct NoKernel;
+
+impl SyscallPort for NoKernel {
+    fn call(
+        &self,
+        op: String,
+        _payload: String,
+    ) -> futures::future::BoxFuture<'static, Result<serde_json::Value, aos_types::SyscallError>>
+    {
+        Box::pin(async move {
+            Err(aos_types::SyscallError::new(
+                aos_types::ErrorCode::PermissionDenied,
+                format!("{op}: no kernel here"),
+            ))
+        })
+    }
+
+    fn denied(&self, _capability: &str, _fix: String) {}
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

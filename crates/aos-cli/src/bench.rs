@@ -1,0 +1,195 @@
+//! `aos bench --quick --json`: the figures of `quality.md` measured in this
+//! process on a throw-away home, printed as one nested JSON document (a key
+//! like `hook.wasm.p50Us` is the path `{"hook":{"wasm":{"p50Us":…}}}`).
+
+use anyhow::{Context, Result, anyhow};
+use aos_kernel::hooks::HookScope;
+use aos_kernel::services::ServiceDriver;
+use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
+use aos_types::Request;
+use aos_wasm_host::{WasmHost, WasmHostConfig};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(i).copied().unwrap_or_default()
+}
+
+fn us(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e7).round() / 10.0
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}
+
+/// Runs every measurement.
+pub fn run(quick: bool, skills: Option<String>) -> Result<Value> {
+    let root = std::path::absolute(skills.unwrap_or_else(|| "./skills".into()))?;
+    let guard = root.join("my-guard/service.wasm");
+    if !guard.is_file() {
+        return Err(anyhow!(
+            "{} is missing: run from the repository root after `cargo build`, or pass --skills",
+            guard.display()
+        ));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let data = rt.block_on(measure(quick, root, guard))?;
+    Ok(json!({ "ok": true, "op": "bench", "data": data }))
+}
+
+async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
+    let tmp = tempdir()?;
+    let n = if quick { 2_000 } else { 20_000 };
+    let host = WasmHost::new(WasmHostConfig {
+        cache_dir: tmp.join("cache"),
+        pooling: false,
+    })
+    .map_err(|e| anyhow!("{e:#}"))?;
+    let (cold, warm) = load_times(&guard, &tmp, if quick { 3 } else { 10 })?;
+    let inst = host
+        .time_instantiation(&guard, if quick { 200 } else { 2_000 })
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", tmp.display())).await?;
+    let config = KernelConfig {
+        home: tmp.clone(),
+        skill_roots: vec![root],
+        node_id: "bench".into(),
+        system_name: "bench".into(),
+        defaults: AoscbDefaults::default(),
+        lease_ttl_ms: 60_000,
+        watch_skills: false,
+    };
+    let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
+    let k = Kernel::start(store, config, drivers)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let none = hook_times(&k, n).await?;
+    call(&k, json!({"op": "skill.start", "name": "my-guard"})).await?;
+    let wasm = hook_times(&k, n).await?;
+    let (single, batch) = append_rates(&k, if quick { 1_000 } else { 10_000 }).await?;
+    k.stop_services().await;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(json!({
+        "hook": {
+            "wasm": { "p50Us": us(percentile(wasm.clone(), 0.5)), "p99Us": us(percentile(wasm, 0.99)) },
+            "none": { "p50Us": us(percentile(none, 0.5)) },
+        },
+        "wasm": {
+            "instantiateUs": us(percentile(inst, 0.5)),
+            "loadWarmMs": ms(warm),
+            "loadColdMs": ms(cold),
+        },
+        "store": { "sqlite": { "appendPerSec": single.round(), "batchAppendPerSec": batch.round() } },
+        "iterations": n,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "date": aos_types::now(),
+    }))
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("aos-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+async fn call(k: &Kernel, req: Value) -> Result<Value> {
+    let r = serde_json::to_value(
+        k.syscall(&Principal::Operator, Request::from_value(req)?)
+            .await,
+    )?;
+    if r["ok"] != true {
+        return Err(anyhow!("bench setup failed: {r}"));
+    }
+    Ok(r["data"].clone())
+}
+
+/// `tool.before` through the hook engine, JSON in and out.
+async fn hook_times(k: &Kernel, n: usize) -> Result<Vec<Duration>> {
+    let input = json!({"toolCallId": "call_1", "agentId": "ag_bench", "sessionId": "se_bench"});
+    let output = json!({"args": {"command": "ls -la /tmp", "timeoutMs": 10000}});
+    let scope = HookScope {
+        agent_id: Some("ag_bench"),
+        session_id: Some("se_bench"),
+    };
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        k.hooks()
+            .admit("tool.before", scope, &input, output.clone())
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        out.push(t.elapsed());
+    }
+    Ok(out)
+}
+
+/// Cold (compile) and warm (disk cache) loads of a component, medians.
+fn load_times(path: &Path, tmp: &Path, rounds: usize) -> Result<(Duration, Duration)> {
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let cache = tmp.join(format!("load-cache-{i}"));
+        let host = WasmHost::new(WasmHostConfig {
+            cache_dir: cache.clone(),
+            pooling: false,
+        })
+        .map_err(|e| anyhow!("{e:#}"))?;
+        let t = Instant::now();
+        let cached = host.load(path).map_err(|e| anyhow!(e))?;
+        cold.push(t.elapsed());
+        debug_assert!(!cached);
+        let t = Instant::now();
+        let cached = host.load(path).map_err(|e| anyhow!(e))?;
+        warm.push(t.elapsed());
+        if !cached {
+            return Err(anyhow!("the compile cache did not serve the second load"));
+        }
+        let _ = std::fs::remove_dir_all(cache);
+    }
+    Ok((percentile(cold, 0.5), percentile(warm, 0.5)))
+}
+
+/// SessionHistory appends through the kernel: single messages, and batches of 100.
+async fn append_rates(k: &Kernel, n: usize) -> Result<(f64, f64)> {
+    let agent = call(k, json!({"op": "agent.create"})).await?;
+    let s = call(
+        k,
+        json!({"op": "session.create", "agentId": agent["agentId"]}),
+    )
+    .await?;
+    let sid = s["sessionId"].as_str().unwrap_or_default().to_string();
+    let msg = json!({"role": "user", "parts": [{"type": "text", "text": "a message of ordinary length for the benchmark"}]});
+    let t = Instant::now();
+    for _ in 0..n {
+        call(
+            k,
+            json!({"op": "session.append", "sessionId": sid, "message": msg}),
+        )
+        .await?;
+    }
+    let single = n as f64 / t.elapsed().as_secs_f64();
+    let batch: Vec<aos_store::NewMessage> = (0..100)
+        .map(|_| aos_store::NewMessage {
+            role: aos_types::Role::User,
+            parts: vec![aos_types::Part::text(
+                "a message of ordinary length for the benchmark",
+            )],
+            origin: aos_types::Origin::Human,
+            extra: Default::default(),
+        })
+        .collect();
+    let rounds = (n / 100).max(10);
+    let t = Instant::now();
+    for _ in 0..rounds {
+        k.store().append(&sid, None, batch.clone()).await?;
+    }
+    let batched = (rounds * 100) as f64 / t.elapsed().as_secs_f64();
+    Ok((single, batched))
+}
