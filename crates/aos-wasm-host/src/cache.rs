@@ -19,31 +19,36 @@ pub(crate) fn key(engine: &Engine, bytes: &[u8]) -> String {
     sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether the compiled artifact came from the disk cache.
+/// Whether the compiled artifact came from a cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// Loaded from `$AOS_HOME/cache`.
+    /// Loaded from `$AOS_HOME/cache` (or already in memory).
     Cached,
     /// Compiled now (and written to the cache).
     Compiled,
 }
 
-/// Loads the component at `path`, from the cache when possible.
-pub(crate) fn load(
+/// Reads a component file.
+pub(crate) fn read(path: &Path) -> wasmtime::Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| wasmtime::format_err!("cannot read the component {}: {e}", path.display()))
+}
+
+/// Loads component `bytes` whose cache key is `key`: from the disk cache when
+/// possible, else compiling and caching them.
+pub(crate) fn load_bytes(
     engine: &Engine,
     cache_dir: &Path,
-    path: &Path,
-) -> wasmtime::Result<(Component, String, Origin)> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| wasmtime::format_err!("cannot read the component {}: {e}", path.display()))?;
-    let key = key(engine, &bytes);
+    bytes: &[u8],
+    key: &str,
+) -> wasmtime::Result<(Component, Origin)> {
     let cached: PathBuf = cache_dir.join(format!("{key}.cwasm"));
     if cached.is_file()
         && let Ok(c) = deserialize(engine, &cached)
     {
-        return Ok((c, key, Origin::Cached));
+        return Ok((c, Origin::Cached));
     }
-    let component = Component::new(engine, &bytes)?;
+    let component = Component::new(engine, bytes)?;
     if std::fs::create_dir_all(cache_dir).is_ok() {
         let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
         let written = component
@@ -56,7 +61,7 @@ pub(crate) fn load(
             tracing::warn!(path = %cached.display(), "cannot write the component cache");
         }
     }
-    Ok((component, key, Origin::Compiled))
+    Ok((component, Origin::Compiled))
 }
 
 #[allow(unsafe_code)]

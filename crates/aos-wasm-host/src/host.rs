@@ -87,8 +87,8 @@ impl WasmHost {
         &self,
         path: &Path,
     ) -> wasmtime::Result<(SkillServicePre<HostState>, Origin)> {
-        let (component, key, origin) =
-            cache::load(&self.inner.engine, &self.inner.cache_dir, path)?;
+        let bytes = cache::read(path)?;
+        let key = cache::key(&self.inner.engine, &bytes);
         if let Some(pre) = self
             .inner
             .pres
@@ -96,8 +96,10 @@ impl WasmHost {
             .ok()
             .and_then(|m| m.get(&key).cloned())
         {
-            return Ok((pre, origin));
+            return Ok((pre, Origin::Cached));
         }
+        let (component, origin) =
+            cache::load_bytes(&self.inner.engine, &self.inner.cache_dir, &bytes, &key)?;
         let pre = SkillServicePre::new(self.inner.linker.instantiate_pre(&component)?)?;
         if let Ok(mut m) = self.inner.pres.lock() {
             m.insert(key, pre.clone());
@@ -110,9 +112,14 @@ impl WasmHost {
     /// pre-instantiations. Returns whether the disk cache served it.
     /// (Benchmarks and diagnostics.)
     pub fn load(&self, path: &Path) -> Result<bool, String> {
-        cache::load(&self.inner.engine, &self.inner.cache_dir, path)
-            .map(|(_, _, o)| o == Origin::Cached)
-            .map_err(|e| format!("{e:#}"))
+        let run = || -> wasmtime::Result<bool> {
+            let bytes = cache::read(path)?;
+            let key = cache::key(&self.inner.engine, &bytes);
+            let (_, origin) =
+                cache::load_bytes(&self.inner.engine, &self.inner.cache_dir, &bytes, &key)?;
+            Ok(origin == Origin::Cached)
+        };
+        run().map_err(|e| format!("{e:#}"))
     }
 
     /// Instantiates `path` `n` times from its pre-instantiation, with no

@@ -1,0 +1,150 @@
+//! WASM host benchmarks, side by side: a `tool.before` round trip through the
+//! hook engine with no handler and into the built-in guard component (JSON in
+//! and out); instantiation from `InstancePre`; component load from the disk
+//! cache (warm) and by compiling (cold).
+//!
+//! Run: `cargo bench -p aos-wasm-host --bench host`.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use aos_kernel::hooks::HookScope;
+use aos_kernel::services::ServiceDriver;
+use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
+use aos_types::Request;
+use aos_wasm_host::{WasmHost, WasmHostConfig};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn guard() -> &'static Path {
+    Path::new(aos_test_artifacts::MY_GUARD)
+}
+
+fn kernel(rt: &tokio::runtime::Runtime, dir: &Path) -> Kernel {
+    rt.block_on(async {
+        let root = dir.join("skills");
+        std::fs::create_dir_all(root.join("my-guard")).expect("mkdir");
+        std::fs::copy(guard(), root.join("my-guard/service.wasm")).expect("copy");
+        std::fs::write(
+            root.join("my-guard/SKILL.md"),
+            "---\nname: my-guard\ndescription: guard\nservice: ./service.wasm\ncapabilities:\n  hooks: [tool.before]\n---\nx\n",
+        )
+        .expect("write");
+        let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", dir.display())).await.expect("store");
+        let host = WasmHost::new(WasmHostConfig { cache_dir: dir.join("cache"), pooling: false }).expect("host");
+        let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
+        let config = KernelConfig {
+            home: dir.to_path_buf(),
+            skill_roots: vec![root],
+            node_id: "bench".into(),
+            system_name: "bench".into(),
+            defaults: AoscbDefaults::default(),
+            lease_ttl_ms: 60_000,
+            watch_skills: false,
+        };
+        Kernel::start(store, config, drivers).await.expect("kernel")
+    })
+}
+
+fn hook_round_trip(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let k = kernel(&rt, tmp.path());
+    let input = json!({"toolCallId": "call_1", "agentId": "ag_b", "sessionId": "se_b"});
+    let output = json!({"args": {"command": "ls -la /tmp", "timeoutMs": 10000}});
+    let scope = HookScope {
+        agent_id: Some("ag_b"),
+        session_id: Some("se_b"),
+    };
+    let mut g = c.benchmark_group("hook_round_trip/tool.before");
+    g.bench_function(BenchmarkId::from_parameter("no_handler"), |b| {
+        b.to_async(&rt).iter(|| async {
+            k.hooks()
+                .admit("tool.before", scope, &input, output.clone())
+                .await
+                .expect("allow")
+        });
+    });
+    rt.block_on(async {
+        let req =
+            Request::from_value(json!({"op": "skill.start", "name": "my-guard"})).expect("req");
+        let r = serde_json::to_value(k.syscall(&Principal::Operator, req).await).expect("ser");
+        assert_eq!(r["ok"], true, "{r}");
+    });
+    g.bench_function(BenchmarkId::from_parameter("wasm_guard"), |b| {
+        b.to_async(&rt).iter(|| async {
+            k.hooks()
+                .admit("tool.before", scope, &input, output.clone())
+                .await
+                .expect("allow")
+        });
+    });
+    g.finish();
+}
+
+fn instantiation(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut g = c.benchmark_group("instantiate/InstancePre");
+    for pooling in [false, true] {
+        let host = WasmHost::new(WasmHostConfig {
+            cache_dir: tmp.path().join("cache"),
+            pooling,
+        })
+        .expect("host");
+        let name = if pooling { "pooling" } else { "on_demand" };
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let host = host.clone();
+                async move {
+                    let times = host
+                        .time_instantiation(guard(), iters as usize)
+                        .await
+                        .expect("instantiate");
+                    times.iter().sum()
+                }
+            });
+        });
+    }
+    g.finish();
+}
+
+fn loading(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut g = c.benchmark_group("load/component");
+    g.sample_size(10);
+    g.bench_function(BenchmarkId::from_parameter("cold_compile"), |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("cache dir");
+                let host = WasmHost::new(WasmHostConfig {
+                    cache_dir: dir.path().to_path_buf(),
+                    pooling: false,
+                })
+                .expect("host");
+                (dir, host)
+            },
+            |(_dir, host)| assert!(!host.load(guard()).expect("load")),
+            criterion::BatchSize::PerIteration,
+        );
+    });
+    let host = WasmHost::new(WasmHostConfig {
+        cache_dir: tmp.path().join("warm"),
+        pooling: false,
+    })
+    .expect("host");
+    host.load(guard()).expect("prime");
+    g.bench_function(BenchmarkId::from_parameter("warm_cache"), |b| {
+        b.iter(|| assert!(host.load(guard()).expect("load")));
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = hook_round_trip, instantiation, loading
+}
+criterion_main!(benches);
