@@ -5,6 +5,10 @@
 //! PostgreSQL is never optional: without a reachable server these fixtures
 //! panic, so a CI machine without one fails instead of skipping.
 
+mod llm;
+
+pub use llm::{Reply, ScriptedLlm};
+
 use aos_store::{Store, StoreOptions};
 use aos_types::{IdKind, new_id};
 use std::path::PathBuf;

@@ -1,0 +1,147 @@
+//! The bash tool: `bash -c COMMAND` in a working directory, with a minimal
+//! environment, in its own process group. Standard output and error are
+//! captured together up to a cap (the rest is drained and counted, not kept);
+//! on timeout or interrupt the whole process group is killed, so children a
+//! command started die with it.
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BashSpec {
+    /// The command line.
+    pub command: String,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// The whole environment (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    /// Wall-clock limit.
+    pub timeout: Duration,
+    /// Bytes of output kept.
+    pub max_output: usize,
+}
+
+/// How it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BashResult {
+    /// Exit status (`128 + signal` when killed by a signal, `-1` if unknown).
+    pub exit_code: i32,
+    /// stdout and stderr, interleaved as they arrived, up to the cap.
+    pub output: String,
+    /// Bytes produced in all (kept or not).
+    pub total_bytes: usize,
+    /// Output beyond the cap was dropped.
+    pub truncated: bool,
+    /// Killed at the timeout.
+    pub timed_out: bool,
+    /// Killed by an interrupt.
+    pub interrupted: bool,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+#[derive(Default)]
+struct Captured {
+    kept: Vec<u8>,
+    total: usize,
+}
+
+async fn drain(mut r: impl tokio::io::AsyncRead + Unpin, buf: Arc<Mutex<Captured>>, cap: usize) {
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = r.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        if let Ok(mut b) = buf.lock() {
+            b.total += n;
+            let room = cap.saturating_sub(b.kept.len());
+            let take = room.min(n);
+            b.kept.extend_from_slice(&chunk[..take]);
+        }
+    }
+}
+
+/// Runs a command. `interrupt` turning `true` kills it.
+pub async fn run(
+    spec: BashSpec,
+    mut interrupt: watch::Receiver<bool>,
+) -> std::io::Result<BashResult> {
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(&spec.command)
+        .current_dir(&spec.cwd)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()?;
+    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    let buf = Arc::new(Mutex::new(Captured::default()));
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(drain(s, buf.clone(), spec.max_output)));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(drain(s, buf.clone(), spec.max_output)));
+    let (mut timed_out, mut interrupted) = (false, false);
+    let status = tokio::select! {
+        s = child.wait() => Some(s?),
+        () = tokio::time::sleep(spec.timeout) => { timed_out = true; None }
+        _ = interrupt.wait_for(|i| *i) => { interrupted = true; None }
+    };
+    let status = match status {
+        Some(s) => s,
+        None => {
+            kill_group(pgid);
+            child.wait().await?
+        }
+    };
+    // The group may hold the pipes open after bash exits (background jobs):
+    // give the readers a moment, then kill the stragglers and stop reading.
+    for task in [out, err].into_iter().flatten() {
+        if tokio::time::timeout(Duration::from_millis(200), task)
+            .await
+            .is_err()
+        {
+            kill_group(pgid);
+        }
+    }
+    let captured = buf
+        .lock()
+        .map(|b| (b.kept.clone(), b.total))
+        .unwrap_or_default();
+    use std::os::unix::process::ExitStatusExt;
+    let exit_code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1);
+    Ok(BashResult {
+        exit_code,
+        output: String::from_utf8_lossy(&captured.0).into_owned(),
+        total_bytes: captured.1,
+        truncated: captured.1 > captured.0.len(),
+        timed_out,
+        interrupted,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn kill_group(pgid: Option<i32>) {
+    if let Some(p) = pgid {
+        // The group may already be gone.
+        let _ = killpg(Pid::from_raw(p), Signal::SIGKILL);
+    }
+}

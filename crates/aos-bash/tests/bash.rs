@@ -1,0 +1,88 @@
+//! Real bash processes.
+
+use aos_bash::{BashSpec, run};
+use std::time::Duration;
+use tokio::sync::watch;
+
+fn spec(cmd: &str, dir: &std::path::Path) -> BashSpec {
+    BashSpec {
+        command: cmd.into(),
+        cwd: dir.to_path_buf(),
+        env: vec![
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("GREETING".into(), "hi".into()),
+        ],
+        timeout: Duration::from_secs(10),
+        max_output: 1000,
+    }
+}
+
+#[tokio::test]
+async fn runs_in_its_directory_with_only_the_given_environment() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("f.txt"), "x").expect("write");
+    let (_tx, rx) = watch::channel(false);
+    let r = run(
+        spec(
+            "ls; echo $GREETING; echo ${HOME:-nohome}; echo err >&2; exit 3",
+            dir.path(),
+        ),
+        rx,
+    )
+    .await
+    .expect("run");
+    assert_eq!(r.exit_code, 3);
+    assert!(
+        r.output.contains("f.txt")
+            && r.output.contains("hi")
+            && r.output.contains("nohome")
+            && r.output.contains("err"),
+        "{r:?}"
+    );
+    assert!(!r.truncated && !r.timed_out);
+}
+
+#[tokio::test]
+async fn output_is_capped_but_counted() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (_tx, rx) = watch::channel(false);
+    let r = run(
+        spec("head -c 100000000 /dev/zero | tr '\\0' a", dir.path()),
+        rx,
+    )
+    .await
+    .expect("run");
+    assert_eq!(r.output.len(), 1000);
+    assert_eq!(r.total_bytes, 100_000_000);
+    assert!(r.truncated);
+    assert_eq!(r.exit_code, 0);
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_group() {
+    let dir = tempfile::tempdir().expect("dir");
+    let marker = dir.path().join("survived");
+    let mut s = spec(
+        &format!("(sleep 2; touch {}) & sleep 30", marker.display()),
+        dir.path(),
+    );
+    s.timeout = Duration::from_millis(300);
+    let (_tx, rx) = watch::channel(false);
+    let r = run(s, rx).await.expect("run");
+    assert!(r.timed_out);
+    assert!(r.elapsed < Duration::from_secs(2), "{:?}", r.elapsed);
+    assert_eq!(r.exit_code, 128 + 9);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!marker.exists(), "the background child died with its group");
+}
+
+#[tokio::test]
+async fn an_interrupt_kills_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (tx, rx) = watch::channel(false);
+    let h = tokio::spawn(run(spec("sleep 30", dir.path()), rx));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tx.send_replace(true);
+    let r = h.await.expect("join").expect("run");
+    assert!(r.interrupted && !r.timed_out);
+}

@@ -1,0 +1,78 @@
+//! Request and response shapes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One chat completions call.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChatRequest {
+    /// Model id.
+    pub model: String,
+    /// OpenAI chat messages (`{role, content, tool_calls?, tool_call_id?}`).
+    pub messages: Vec<Value>,
+    /// Function tools offered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Value>,
+    /// Extra parameters (temperature, max_tokens, …), merged into the body.
+    #[serde(flatten)]
+    pub params: Map<String, Value>,
+}
+
+/// A tool call the model made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The provider's call id.
+    pub id: String,
+    /// Function name.
+    pub name: String,
+    /// Arguments, as the JSON text the model produced.
+    pub arguments: String,
+}
+
+/// Token usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Both.
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    /// Adds another call's usage.
+    pub fn add(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.total_tokens += other.total_tokens;
+    }
+}
+
+/// The whole answer of one call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatResponse {
+    /// Text content (possibly empty when the model only called tools).
+    pub content: String,
+    /// Tool calls, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// `stop`, `tool_calls`, `length`, …
+    pub finish_reason: Option<String>,
+    /// Usage, when the provider reported it.
+    pub usage: Usage,
+}
+
+/// A piece of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    /// More text.
+    Text(String),
+    /// A tool call began (id, name known).
+    ToolCallStarted {
+        /// Call id.
+        id: String,
+        /// Function name.
+        name: String,
+    },
+}
