@@ -66,6 +66,8 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
         defaults: AoscbDefaults::default(),
         lease_ttl_ms: 60_000,
         watch_skills: false,
+        llm: Default::default(),
+        bin_dir: None,
     };
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
     let k = Kernel::start(store, config, drivers)

@@ -36,6 +36,7 @@ struct FileConfig {
     model: Option<String>,
     node_id: Option<String>,
     lease_ttl_ms: Option<u64>,
+    llm_base_url: Option<String>,
 }
 
 /// Everything `aos daemon start` resolved.
@@ -128,6 +129,10 @@ impl DaemonConfig {
                 defaults,
                 lease_ttl_ms,
                 watch_skills: true,
+                llm: llm_config(file.llm_base_url.clone()),
+                bin_dir: std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.parent().map(PathBuf::from)),
             },
             home,
             bind,
@@ -136,6 +141,21 @@ impl DaemonConfig {
             token,
             token_file,
         })
+    }
+}
+
+/// The LLM endpoint: `AOS_LLM_BASE_URL` / `OPENROUTER_BASE_URL` (else
+/// config.toml, else OpenRouter), key from `AOS_LLM_API_KEY` /
+/// `OPENROUTER_API_KEY`.
+fn llm_config(file_url: Option<String>) -> aos_llm::LlmConfig {
+    let base_url = env("AOS_LLM_BASE_URL")
+        .or_else(|| env("OPENROUTER_BASE_URL"))
+        .or(file_url)
+        .unwrap_or_else(|| "https://openrouter.ai/api/v1".into());
+    aos_llm::LlmConfig {
+        base_url,
+        api_key: env("AOS_LLM_API_KEY").or_else(|| env("OPENROUTER_API_KEY")),
+        ..Default::default()
     }
 }
 

@@ -67,6 +67,7 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
         .with_context(|| format!("cannot bind {}:{}", cfg.bind, cfg.port))?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
+    kernel.set_api_url(&url);
     let pid = std::process::id();
     DaemonFile {
         pid,
@@ -96,6 +97,7 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
             tokio::time::sleep(GRACE).await;
         } => Ok(()),
     };
+    kernel.drain_dispatches(Duration::from_secs(5)).await;
     kernel.stop_services().await;
     store.close().await;
     DaemonFile::remove_if_pid(&cfg.home, pid);

@@ -88,6 +88,10 @@ pub struct KernelConfig {
     pub lease_ttl_ms: u64,
     /// Watch the skill roots and re-index on change.
     pub watch_skills: bool,
+    /// The LLM endpoint ReActUnits call.
+    pub llm: aos_llm::LlmConfig,
+    /// The directory holding the `aos` binary, put first on bash's `PATH`.
+    pub bin_dir: Option<PathBuf>,
 }
 
 impl KernelConfig {

@@ -71,12 +71,19 @@ pub(crate) struct Inner {
     pub skills: Arc<SkillRegistry>,
     pub events: Arc<EventBus>,
     pub hooks: HookEngine,
+    pub llm: aos_llm::LlmClient,
     pub drivers: Vec<Arc<dyn ServiceDriver>>,
     pub contexts: Mutex<HashMap<String, SessionContext>>,
     pub started: Instant,
     pub stopping: AtomicBool,
     pub stop_signal: tokio::sync::watch::Sender<bool>,
     pub watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// Live session tokens → (agent, session).
+    pub session_tokens: Mutex<HashMap<String, (String, String)>>,
+    /// Running and finished dispatches of this daemon.
+    pub dispatches: crate::react::Dispatches,
+    /// The daemon's API URL, for bash (`AOS_API_URL`); set once bound.
+    pub api_url: Mutex<String>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -101,6 +108,8 @@ impl Kernel {
             .to_aoscb(&config.system_name, &config.skill_root_string());
         store.aoscb_init(&initial).await.sys()?;
         let events = Arc::new(EventBus::new());
+        let llm = aos_llm::LlmClient::new(config.llm.clone())
+            .map_err(|e| SyscallError::internal(format!("cannot set up the LLM client: {e}")))?;
         let kernel = Kernel {
             inner: Arc::new(Inner {
                 skills: Arc::new(SkillRegistry::new(config.skill_roots.clone())),
@@ -111,12 +120,16 @@ impl Kernel {
                 ),
                 events,
                 store,
+                llm,
                 drivers,
                 contexts: Mutex::new(HashMap::new()),
                 started: Instant::now(),
                 stopping: AtomicBool::new(false),
                 stop_signal: tokio::sync::watch::Sender::new(false),
                 watcher: Mutex::new(None),
+                session_tokens: Mutex::new(HashMap::new()),
+                dispatches: crate::react::Dispatches::default(),
+                api_url: Mutex::new(String::new()),
                 config,
             }),
         };
@@ -216,6 +229,12 @@ impl Kernel {
         }
     }
 
+    /// Interrupts running dispatches (each writes its interrupt fact) and
+    /// waits for them up to `grace`.
+    pub async fn drain_dispatches(&self, grace: std::time::Duration) {
+        crate::react::interrupt_all(self, grace).await;
+    }
+
     /// Stops every running service (after the server drained).
     pub async fn stop_services(&self) {
         ops::service::stop_owned(self, |_| true).await;
@@ -302,8 +321,17 @@ impl Kernel {
         op: &str,
         params: &Map<String, Value>,
     ) -> Result<(), SyscallError> {
-        let Principal::Service(g) = p else {
-            return Ok(());
+        let g = match p {
+            Principal::Service(g) => g,
+            Principal::Session {
+                agent_id,
+                session_id,
+            } => {
+                return self
+                    .authorize_session(agent_id, session_id, op, params)
+                    .await;
+            }
+            Principal::Operator | Principal::Kernel => return Ok(()),
         };
         g.allows_op(op)?;
         let (agent, session) = ServiceGrant::scope_ids(params);
@@ -331,6 +359,81 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+
+    /// A session token (a ReActUnit's bash): only [`SESSION_OPS`], and only
+    /// on its own agent and that agent's sessions and content.
+    async fn authorize_session(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+        op: &str,
+        params: &Map<String, Value>,
+    ) -> Result<(), SyscallError> {
+        let denied = |what: String| {
+            SyscallError::new(
+                ErrorCode::PermissionDenied,
+                format!("the token of session {session_id} may not {what}"),
+            )
+            .with_details(json!({ "missing": op, "principal": "session" }))
+        };
+        if !crate::principal::SESSION_OPS.contains(&op) {
+            return Err(denied(format!("call {op} (operator only)")));
+        }
+        let (agent, session) = ServiceGrant::scope_ids(params);
+        if let Some(a) = agent
+            && a != agent_id
+            && !op.starts_with("agent.")
+        {
+            return Err(denied(format!("act for agent {a}")));
+        }
+        if let Some(s) = session
+            && s != session_id
+            && let Ok(scb) = self.inner.store.session_get(s).await
+            && scb.agent_id != agent_id
+        {
+            return Err(denied(format!("touch session {s} of another agent")));
+        }
+        if let Some(c) = params.get("contentId").and_then(Value::as_str)
+            && let Ok((meta, _)) = self.inner.store.content_get(c).await
+            && let Ok(scb) = self.inner.store.session_get(&meta.session_id).await
+            && scb.agent_id != agent_id
+        {
+            return Err(denied(format!("read content {c} of another agent")));
+        }
+        Ok(())
+    }
+
+    /// Issues a token scoped to one session (for a ReActUnit's bash).
+    pub(crate) fn issue_session_token(&self, agent_id: &str, session_id: &str) -> String {
+        let bytes: [u8; 24] = rand::random();
+        let token = format!(
+            "aos_s_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        if let Ok(mut t) = self.inner.session_tokens.lock() {
+            t.insert(
+                token.clone(),
+                (agent_id.to_string(), session_id.to_string()),
+            );
+        }
+        token
+    }
+
+    /// Revokes a session token.
+    pub(crate) fn revoke_session_token(&self, token: &str) {
+        if let Ok(mut t) = self.inner.session_tokens.lock() {
+            t.remove(token);
+        }
+    }
+
+    /// The principal of a session token, if it is live.
+    pub fn session_principal(&self, token: &str) -> Option<Principal> {
+        let t = self.inner.session_tokens.lock().ok()?;
+        t.get(token).map(|(a, s)| Principal::Session {
+            agent_id: a.clone(),
+            session_id: s.clone(),
+        })
     }
 
     /// Fires an event hook.
@@ -433,6 +536,13 @@ impl LogIds {
 }
 
 impl Kernel {
+    /// Tells the kernel its API URL (bash gets it as `AOS_API_URL`).
+    pub fn set_api_url(&self, url: &str) {
+        if let Ok(mut u) = self.inner.api_url.lock() {
+            *u = url.to_string();
+        }
+    }
+
     /// Whether shutdown has begun.
     pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::SeqCst)

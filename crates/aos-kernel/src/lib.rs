@@ -15,6 +15,7 @@ mod kernel;
 mod ops;
 mod params;
 mod principal;
+mod react;
 mod recovery;
 pub mod services;
 mod skills;

@@ -17,7 +17,51 @@ pub enum Principal {
     Kernel,
     /// A skill service instance.
     Service(ServiceGrant),
+    /// The bash of a ReActUnit: its own session and agent only.
+    Session {
+        /// The agent.
+        agent_id: String,
+        /// The session being dispatched.
+        session_id: String,
+    },
 }
+
+/// What a session token may call: its own session, sessions of its own agent,
+/// skills (read, load, run), content of its agent's sessions — never system,
+/// agent or service administration.
+pub const SESSION_OPS: &[&str] = &[
+    "system.get",
+    "system.health",
+    "skill.list",
+    "skill.get",
+    "skill.load",
+    "skill.unload",
+    "skill.invoke",
+    "skill.catalog.preview",
+    "skill.default.resolve",
+    "agent.get",
+    "agent.list",
+    "session.create",
+    "session.dispatch",
+    "session.append",
+    "session.interrupt",
+    "session.compact",
+    "session.update",
+    "session.get",
+    "session.list",
+    "session.wait",
+    "session.context.get",
+    "session.context.rebuild",
+    "session.context.fold",
+    "session.context.unfold",
+    "session.history.list",
+    "session.history.get",
+    "content.put",
+    "content.read",
+    "content.search",
+    "service.list",
+    "service.get",
+];
 
 /// What a service may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +88,7 @@ impl Principal {
                 (ServiceOwner::Agent(a), _) | (ServiceOwner::Session(_), Some(a)) => a.clone(),
                 _ => "human".into(),
             },
+            Principal::Session { agent_id, .. } => agent_id.clone(),
             _ => "human".into(),
         }
     }
@@ -54,6 +99,7 @@ impl Principal {
             Principal::Operator => ("operator", None),
             Principal::Kernel => ("system", None),
             Principal::Service(g) => ("skill", Some(g.skill.clone())),
+            Principal::Session { session_id, .. } => ("session", Some(session_id.clone())),
         }
     }
 }

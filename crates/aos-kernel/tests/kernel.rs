@@ -17,6 +17,8 @@ fn config(roots: Vec<PathBuf>, defaults: AoscbDefaults) -> KernelConfig {
         defaults,
         lease_ttl_ms: 60_000,
         watch_skills: false,
+        llm: Default::default(),
+        bin_dir: None,
     }
 }
 

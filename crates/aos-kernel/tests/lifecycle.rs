@@ -26,6 +26,8 @@ fn config(roots: Vec<PathBuf>, watch: bool) -> KernelConfig {
         },
         lease_ttl_ms: 60_000,
         watch_skills: watch,
+        llm: Default::default(),
+        bin_dir: None,
     }
 }
 

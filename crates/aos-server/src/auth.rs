@@ -15,18 +15,32 @@ impl Tokens {
         Tokens { operator }
     }
 
-    /// The principal for a request's `Authorization: Bearer …`, if valid.
+    /// The operator principal for a request's `Authorization: Bearer …`.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<Principal> {
-        let value = headers
-            .get(axum::http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))?;
-        constant_time_eq(token.trim().as_bytes(), self.operator.as_bytes())
-            .then_some(Principal::Operator)
+        let token = bearer(headers)?;
+        constant_time_eq(token.as_bytes(), self.operator.as_bytes()).then_some(Principal::Operator)
     }
+
+    /// The operator, or the session a live session token belongs to.
+    pub fn authenticate_any(
+        &self,
+        headers: &HeaderMap,
+        kernel: &aos_kernel::Kernel,
+    ) -> Option<Principal> {
+        self.authenticate(headers)
+            .or_else(|| kernel.session_principal(bearer(headers)?))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 /// Compares without an early exit, so timing does not reveal a prefix match.

@@ -62,7 +62,7 @@ async fn syscall(
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let Some(principal) = st.tokens.authenticate(&headers) else {
+    let Some(principal) = st.tokens.authenticate_any(&headers, &st.kernel) else {
         st.metrics.http("/v1/syscall", 401);
         return error_response(
             "",

@@ -43,6 +43,8 @@ fn kernel(rt: &tokio::runtime::Runtime, dir: &Path) -> Kernel {
             defaults: AoscbDefaults::default(),
             lease_ttl_ms: 60_000,
             watch_skills: false,
+            llm: Default::default(),
+            bin_dir: None,
         };
         Kernel::start(store, config, drivers).await.expect("kernel")
     })

@@ -1,6 +1,5 @@
-//! Syscalls whose machinery arrives with later issues: the ReActUnit
-//! (dispatch, interrupt, compact, wait) and the context engine (fold,
-//! unfold). They validate what they can and answer a clear error — never a
+//! Syscalls whose machinery arrives with later issues: compaction and the
+//! context engine (fold, unfold). They validate what they can and answer a clear error — never a
 //! fake success.
 
 use crate::kernel::{Kernel, OpResult};

@@ -58,12 +58,12 @@ pub(crate) async fn route(
         "skill.start" => service::start(k, params).await,
         "skill.stop" => service::stop(k, params).await,
         "skill.invoke" => service::invoke(k, params).await,
-        "session.dispatch"
-        | "session.interrupt"
-        | "session.compact"
-        | "session.wait"
-        | "session.context.fold"
-        | "session.context.unfold" => later::not_yet(k, op, params).await,
+        "session.dispatch" => crate::react::dispatch(k, p, params).await,
+        "session.wait" => crate::react::wait(k, params).await,
+        "session.interrupt" => crate::react::interrupt(k, params).await,
+        "session.compact" | "session.context.fold" | "session.context.unfold" => {
+            later::not_yet(k, op, params).await
+        }
         _ => Err(SyscallError::new(
             ErrorCode::OpUnknown,
             format!("unknown syscall {op:?}"),

@@ -61,6 +61,8 @@ impl Env {
             defaults: AoscbDefaults::default(),
             lease_ttl_ms: 60_000,
             watch_skills: false,
+            llm: Default::default(),
+            bin_dir: None,
         };
         let k = Kernel::start(store, config, drivers).await.expect("kernel");
         Env {

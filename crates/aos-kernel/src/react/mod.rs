@@ -1,0 +1,391 @@
+//! The ReActUnit: an LLM plus one tool, `bash`, in a loop, created per
+//! dispatch (`kernel.md` §4.4). This module owns dispatch bookkeeping —
+//! leases, the per-session FIFO inbox, waiters, interrupts; `run.rs` is the
+//! loop itself.
+
+mod run;
+mod wire;
+
+use crate::hooks::HookScope;
+use crate::kernel::{Done, Kernel, OpResult};
+use crate::params::{self, StoreResult, decode};
+use crate::principal::Principal;
+use aos_llm::Usage;
+use aos_store::StoreError;
+use aos_types::{ErrorCode, IdKind, SessionPhase, SyscallError, format_time, new_id};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Where a dispatch stands.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// `queued`, `running`, `completed`, `interrupted`, `failed`, `max_turns`.
+    pub status: String,
+    /// Seq of the last message the dispatch wrote.
+    pub final_message_seq: Option<i64>,
+    /// The final answer's text.
+    pub final_text: Option<String>,
+    /// Tokens used.
+    pub usage: Usage,
+    /// The error of a failed dispatch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+impl Outcome {
+    fn pending(status: &str) -> Outcome {
+        Outcome {
+            status: status.into(),
+            final_message_seq: None,
+            final_text: None,
+            usage: Usage::default(),
+            error: None,
+        }
+    }
+
+    fn finished(&self) -> bool {
+        !matches!(self.status.as_str(), "queued" | "running")
+    }
+}
+
+/// One dispatch.
+pub(crate) struct DispatchState {
+    pub id: String,
+    pub session_id: String,
+    pub outcome: watch::Sender<Outcome>,
+    pub interrupt: watch::Sender<Option<String>>,
+}
+
+/// A message waiting for its session to be free.
+struct Queued {
+    state: Arc<DispatchState>,
+    message: String,
+    principal: Principal,
+}
+
+/// All dispatches of this daemon.
+#[derive(Default)]
+pub struct Dispatches {
+    all: Mutex<HashMap<String, Arc<DispatchState>>>,
+    running: Mutex<HashMap<String, Arc<DispatchState>>>,
+    inbox: Mutex<HashMap<String, VecDeque<Queued>>>,
+}
+
+impl Dispatches {
+    fn register(&self, session_id: &str, status: &str) -> Arc<DispatchState> {
+        let state = Arc::new(DispatchState {
+            id: new_id(IdKind::Dispatch),
+            session_id: session_id.to_string(),
+            outcome: watch::Sender::new(Outcome::pending(status)),
+            interrupt: watch::Sender::new(None),
+        });
+        if let Ok(mut all) = self.all.lock() {
+            all.insert(state.id.clone(), state.clone());
+        }
+        state
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<DispatchState>> {
+        self.all.lock().ok()?.get(id).cloned()
+    }
+
+    fn running_in(&self, session_id: &str) -> Option<Arc<DispatchState>> {
+        self.running.lock().ok()?.get(session_id).cloned()
+    }
+
+    /// Every running dispatch (for shutdown).
+    pub(crate) fn all_running(&self) -> Vec<Arc<DispatchState>> {
+        self.running
+            .lock()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserMessage {
+    role: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Dispatch {
+    session_id: String,
+    message: UserMessage,
+    #[serde(default)]
+    queue: bool,
+}
+
+/// Longest user message, in bytes.
+const MAX_MESSAGE: usize = 1 << 20;
+
+/// `session.dispatch`.
+pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
+    let d: Dispatch = decode("session.dispatch", params)?;
+    if d.message.role != "user" {
+        return Err(SyscallError::invalid("`message.role` must be \"user\""));
+    }
+    if d.message.content.trim().is_empty() || d.message.content.len() > MAX_MESSAGE {
+        return Err(SyscallError::invalid(
+            "`message.content` must be 1 byte to 1 MiB of text",
+        ));
+    }
+    let scb = crate::ops::session::writable(k, &d.session_id).await?;
+    let scope = HookScope {
+        agent_id: Some(&scb.agent_id),
+        session_id: Some(&scb.session_id),
+    };
+    let input = json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "message": d.message.content });
+    let admitted = k
+        .inner
+        .hooks
+        .admit(
+            "session.dispatch.before",
+            scope,
+            &input,
+            json!(d.message.content),
+        )
+        .await?;
+    let message = admitted
+        .as_str()
+        .map(String::from)
+        .unwrap_or(d.message.content);
+    match take_lease(k, &scb.session_id).await {
+        Ok(lease) => {
+            let state = k.inner.dispatches.register(&scb.session_id, "running");
+            start(k, state.clone(), lease, message, p.clone());
+            Ok(
+                Done::data(json!({ "sessionId": scb.session_id, "dispatchId": state.id }))
+                    .ids(Some(&scb.agent_id), Some(&scb.session_id)),
+            )
+        }
+        Err(e) if e.code == ErrorCode::SessionBusy && d.queue => {
+            let state = k.inner.dispatches.register(&scb.session_id, "queued");
+            if let Ok(mut inbox) = k.inner.dispatches.inbox.lock() {
+                inbox
+                    .entry(scb.session_id.clone())
+                    .or_default()
+                    .push_back(Queued {
+                        state: state.clone(),
+                        message,
+                        principal: p.clone(),
+                    });
+            }
+            Ok(Done::data(
+                json!({ "sessionId": scb.session_id, "dispatchId": state.id, "queued": true }),
+            )
+            .ids(Some(&scb.agent_id), Some(&scb.session_id)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes the session's lease: phase `dispatched`, lease id, holder, expiry.
+async fn take_lease(k: &Kernel, session_id: &str) -> Result<String, SyscallError> {
+    let lease = new_id(IdKind::Lease);
+    let ttl = Duration::from_millis(k.inner.config.lease_ttl_ms);
+    let (id, holder) = (lease.clone(), k.node_id().to_string());
+    let now = aos_types::now();
+    k.inner
+        .store
+        .session_update(session_id, None, move |s| {
+            let live = s.phase == SessionPhase::Dispatched
+                && s.lease_expires_at
+                    .as_deref()
+                    .is_some_and(|t| t > now.as_str());
+            if live {
+                return Err(StoreError::Rejected {
+                    code: "session.busy",
+                    message: format!(
+                        "session {} is running a dispatch; send with queue: true to wait in line",
+                        s.session_id
+                    ),
+                });
+            }
+            s.phase = SessionPhase::Dispatched;
+            s.lease_id = Some(id);
+            s.lease_holder = Some(holder);
+            s.lease_expires_at = Some(expiry(ttl));
+            Ok(())
+        })
+        .await
+        .sys()?;
+    Ok(lease)
+}
+
+fn expiry(ttl: Duration) -> String {
+    format_time(chrono::Utc::now() + chrono::Duration::milliseconds(ttl.as_millis() as i64))
+}
+
+/// Releases the lease if it is still ours.
+async fn release_lease(k: &Kernel, session_id: &str, lease: &str) {
+    let lease = lease.to_string();
+    let r = k
+        .inner
+        .store
+        .session_update(session_id, None, move |s| {
+            if s.lease_id.as_deref() == Some(lease.as_str()) {
+                s.phase = SessionPhase::Idle;
+                s.lease_id = None;
+                s.lease_holder = None;
+                s.lease_expires_at = None;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::error!(session = session_id, error = %e, "cannot release the lease");
+    }
+}
+
+/// Renews the lease every TTL/3 until the returned handle is dropped/aborted.
+fn renew_lease(k: &Kernel, session_id: &str, lease: &str) -> tokio::task::JoinHandle<()> {
+    let (k, session_id, lease) = (k.clone(), session_id.to_string(), lease.to_string());
+    let ttl = Duration::from_millis(k.inner.config.lease_ttl_ms);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            let l = lease.clone();
+            let r = k
+                .inner
+                .store
+                .session_update(&session_id, None, move |s| {
+                    if s.lease_id.as_deref() == Some(l.as_str()) {
+                        s.lease_expires_at = Some(expiry(ttl));
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(session = %session_id, error = %e, "lease renewal failed");
+            }
+        }
+    })
+}
+
+/// Runs a dispatch in the background; when it ends, the next queued message
+/// of the session (if any) starts.
+fn start(
+    k: &Kernel,
+    state: Arc<DispatchState>,
+    lease: String,
+    message: String,
+    principal: Principal,
+) {
+    let k = k.clone();
+    if let Ok(mut r) = k.inner.dispatches.running.lock() {
+        r.insert(state.session_id.clone(), state.clone());
+    }
+    tokio::spawn(async move {
+        let renewal = renew_lease(&k, &state.session_id, &lease);
+        state.outcome.send_modify(|o| o.status = "running".into());
+        let outcome = run::run(&k, &state, message, &principal).await;
+        renewal.abort();
+        release_lease(&k, &state.session_id, &lease).await;
+        if let Ok(mut r) = k.inner.dispatches.running.lock() {
+            r.remove(&state.session_id);
+        }
+        state.outcome.send_replace(outcome);
+        next_queued(&k, &state.session_id).await;
+    });
+}
+
+async fn next_queued(k: &Kernel, session_id: &str) {
+    if k.is_stopping() {
+        return;
+    }
+    let next = k
+        .inner
+        .dispatches
+        .inbox
+        .lock()
+        .ok()
+        .and_then(|mut i| i.get_mut(session_id).and_then(VecDeque::pop_front));
+    let Some(q) = next else { return };
+    match take_lease(k, session_id).await {
+        Ok(lease) => start(k, q.state, lease, q.message, q.principal),
+        Err(e) => {
+            let mut o = Outcome::pending("failed");
+            o.error = Some(json!(e));
+            q.state.outcome.send_replace(o);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Wait {
+    dispatch_id: String,
+    timeout_ms: Option<u64>,
+}
+
+/// `session.wait`.
+pub(crate) async fn wait(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let w: Wait = decode("session.wait", params)?;
+    params::id("dispatchId", &w.dispatch_id)?;
+    let state = k
+        .inner
+        .dispatches
+        .get(&w.dispatch_id)
+        .ok_or_else(|| SyscallError::not_found("dispatch", &w.dispatch_id))?;
+    let timeout = Duration::from_millis(w.timeout_ms.unwrap_or(600_000).min(3_600_000));
+    let mut rx = state.outcome.subscribe();
+    let outcome = match tokio::time::timeout(timeout, rx.wait_for(Outcome::finished)).await {
+        Ok(Ok(o)) => o.clone(),
+        _ => {
+            let mut o = state.outcome.borrow().clone();
+            o.status = "running".into();
+            o
+        }
+    };
+    Ok(Done::data(json!(outcome)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Interrupt {
+    session_id: String,
+    reason: Option<String>,
+}
+
+/// `session.interrupt`.
+pub(crate) async fn interrupt(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let i: Interrupt = decode("session.interrupt", params)?;
+    let scb = crate::ops::session::load(k, &i.session_id).await?;
+    let reason = i.reason.unwrap_or_else(|| "interrupted by request".into());
+    params::short_text("reason", &reason)?;
+    let state = k
+        .inner
+        .dispatches
+        .running_in(&scb.session_id)
+        .ok_or_else(|| {
+            SyscallError::new(
+                ErrorCode::SessionNotReady,
+                format!("session {} runs no dispatch", scb.session_id),
+            )
+        })?;
+    state.interrupt.send_replace(Some(reason));
+    Ok(Done::data(
+        json!({ "sessionId": scb.session_id, "dispatchId": state.id, "interrupted": true }),
+    )
+    .ids(Some(&scb.agent_id), Some(&scb.session_id)))
+}
+
+/// Interrupts every running dispatch (daemon stop) and waits up to `grace`.
+pub(crate) async fn interrupt_all(k: &Kernel, grace: Duration) {
+    let running = k.inner.dispatches.all_running();
+    for s in &running {
+        s.interrupt.send_replace(Some("daemon stopping".into()));
+    }
+    for s in running {
+        let mut rx = s.outcome.subscribe();
+        let _ = tokio::time::timeout(grace, rx.wait_for(Outcome::finished)).await;
+    }
+}

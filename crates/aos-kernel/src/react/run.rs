@@ -1,0 +1,629 @@
+//! The loop (`kernel.md` §4.4): hooks around every step, the LLM call, bash,
+//! and every produced message in SessionHistory before the next step.
+
+use super::wire::to_wire;
+use super::{DispatchState, Outcome};
+use crate::hooks::HookScope;
+use crate::kernel::Kernel;
+use crate::params::StoreResult;
+use crate::principal::Principal;
+use aos_llm::{ChatRequest, ToolCall, Usage};
+use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
+use aos_types::{BashInput, Message, Origin, Part, Role, Scb, SyscallError, ToolState};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Default and maximum bash timeout.
+const BASH_TIMEOUT: Duration = Duration::from_secs(120);
+const BASH_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+/// Raw output kept per command.
+const MAX_OUTPUT: usize = 1 << 20;
+
+/// The one tool.
+pub(crate) fn bash_tool() -> Value {
+    json!({"type": "function", "function": {
+        "name": "bash",
+        "description": "Run a bash command in this session's working directory and return its output and exit code. The `aos` command reaches the AgentOS kernel (see the aos skill).",
+        "parameters": {"type": "object", "properties": {
+            "command": {"type": "string", "description": "The command line to run with bash -c."},
+            "timeoutMs": {"type": "integer", "minimum": 1, "description": "Kill the command after this many milliseconds (default 120000)."}
+        }, "required": ["command"]}
+    }})
+}
+
+struct Turn<'a> {
+    k: &'a Kernel,
+    state: &'a DispatchState,
+    scb: Scb,
+    first_seq: i64,
+    last_seq: i64,
+    appended: usize,
+    usage: Usage,
+    token: String,
+}
+
+/// Runs one dispatch to its end and reports how it ended.
+pub(crate) async fn run(
+    k: &Kernel,
+    state: &DispatchState,
+    message: String,
+    p: &Principal,
+) -> Outcome {
+    let scb = match k.inner.store.session_get(&state.session_id).await.sys() {
+        Ok(s) => s,
+        Err(e) => return failed(None, 0, Usage::default(), &e),
+    };
+    let token = k.issue_session_token(&scb.agent_id, &scb.session_id);
+    let mut t = Turn {
+        k,
+        state,
+        scb,
+        first_seq: 0,
+        last_seq: 0,
+        appended: 0,
+        usage: Usage::default(),
+        token,
+    };
+    let outcome = match t.go(message, p).await {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = t.record_error(&e).await;
+            failed(Some(t.last_seq), t.appended, t.usage, &e)
+        }
+    };
+    k.revoke_session_token(&t.token);
+    let s = &t.scb;
+    k.emit(
+        "session.dispatch.after",
+        HookScope {
+            agent_id: Some(&s.agent_id),
+            session_id: Some(&s.session_id),
+        },
+        json!({ "agentId": s.agent_id, "sessionId": s.session_id, "dispatchId": state.id,
+                "appendedCount": t.appended, "status": outcome.status }),
+    );
+    outcome
+}
+
+fn failed(seq: Option<i64>, _appended: usize, usage: Usage, e: &SyscallError) -> Outcome {
+    Outcome {
+        status: "failed".into(),
+        final_message_seq: seq,
+        final_text: None,
+        usage,
+        error: Some(json!(e)),
+    }
+}
+
+impl Turn<'_> {
+    fn scope(&self) -> HookScope<'_> {
+        HookScope {
+            agent_id: Some(&self.scb.agent_id),
+            session_id: Some(&self.scb.session_id),
+        }
+    }
+
+    async fn append(
+        &mut self,
+        role: Role,
+        parts: Vec<Part>,
+        origin: Origin,
+        extra: MessageExtra,
+    ) -> Result<Message, SyscallError> {
+        let m = NewMessage {
+            role,
+            parts,
+            origin,
+            extra,
+        };
+        let (mut msgs, after) = self.k.append(&self.scb, None, vec![m]).await?;
+        self.scb = after;
+        let msg = msgs
+            .pop()
+            .ok_or_else(|| SyscallError::internal("append returned nothing"))?;
+        self.last_seq = msg.metadata.seq;
+        self.appended += 1;
+        Ok(msg)
+    }
+
+    async fn go(&mut self, message: String, p: &Principal) -> Result<Outcome, SyscallError> {
+        let origin = if matches!(p, Principal::Session { .. }) {
+            Origin::Agent
+        } else {
+            Origin::Human
+        };
+        let user = self
+            .append(
+                Role::User,
+                vec![Part::text(message)],
+                origin,
+                MessageExtra::default(),
+            )
+            .await?;
+        self.first_seq = user.metadata.seq;
+        crate::context::assemble(self.k, &self.scb, "dispatch").await?;
+        let system = self.k.inner.store.aoscb_get().await.sys()?;
+        let agent = self
+            .k
+            .inner
+            .store
+            .agent_get(&self.scb.agent_id)
+            .await
+            .sys()?;
+        let default_model = agent.model.clone().unwrap_or(system.model.clone());
+        for turn in 0..system.max_turns.max(1) {
+            if let Some(reason) = self.interrupted() {
+                return self.stop_interrupted(&reason).await;
+            }
+            let (req, base_url) = self.request(&default_model).await?;
+            let started = Instant::now();
+            let resp = match self
+                .k
+                .inner
+                .llm
+                .chat(&req, base_url.as_deref(), |_| {})
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    return Err(SyscallError::new(
+                        aos_types::ErrorCode::LlmError,
+                        e.to_string(),
+                    ));
+                }
+            };
+            self.usage.add(resp.usage);
+            self.k.emit(
+                "compute.after",
+                self.scope(),
+                json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id,
+                        "usage": resp.usage, "latencyMs": started.elapsed().as_millis() as u64 }),
+            );
+            if resp.tool_calls.is_empty() {
+                let extra = MessageExtra {
+                    finish: Some("completed".into()),
+                    ..Default::default()
+                };
+                let text = resp.content.clone();
+                self.append(
+                    Role::Assistant,
+                    vec![Part::text(text.clone())],
+                    Origin::Assistant,
+                    extra,
+                )
+                .await?;
+                self.after_turn(turn, 0, Some(&text));
+                return Ok(Outcome {
+                    status: "completed".into(),
+                    final_message_seq: Some(self.last_seq),
+                    final_text: Some(text),
+                    usage: self.usage,
+                    error: None,
+                });
+            }
+            self.tools(&resp.content, &resp.tool_calls).await?;
+            self.after_turn(turn, resp.tool_calls.len(), None);
+        }
+        let data = json!({ "reason": "max_turns", "payload": { "maxTurns": system.max_turns } });
+        self.append(
+            Role::System,
+            vec![Part::DataInterrupt {
+                id: String::new(),
+                data,
+            }],
+            Origin::Aos,
+            MessageExtra::default(),
+        )
+        .await?;
+        Ok(Outcome {
+            status: "max_turns".into(),
+            final_message_seq: Some(self.last_seq),
+            final_text: None,
+            usage: self.usage,
+            error: None,
+        })
+    }
+
+    fn interrupted(&self) -> Option<String> {
+        self.state.interrupt.borrow().clone()
+    }
+
+    async fn stop_interrupted(&mut self, reason: &str) -> Result<Outcome, SyscallError> {
+        let data = json!({ "reason": reason });
+        self.append(
+            Role::System,
+            vec![Part::DataInterrupt {
+                id: String::new(),
+                data,
+            }],
+            Origin::Aos,
+            MessageExtra::default(),
+        )
+        .await?;
+        self.k.emit(
+            "session.interrupted",
+            self.scope(),
+            json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id, "reason": reason }),
+        );
+        Ok(Outcome {
+            status: "interrupted".into(),
+            final_message_seq: Some(self.last_seq),
+            final_text: None,
+            usage: self.usage,
+            error: None,
+        })
+    }
+
+    fn after_turn(&self, turn: i64, tool_calls: usize, final_answer: Option<&str>) {
+        self.k.emit(
+            "context.afterTurn",
+            self.scope(),
+            json!({ "sessionId": self.scb.session_id, "agentId": self.scb.agent_id, "turnIndex": turn,
+                    "toolCalls": tool_calls, "appendedCount": self.appended, "finalAnswer": final_answer }),
+        );
+    }
+
+    /// The messages: the context engine's, else this dispatch's own.
+    async fn messages(&self) -> Result<Vec<Value>, SyscallError> {
+        if self
+            .k
+            .inner
+            .hooks
+            .has_handler("context.assemble", self.scope())
+        {
+            let ctx = crate::context::assemble(self.k, &self.scb, "incremental").await?;
+            return Ok(ctx
+                .messages
+                .iter()
+                .map(|m| m.get("wire").cloned().unwrap_or_else(|| m.clone()))
+                .collect());
+        }
+        let q = HistoryQuery {
+            from_seq: self.first_seq,
+            to_seq: None,
+            limit: 10_000,
+        };
+        let own = self
+            .k
+            .inner
+            .store
+            .history(&self.scb.session_id, &q)
+            .await
+            .sys()?;
+        Ok(to_wire(&own))
+    }
+
+    /// Builds the LLM request through the transform hooks.
+    async fn request(
+        &self,
+        default_model: &str,
+    ) -> Result<(ChatRequest, Option<String>), SyscallError> {
+        let hooks = &self.k.inner.hooks;
+        let ids = json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id });
+        let system = hooks
+            .transform(
+                "session.system.transform",
+                self.scope(),
+                &ids,
+                json!({ "system": null }),
+            )
+            .await;
+        let messages = self.messages().await?;
+        let messages = hooks
+            .transform(
+                "session.messages.transform",
+                self.scope(),
+                &ids,
+                json!({ "messages": messages }),
+            )
+            .await;
+        let params = hooks
+            .transform(
+                "compute.params.transform",
+                self.scope(),
+                &ids,
+                json!({ "params": {} }),
+            )
+            .await;
+        let mut resolve_in = ids.clone();
+        resolve_in["requestType"] = json!("chat");
+        let model = hooks
+            .transform(
+                "compute.model.resolve",
+                self.scope(),
+                &resolve_in,
+                json!({ "model": default_model }),
+            )
+            .await;
+        let mut before = ids.clone();
+        before["lastSeq"] = json!(self.last_seq);
+        hooks
+            .admit("compute.before", self.scope(), &before, json!({}))
+            .await?;
+        let mut wire = Vec::new();
+        if let Some(s) = system["system"].as_str().filter(|s| !s.is_empty()) {
+            wire.push(json!({ "role": "system", "content": s }));
+        }
+        wire.extend(messages["messages"].as_array().cloned().unwrap_or_default());
+        let mut params = params["params"].as_object().cloned().unwrap_or_default();
+        if let Some(extra) = model["params"].as_object() {
+            params.extend(extra.clone());
+        }
+        let req = ChatRequest {
+            model: model["model"].as_str().unwrap_or(default_model).to_string(),
+            messages: wire,
+            tools: vec![bash_tool()],
+            params,
+        };
+        Ok((req, model["baseUrl"].as_str().map(String::from)))
+    }
+
+    /// Records the intents, runs each call, records each result.
+    async fn tools(&mut self, text: &str, calls: &[ToolCall]) -> Result<(), SyscallError> {
+        let mut parts = Vec::new();
+        if !text.is_empty() {
+            parts.push(Part::text(text));
+        }
+        for c in calls {
+            let input =
+                serde_json::from_str::<BashInput>(&c.arguments).unwrap_or_else(|_| BashInput {
+                    command: c.arguments.clone(),
+                    cwd: None,
+                    timeout_ms: None,
+                });
+            parts.push(Part::ToolBash {
+                id: String::new(),
+                tool_call_id: c.id.clone(),
+                state: ToolState::InputAvailable,
+                input,
+                output: None,
+                error_text: None,
+            });
+        }
+        self.append(
+            Role::Assistant,
+            parts,
+            Origin::Assistant,
+            MessageExtra::default(),
+        )
+        .await?;
+        for c in calls {
+            let part = self.tool(c).await;
+            self.append(
+                Role::Assistant,
+                vec![part],
+                Origin::Aos,
+                MessageExtra::default(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one call; always produces a result part (errors are results).
+    async fn tool(&self, c: &ToolCall) -> Part {
+        let fallback = BashInput {
+            command: c.arguments.clone(),
+            cwd: None,
+            timeout_ms: None,
+        };
+        let error = |input: BashInput, text: String| Part::ToolBash {
+            id: String::new(),
+            tool_call_id: c.id.clone(),
+            state: ToolState::OutputError,
+            input,
+            output: None,
+            error_text: Some(text),
+        };
+        if c.name != "bash" {
+            return error(
+                fallback,
+                format!("unknown tool {:?}: the only tool is bash", c.name),
+            );
+        }
+        let input: BashInput = match serde_json::from_str(&c.arguments) {
+            Ok(i) => i,
+            Err(e) => {
+                return error(
+                    fallback,
+                    format!(
+                        "the arguments are not valid JSON for bash ({e}); send {{\"command\": \"…\"}}"
+                    ),
+                );
+            }
+        };
+        if self.interrupted().is_some() {
+            return error(input, "not run: the dispatch was interrupted".into());
+        }
+        let hooks = &self.k.inner.hooks;
+        let args = json!({ "command": input.command, "timeoutMs": input.timeout_ms });
+        let env = hooks
+            .transform(
+                "tool.env",
+                self.scope(),
+                &json!({ "toolCallId": c.id, "args": args }),
+                json!({ "env": {} }),
+            )
+            .await;
+        let before_in = json!({ "toolCallId": c.id, "agentId": self.scb.agent_id, "sessionId": self.scb.session_id });
+        let admitted = match hooks
+            .admit(
+                "tool.before",
+                self.scope(),
+                &before_in,
+                json!({ "args": args }),
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                let d = e.details.clone().unwrap_or_default();
+                let text = match (d["skill"].as_str(), d["reason"].as_str()) {
+                    (Some(s), Some(r)) => format!("rejected by {s}: {r}"),
+                    _ => e.message.clone(),
+                };
+                return error(input, text);
+            }
+        };
+        let command = admitted["args"]["command"]
+            .as_str()
+            .unwrap_or(&input.command)
+            .to_string();
+        let timeout = admitted["args"]["timeoutMs"]
+            .as_u64()
+            .map_or(BASH_TIMEOUT, Duration::from_millis)
+            .min(BASH_TIMEOUT_MAX);
+        let result = match self.bash(&command, timeout, &env["env"]).await {
+            Ok(r) => r,
+            Err(e) => return error(input, format!("bash could not run: {e}")),
+        };
+        self.log_raw(c, &command, &result).await;
+        if result.interrupted {
+            return error(
+                input,
+                "the dispatch was interrupted while this command ran; it was killed".into(),
+            );
+        }
+        let mut raw = result.output.clone();
+        if result.truncated {
+            raw.push_str(&format!(
+                "\n[output truncated: {} of {} bytes kept]",
+                result.output.len(),
+                result.total_bytes
+            ));
+        }
+        if result.timed_out {
+            raw.push_str(&format!(
+                "\n[killed after {} ms (timeout)]",
+                timeout.as_millis()
+            ));
+        }
+        let after_in =
+            json!({ "toolCallId": c.id, "rawResult": raw, "exitCode": result.exit_code });
+        let after = hooks
+            .transform(
+                "tool.after",
+                self.scope(),
+                &after_in,
+                json!({ "result": raw }),
+            )
+            .await;
+        let output = match &after["result"] {
+            Value::String(s) => json!({ "visibleResult": s, "exitCode": result.exit_code }),
+            Value::Object(o) => {
+                let mut o = o.clone();
+                o.insert("exitCode".into(), json!(result.exit_code));
+                Value::Object(o)
+            }
+            _ => json!({ "visibleResult": raw, "exitCode": result.exit_code }),
+        };
+        Part::ToolBash {
+            id: String::new(),
+            tool_call_id: c.id.clone(),
+            state: ToolState::OutputAvailable,
+            input,
+            output: Some(output),
+            error_text: None,
+        }
+    }
+
+    async fn bash(
+        &self,
+        command: &str,
+        timeout: Duration,
+        extra_env: &Value,
+    ) -> std::io::Result<aos_bash::BashResult> {
+        let cfg = &self.k.inner.config;
+        let work = cfg
+            .home
+            .join("sessions")
+            .join(&self.scb.session_id)
+            .join("work");
+        std::fs::create_dir_all(&work)?;
+        let mut path = String::new();
+        if let Some(bin) = &cfg.bin_dir {
+            path.push_str(&format!("{}:", bin.display()));
+        }
+        path.push_str("/usr/local/bin:/usr/bin:/bin");
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), path),
+            ("HOME".into(), work.display().to_string()),
+            ("LANG".into(), "C.UTF-8".into()),
+        ];
+        if let Some(m) = extra_env.as_object() {
+            env.extend(
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))),
+            );
+        }
+        let url = self
+            .k
+            .inner
+            .api_url
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default();
+        env.retain(|(k, _)| !k.starts_with("AOS_"));
+        env.extend([
+            ("AOS_API_URL".into(), url),
+            ("AOS_API_TOKEN".into(), self.token.clone()),
+            ("AOS_AGENT_ID".into(), self.scb.agent_id.clone()),
+            ("AOS_SESSION_ID".into(), self.scb.session_id.clone()),
+        ]);
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut irx = self.state.interrupt.subscribe();
+        let forward = tokio::spawn(async move {
+            if irx.wait_for(Option::is_some).await.is_ok() {
+                tx.send_replace(true);
+            }
+        });
+        let spec = aos_bash::BashSpec {
+            command: command.into(),
+            cwd: work,
+            env,
+            timeout,
+            max_output: MAX_OUTPUT,
+        };
+        let r = aos_bash::run(spec, rx).await;
+        forward.abort();
+        r
+    }
+
+    /// The raw result goes to the RuntimeLog.
+    async fn log_raw(&self, c: &ToolCall, command: &str, r: &aos_bash::BashResult) {
+        let entry = NewLogEntry {
+            level: "info",
+            op: "tool.bash".into(),
+            owner_type: "session".into(),
+            owner_id: Some(self.scb.session_id.clone()),
+            agent_id: Some(self.scb.agent_id.clone()),
+            session_id: Some(self.scb.session_id.clone()),
+            refs: Some(json!({ "toolCallId": c.id, "dispatchId": self.state.id })),
+            data: Some(
+                json!({ "command": command, "exitCode": r.exit_code, "output": r.output,
+                               "totalBytes": r.total_bytes, "truncated": r.truncated, "timedOut": r.timed_out,
+                               "elapsedMs": r.elapsed.as_millis() as u64 }),
+            ),
+        };
+        if let Err(e) = self.k.inner.store.log_append(entry).await {
+            tracing::error!(error = %e, "cannot write the RuntimeLog");
+        }
+    }
+
+    /// A failed dispatch leaves a readable error in SessionHistory.
+    async fn record_error(&mut self, e: &SyscallError) -> Result<(), SyscallError> {
+        let extra = MessageExtra {
+            error: Some(json!({ "code": e.code, "message": e.message })),
+            ..Default::default()
+        };
+        let text = format!("The run stopped: {}", e.message);
+        self.append(Role::Assistant, vec![Part::text(text)], Origin::Aos, extra)
+            .await?;
+        self.k.emit(
+            "session.error",
+            self.scope(),
+            json!({ "source": "dispatch", "recoverable": true, "message": e.message }),
+        );
+        Ok(())
+    }
+}

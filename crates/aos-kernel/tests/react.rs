@@ -1,0 +1,350 @@
+//! The ReActUnit end to end in the kernel: a scripted OpenAI-compatible
+//! server over real HTTP, real bash, real SQLite.
+
+use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
+use aos_llm::{LlmConfig, RetryPolicy};
+use aos_testkit::{Reply, ScriptedLlm};
+use aos_types::Request;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct Env {
+    k: Kernel,
+    llm: ScriptedLlm,
+    _home: tempfile::TempDir,
+    _db: tempfile::TempDir,
+}
+
+async fn env(replies: Vec<Reply>) -> Env {
+    let llm = ScriptedLlm::start(replies).await;
+    let home = tempfile::tempdir().expect("home");
+    let (store, db) = aos_testkit::sqlite_store().await;
+    let config = KernelConfig {
+        home: home.path().to_path_buf(),
+        skill_roots: vec![aos_testkit::builtin_skills()],
+        node_id: "react-test".into(),
+        system_name: "test".into(),
+        defaults: AoscbDefaults {
+            max_turns: 8,
+            ..AoscbDefaults::default()
+        },
+        lease_ttl_ms: 60_000,
+        watch_skills: false,
+        llm: LlmConfig {
+            base_url: llm.url(),
+            api_key: None,
+            timeout: Duration::from_secs(10),
+            retry: RetryPolicy {
+                attempts: 2,
+                base: Duration::from_millis(10),
+                max: Duration::from_secs(1),
+            },
+            stream: true,
+        },
+        bin_dir: None,
+    };
+    let k = Kernel::start(store, config, vec![]).await.expect("kernel");
+    Env {
+        k,
+        llm,
+        _home: home,
+        _db: db,
+    }
+}
+
+impl Env {
+    async fn call(&self, req: Value) -> Value {
+        serde_json::to_value(
+            self.k
+                .syscall(&Principal::Operator, Request::from_value(req).expect("req"))
+                .await,
+        )
+        .expect("ser")
+    }
+
+    async fn ok(&self, req: Value) -> Value {
+        let r = self.call(req.clone()).await;
+        assert_eq!(r["ok"], true, "{req} -> {r}");
+        r["data"].clone()
+    }
+
+    async fn session(&self) -> String {
+        let a = self.ok(json!({"op": "agent.create"})).await;
+        let s = self
+            .ok(json!({"op": "session.create", "agentId": a["agentId"]}))
+            .await;
+        s["sessionId"].as_str().expect("id").to_string()
+    }
+
+    async fn send(&self, sid: &str, text: &str) -> String {
+        let d = self.ok(json!({"op": "session.dispatch", "sessionId": sid, "message": {"role": "user", "content": text}})).await;
+        d["dispatchId"].as_str().expect("dispatch").to_string()
+    }
+
+    async fn wait(&self, id: &str) -> Value {
+        self.ok(json!({"op": "session.wait", "dispatchId": id, "timeoutMs": 20000}))
+            .await
+    }
+
+    async fn history(&self, sid: &str) -> Vec<Value> {
+        let h = self
+            .ok(json!({"op": "session.history.list", "sessionId": sid, "limit": 1000}))
+            .await;
+        h["messages"].as_array().expect("messages").clone()
+    }
+
+    async fn phase(&self, sid: &str) -> String {
+        self.ok(json!({"op": "session.get", "sessionId": sid}))
+            .await["phase"]
+            .as_str()
+            .expect("phase")
+            .to_string()
+    }
+}
+
+fn parts_of_type<'a>(h: &'a [Value], t: &str) -> Vec<&'a Value> {
+    h.iter()
+        .flat_map(|m| m["parts"].as_array().into_iter().flatten())
+        .filter(|p| p["type"] == t)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_answer_completes() {
+    let e = env(vec![Reply::text("Hello from the model.")]).await;
+    let sid = e.session().await;
+    let id = e.send(&sid, "say hello").await;
+    let w = e.wait(&id).await;
+    assert_eq!(
+        (w["status"].as_str(), w["finalText"].as_str()),
+        (Some("completed"), Some("Hello from the model."))
+    );
+    assert_eq!(w["usage"]["totalTokens"], 18);
+    let h = e.history(&sid).await;
+    let last = h.last().expect("answer");
+    assert_eq!(
+        (last["role"].as_str(), last["metadata"]["finish"].as_str()),
+        (Some("assistant"), Some("completed"))
+    );
+    assert_eq!(w["finalMessageSeq"], last["metadata"]["seq"]);
+    let sent = &e.llm.requests()[0];
+    assert_eq!(sent["tools"][0]["function"]["name"], "bash");
+    let msgs = sent["messages"].as_array().expect("messages");
+    assert_eq!(msgs.last().expect("user")["content"], "say hello", "{sent}");
+    assert_eq!(e.phase(&sid).await, "idle", "the lease is released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bash_runs_and_its_result_goes_back_to_the_model() {
+    let e = env(vec![
+        Reply::bash("call_1", "echo hello; echo $AOS_SESSION_ID; pwd"),
+        Reply::text("done"),
+    ])
+    .await;
+    let sid = e.session().await;
+    let w = e.wait(&e.send(&sid, "run it").await).await;
+    assert_eq!(w["status"], "completed");
+    let h = e.history(&sid).await;
+    let tools = parts_of_type(&h, "tool-bash");
+    assert_eq!(tools.len(), 2, "the intent, then the result");
+    assert_eq!(
+        (
+            tools[0]["state"].as_str(),
+            tools[0]["input"]["command"].as_str()
+        ),
+        (
+            Some("input-available"),
+            Some("echo hello; echo $AOS_SESSION_ID; pwd")
+        )
+    );
+    assert_eq!(tools[1]["state"], "output-available");
+    let visible = tools[1]["output"]["visibleResult"]
+        .as_str()
+        .expect("visible");
+    assert!(visible.starts_with(&format!("hello\n{sid}\n")), "{visible}");
+    assert!(
+        visible.contains(&format!("sessions/{sid}/work")),
+        "runs in the session's work dir: {visible}"
+    );
+    assert_eq!(tools[1]["output"]["exitCode"], 0);
+    // The second LLM call carries the call and its result in wire format.
+    let second = &e.llm.requests()[1];
+    let msgs = second["messages"].as_array().expect("messages");
+    let call = msgs
+        .iter()
+        .find(|m| m["tool_calls"].is_array())
+        .expect("assistant tool call");
+    assert_eq!(call["tool_calls"][0]["id"], "call_1");
+    let result = msgs
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .expect("tool result");
+    assert_eq!(result["tool_call_id"], "call_1");
+    assert!(
+        result["content"]
+            .as_str()
+            .expect("content")
+            .starts_with("hello")
+    );
+    // The raw result is in the RuntimeLog.
+    let log = e
+        .ok(json!({"op": "runtime.log.list", "operation": "tool.bash", "sessionId": sid}))
+        .await;
+    assert_eq!(log["entries"][0]["data"]["exitCode"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tool_calls_are_reported_to_the_model_not_crashed() {
+    let e = env(vec![
+        Reply::ToolCalls(vec![
+            ("c1".into(), "python".into(), "{}".into()),
+            ("c2".into(), "bash".into(), "not json".into()),
+        ]),
+        Reply::text("ok"),
+    ])
+    .await;
+    let sid = e.session().await;
+    let w = e.wait(&e.send(&sid, "go").await).await;
+    assert_eq!(w["status"], "completed");
+    let h = e.history(&sid).await;
+    let errors: Vec<&str> = parts_of_type(&h, "tool-bash")
+        .iter()
+        .filter_map(|p| p["errorText"].as_str())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].contains("unknown tool") && errors[1].contains("not valid JSON"),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_session_refuses_or_queues() {
+    let e = env(vec![
+        Reply::Slow(Duration::from_millis(800), Box::new(Reply::text("first"))),
+        Reply::text("second"),
+    ])
+    .await;
+    let sid = e.session().await;
+    let first = e.send(&sid, "one").await;
+    let busy = e.call(json!({"op": "session.dispatch", "sessionId": sid, "message": {"role": "user", "content": "two"}})).await;
+    assert_eq!(busy["error"]["code"], "session.busy", "{busy}");
+    let q = e.ok(json!({"op": "session.dispatch", "sessionId": sid, "queue": true, "message": {"role": "user", "content": "two"}})).await;
+    assert_eq!(q["queued"], true);
+    let second = q["dispatchId"].as_str().expect("id").to_string();
+    assert_eq!(e.wait(&first).await["finalText"], "first");
+    assert_eq!(e.wait(&second).await["finalText"], "second");
+    let h = e.history(&sid).await;
+    let texts: Vec<&str> = parts_of_type(&h, "text")
+        .iter()
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        ["one", "first", "two", "second"],
+        "FIFO, one dispatch at a time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_kills_the_command_and_records_the_fact() {
+    let e = env(vec![Reply::bash("c1", "sleep 30")]).await;
+    let sid = e.session().await;
+    let id = e.send(&sid, "wait a while").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    e.ok(json!({"op": "session.interrupt", "sessionId": sid, "reason": "user pressed stop"}))
+        .await;
+    let w = e.wait(&id).await;
+    assert_eq!(w["status"], "interrupted");
+    let h = e.history(&sid).await;
+    let tools = parts_of_type(&h, "tool-bash");
+    assert_eq!(tools[1]["state"], "output-error");
+    let fact = parts_of_type(&h, "data-interrupt");
+    assert_eq!(fact[0]["data"]["reason"], "user pressed stop");
+    assert_eq!(e.phase(&sid).await, "idle");
+    let again = e
+        .call(json!({"op": "session.interrupt", "sessionId": sid}))
+        .await;
+    assert_eq!(again["error"]["code"], "session.not_ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_turns_ends_the_loop_with_a_reason() {
+    let e = env((0..10)
+        .map(|i| Reply::bash(&format!("c{i}"), "true"))
+        .collect())
+    .await;
+    e.ok(json!({"op": "system.update", "maxTurns": 2})).await;
+    let sid = e.session().await;
+    let w = e.wait(&e.send(&sid, "loop").await).await;
+    assert_eq!(w["status"], "max_turns");
+    let h = e.history(&sid).await;
+    assert_eq!(
+        parts_of_type(&h, "data-interrupt")[0]["data"]["reason"],
+        "max_turns"
+    );
+    assert_eq!(e.llm.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_error_fails_the_dispatch_readably() {
+    let e = env(vec![Reply::Status {
+        code: 401,
+        retry_after: None,
+    }])
+    .await;
+    let sid = e.session().await;
+    let w = e.wait(&e.send(&sid, "hi").await).await;
+    assert_eq!(
+        (w["status"].as_str(), w["error"]["code"].as_str()),
+        (Some("failed"), Some("llm.error"))
+    );
+    let h = e.history(&sid).await;
+    let last = h.last().expect("error message");
+    assert_eq!(last["metadata"]["error"]["code"], "llm.error");
+    assert!(
+        last["parts"][0]["text"]
+            .as_str()
+            .expect("text")
+            .contains("401")
+    );
+    assert_eq!(e.phase(&sid).await, "idle", "never a hung lease");
+    // The session is usable again.
+    e.llm.push([Reply::text("back")]);
+    assert_eq!(
+        e.wait(&e.send(&sid, "again").await).await["status"],
+        "completed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_input_is_validated() {
+    let e = env(vec![]).await;
+    let sid = e.session().await;
+    for (req, code) in [
+        (
+            json!({"op": "session.dispatch", "sessionId": sid, "message": {"role": "assistant", "content": "x"}}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.dispatch", "sessionId": sid, "message": {"role": "user", "content": "  "}}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.dispatch", "sessionId": sid}),
+            "request.invalid",
+        ),
+        (
+            json!({"op": "session.dispatch", "sessionId": "se_nope", "message": {"role": "user", "content": "x"}}),
+            "not_found",
+        ),
+        (
+            json!({"op": "session.wait", "dispatchId": "ds_nope"}),
+            "not_found",
+        ),
+    ] {
+        let r = e.call(req.clone()).await;
+        assert_eq!(r["error"]["code"], code, "{req} -> {r}");
+    }
+    assert_eq!(e.history(&sid).await.len(), 3, "nothing was written");
+}
