@@ -594,7 +594,12 @@ async fn runtime_log_records_commands_not_queries(store: Store) {
 async fn later_machinery_answers_clearly(store: Store) {
     let k = kernel(store).await;
     let (_, sid) = new_session(&k).await;
-    err(&k, json!({"op": "session.dispatch", "sessionId": sid, "message": {"role": "user", "content": "hi"}}), "not_implemented").await;
+    err(
+        &k,
+        json!({"op": "session.compact", "sessionId": sid}),
+        "not_implemented",
+    )
+    .await;
     err(
         &k,
         json!({"op": "skill.start", "name": "pdf"}),
@@ -633,7 +638,7 @@ async fn later_machinery_answers_clearly(store: Store) {
     .await;
     err(
         &k,
-        json!({"op": "session.dispatch", "sessionId": "se_nope"}),
+        json!({"op": "session.compact", "sessionId": "se_nope"}),
         "not_found",
     )
     .await;
