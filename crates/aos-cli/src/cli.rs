@@ -39,6 +39,34 @@ pub enum Command {
     /// Stored content.
     #[command(subcommand)]
     Content(ContentCmd),
+    /// Dispatch a message to a session (default: wait for the answer).
+    Send {
+        /// Session id.
+        session: String,
+        /// The message.
+        message: String,
+        /// Wait for the dispatch to end and print its outcome (default).
+        #[arg(long, conflicts_with_all = ["stream", "detach"])]
+        wait: bool,
+        /// Print messages on stderr as they are written, then the outcome.
+        #[arg(long, conflicts_with = "detach")]
+        stream: bool,
+        /// Return the dispatch id at once.
+        #[arg(long)]
+        detach: bool,
+        /// Wait in line if the session is busy.
+        #[arg(long)]
+        queue: bool,
+    },
+    /// One-shot: create an agent (unless --agent) and a session, dispatch,
+    /// stream the answer to stderr, print the outcome.
+    Run {
+        /// The message.
+        message: String,
+        /// Use this agent.
+        #[arg(long)]
+        agent: Option<String>,
+    },
     /// Measure this machine: hook round trips, WASM instantiation and
     /// loading, SessionHistory appends. Prints one JSON document.
     Bench {

@@ -71,6 +71,35 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Follows `/v1/events` for one session, calling `on_event(name, data)`
+    /// for each event until the connection ends.
+    pub fn follow(&self, session_id: &str, mut on_event: impl FnMut(&str, &Value)) -> Result<()> {
+        use std::io::BufRead;
+        let url = format!(
+            "{}/v1/events?sessionId={session_id}",
+            self.url.trim_end_matches('/')
+        );
+        let resp = ureq::AgentBuilder::new()
+            .build()
+            .get(&url)
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| anyhow!("cannot follow the session: {e}"))?;
+        let mut name = String::new();
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            let line = line?;
+            if let Some(n) = line.strip_prefix("event:") {
+                name = n.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                let v: Value = serde_json::from_str(d.trim()).unwrap_or(Value::Null);
+                on_event(&name, &v);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `GET {url}/health`, if it answers.
 pub fn health(url: &str) -> Option<Value> {
     let agent = ureq::AgentBuilder::new()

@@ -23,6 +23,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Skill(SkillCmd::New { name, template }) => {
             (crate::scaffold::new_skill(&name, &template)?, true)
         }
+        Command::Send {
+            session,
+            message,
+            stream,
+            detach,
+            queue,
+            ..
+        } => crate::converse::send(&session, &message, stream, detach, queue)?,
+        Command::Run { message, agent } => crate::converse::run(&message, agent)?,
         Command::Bench { quick, skills, .. } => (crate::bench::run(quick, skills)?, true),
         Command::Version => (
             json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
@@ -151,9 +160,11 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
             ),
         }
         .into_owned(),
-        Command::Daemon(_) | Command::Version | Command::Bench { .. } => {
-            bail!("not a client command")
-        }
+        Command::Daemon(_)
+        | Command::Version
+        | Command::Bench { .. }
+        | Command::Send { .. }
+        | Command::Run { .. } => bail!("not a single syscall"),
     };
     Ok((op, params))
 }

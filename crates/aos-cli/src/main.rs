@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod commands;
 mod config;
+mod converse;
 mod daemon;
 mod scaffold;
 

@@ -32,8 +32,17 @@ impl Daemon {
         Self::launch(home, None, roots)
     }
 
+    fn start_with_llm(home: &Path, llm_url: &str) -> Daemon {
+        Self::launch_env(home, None, &skill_roots(), &[("AOS_LLM_BASE_URL", llm_url)])
+    }
+
     fn launch(home: &Path, db: Option<&str>, roots: &str) -> Daemon {
+        Self::launch_env(home, db, roots, &[])
+    }
+
+    fn launch_env(home: &Path, db: Option<&str>, roots: &str, envs: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(AOS);
+        cmd.envs(envs.iter().copied());
         cmd.args([
             "daemon", "start", "--port", "0", "--skills", roots, "--home",
         ])
@@ -484,5 +493,129 @@ fn a_new_skill_from_a_template_runs_in_the_daemon() {
     assert_eq!(
         (code, doc["error"]["code"].as_str()),
         (1, Some("not_found"))
+    );
+}
+
+fn tool_parts(h: &[Value]) -> Vec<Value> {
+    h.iter()
+        .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["type"] == "tool-bash")
+        .collect()
+}
+
+#[test]
+fn an_agent_works_through_bash_and_survives_a_crash() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "aos session get $AOS_SESSION_ID"),
+        aos_testkit::Reply::bash("c2", "aos call system.update --payload '{\"maxTurns\": 3}'"),
+        aos_testkit::Reply::bash("c3", "rm -rf / --no-preserve-root"),
+        aos_testkit::Reply::text("all done"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let d = Daemon::start_with_llm(&home, &llm.url());
+    d.ok(&["skill", "start", "my-guard"]);
+    let out = Command::new(AOS)
+        .args(["run", "do three things"])
+        .env("AOS_HOME", &home)
+        .env_remove("AOS_API_URL")
+        .env_remove("AOS_API_TOKEN")
+        .output()
+        .expect("aos run");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(out.status.success(), "{doc}");
+    assert_eq!(
+        (
+            doc["data"]["status"].as_str(),
+            doc["data"]["finalText"].as_str()
+        ),
+        (Some("completed"), Some("all done"))
+    );
+    let streamed = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        streamed.contains("$ rm -rf /") && streamed.contains("all done"),
+        "the answer streams to stderr: {streamed}"
+    );
+    let sid = doc["data"]["sessionId"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let tools = tool_parts(&history(&d, &sid));
+    let results: Vec<&Value> = tools
+        .iter()
+        .filter(|p| p["state"] != "input-available")
+        .collect();
+    let visible = |i: usize| {
+        results[i]["output"]["visibleResult"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        visible(0).contains("\"ok\":true") && visible(0).contains(&sid),
+        "the session token reaches its own session: {}",
+        visible(0)
+    );
+    assert!(
+        visible(1).contains("permission.denied"),
+        "but not system.update: {}",
+        visible(1)
+    );
+    assert_eq!(
+        results[2]["errorText"],
+        "rejected by my-guard: blocked: rm -rf /"
+    );
+    assert_eq!(llm.requests().len(), 4);
+
+    // kill -9 in the middle of a command; the restart closes it honestly.
+    llm.push([aos_testkit::Reply::bash("c4", "sleep 30")]);
+    let (doc, code) = d.aos(&["send", &sid, "sleep now", "--detach"]);
+    assert_eq!(code, 0, "{doc}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !tool_parts(&history(&d, &sid))
+        .iter()
+        .any(|p| p["toolCallId"] == "c4")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    d.kill9();
+    let d = Daemon::start_with_llm(&home, &llm.url());
+    let h = history(&d, &sid);
+    let c4: Vec<Value> = tool_parts(&h)
+        .into_iter()
+        .filter(|p| p["toolCallId"] == "c4")
+        .collect();
+    assert_eq!(c4.len(), 2, "{c4:?}");
+    assert_eq!(c4[1]["state"], "output-error");
+    assert!(
+        c4[1]["errorText"]
+            .as_str()
+            .expect("text")
+            .contains("unknown")
+    );
+    let fact = h
+        .iter()
+        .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["type"] == "data-interrupt")
+        .last()
+        .expect("fact");
+    assert_eq!(fact["data"]["reason"], "daemon restart");
+    assert_eq!(d.ok(&["session", "get", &sid])["data"]["phase"], "idle");
+    llm.push([aos_testkit::Reply::text("recovered")]);
+    let (doc, code) = d.aos(&["send", &sid, "still there?"]);
+    assert_eq!(
+        (code, doc["data"]["finalText"].as_str()),
+        (0, Some("recovered")),
+        "{doc}"
     );
 }

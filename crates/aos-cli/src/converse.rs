@@ -1,0 +1,137 @@
+//! `aos send` and `aos run`: dispatch a message, optionally follow the
+//! session's messages as they are written (on stderr), and print the
+//! outcome of `session.wait` (on stdout).
+
+use crate::client::Client;
+use anyhow::{Result, anyhow};
+use serde_json::{Value, json};
+use std::io::Write;
+
+fn data(doc: Value) -> Result<Value> {
+    if doc["ok"] == true {
+        Ok(doc["data"].clone())
+    } else {
+        Err(anyhow!(
+            "{}",
+            doc["error"]["message"]
+                .as_str()
+                .unwrap_or("the syscall failed")
+        ))
+    }
+}
+
+/// Prints one written message to stderr, human-readable.
+fn show(event: &str, v: &Value) {
+    if event != "context.ingest" {
+        return;
+    }
+    let m = &v["payload"]["message"];
+    let mut err = std::io::stderr().lock();
+    for p in m["parts"].as_array().into_iter().flatten() {
+        let line = match (p["type"].as_str(), m["role"].as_str()) {
+            (Some("text"), Some("assistant")) => p["text"].as_str().map(|t| format!("{t}\n")),
+            (Some("tool-bash"), _) if p["state"] == "input-available" => {
+                p["input"]["command"].as_str().map(|c| format!("$ {c}\n"))
+            }
+            (Some("tool-bash"), _) => Some(format!(
+                "{}\n",
+                p["output"]["visibleResult"]
+                    .as_str()
+                    .or(p["errorText"].as_str())
+                    .unwrap_or("(result stored)")
+                    .trim_end()
+            )),
+            (Some("data-interrupt"), _) => {
+                Some(format!("[interrupted: {}]\n", p["data"]["reason"]))
+            }
+            _ => None,
+        };
+        if let Some(l) = line {
+            let _ = err.write_all(l.as_bytes());
+        }
+    }
+}
+
+fn dispatch_and_wait(
+    c: &Client,
+    session: &str,
+    message: &str,
+    stream: bool,
+    queue: bool,
+) -> Result<Value> {
+    if stream {
+        let (c2, s2) = (c.clone(), session.to_string());
+        std::thread::spawn(move || {
+            let _ = c2.follow(&s2, show);
+        });
+        // Let the subscription start before the first message is written.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let d = c.call(
+        &json!({"op": "session.dispatch", "sessionId": session, "queue": queue,
+                           "message": {"role": "user", "content": message}}),
+    )?;
+    let d = data(d)?;
+    let id = d["dispatchId"].as_str().unwrap_or_default().to_string();
+    loop {
+        let w =
+            data(c.call(&json!({"op": "session.wait", "dispatchId": id, "timeoutMs": 600000}))?)?;
+        if w["status"] != "running" && w["status"] != "queued" {
+            let mut out = w;
+            out["dispatchId"] = json!(id);
+            out["sessionId"] = json!(session);
+            // Give the follower a moment to print the last messages.
+            if stream {
+                std::thread::sleep(std::time::Duration::from_millis(150));
+            }
+            return Ok(out);
+        }
+    }
+}
+
+fn outcome_doc(op: &str, data: Value) -> Value {
+    let ok = data["status"] == "completed";
+    json!({ "ok": ok, "op": op, "data": data })
+}
+
+/// `aos send SESSION MESSAGE [--wait|--stream|--detach]`.
+pub fn send(
+    session: &str,
+    message: &str,
+    stream: bool,
+    detach: bool,
+    queue: bool,
+) -> Result<(Value, bool)> {
+    let c = Client::discover()?;
+    if detach {
+        let doc = c.call(
+            &json!({"op": "session.dispatch", "sessionId": session, "queue": queue,
+                                 "message": {"role": "user", "content": message}}),
+        )?;
+        let ok = doc["ok"] == true;
+        return Ok((doc, ok));
+    }
+    let out = dispatch_and_wait(&c, session, message, stream, queue)?;
+    let doc = outcome_doc("send", out);
+    let ok = doc["ok"] == true;
+    Ok((doc, ok))
+}
+
+/// `aos run MESSAGE [--agent ID]`.
+pub fn run(message: &str, agent: Option<String>) -> Result<(Value, bool)> {
+    let c = Client::discover()?;
+    let agent = match agent {
+        Some(a) => a,
+        None => data(c.call(&json!({"op": "agent.create", "displayName": "aos run"}))?)?["agentId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let s = data(c.call(&json!({"op": "session.create", "agentId": agent}))?)?;
+    let session = s["sessionId"].as_str().unwrap_or_default().to_string();
+    let mut out = dispatch_and_wait(&c, &session, message, true, false)?;
+    out["agentId"] = json!(agent);
+    let doc = outcome_doc("run", out);
+    let ok = doc["ok"] == true;
+    Ok((doc, ok))
+}
