@@ -607,7 +607,7 @@ fn an_agent_works_through_bash_and_survives_a_crash() {
         .iter()
         .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
         .filter(|p| p["type"] == "data-interrupt")
-        .last()
+        .next_back()
         .expect("fact");
     assert_eq!(fact["data"]["reason"], "daemon restart");
     assert_eq!(d.ok(&["session", "get", &sid])["data"]["phase"], "idle");
