@@ -606,8 +606,7 @@ fn an_agent_works_through_bash_and_survives_a_crash() {
     let fact = h
         .iter()
         .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
-        .filter(|p| p["type"] == "data-interrupt")
-        .next_back()
+        .rfind(|p| p["type"] == "data-interrupt")
         .expect("fact");
     assert_eq!(fact["data"]["reason"], "daemon restart");
     assert_eq!(d.ok(&["session", "get", &sid])["data"]["phase"], "idle");
