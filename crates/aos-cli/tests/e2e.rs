@@ -571,6 +571,23 @@ fn an_agent_works_through_bash_and_survives_a_crash() {
         "rejected by my-guard: blocked: rm -rf /"
     );
     assert_eq!(llm.requests().len(), 4);
+    // A late subscriber to the dispatch's stream gets the replay, ending with `done`.
+    let token = d.token();
+    let sse = ureq::get(&format!(
+        "{}/v1/dispatch/{}/stream",
+        d.url,
+        doc["data"]["dispatchId"].as_str().expect("id")
+    ))
+    .set("Authorization", &format!("Bearer {token}"))
+    .call()
+    .expect("stream")
+    .into_string()
+    .expect("text");
+    assert!(
+        sse.contains("event: tool_call") && sse.contains("event: tool_result"),
+        "{sse}"
+    );
+    assert!(sse.contains("event: done"), "{sse}");
 
     // kill -9 in the middle of a command; the restart closes it honestly.
     llm.push([aos_testkit::Reply::bash("c4", "sleep 30")]);

@@ -536,6 +536,19 @@ impl LogIds {
 }
 
 impl Kernel {
+    /// A dispatch's stream for `GET /v1/dispatch/{id}/stream`: the session it
+    /// belongs to, the events so far, and the live receiver.
+    pub fn dispatch_stream(
+        &self,
+        dispatch_id: &str,
+    ) -> Option<(
+        String,
+        Vec<crate::react::StreamEvent>,
+        tokio::sync::broadcast::Receiver<crate::react::StreamEvent>,
+    )> {
+        crate::react::stream(self, dispatch_id)
+    }
+
     /// Tells the kernel its API URL (bash gets it as `AOS_API_URL`).
     pub fn set_api_url(&self, url: &str) {
         if let Ok(mut u) = self.inner.api_url.lock() {

@@ -16,6 +16,7 @@ mod ops;
 mod params;
 mod principal;
 mod react;
+pub use react::StreamEvent;
 mod recovery;
 pub mod services;
 mod skills;

@@ -348,3 +348,33 @@ async fn dispatch_input_is_validated() {
     }
     assert_eq!(e.history(&sid).await.len(), 3, "nothing was written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_subscriber_gets_the_whole_stream() {
+    let e = env(vec![
+        Reply::bash("c1", "echo streamed"),
+        Reply::text("the end"),
+    ])
+    .await;
+    let sid = e.session().await;
+    let id = e.send(&sid, "stream it").await;
+    e.wait(&id).await;
+    let (session, past, _rx) = e.k.dispatch_stream(&id).expect("known dispatch");
+    assert_eq!(session, sid);
+    let kinds: Vec<&str> = past.iter().map(|ev| ev.event).collect();
+    assert!(
+        kinds.contains(&"tool_call") && kinds.contains(&"tool_result"),
+        "{kinds:?}"
+    );
+    assert_eq!(*kinds.last().expect("events"), "done");
+    let deltas: String = past
+        .iter()
+        .filter(|ev| ev.data["type"] == "delta")
+        .filter_map(|ev| ev.data["text"].as_str())
+        .collect();
+    assert_eq!(deltas, "the end", "text deltas in order");
+    let done = past.last().expect("done");
+    assert_eq!(done.data["status"], "completed");
+    let seqs: Vec<u64> = past.iter().map(|ev| ev.seq).collect();
+    assert_eq!(seqs, (1..=past.len() as u64).collect::<Vec<_>>());
+}

@@ -39,6 +39,7 @@ pub fn app(kernel: Kernel, operator_token: String, metrics: Arc<Metrics>) -> Rou
     Router::new()
         .route("/v1/syscall", post(syscall))
         .route("/v1/events", get(events))
+        .route("/v1/dispatch/{id}/stream", get(dispatch_stream))
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         // Our own limit answers 413 in JSON; axum's is lifted just above it.
@@ -193,4 +194,80 @@ fn event_stream(
                 .data(data))
         })
         .take_until(Box::pin(stopped))
+}
+
+async fn dispatch_stream(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> HttpResponse {
+    let principal = match st.tokens.authenticate_any(&headers, &st.kernel) {
+        Some(p) => p,
+        None => {
+            return error_response(
+                "",
+                ErrorCode::AuthRequired,
+                "missing or invalid bearer token",
+            );
+        }
+    };
+    let Some((session, past, rx)) = st.kernel.dispatch_stream(&id) else {
+        return error_response(
+            "",
+            ErrorCode::NotFound,
+            &format!("dispatch {id:?} is not known to this daemon"),
+        );
+    };
+    if let aos_kernel::Principal::Session { session_id, .. } = &principal
+        && *session_id != session
+    {
+        return error_response(
+            "",
+            ErrorCode::PermissionDenied,
+            "this token may only follow its own session's dispatches",
+        );
+    }
+    // Replay what already happened, then follow; end right after `done`.
+    let events = stream::unfold(
+        (past.into_iter(), rx, false),
+        |(mut past, mut rx, finished)| async move {
+            if finished {
+                return None;
+            }
+            let e = match past.next() {
+                Some(e) => e,
+                None => loop {
+                    match rx.recv().await {
+                        Ok(e) => break e,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                },
+            };
+            let done = e.event == "done";
+            Some((e, (past, rx, done)))
+        },
+    );
+    let stopped = {
+        let k = st.kernel.clone();
+        async move { k.stopped().await }
+    };
+    let events = events
+        .map(|e| {
+            let data = serde_json::to_string(&e.data).unwrap_or_default();
+            Ok::<_, Infallible>(
+                SseEvent::default()
+                    .id(e.seq.to_string())
+                    .event(e.event)
+                    .data(data),
+            )
+        })
+        .take_until(Box::pin(stopped));
+    Sse::new(events)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_secs(15))
+                .text("keepalive"),
+        )
+        .into_response()
 }

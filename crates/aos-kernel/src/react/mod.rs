@@ -53,12 +53,61 @@ impl Outcome {
     }
 }
 
+/// One event of a dispatch's stream (`GET /v1/dispatch/{id}/stream`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamEvent {
+    /// Position in the stream, from 1 (the SSE id).
+    pub seq: u64,
+    /// `message`, `tool_call`, `tool_result`, `error` or `done`.
+    pub event: &'static str,
+    /// The payload.
+    pub data: Value,
+}
+
+/// Events kept per dispatch for late subscribers.
+const MAX_STREAM_EVENTS: usize = 20_000;
+
 /// One dispatch.
 pub(crate) struct DispatchState {
     pub id: String,
     pub session_id: String,
     pub outcome: watch::Sender<Outcome>,
     pub interrupt: watch::Sender<Option<String>>,
+    stream: Mutex<Vec<StreamEvent>>,
+    live: tokio::sync::broadcast::Sender<StreamEvent>,
+}
+
+impl DispatchState {
+    /// Records and broadcasts a stream event.
+    pub(crate) fn publish(&self, event: &'static str, data: Value) {
+        let Ok(mut log) = self.stream.lock() else {
+            return;
+        };
+        let e = StreamEvent {
+            seq: log.len() as u64 + 1,
+            event,
+            data,
+        };
+        if log.len() < MAX_STREAM_EVENTS {
+            log.push(e.clone());
+        }
+        let _ = self.live.send(e);
+    }
+
+    /// What happened so far, and the live continuation (no gap, no repeat).
+    pub(crate) fn subscribe(
+        &self,
+    ) -> (
+        Vec<StreamEvent>,
+        tokio::sync::broadcast::Receiver<StreamEvent>,
+    ) {
+        let log = self.stream.lock().map(|l| l.clone()).unwrap_or_default();
+        // Subscribing under the same lock keeps replay and live disjoint.
+        let guard = self.stream.lock();
+        let rx = self.live.subscribe();
+        drop(guard);
+        (log, rx)
+    }
 }
 
 /// A message waiting for its session to be free.
@@ -83,6 +132,8 @@ impl Dispatches {
             session_id: session_id.to_string(),
             outcome: watch::Sender::new(Outcome::pending(status)),
             interrupt: watch::Sender::new(None),
+            stream: Mutex::new(Vec::new()),
+            live: tokio::sync::broadcast::channel(1024).0,
         });
         if let Ok(mut all) = self.all.lock() {
             all.insert(state.id.clone(), state.clone());
@@ -292,6 +343,11 @@ fn start(
         if let Ok(mut r) = k.inner.dispatches.running.lock() {
             r.remove(&state.session_id);
         }
+        state.publish(
+            "done",
+            json!({ "status": outcome.status, "finalMessageSeq": outcome.final_message_seq,
+                                       "usage": outcome.usage, "error": outcome.error }),
+        );
         state.outcome.send_replace(outcome);
         next_queued(&k, &state.session_id).await;
     });
@@ -378,14 +434,35 @@ pub(crate) async fn interrupt(k: &Kernel, params: Map<String, Value>) -> OpResul
     .ids(Some(&scb.agent_id), Some(&scb.session_id)))
 }
 
-/// Interrupts every running dispatch (daemon stop) and waits up to `grace`.
+/// Daemon stop: lets running dispatches finish within `grace`, then
+/// interrupts the rest (each writes its interrupt fact) and waits for them.
 pub(crate) async fn interrupt_all(k: &Kernel, grace: Duration) {
     let running = k.inner.dispatches.all_running();
+    let deadline = tokio::time::Instant::now() + grace;
+    for s in &running {
+        let mut rx = s.outcome.subscribe();
+        let _ = tokio::time::timeout_at(deadline, rx.wait_for(Outcome::finished)).await;
+    }
     for s in &running {
         s.interrupt.send_replace(Some("daemon stopping".into()));
     }
     for s in running {
         let mut rx = s.outcome.subscribe();
-        let _ = tokio::time::timeout(grace, rx.wait_for(Outcome::finished)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(Outcome::finished)).await;
     }
+}
+
+/// The stream of a dispatch: its session, the events so far and the live
+/// receiver; `None` if this daemon does not know the dispatch.
+pub(crate) fn stream(
+    k: &Kernel,
+    id: &str,
+) -> Option<(
+    String,
+    Vec<StreamEvent>,
+    tokio::sync::broadcast::Receiver<StreamEvent>,
+)> {
+    let s = k.inner.dispatches.get(id)?;
+    let (past, rx) = s.subscribe();
+    Some((s.session_id.clone(), past, rx))
 }

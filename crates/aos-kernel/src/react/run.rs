@@ -123,6 +123,7 @@ impl Turn<'_> {
             .ok_or_else(|| SyscallError::internal("append returned nothing"))?;
         self.last_seq = msg.metadata.seq;
         self.appended += 1;
+        self.stream_message(&msg);
         Ok(msg)
     }
 
@@ -157,13 +158,18 @@ impl Turn<'_> {
             }
             let (req, base_url) = self.request(&default_model).await?;
             let started = Instant::now();
-            let resp = match self
-                .k
-                .inner
-                .llm
-                .chat(&req, base_url.as_deref(), |_| {})
-                .await
-            {
+            let state = self.state;
+            let forward = |d: aos_llm::Delta| match d {
+                aos_llm::Delta::Text(t) => {
+                    state.publish("message", json!({ "type": "delta", "text": t }))
+                }
+                aos_llm::Delta::ToolCallStarted { id, name } => state.publish(
+                    "message",
+                    json!({ "type": "tool-call-started", "toolCallId": id, "name": name }),
+                ),
+            };
+            let llm = &self.k.inner.llm;
+            let resp = match llm.chat(&req, base_url.as_deref(), forward).await {
                 Ok(r) => r,
                 Err(e) => {
                     return Err(SyscallError::new(
@@ -222,6 +228,35 @@ impl Turn<'_> {
             usage: self.usage,
             error: None,
         })
+    }
+
+    /// Streams a written message: tool intents as `tool_call`, results as
+    /// `tool_result`, everything as a whole `message`.
+    fn stream_message(&self, msg: &Message) {
+        for p in &msg.parts {
+            if let Part::ToolBash {
+                tool_call_id,
+                state,
+                input,
+                output,
+                error_text,
+                ..
+            } = p
+            {
+                match state {
+                    ToolState::InputAvailable => self.state.publish(
+                        "tool_call",
+                        json!({ "toolCallId": tool_call_id, "command": input.command, "seq": msg.metadata.seq }),
+                    ),
+                    _ => self.state.publish(
+                        "tool_result",
+                        json!({ "toolCallId": tool_call_id, "state": state, "output": output, "errorText": error_text, "seq": msg.metadata.seq }),
+                    ),
+                }
+            }
+        }
+        self.state
+            .publish("message", json!({ "type": "message", "message": msg }));
     }
 
     fn interrupted(&self) -> Option<String> {
@@ -612,6 +647,8 @@ impl Turn<'_> {
 
     /// A failed dispatch leaves a readable error in SessionHistory.
     async fn record_error(&mut self, e: &SyscallError) -> Result<(), SyscallError> {
+        self.state
+            .publish("error", json!({ "code": e.code, "message": e.message }));
         let extra = MessageExtra {
             error: Some(json!({ "code": e.code, "message": e.message })),
             ..Default::default()
