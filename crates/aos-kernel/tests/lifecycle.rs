@@ -3,8 +3,8 @@
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_store::{HistoryQuery, NewMessage, Store};
 use aos_types::{
-    Acb, AgentStatus, BashInput, Origin, Part, Request, Role, SCHEMA_VERSION, Scb, SessionPhase,
-    SessionStatus, SkillDefaultRule, Switch, ToolState, now,
+    Acb, BashInput, Origin, Part, Request, Role, Scb, SessionPhase, SessionStatus,
+    SkillDefaultRule, Switch, ToolState,
 };
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -47,45 +47,14 @@ async fn call(k: &Kernel, req: Value) -> Value {
 }
 
 fn agent() -> Acb {
-    let t = now();
-    Acb {
-        schema_version: SCHEMA_VERSION.into(),
-        agent_id: aos_types::new_id(aos_types::IdKind::Agent),
-        status: AgentStatus::Active,
-        display_name: "a".into(),
-        revision: 1,
-        created_by: "human".into(),
-        created_at: t.clone(),
-        updated_at: t,
-        archived_at: None,
-        default_skills: vec![],
-        auto_fold_threshold: None,
-        model: None,
-        permissions: None,
-    }
+    aos_testkit::acb()
 }
 
 fn session(agent_id: &str, status: SessionStatus, phase: SessionPhase) -> Scb {
-    let t = now();
     Scb {
-        schema_version: SCHEMA_VERSION.into(),
-        session_id: aos_types::new_id(aos_types::IdKind::Session),
-        agent_id: agent_id.into(),
         status,
         phase,
-        lease_id: None,
-        lease_holder: None,
-        lease_expires_at: None,
-        title: None,
-        revision: 1,
-        created_by: "human".into(),
-        created_at: t.clone(),
-        updated_at: t,
-        archived_at: None,
-        default_skills: vec![],
-        auto_fold_threshold: None,
-        message_count: 0,
-        last_message_seq: None,
+        ..aos_testkit::scb(agent_id)
     }
 }
 

@@ -9,10 +9,7 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use aos_store::{HistoryQuery, NewMessage, Store};
-use aos_types::{
-    Acb, AgentStatus, Origin, Part, Role, SCHEMA_VERSION, Scb, SessionPhase, SessionStatus, new_id,
-    now,
-};
+use aos_types::{Origin, Part, Role};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
 
@@ -28,43 +25,9 @@ fn msg(i: usize) -> NewMessage {
 }
 
 async fn session_with(store: &Store, messages: usize) -> String {
-    let t = now();
-    let agent = Acb {
-        schema_version: SCHEMA_VERSION.into(),
-        agent_id: new_id(aos_types::IdKind::Agent),
-        status: AgentStatus::Active,
-        display_name: "bench".into(),
-        revision: 1,
-        created_by: "human".into(),
-        created_at: t.clone(),
-        updated_at: t.clone(),
-        archived_at: None,
-        default_skills: vec![],
-        auto_fold_threshold: None,
-        model: None,
-        permissions: None,
-    };
+    let agent = aos_testkit::acb();
     store.agent_insert(&agent).await.expect("agent");
-    let scb = Scb {
-        schema_version: SCHEMA_VERSION.into(),
-        session_id: new_id(aos_types::IdKind::Session),
-        agent_id: agent.agent_id.clone(),
-        status: SessionStatus::Ready,
-        phase: SessionPhase::Idle,
-        lease_id: None,
-        lease_holder: None,
-        lease_expires_at: None,
-        title: None,
-        revision: 1,
-        created_by: "human".into(),
-        created_at: t.clone(),
-        updated_at: t,
-        archived_at: None,
-        default_skills: vec![],
-        auto_fold_threshold: None,
-        message_count: 0,
-        last_message_seq: None,
-    };
+    let scb = aos_testkit::scb(&agent.agent_id);
     store.session_insert(&scb).await.expect("session");
     let mut left = messages;
     while left > 0 {

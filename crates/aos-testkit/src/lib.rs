@@ -10,7 +10,9 @@ mod llm;
 pub use llm::{Reply, ScriptedLlm};
 
 use aos_store::{Store, StoreOptions};
-use aos_types::{IdKind, new_id};
+use aos_types::{
+    Acb, AgentStatus, IdKind, SCHEMA_VERSION, Scb, SessionPhase, SessionStatus, new_id, now,
+};
 use std::path::PathBuf;
 
 /// The PostgreSQL server tests use: `AOS_TEST_PG_URL`, else the local default.
@@ -133,4 +135,49 @@ pub fn third_party_skills() -> PathBuf {
 /// Broken skills, each with the error it must raise.
 pub fn broken_skills() -> PathBuf {
     repo_root().join("crates/aos-manifest/tests/fixtures/bad")
+}
+
+/// A new active agent record (not stored).
+pub fn acb() -> Acb {
+    let t = now();
+    Acb {
+        schema_version: SCHEMA_VERSION.into(),
+        agent_id: new_id(IdKind::Agent),
+        status: AgentStatus::Active,
+        display_name: "a".into(),
+        revision: 1,
+        created_by: "human".into(),
+        created_at: t.clone(),
+        updated_at: t,
+        archived_at: None,
+        default_skills: vec![],
+        auto_fold_threshold: None,
+        model: None,
+        permissions: None,
+    }
+}
+
+/// A new ready, idle session record of `agent_id` (not stored).
+pub fn scb(agent_id: &str) -> Scb {
+    let t = now();
+    Scb {
+        schema_version: SCHEMA_VERSION.into(),
+        session_id: new_id(IdKind::Session),
+        agent_id: agent_id.into(),
+        status: SessionStatus::Ready,
+        phase: SessionPhase::Idle,
+        lease_id: None,
+        lease_holder: None,
+        lease_expires_at: None,
+        title: None,
+        revision: 1,
+        created_by: "human".into(),
+        created_at: t.clone(),
+        updated_at: t,
+        archived_at: None,
+        default_skills: vec![],
+        auto_fold_threshold: None,
+        message_count: 0,
+        last_message_seq: None,
+    }
 }

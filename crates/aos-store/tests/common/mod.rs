@@ -4,10 +4,7 @@
 #![allow(dead_code)]
 
 use aos_store::{NewMessage, Store};
-use aos_types::{
-    Acb, AgentStatus, Aoscb, IdKind, Origin, Part, Role, SCHEMA_VERSION, Scb, SessionPhase,
-    SessionStatus, new_id, now,
-};
+use aos_types::{Aoscb, Origin, Part, Role, SCHEMA_VERSION, Scb, now};
 
 pub use aos_testkit::{pg_store as postgres, sqlite_store as sqlite};
 
@@ -33,48 +30,7 @@ pub fn aoscb() -> Aoscb {
     }
 }
 
-pub fn acb() -> Acb {
-    let t = now();
-    Acb {
-        schema_version: SCHEMA_VERSION.into(),
-        agent_id: new_id(IdKind::Agent),
-        status: AgentStatus::Active,
-        display_name: "a".into(),
-        revision: 1,
-        created_by: "human".into(),
-        created_at: t.clone(),
-        updated_at: t,
-        archived_at: None,
-        default_skills: vec![],
-        auto_fold_threshold: None,
-        model: None,
-        permissions: None,
-    }
-}
-
-pub fn scb(agent_id: &str) -> Scb {
-    let t = now();
-    Scb {
-        schema_version: SCHEMA_VERSION.into(),
-        session_id: new_id(IdKind::Session),
-        agent_id: agent_id.into(),
-        status: SessionStatus::Ready,
-        phase: SessionPhase::Idle,
-        lease_id: None,
-        lease_holder: None,
-        lease_expires_at: None,
-        title: None,
-        revision: 1,
-        created_by: "human".into(),
-        created_at: t.clone(),
-        updated_at: t,
-        archived_at: None,
-        default_skills: vec![],
-        auto_fold_threshold: None,
-        message_count: 0,
-        last_message_seq: None,
-    }
-}
+pub use aos_testkit::{acb, scb};
 
 pub fn text(s: &str) -> NewMessage {
     NewMessage {
