@@ -51,7 +51,7 @@ pub(crate) async fn run(
 ) -> Outcome {
     let scb = match k.inner.store.session_get(&state.session_id).await.sys() {
         Ok(s) => s,
-        Err(e) => return failed(None, 0, Usage::default(), &e),
+        Err(e) => return failed(None, Usage::default(), &e),
     };
     let token = k.issue_session_token(&scb.agent_id, &scb.session_id);
     let mut t = Turn {
@@ -68,7 +68,7 @@ pub(crate) async fn run(
         Ok(o) => o,
         Err(e) => {
             let _ = t.record_error(&e).await;
-            failed(Some(t.last_seq), t.appended, t.usage, &e)
+            failed(Some(t.last_seq), t.usage, &e)
         }
     };
     k.revoke_session_token(&t.token);
@@ -85,7 +85,7 @@ pub(crate) async fn run(
     outcome
 }
 
-fn failed(seq: Option<i64>, _appended: usize, usage: Usage, e: &SyscallError) -> Outcome {
+fn failed(seq: Option<i64>, usage: Usage, e: &SyscallError) -> Outcome {
     Outcome {
         status: "failed".into(),
         final_message_seq: seq,
@@ -199,13 +199,7 @@ impl Turn<'_> {
                 )
                 .await?;
                 self.after_turn(turn, 0, Some(&text));
-                return Ok(Outcome {
-                    status: "completed".into(),
-                    final_message_seq: Some(self.last_seq),
-                    final_text: Some(text),
-                    usage: self.usage,
-                    error: None,
-                });
+                return Ok(self.ended("completed", Some(text)));
             }
             self.tools(&resp.content, &resp.tool_calls).await?;
             self.after_turn(turn, resp.tool_calls.len(), None);
@@ -221,13 +215,7 @@ impl Turn<'_> {
             MessageExtra::default(),
         )
         .await?;
-        Ok(Outcome {
-            status: "max_turns".into(),
-            final_message_seq: Some(self.last_seq),
-            final_text: None,
-            usage: self.usage,
-            error: None,
-        })
+        Ok(self.ended("max_turns", None))
     }
 
     /// Streams a written message: tool intents as `tool_call`, results as
@@ -280,13 +268,18 @@ impl Turn<'_> {
             self.scope(),
             json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id, "reason": reason }),
         );
-        Ok(Outcome {
-            status: "interrupted".into(),
+        Ok(self.ended("interrupted", None))
+    }
+
+    /// The outcome of a dispatch that ended normally.
+    fn ended(&self, status: &str, final_text: Option<String>) -> Outcome {
+        Outcome {
+            status: status.into(),
             final_message_seq: Some(self.last_seq),
-            final_text: None,
+            final_text,
             usage: self.usage,
             error: None,
-        })
+        }
     }
 
     fn after_turn(&self, turn: i64, tool_calls: usize, final_answer: Option<&str>) {
