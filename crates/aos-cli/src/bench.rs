@@ -78,6 +78,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
     let wasm = hook_times(&k, n).await?;
     let (single, batch) = append_rates(&k, if quick { 1_000 } else { 10_000 }).await?;
     k.stop_services().await;
+    let turns = turn_figures(&tmp, if quick { 20 } else { 100 }).await?;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(json!({
         "hook": {
@@ -90,6 +91,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
             "loadColdMs": ms(cold),
         },
         "store": { "sqlite": { "appendPerSec": single.round(), "batchAppendPerSec": batch.round() } },
+        "turn": turns,
         "iterations": n,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "date": aos_types::now(),
@@ -194,4 +196,129 @@ async fn append_rates(k: &Kernel, n: usize) -> Result<(f64, f64)> {
     }
     let batched = (rounds * 100) as f64 / t.elapsed().as_secs_f64();
     Ok((single, batched))
+}
+
+/// ReAct turns against the scripted OpenAI server (answering at once) with
+/// `true` as the command: the time of a turn, of its LLM round trip and of its
+/// bash run alone, the kernel's share (the rest), and the throughput of 64
+/// sessions in parallel.
+async fn turn_figures(tmp: &Path, turns: usize) -> Result<Value> {
+    use aos_testkit::{Reply, ScriptedLlm};
+    let llm = ScriptedLlm::start(Vec::new()).await;
+    let store = aos_store::Store::open(&format!("sqlite://{}/turns.db", tmp.display())).await?;
+    let config = KernelConfig {
+        home: tmp.to_path_buf(),
+        skill_roots: vec![],
+        node_id: "bench".into(),
+        system_name: "bench".into(),
+        defaults: AoscbDefaults {
+            max_turns: 100_000,
+            ..AoscbDefaults::default()
+        },
+        lease_ttl_ms: 60_000,
+        watch_skills: false,
+        llm: aos_llm::LlmConfig {
+            base_url: llm.url(),
+            ..Default::default()
+        },
+        bin_dir: None,
+    };
+    let k = Kernel::start(store, config, vec![])
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    // One session, `turns` tool turns then an answer.
+    llm.push(
+        (0..turns)
+            .map(|i| Reply::bash(&format!("c{i}"), "true"))
+            .chain([Reply::text("done")]),
+    );
+    let t = Instant::now();
+    run_session(&k).await?;
+    let per_turn = t.elapsed() / (turns as u32 + 1);
+    // The parts alone: an LLM round trip, and `bash -c true`.
+    let client = aos_llm::LlmClient::new(aos_llm::LlmConfig {
+        base_url: llm.url(),
+        ..Default::default()
+    })
+    .map_err(|e| anyhow!("{e}"))?;
+    let req = aos_llm::ChatRequest {
+        model: "m".into(),
+        messages: vec![json!({"role": "user", "content": "x"})],
+        ..Default::default()
+    };
+    let mut llm_times = Vec::new();
+    for _ in 0..turns {
+        llm.push([Reply::bash("c", "true")]);
+        let t = Instant::now();
+        client
+            .chat(&req, None, |_| {})
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        llm_times.push(t.elapsed());
+    }
+    let mut bash_times = Vec::new();
+    for _ in 0..turns {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let spec = aos_bash::BashSpec {
+            command: "true".into(),
+            cwd: tmp.to_path_buf(),
+            env: vec![],
+            timeout: Duration::from_secs(10),
+            max_output: 1 << 20,
+        };
+        let t = Instant::now();
+        aos_bash::run(spec, rx).await?;
+        bash_times.push(t.elapsed());
+    }
+    let (llm_p50, bash_p50) = (percentile(llm_times, 0.5), percentile(bash_times, 0.5));
+    let overhead = per_turn.saturating_sub(llm_p50 + bash_p50);
+    // 64 sessions in parallel.
+    let sessions = 64;
+    let each = (turns / 4).max(2);
+    llm.push(
+        (0..sessions * each)
+            .map(|i| Reply::bash(&format!("p{i}"), "true"))
+            .chain((0..sessions).map(|_| Reply::text("done"))),
+    );
+    let t = Instant::now();
+    let runs: Vec<_> = (0..sessions)
+        .map(|_| {
+            let k = k.clone();
+            tokio::spawn(async move { run_session(&k).await })
+        })
+        .collect();
+    for r in runs {
+        r.await??;
+    }
+    let total_turns = (sessions * each + sessions) as f64;
+    let per_sec = total_turns / t.elapsed().as_secs_f64();
+    Ok(json!({
+        "totalUs": us(per_turn), "llmUs": us(llm_p50), "bashUs": us(bash_p50),
+        "kernelOverheadUs": us(overhead), "turnsPerSec": per_sec.round(), "parallelSessions": sessions,
+    }))
+}
+
+/// A new session, one dispatch, waited for.
+async fn run_session(k: &Kernel) -> Result<()> {
+    let agent = call(k, json!({"op": "agent.create"})).await?;
+    let s = call(
+        k,
+        json!({"op": "session.create", "agentId": agent["agentId"]}),
+    )
+    .await?;
+    let d = call(
+        k,
+        json!({"op": "session.dispatch", "sessionId": s["sessionId"], "queue": true,
+                            "message": {"role": "user", "content": "go"}}),
+    )
+    .await?;
+    let w = call(
+        k,
+        json!({"op": "session.wait", "dispatchId": d["dispatchId"], "timeoutMs": 600000}),
+    )
+    .await?;
+    if w["status"] != "completed" {
+        return Err(anyhow!("bench dispatch ended {}", w["status"]));
+    }
+    Ok(())
 }
