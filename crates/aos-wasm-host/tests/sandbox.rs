@@ -154,7 +154,7 @@ async fn syscalls_are_limited_to_the_declared_ones_and_the_owner_scope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loops_and_memory_bombs_are_stopped_while_others_are_served() {
     let e = Env::new(|root| {
-        guest(root, "bad", "  hooks: [tool.before, compute.before]\n  limits: { memoryMb: 16, hookTimeoutMs: 300 }");
+        guest(root, "bad", "  hooks: [tool.before, compute.before]\n  limits: { memoryMb: 16, hookTimeoutMs: 1500 }");
     })
     .await;
     let (_, session) = e.session().await;
@@ -169,13 +169,15 @@ async fn loops_and_memory_bombs_are_stopped_while_others_are_served() {
                 .await
         })
     };
+    // Let the guest start spinning.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let t = Instant::now();
     e.ok(json!({"op": "session.append", "sessionId": session,
                 "message": {"role": "user", "parts": [{"type": "text", "text": "still here"}]}}))
         .await;
     assert!(
-        t.elapsed() < Duration::from_millis(300),
-        "served during the loop: {:?}",
+        !spinning.is_finished(),
+        "served while the guest still spins (append took {:?})",
         t.elapsed()
     );
     let err = spinning
