@@ -72,10 +72,9 @@ impl Client {
 }
 
 impl Client {
-    /// Follows `/v1/events` for one session, calling `on_event(name, data)`
-    /// for each event until the connection ends.
-    pub fn follow(&self, session_id: &str, mut on_event: impl FnMut(&str, &Value)) -> Result<()> {
-        use std::io::BufRead;
+    /// Opens `/v1/events` for one session. When this returns, the daemon has
+    /// subscribed: nothing written afterwards is missed.
+    pub fn events(&self, session_id: &str) -> Result<Box<dyn std::io::Read + Send>> {
         let url = format!(
             "{}/v1/events?sessionId={session_id}",
             self.url.trim_end_matches('/')
@@ -86,17 +85,28 @@ impl Client {
             .set("Authorization", &format!("Bearer {}", self.token))
             .call()
             .map_err(|e| anyhow!("cannot follow the session: {e}"))?;
-        let mut name = String::new();
-        for line in std::io::BufReader::new(resp.into_reader()).lines() {
-            let line = line?;
-            if let Some(n) = line.strip_prefix("event:") {
-                name = n.trim().to_string();
-            } else if let Some(d) = line.strip_prefix("data:") {
-                let v: Value = serde_json::from_str(d.trim()).unwrap_or(Value::Null);
-                on_event(&name, &v);
+        Ok(Box::new(resp.into_reader()))
+    }
+}
+
+/// Reads SSE from `reader`, calling `on_event(name, data)` per event; stops
+/// when `on_event` returns false or the stream ends.
+pub fn read_events(
+    reader: Box<dyn std::io::Read + Send>,
+    mut on_event: impl FnMut(&str, &Value) -> bool,
+) {
+    use std::io::BufRead;
+    let mut name = String::new();
+    for line in std::io::BufReader::new(reader).lines() {
+        let Ok(line) = line else { return };
+        if let Some(n) = line.strip_prefix("event:") {
+            name = n.trim().to_string();
+        } else if let Some(d) = line.strip_prefix("data:") {
+            let v: Value = serde_json::from_str(d.trim()).unwrap_or(Value::Null);
+            if !on_event(&name, &v) {
+                return;
             }
         }
-        Ok(())
     }
 }
 

@@ -59,13 +59,23 @@ fn dispatch_and_wait(
     stream: bool,
     queue: bool,
 ) -> Result<Value> {
+    // Subscribe before dispatching, so the first messages are not missed.
+    let (ended_tx, ended_rx) = std::sync::mpsc::channel::<String>();
     if stream {
-        let (c2, s2) = (c.clone(), session.to_string());
+        let reader = c.events(session)?;
         std::thread::spawn(move || {
-            let _ = c2.follow(&s2, show);
+            crate::client::read_events(reader, |name, v| {
+                show(name, v);
+                if name == "session.dispatch.after" {
+                    let id = v["payload"]["dispatchId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    return ended_tx.send(id).is_ok();
+                }
+                true
+            })
         });
-        // Let the subscription start before the first message is written.
-        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let d = c.call(
         &json!({"op": "session.dispatch", "sessionId": session, "queue": queue,
@@ -80,9 +90,16 @@ fn dispatch_and_wait(
             let mut out = w;
             out["dispatchId"] = json!(id);
             out["sessionId"] = json!(session);
-            // Give the follower a moment to print the last messages.
             if stream {
-                std::thread::sleep(std::time::Duration::from_millis(150));
+                // Everything is printed once the follower saw this dispatch end.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while let Ok(ended) = ended_rx
+                    .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                {
+                    if ended == id {
+                        break;
+                    }
+                }
             }
             return Ok(out);
         }

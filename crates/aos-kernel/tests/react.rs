@@ -377,4 +377,15 @@ async fn a_late_subscriber_gets_the_whole_stream() {
     assert_eq!(done.data["status"], "completed");
     let seqs: Vec<u64> = past.iter().map(|ev| ev.seq).collect();
     assert_eq!(seqs, (1..=past.len() as u64).collect::<Vec<_>>());
+    // The same events are on the daemon's event bus (`/v1/events`).
+    let (bus, _) = e.k.events().subscribe(Some(0));
+    let on_bus: Vec<&str> = bus
+        .iter()
+        .filter(|ev| ev.name.starts_with("dispatch.") && ev.payload["dispatchId"] == id.as_str())
+        .map(|ev| ev.name.as_str())
+        .collect();
+    assert!(
+        on_bus.contains(&"dispatch.tool_call") && on_bus.last() == Some(&"dispatch.done"),
+        "{on_bus:?}"
+    );
 }

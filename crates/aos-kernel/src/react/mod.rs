@@ -75,6 +75,10 @@ pub(crate) struct DispatchState {
     pub interrupt: watch::Sender<Option<String>>,
     stream: Mutex<Vec<StreamEvent>>,
     live: tokio::sync::broadcast::Sender<StreamEvent>,
+    /// The daemon's event bus: every stream event is also on `/v1/events`
+    /// as `dispatch.<event>`.
+    bus: Arc<crate::EventBus>,
+    agent_id: String,
 }
 
 impl DispatchState {
@@ -91,6 +95,16 @@ impl DispatchState {
         if log.len() < MAX_STREAM_EVENTS {
             log.push(e.clone());
         }
+        let mut payload = e.data.clone();
+        if let Some(o) = payload.as_object_mut() {
+            o.insert("dispatchId".into(), json!(self.id));
+        }
+        self.bus.publish(
+            &format!("dispatch.{}", e.event),
+            Some(&self.agent_id),
+            Some(&self.session_id),
+            payload,
+        );
         let _ = self.live.send(e);
     }
 
@@ -126,10 +140,18 @@ pub struct Dispatches {
 }
 
 impl Dispatches {
-    fn register(&self, session_id: &str, status: &str) -> Arc<DispatchState> {
+    fn register(
+        &self,
+        k: &Kernel,
+        agent_id: &str,
+        session_id: &str,
+        status: &str,
+    ) -> Arc<DispatchState> {
         let state = Arc::new(DispatchState {
             id: new_id(IdKind::Dispatch),
             session_id: session_id.to_string(),
+            bus: k.events().clone(),
+            agent_id: agent_id.to_string(),
             outcome: watch::Sender::new(Outcome::pending(status)),
             interrupt: watch::Sender::new(None),
             stream: Mutex::new(Vec::new()),
@@ -210,7 +232,10 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
         .unwrap_or(d.message.content);
     match take_lease(k, &scb.session_id).await {
         Ok(lease) => {
-            let state = k.inner.dispatches.register(&scb.session_id, "running");
+            let state = k
+                .inner
+                .dispatches
+                .register(k, &scb.agent_id, &scb.session_id, "running");
             start(k, state.clone(), lease, message, p.clone());
             Ok(
                 Done::data(json!({ "sessionId": scb.session_id, "dispatchId": state.id }))
@@ -218,7 +243,10 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
             )
         }
         Err(e) if e.code == ErrorCode::SessionBusy && d.queue => {
-            let state = k.inner.dispatches.register(&scb.session_id, "queued");
+            let state = k
+                .inner
+                .dispatches
+                .register(k, &scb.agent_id, &scb.session_id, "queued");
             if let Ok(mut inbox) = k.inner.dispatches.inbox.lock() {
                 inbox
                     .entry(scb.session_id.clone())
