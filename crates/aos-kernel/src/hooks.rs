@@ -88,10 +88,7 @@ impl HookEngine {
                 output.to_string(),
                 h.timeout,
             );
-            let result = match tokio::time::timeout(h.timeout + GRACE, call).await {
-                Ok(r) => r,
-                Err(_) => Err(CallFault::Timeout(h.timeout)),
-            };
+            let result = bounded(&h, call).await;
             // A rewrite must be JSON; anything else counts as a failed handler.
             let result = result.and_then(|reply| match reply {
                 AdmitReply::Allow(Some(text)) => serde_json::from_str::<Value>(&text)
@@ -144,10 +141,7 @@ impl HookEngine {
                 output.to_string(),
                 h.timeout,
             );
-            let result = match tokio::time::timeout(h.timeout + GRACE, call).await {
-                Ok(r) => r,
-                Err(_) => Err(CallFault::Timeout(h.timeout)),
-            };
+            let result = bounded(&h, call).await;
             let parsed = result.and_then(|text| {
                 serde_json::from_str::<Value>(&text)
                     .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
@@ -181,14 +175,9 @@ impl HookEngine {
                 let (name, text) = (name.to_string(), text.clone());
                 tokio::spawn(async move {
                     let call = h.instance.on_event(name.clone(), text, h.timeout);
-                    match tokio::time::timeout(h.timeout + GRACE, call).await {
-                        Ok(Ok(())) => engine.succeeded(&h),
-                        Ok(Err(fault)) => engine.failed(&h, &name, &fault).await,
-                        Err(_) => {
-                            engine
-                                .failed(&h, &name, &CallFault::Timeout(h.timeout))
-                                .await
-                        }
+                    match bounded(&h, call).await {
+                        Ok(()) => engine.succeeded(&h),
+                        Err(fault) => engine.failed(&h, &name, &fault).await,
                     }
                 });
             }
@@ -248,6 +237,16 @@ impl HookEngine {
             json!({ "instanceId": h.instance_id, "skillName": h.skill_name, "message": message }),
         );
     }
+}
+
+/// Awaits a call into `h`, abandoning it after its deadline plus [`GRACE`].
+async fn bounded<T>(
+    h: &ServiceEntry,
+    call: impl std::future::Future<Output = Result<T, CallFault>>,
+) -> Result<T, CallFault> {
+    tokio::time::timeout(h.timeout + GRACE, call)
+        .await
+        .unwrap_or(Err(CallFault::Timeout(h.timeout)))
 }
 
 fn rejected(hook: &str, h: &ServiceEntry, reason: &str) -> SyscallError {
