@@ -7,6 +7,7 @@
 //! the RuntimeLog; queries are not.
 
 mod bootstrap;
+mod compaction;
 mod config;
 mod context;
 mod events;

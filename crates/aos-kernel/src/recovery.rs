@@ -43,11 +43,14 @@ async fn recover_one(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
         return Ok(());
     }
     match scb.phase {
-        SessionPhase::Dispatched if lease_is_void(k, &scb) => interrupt_stale(k, scb).await,
-        SessionPhase::Dispatched => Ok(()),
-        SessionPhase::Compacting | SessionPhase::Bootstrapping => {
-            set_idle(k, &scb.session_id).await.map(|_| ())
+        // A compaction runs under a lease too (inside a dispatch or for
+        // `session.compact`); it wrote all or nothing, and what stopped is
+        // said with the same interrupt fact.
+        SessionPhase::Dispatched | SessionPhase::Compacting if lease_is_void(k, &scb) => {
+            interrupt_stale(k, scb).await
         }
+        SessionPhase::Dispatched | SessionPhase::Compacting => Ok(()),
+        SessionPhase::Bootstrapping => set_idle(k, &scb.session_id).await.map(|_| ()),
         SessionPhase::Idle | SessionPhase::Interrupted => Ok(()),
     }
 }

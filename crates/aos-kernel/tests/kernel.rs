@@ -591,13 +591,13 @@ async fn runtime_log_records_commands_not_queries(store: Store) {
     );
 }
 
-async fn later_machinery_answers_clearly(store: Store) {
+async fn engine_less_machinery_answers_clearly(store: Store) {
     let k = kernel(store).await;
     let (_, sid) = new_session(&k).await;
     err(
         &k,
         json!({"op": "session.compact", "sessionId": sid}),
-        "not_implemented",
+        "context.engine_unavailable",
     )
     .await;
     err(
@@ -693,5 +693,5 @@ on_both_backends!(
     third_party_skills_index_and_load,
     content_put_read_search,
     runtime_log_records_commands_not_queries,
-    later_machinery_answers_clearly,
+    engine_less_machinery_answers_clearly,
 );

@@ -208,6 +208,21 @@ async fn stale_dispatch_is_interrupted(store: Store, live_other_lease_survives: 
     live.lease_holder = Some("other-node".into());
     live.lease_expires_at = Some("2999-01-01T00:00:00.000Z".into());
     store.session_insert(&live).await.expect("live");
+    // Compactions run under leases too: a stale one ends like a stale
+    // dispatch, a live one of another node is left alone.
+    let mut compacting = session(&a.agent_id, SessionStatus::Ready, SessionPhase::Compacting);
+    compacting.lease_id = Some("ls_3".into());
+    compacting.lease_holder = Some("crashed-node".into());
+    compacting.lease_expires_at = Some("2000-01-01T00:00:00.000Z".into());
+    store.session_insert(&compacting).await.expect("compacting");
+    let mut compacting_live = session(&a.agent_id, SessionStatus::Ready, SessionPhase::Compacting);
+    compacting_live.lease_id = Some("ls_4".into());
+    compacting_live.lease_holder = Some("other-node".into());
+    compacting_live.lease_expires_at = Some("2999-01-01T00:00:00.000Z".into());
+    store
+        .session_insert(&compacting_live)
+        .await
+        .expect("compacting live");
 
     let _k = Kernel::start(store.clone(), config(roots(), false), vec![])
         .await
@@ -236,6 +251,23 @@ async fn stale_dispatch_is_interrupted(store: Store, live_other_lease_survives: 
     let other = store.session_get(&live.session_id).await.expect("get");
     assert_eq!(
         other.phase == SessionPhase::Dispatched,
+        live_other_lease_survives
+    );
+    let c = store
+        .session_get(&compacting.session_id)
+        .await
+        .expect("get");
+    assert_eq!(c.phase, SessionPhase::Idle);
+    assert!(c.lease_id.is_none());
+    let p = parts(&store, &compacting.session_id).await;
+    assert_eq!(p.len(), 1, "no half compaction, one interrupt fact");
+    assert_eq!(p[0].data().expect("interrupt")["reason"], "daemon restart");
+    let c = store
+        .session_get(&compacting_live.session_id)
+        .await
+        .expect("get");
+    assert_eq!(
+        c.phase == SessionPhase::Compacting,
         live_other_lease_survives
     );
 }

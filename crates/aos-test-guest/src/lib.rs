@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Actions: `allow`, `reject`, `rewrite` (sets `output.rewrittenBy = tag`),
-//! `tag` (appends `tag` to `output.trail`), `error`, `loop` (spins forever),
+//! `tag` (appends `tag` to `output.trail`), `set` (merges the object
+//! `config.set[hook]` into the output), `error`, `loop` (spins forever),
 //! `trap` (panics), `bomb` (allocates without end), `syscall` (calls
 //! `session.get` on `input.sessionId`; rejects with the error code if it fails).
 //!
@@ -102,6 +103,7 @@ impl Service for TestGuest {
                 push_trail(&mut output);
                 Verdict::Rewrite(output)
             }
+            "set" => Verdict::Rewrite(set(hook, output)),
             "syscall" => {
                 let sid = input["sessionId"].as_str().unwrap_or("");
                 match aos_sdk::syscall("session.get", json!({ "sessionId": sid })) {
@@ -126,6 +128,7 @@ impl Service for TestGuest {
                 output["rewrittenBy"] = json!(tag());
                 Ok(output)
             }
+            "set" => Ok(set(hook, output)),
             _ => Ok(output),
         }
     }
@@ -176,6 +179,16 @@ impl Service for TestGuest {
     fn shutdown() {
         misbehave(&action("shutdown"));
     }
+}
+
+/// `output` with the fields of `config.set[hook]` written over it.
+fn set(hook: &str, mut output: Value) -> Value {
+    if let (Some(o), Some(fields)) = (output.as_object_mut(), config()["set"][hook].as_object()) {
+        for (k, v) in fields {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    output
 }
 
 fn push_trail(output: &mut Value) {

@@ -35,6 +35,14 @@ pub enum Reply {
         /// `Retry-After` header.
         retry_after: Option<u64>,
     },
+    /// An error status with the provider's own message (e.g. a 400 saying
+    /// the context is too long).
+    Refusal {
+        /// HTTP status.
+        code: u16,
+        /// `error.message`.
+        message: String,
+    },
     /// Starts a tool call, then ends the stream mid-way.
     CutStream,
     /// A chunk that is not JSON.
@@ -184,6 +192,11 @@ fn answer(reply: Reply, stream: bool) -> futures::future::BoxFuture<'static, Res
                 }
                 r
             }
+            Reply::Refusal { code, message } => (
+                StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+                Json(json!({"error": {"message": message, "type": "invalid_request_error", "code": "context_length_exceeded"}})),
+            )
+                .into_response(),
             Reply::Malformed => sse(vec!["data: {not json\n\n".into()]),
             Reply::NoChoices => sse(vec![usage_chunk(), "data: [DONE]\n\n".into()]),
             Reply::CutStream => sse(vec![chunk(

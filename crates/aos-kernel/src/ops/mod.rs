@@ -61,9 +61,8 @@ pub(crate) async fn route(
         "session.dispatch" => crate::react::dispatch(k, p, params).await,
         "session.wait" => crate::react::wait(k, params).await,
         "session.interrupt" => crate::react::interrupt(k, params).await,
-        "session.compact" | "session.context.fold" | "session.context.unfold" => {
-            later::not_yet(k, op, params).await
-        }
+        "session.compact" => crate::react::compact(k, params).await,
+        "session.context.fold" | "session.context.unfold" => later::not_yet(k, op, params).await,
         _ => Err(SyscallError::new(
             ErrorCode::OpUnknown,
             format!("unknown syscall {op:?}"),

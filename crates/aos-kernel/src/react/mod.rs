@@ -5,6 +5,7 @@
 
 mod run;
 mod wire;
+pub(crate) use wire::transcript;
 
 use crate::hooks::HookScope;
 use crate::kernel::{Done, Kernel, OpResult};
@@ -230,7 +231,7 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
         .as_str()
         .map(String::from)
         .unwrap_or(d.message.content);
-    match take_lease(k, &scb.session_id).await {
+    match take_lease(k, &scb.session_id, SessionPhase::Dispatched).await {
         Ok(lease) => {
             let state = k
                 .inner
@@ -266,8 +267,13 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
     }
 }
 
-/// Takes the session's lease: phase `dispatched`, lease id, holder, expiry.
-async fn take_lease(k: &Kernel, session_id: &str) -> Result<String, SyscallError> {
+/// Takes the session's lease for `phase` (`dispatched` or `compacting`):
+/// lease id, holder, expiry.
+async fn take_lease(
+    k: &Kernel,
+    session_id: &str,
+    phase: SessionPhase,
+) -> Result<String, SyscallError> {
     let lease = new_id(IdKind::Lease);
     let ttl = Duration::from_millis(k.inner.config.lease_ttl_ms);
     let (id, holder) = (lease.clone(), k.node_id().to_string());
@@ -275,7 +281,7 @@ async fn take_lease(k: &Kernel, session_id: &str) -> Result<String, SyscallError
     k.inner
         .store
         .session_update(session_id, None, move |s| {
-            let live = s.phase == SessionPhase::Dispatched
+            let live = matches!(s.phase, SessionPhase::Dispatched | SessionPhase::Compacting)
                 && s.lease_expires_at
                     .as_deref()
                     .is_some_and(|t| t > now.as_str());
@@ -283,12 +289,17 @@ async fn take_lease(k: &Kernel, session_id: &str) -> Result<String, SyscallError
                 return Err(StoreError::Rejected {
                     code: "session.busy",
                     message: format!(
-                        "session {} is running a dispatch; send with queue: true to wait in line",
-                        s.session_id
+                        "session {} is {}; send with queue: true to wait in line",
+                        s.session_id,
+                        if s.phase == SessionPhase::Compacting {
+                            "compacting"
+                        } else {
+                            "running a dispatch"
+                        }
                     ),
                 });
             }
-            s.phase = SessionPhase::Dispatched;
+            s.phase = phase;
             s.lease_id = Some(id);
             s.lease_holder = Some(holder);
             s.lease_expires_at = Some(expiry(ttl));
@@ -303,8 +314,8 @@ fn expiry(ttl: Duration) -> String {
     format_time(chrono::Utc::now() + chrono::Duration::milliseconds(ttl.as_millis() as i64))
 }
 
-/// Releases the lease if it is still ours.
-async fn release_lease(k: &Kernel, session_id: &str, lease: &str) {
+/// Releases the lease if it is still ours; returns the session after.
+async fn release_lease(k: &Kernel, session_id: &str, lease: &str) -> Option<aos_types::Scb> {
     let lease = lease.to_string();
     let r = k
         .inner
@@ -319,9 +330,89 @@ async fn release_lease(k: &Kernel, session_id: &str, lease: &str) {
             Ok(())
         })
         .await;
-    if let Err(e) = r {
-        tracing::error!(session = session_id, error = %e, "cannot release the lease");
+    r.inspect_err(|e| tracing::error!(session = session_id, error = %e, "cannot release the lease"))
+        .ok()
+}
+
+/// Moves a session whose lease `lease` we hold to `phase` (compaction inside
+/// a dispatch: `dispatched` → `compacting` → `dispatched`).
+pub(crate) async fn set_phase(
+    k: &Kernel,
+    session_id: &str,
+    lease: &str,
+    phase: SessionPhase,
+) -> Result<aos_types::Scb, SyscallError> {
+    let lease = lease.to_string();
+    k.inner
+        .store
+        .session_update(session_id, None, move |s| {
+            if s.lease_id.as_deref() != Some(lease.as_str()) {
+                return Err(StoreError::Rejected {
+                    code: "lease.expired",
+                    message: format!("the lease on session {} was lost", s.session_id),
+                });
+            }
+            s.phase = phase;
+            Ok(())
+        })
+        .await
+        .sys()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Compact {
+    session_id: String,
+    reason: Option<String>,
+}
+
+/// `session.compact`: compacts an idle session now (phase `compacting` under
+/// a lease, so no dispatch starts meanwhile; queued ones run after).
+pub(crate) async fn compact(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let c: Compact = decode("session.compact", params)?;
+    let reason = c.reason.unwrap_or_else(|| "requested".into());
+    params::short_text("reason", &reason)?;
+    let scb = crate::ops::session::writable(k, &c.session_id).await?;
+    if !crate::compaction::available(k, &scb) {
+        return Err(SyscallError::new(
+            ErrorCode::ContextEngineUnavailable,
+            format!(
+                "session.compact needs a context.compact handler (the aos-context skill) and none serves session {}",
+                scb.session_id
+            ),
+        ));
     }
+    let lease = take_lease(k, &scb.session_id, SessionPhase::Compacting).await?;
+    let renewal = renew_lease(k, &scb.session_id, &lease);
+    let trigger = crate::compaction::Trigger {
+        auto: false,
+        overflow: false,
+        reason,
+    };
+    let scb = k.inner.store.session_get(&scb.session_id).await.sys();
+    let result = match scb {
+        Ok(scb) => crate::compaction::run(k, &scb, &trigger).await,
+        Err(e) => Err(e),
+    };
+    renewal.abort();
+    let after = release_lease(k, &c.session_id, &lease).await;
+    next_queued(k, &c.session_id).await;
+    let mut data = match result? {
+        Ok(done) => {
+            let mut v = json!(done);
+            v["compacted"] = json!(true);
+            v
+        }
+        Err(declined) => json!({ "compacted": false, "reason": declined.reason }),
+    };
+    data["sessionId"] = json!(c.session_id);
+    let done = Done::data(data);
+    Ok(match after {
+        Some(s) => done
+            .rev(s.revision)
+            .ids(Some(&s.agent_id), Some(&s.session_id)),
+        None => done,
+    })
 }
 
 /// Renews the lease every TTL/3 until the returned handle is dropped/aborted.
@@ -365,7 +456,7 @@ fn start(
     tokio::spawn(async move {
         let renewal = renew_lease(&k, &state.session_id, &lease);
         state.outcome.send_modify(|o| o.status = "running".into());
-        let outcome = run::run(&k, &state, message, &principal).await;
+        let outcome = run::run(&k, &state, lease.clone(), message, &principal).await;
         renewal.abort();
         release_lease(&k, &state.session_id, &lease).await;
         if let Ok(mut r) = k.inner.dispatches.running.lock() {
@@ -393,7 +484,7 @@ async fn next_queued(k: &Kernel, session_id: &str) {
         .ok()
         .and_then(|mut i| i.get_mut(session_id).and_then(VecDeque::pop_front));
     let Some(q) = next else { return };
-    match take_lease(k, session_id).await {
+    match take_lease(k, session_id, SessionPhase::Dispatched).await {
         Ok(lease) => start(k, q.state, lease, q.message, q.principal),
         Err(e) => {
             let mut o = Outcome::pending("failed");

@@ -40,12 +40,22 @@ struct Turn<'a> {
     appended: usize,
     usage: Usage,
     token: String,
+    lease: String,
+    /// Tokens of the last LLM call (prompt + completion): the provider's own
+    /// measure of the context, used for the compaction threshold.
+    last_total_tokens: u64,
+    /// The fallback context starts here (the dispatch's user message, or the
+    /// marker of a compaction made during the dispatch).
+    context_from: i64,
+    /// `last_seq` right after the last compaction: nothing new, no compaction.
+    compacted_at: i64,
 }
 
 /// Runs one dispatch to its end and reports how it ended.
 pub(crate) async fn run(
     k: &Kernel,
     state: &DispatchState,
+    lease: String,
     message: String,
     p: &Principal,
 ) -> Outcome {
@@ -63,6 +73,10 @@ pub(crate) async fn run(
         appended: 0,
         usage: Usage::default(),
         token,
+        lease,
+        last_total_tokens: 0,
+        context_from: 0,
+        compacted_at: -1,
     };
     let outcome = match t.go(message, p).await {
         Ok(o) => o,
@@ -142,6 +156,7 @@ impl Turn<'_> {
             )
             .await?;
         self.first_seq = user.metadata.seq;
+        self.context_from = user.metadata.seq;
         crate::context::assemble(self.k, &self.scb, "dispatch").await?;
         let system = self.k.inner.store.aoscb_get().await.sys()?;
         let agent = self
@@ -156,35 +171,9 @@ impl Turn<'_> {
             if let Some(reason) = self.interrupted() {
                 return self.stop_interrupted(&reason).await;
             }
-            let (req, base_url) = self.request(&default_model).await?;
-            let started = Instant::now();
-            let state = self.state;
-            let forward = |d: aos_llm::Delta| match d {
-                aos_llm::Delta::Text(t) => {
-                    state.publish("message", json!({ "type": "delta", "text": t }))
-                }
-                aos_llm::Delta::ToolCallStarted { id, name } => state.publish(
-                    "message",
-                    json!({ "type": "tool-call-started", "toolCallId": id, "name": name }),
-                ),
-            };
-            let llm = &self.k.inner.llm;
-            let resp = match llm.chat(&req, base_url.as_deref(), forward).await {
-                Ok(r) => r,
-                Err(e) => {
-                    return Err(SyscallError::new(
-                        aos_types::ErrorCode::LlmError,
-                        e.to_string(),
-                    ));
-                }
-            };
-            self.usage.add(resp.usage);
-            self.k.emit(
-                "compute.after",
-                self.scope(),
-                json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id,
-                        "usage": resp.usage, "latencyMs": started.elapsed().as_millis() as u64 }),
-            );
+            let resp = self
+                .call_llm(&default_model, system.compaction_threshold)
+                .await?;
             if resp.tool_calls.is_empty() {
                 let extra = MessageExtra {
                     finish: Some("completed".into()),
@@ -216,6 +205,106 @@ impl Turn<'_> {
         )
         .await?;
         Ok(self.ended("max_turns", None))
+    }
+
+    /// One LLM call: the request through the transform hooks, compaction
+    /// first when the context is over `threshold`, and once more (with
+    /// `overflow`) when the provider refuses the context as too long.
+    async fn call_llm(
+        &mut self,
+        default_model: &str,
+        threshold: i64,
+    ) -> Result<aos_llm::ChatResponse, SyscallError> {
+        let (mut req, mut base_url) = self.request(default_model).await?;
+        if self.over(&req, threshold) && self.compact(false).await? {
+            (req, base_url) = self.request(default_model).await?;
+        }
+        let mut retried = false;
+        loop {
+            let started = Instant::now();
+            let state = self.state;
+            let forward = |d: aos_llm::Delta| match d {
+                aos_llm::Delta::Text(t) => {
+                    state.publish("message", json!({ "type": "delta", "text": t }))
+                }
+                aos_llm::Delta::ToolCallStarted { id, name } => state.publish(
+                    "message",
+                    json!({ "type": "tool-call-started", "toolCallId": id, "name": name }),
+                ),
+            };
+            let llm = &self.k.inner.llm;
+            match llm.chat(&req, base_url.as_deref(), forward).await {
+                Ok(resp) => {
+                    self.usage.add(resp.usage);
+                    self.last_total_tokens = resp.usage.total_tokens;
+                    self.k.emit(
+                        "compute.after",
+                        self.scope(),
+                        json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id,
+                                "usage": resp.usage, "latencyMs": started.elapsed().as_millis() as u64 }),
+                    );
+                    return Ok(resp);
+                }
+                Err(e) if e.is_context_overflow() && !retried && self.compact(true).await? => {
+                    retried = true;
+                    (req, base_url) = self.request(default_model).await?;
+                }
+                Err(e) => {
+                    return Err(SyscallError::new(
+                        aos_types::ErrorCode::LlmError,
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Whether the context is over the compaction threshold: the larger of
+    /// the provider's count for the last call and chars/4 of this request.
+    fn over(&self, req: &ChatRequest, threshold: i64) -> bool {
+        if threshold <= 0 || self.compacted_at == self.last_seq {
+            return false;
+        }
+        let chars: usize = req.messages.iter().map(|m| m.to_string().len()).sum();
+        let estimate = (chars as u64 / 4).max(self.last_total_tokens);
+        estimate > threshold as u64
+    }
+
+    /// Compacts inside the dispatch (phase `compacting`, then back). A
+    /// failure is recorded (RuntimeLog, `session.error`) and the loop goes on
+    /// with the context it has. Returns whether anything was compacted.
+    async fn compact(&mut self, overflow: bool) -> Result<bool, SyscallError> {
+        use aos_types::SessionPhase;
+        if !crate::compaction::available(self.k, &self.scb) {
+            return Ok(false);
+        }
+        let sid = self.scb.session_id.clone();
+        self.scb = super::set_phase(self.k, &sid, &self.lease, SessionPhase::Compacting).await?;
+        let trigger = crate::compaction::Trigger {
+            auto: true,
+            overflow,
+            reason: if overflow { "overflow" } else { "threshold" }.into(),
+        };
+        let result = crate::compaction::run(self.k, &self.scb, &trigger).await;
+        self.scb = super::set_phase(self.k, &sid, &self.lease, SessionPhase::Dispatched).await?;
+        self.compacted_at = self.last_seq;
+        let done = match result {
+            Ok(Ok(done)) => done,
+            Ok(Err(_)) => return Ok(false),
+            Err(e) => {
+                tracing::warn!(session = %sid, error = %e, "compaction failed; the dispatch goes on");
+                return Ok(false);
+            }
+        };
+        for m in &done.messages {
+            self.last_seq = m.metadata.seq;
+            self.appended += 1;
+            self.stream_message(m);
+        }
+        self.compacted_at = self.last_seq;
+        self.context_from = done.marker_seq;
+        self.last_total_tokens = 0;
+        Ok(true)
     }
 
     /// Streams a written message: tool intents as `tool_call`, results as
@@ -307,7 +396,7 @@ impl Turn<'_> {
                 .collect());
         }
         let q = HistoryQuery {
-            from_seq: self.first_seq,
+            from_seq: self.context_from,
             to_seq: None,
             limit: 10_000,
         };

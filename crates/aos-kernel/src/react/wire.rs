@@ -2,7 +2,11 @@
 //! context when no context engine is registered: the current dispatch only
 //! (its user message, then the assistant's tool calls and their results), so
 //! the loop can work without any skill. The full projection of a whole
-//! session is the context engine's job (`aos-context`).
+//! session is the context engine's job (`aos-context`). After a compaction
+//! inside the dispatch, the summary stands for everything before it.
+//!
+//! [`transcript`] renders messages as plain text for the compaction summary
+//! call.
 
 use aos_types::{Message, Part, Role, ToolState};
 use serde_json::{Value, json};
@@ -43,6 +47,11 @@ pub(crate) fn to_wire(messages: &[Message]) -> Vec<Value> {
             }
         }
         let content = (!text.is_empty()).then(|| text.join("\n"));
+        if crate::compaction::is_summary(m) {
+            out.push(json!({ "role": "user", "content":
+                format!("[Summary of the conversation so far]\n{}", content.unwrap_or_default()) }));
+            continue;
+        }
         match m.role {
             Role::User => {
                 out.push(json!({ "role": "user", "content": content.unwrap_or_default() }))
@@ -56,6 +65,50 @@ pub(crate) fn to_wire(messages: &[Message]) -> Vec<Value> {
             _ => {}
         }
         out.extend(results);
+    }
+    out
+}
+
+/// Messages as a plain transcript (`user: …`, `assistant: …`, `$ command`,
+/// results cut at `max_result` chars); markers, skill loads and bootstrap
+/// facts are left out, an earlier summary is kept as such.
+pub(crate) fn transcript(messages: &[Message], max_result: usize) -> String {
+    let mut out = String::new();
+    for m in messages {
+        let who = match m.role {
+            _ if crate::compaction::is_summary(m) => "summary of earlier conversation",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::System => "system",
+        };
+        for p in &m.parts {
+            match p {
+                Part::Text { text, .. } => out.push_str(&format!("{who}: {text}\n")),
+                Part::ToolBash {
+                    state: ToolState::InputAvailable,
+                    input,
+                    ..
+                } => {
+                    out.push_str(&format!("assistant ran: $ {}\n", input.command));
+                }
+                Part::ToolBash {
+                    output, error_text, ..
+                } => {
+                    let mut r = result_text(output.as_ref(), error_text.as_ref());
+                    if r.chars().count() > max_result {
+                        r = r.chars().take(max_result).collect::<String>() + " […cut]";
+                    }
+                    out.push_str(&format!("result: {r}\n"));
+                }
+                Part::DataInterrupt { data, .. } => {
+                    out.push_str(&format!(
+                        "(interrupted: {})\n",
+                        data["reason"].as_str().unwrap_or("")
+                    ));
+                }
+                _ => {}
+            }
+        }
     }
     out
 }

@@ -40,6 +40,11 @@ pub fn guest(root: &Path, name: &str, caps: &str) -> PathBuf {
 impl Env {
     /// Starts a kernel over skills written by `setup` into the skill root.
     pub async fn new(setup: impl FnOnce(&Path)) -> Env {
+        Env::with_llm(setup, Default::default()).await
+    }
+
+    /// [`Env::new`] with an LLM endpoint (a scripted server).
+    pub async fn with_llm(setup: impl FnOnce(&Path), llm: aos_llm::LlmConfig) -> Env {
         let root = tempfile::tempdir().expect("root");
         setup(root.path());
         let home = tempfile::tempdir().expect("home");
@@ -61,7 +66,7 @@ impl Env {
             defaults: AoscbDefaults::default(),
             lease_ttl_ms: 60_000,
             watch_skills: false,
-            llm: Default::default(),
+            llm,
             bin_dir: None,
         };
         let k = Kernel::start(store, config, drivers).await.expect("kernel");
