@@ -112,7 +112,7 @@ impl DaemonConfig {
         }
         let node_id = env("AOS_NODE_ID")
             .or(file.node_id)
-            .unwrap_or_else(default_node_id);
+            .unwrap_or_else(|| default_node_id(&home));
         let lease_ttl_ms = match env("AOS_LEASE_TTL_MS") {
             Some(v) => v
                 .parse()
@@ -159,11 +159,22 @@ fn llm_config(file_url: Option<String>) -> aos_llm::LlmConfig {
     }
 }
 
-fn default_node_id() -> String {
+/// `<hostname>-<hash of AOS_HOME>`: stable across restarts, so a restarted
+/// daemon knows its own leases and its dispatch inbox, and distinct for two
+/// daemons on one host (they cannot share a home).
+fn default_node_id(home: &Path) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "node".into());
-    format!("{host}-{}", std::process::id())
+    // FNV-1a: stable across builds and platforms, unlike `DefaultHasher`.
+    let hash = home
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{host}-{:08x}", hash as u32)
 }
 
 /// `AOS_API_TOKEN`, else `$AOS_HOME/token`, generated (mode 0600) at first start.

@@ -83,6 +83,11 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
         cfg.token.clone(),
         Arc::new(Metrics::default()),
     );
+    match kernel.resume_inbox().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(queued = n, "dispatch inbox resumed"),
+        Err(e) => tracing::error!(error = %e, "cannot resume the dispatch inbox"),
+    }
     let k = kernel.clone();
     let served = axum::serve(listener, app).with_graceful_shutdown(async move {
         let reason = shutdown_signal().await;

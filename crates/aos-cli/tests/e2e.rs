@@ -605,9 +605,30 @@ fn an_agent_works_through_bash_and_survives_a_crash() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
+    // A message acknowledged as queued behind it is not lost with the daemon.
+    let (doc, code) = d.aos(&["send", &sid, "queued behind", "--queue", "--detach"]);
+    assert_eq!((code, &doc["data"]["queued"]), (0, &json!(true)), "{doc}");
+    llm.push([aos_testkit::Reply::text("queued answer")]);
     d.kill9();
     let d = Daemon::start_with_llm(&home, &llm.url());
-    let h = history(&d, &sid);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let h = loop {
+        let h = history(&d, &sid);
+        if h.iter().any(|m| m["parts"][0]["text"] == "queued answer") {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued message never ran: {h:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let queued: Vec<&Value> = h
+        .iter()
+        .filter(|m| m["parts"][0]["text"] == "queued behind")
+        .collect();
+    assert_eq!(queued.len(), 1, "written once");
+    assert_eq!(queued[0]["role"], "user");
     let c4: Vec<Value> = tool_parts(&h)
         .into_iter()
         .filter(|p| p["toolCallId"] == "c4")
@@ -622,10 +643,14 @@ fn an_agent_works_through_bash_and_survives_a_crash() {
     );
     let fact = h
         .iter()
-        .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
-        .rfind(|p| p["type"] == "data-interrupt")
+        .rposition(|m| m["parts"][0]["type"] == "data-interrupt")
         .expect("fact");
-    assert_eq!(fact["data"]["reason"], "daemon restart");
+    assert_eq!(h[fact]["parts"][0]["data"]["reason"], "daemon restart");
+    let queued_at = h
+        .iter()
+        .position(|m| m["parts"][0]["text"] == "queued behind")
+        .expect("queued");
+    assert!(fact < queued_at, "the queued message runs after recovery");
     assert_eq!(d.ok(&["session", "get", &sid])["data"]["phase"], "idle");
     llm.push([aos_testkit::Reply::text("recovered")]);
     let (doc, code) = d.aos(&["send", &sid, "still there?"]);

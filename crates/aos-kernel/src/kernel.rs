@@ -235,6 +235,14 @@ impl Kernel {
         crate::react::interrupt_all(self, grace).await;
     }
 
+    /// Resumes the dispatch inbox after a start: messages this node queued
+    /// (`queue: true`) and had not started run now, in order. Call it once
+    /// the API is reachable ([`Kernel::set_api_url`]), since their bash needs
+    /// it. Returns how many were queued again.
+    pub async fn resume_inbox(&self) -> Result<usize, SyscallError> {
+        crate::react::resume(self).await
+    }
+
     /// Stops every running service (after the server drained).
     pub async fn stop_services(&self) {
         ops::service::stop_owned(self, |_| true).await;

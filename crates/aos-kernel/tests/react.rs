@@ -16,9 +16,13 @@ struct Env {
 }
 
 async fn env(replies: Vec<Reply>) -> Env {
+    let (store, db) = aos_testkit::sqlite_store().await;
+    env_on(replies, store, db).await
+}
+
+async fn env_on(replies: Vec<Reply>, store: aos_store::Store, db: tempfile::TempDir) -> Env {
     let llm = ScriptedLlm::start(replies).await;
     let home = tempfile::tempdir().expect("home");
-    let (store, db) = aos_testkit::sqlite_store().await;
     let config = KernelConfig {
         home: home.path().to_path_buf(),
         skill_roots: vec![aos_testkit::builtin_skills()],
@@ -100,6 +104,70 @@ impl Env {
             .expect("phase")
             .to_string()
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_is_resumed_after_a_restart() {
+    let (store, db) = aos_testkit::sqlite_store().await;
+    let e = env_on(vec![Reply::text("resumed answer")], store.clone(), db).await;
+    let sid = e.session().await;
+    let entry = |id: &str, node: &str| aos_store::InboxEntry {
+        dispatch_id: id.into(),
+        session_id: sid.clone(),
+        node_id: node.into(),
+        created_at: aos_types::now(),
+        message: format!("message of {id}"),
+        origin: aos_types::Origin::Human,
+    };
+    // ds_ran's user message is in SessionHistory: it ran, and a crash ended it.
+    let ran = aos_store::NewMessage {
+        role: aos_types::Role::User,
+        parts: vec![aos_types::Part::text("message of ds_ran")],
+        origin: aos_types::Origin::Human,
+        extra: aos_store::MessageExtra {
+            id: Some("msg_ran".into()),
+            ..Default::default()
+        },
+    };
+    store.append(&sid, None, vec![ran]).await.expect("append");
+    for (id, node) in [
+        ("ds_ran", "react-test"),
+        ("ds_next", "react-test"),
+        ("ds_theirs", "elsewhere"),
+    ] {
+        store.inbox_push(&entry(id, node)).await.expect("push");
+    }
+    assert_eq!(e.k.resume_inbox().await.expect("resume"), 1);
+    let w = e.wait("ds_next").await;
+    assert_eq!(
+        (w["status"].as_str(), w["finalText"].as_str()),
+        (Some("completed"), Some("resumed answer")),
+        "{w}"
+    );
+    let h = e.history(&sid).await;
+    let count = |t: &str| h.iter().filter(|m| m["parts"][0]["text"] == t).count();
+    assert_eq!(
+        (count("message of ds_ran"), count("message of ds_next")),
+        (1, 1)
+    );
+    let next = h
+        .iter()
+        .find(|m| m["parts"][0]["text"] == "message of ds_next")
+        .expect("next");
+    assert_eq!(next["id"], "msg_next", "the id derived from the dispatch");
+    assert!(
+        store
+            .inbox_list("react-test")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        store.inbox_list("elsewhere").await.expect("list").len(),
+        1,
+        "another node's entries are its own"
+    );
+    assert_eq!(e.llm.requests().len(), 1, "only ds_next ran");
 }
 
 fn parts_of_type<'a>(h: &'a [Value], t: &str) -> Vec<&'a Value> {

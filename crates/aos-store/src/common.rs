@@ -78,7 +78,7 @@ pub(crate) fn build_message(m: NewMessage, seq: i64, time: &str) -> Message {
         }
     }
     Message {
-        id: new_id(IdKind::Message),
+        id: m.extra.id.unwrap_or_else(|| new_id(IdKind::Message)),
         role: m.role,
         parts,
         metadata: MessageMetadata {

@@ -27,5 +27,6 @@ mod store;
 
 pub use error::StoreError;
 pub use store::{
-    Backend, HistoryQuery, LogQuery, MessageExtra, NewLogEntry, NewMessage, Store, StoreOptions,
+    Backend, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, NewMessage, Store,
+    StoreOptions,
 };

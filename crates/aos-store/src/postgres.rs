@@ -9,7 +9,7 @@ use crate::common::{
     log_doc, not_found,
 };
 use crate::schema;
-use crate::store::{HistoryQuery, LogQuery, NewLogEntry, NewMessage, StoreOptions};
+use crate::store::{HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, StoreOptions};
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
     SessionStatus, now,
@@ -504,6 +504,39 @@ impl PgStore {
             created_at: r.try_get("created_at")?,
         };
         Ok((meta, r.try_get("body")?))
+    }
+
+    pub(crate) async fn inbox_push(&self, e: InboxEntry) -> Result<()> {
+        sqlx::query("INSERT INTO dispatch_inbox (dispatch_id, session_id, node_id, created_at, doc) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&e.dispatch_id)
+            .bind(&e.session_id)
+            .bind(&e.node_id)
+            .bind(&e.created_at)
+            .bind(serde_json::to_string(&e)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn inbox_remove(&self, dispatch_id: String) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM dispatch_inbox WHERE dispatch_id = $1")
+            .bind(dispatch_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    pub(crate) async fn inbox_list(&self, node_id: String) -> Result<Vec<InboxEntry>> {
+        let rows =
+            sqlx::query("SELECT doc FROM dispatch_inbox WHERE node_id = $1 ORDER BY position")
+                .bind(node_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(serde_json::from_str(&r.try_get::<String, _>("doc")?)?);
+        }
+        Ok(out)
     }
 
     pub(crate) async fn content_exists(&self, content_id: String) -> Result<bool> {

@@ -3,7 +3,33 @@
 //! the same time.
 
 /// Ordered migrations: (version, SQLite DDL, PostgreSQL DDL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, SQLITE_V1, POSTGRES_V1)];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, SQLITE_V1, POSTGRES_V1), (2, SQLITE_V2, POSTGRES_V2)];
+
+/// v2: the durable dispatch inbox (messages queued with `queue: true`).
+const SQLITE_V2: &str = r#"
+CREATE TABLE dispatch_inbox (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    dispatch_id TEXT NOT NULL UNIQUE,
+    session_id TEXT NOT NULL REFERENCES sessions(session_id),
+    node_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX dispatch_inbox_node ON dispatch_inbox(node_id, position);
+"#;
+
+const POSTGRES_V2: &str = r#"
+CREATE TABLE dispatch_inbox (
+    position BIGSERIAL PRIMARY KEY,
+    dispatch_id TEXT NOT NULL UNIQUE,
+    session_id TEXT NOT NULL REFERENCES sessions(session_id),
+    node_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX dispatch_inbox_node ON dispatch_inbox(node_id, position);
+"#;
 
 const SQLITE_V1: &str = r#"
 CREATE TABLE aoscb (

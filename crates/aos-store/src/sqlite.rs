@@ -10,7 +10,7 @@ use crate::common::{
     log_doc, not_found,
 };
 use crate::schema;
-use crate::store::{HistoryQuery, LogQuery, NewLogEntry, NewMessage};
+use crate::store::{HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage};
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
     SessionStatus, now,
@@ -553,6 +553,41 @@ impl SqliteStore {
                 })
                 .optional()?
                 .ok_or_else(|| not_found("content", &content_id))
+        })
+        .await
+    }
+
+    pub(crate) async fn inbox_push(&self, e: InboxEntry) -> Result<()> {
+        self.write(move |t| {
+            t.prepare_cached("INSERT INTO dispatch_inbox (dispatch_id, session_id, node_id, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![e.dispatch_id, e.session_id, e.node_id, e.created_at, serde_json::to_string(&e)?])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn inbox_remove(&self, dispatch_id: String) -> Result<bool> {
+        self.write(move |t| {
+            Ok(
+                t.prepare_cached("DELETE FROM dispatch_inbox WHERE dispatch_id = ?1")?
+                    .execute([dispatch_id])?
+                    > 0,
+            )
+        })
+        .await
+    }
+
+    pub(crate) async fn inbox_list(&self, node_id: String) -> Result<Vec<InboxEntry>> {
+        self.read(move |c| {
+            let mut q = c.prepare_cached(
+                "SELECT doc FROM dispatch_inbox WHERE node_id = ?1 ORDER BY position",
+            )?;
+            let docs = q.query_map([node_id], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for d in docs {
+                out.push(serde_json::from_str(&d?)?);
+            }
+            Ok(out)
         })
         .await
     }

@@ -9,6 +9,7 @@ use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, Origin, Part, Role, RuntimeLogEntry, Scb,
     SessionStatus,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -43,9 +44,30 @@ pub struct NewMessage {
     pub extra: MessageExtra,
 }
 
+/// A message waiting in a session's dispatch inbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboxEntry {
+    /// The dispatch it will run as.
+    pub dispatch_id: String,
+    /// Its session.
+    pub session_id: String,
+    /// The daemon that acknowledged it (and will run it).
+    pub node_id: String,
+    /// When it was queued.
+    pub created_at: String,
+    /// The user message's text.
+    pub message: String,
+    /// `human` or `agent`.
+    pub origin: Origin,
+}
+
 /// Optional metadata of a [`NewMessage`].
 #[derive(Debug, Clone, Default)]
 pub struct MessageExtra {
+    /// The message id to use instead of a fresh one (a dispatch's user
+    /// message has an id derived from the dispatch id, so it is written once).
+    pub id: Option<String>,
     /// Sending agent.
     pub from_agent_id: Option<String>,
     /// Parent message.
@@ -312,6 +334,21 @@ impl Store {
     /// A page of the RuntimeLog, oldest first.
     pub async fn log_list(&self, q: &LogQuery) -> Result<Vec<RuntimeLogEntry>> {
         delegate!(self.log_list(q.clone()))
+    }
+
+    /// Queues a message in its session's dispatch inbox (durably).
+    pub async fn inbox_push(&self, e: &InboxEntry) -> Result<()> {
+        delegate!(self.inbox_push(e.clone()))
+    }
+
+    /// Removes a dispatch from the inbox; whether it was there.
+    pub async fn inbox_remove(&self, dispatch_id: &str) -> Result<bool> {
+        delegate!(self.inbox_remove(dispatch_id.to_string()))
+    }
+
+    /// The inbox entries acknowledged by `node_id`, oldest first.
+    pub async fn inbox_list(&self, node_id: &str) -> Result<Vec<InboxEntry>> {
+        delegate!(self.inbox_list(node_id.to_string()))
     }
 
     /// Stores an immutable blob for a session.

@@ -2,8 +2,8 @@
 
 mod common;
 
-use aos_store::{HistoryQuery, LogQuery, NewLogEntry, Store, StoreError};
-use aos_types::{SessionPhase, SessionStatus};
+use aos_store::{HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, Store, StoreError};
+use aos_types::{Origin, SessionPhase, SessionStatus};
 use common::*;
 use std::collections::BTreeSet;
 
@@ -293,6 +293,77 @@ async fn runtime_log_and_content(store: Store) {
     ));
 }
 
+async fn dispatch_inbox_is_durable_and_ordered(store: Store) {
+    let s = session(&store).await;
+    let entry = |id: &str, node: &str| InboxEntry {
+        dispatch_id: id.into(),
+        session_id: s.session_id.clone(),
+        node_id: node.into(),
+        created_at: aos_types::now(),
+        message: format!("message of {id}"),
+        origin: Origin::Agent,
+    };
+    for (id, node) in [
+        ("ds_b", "n1"),
+        ("ds_a", "n1"),
+        ("ds_x", "n2"),
+        ("ds_c", "n1"),
+    ] {
+        store.inbox_push(&entry(id, node)).await.expect("push");
+    }
+    assert!(
+        store.inbox_push(&entry("ds_a", "n1")).await.is_err(),
+        "a dispatch is queued once"
+    );
+    let n1 = store.inbox_list("n1").await.expect("list");
+    let ids: Vec<&str> = n1.iter().map(|e| e.dispatch_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["ds_b", "ds_a", "ds_c"],
+        "in the order queued, this node only"
+    );
+    assert_eq!(
+        (
+            n1[1].message.as_str(),
+            n1[1].origin,
+            n1[1].session_id.as_str()
+        ),
+        ("message of ds_a", Origin::Agent, s.session_id.as_str())
+    );
+    assert!(store.inbox_remove("ds_a").await.expect("remove"));
+    assert!(!store.inbox_remove("ds_a").await.expect("again"), "gone");
+    assert_eq!(store.inbox_list("n1").await.expect("list").len(), 2);
+    assert_eq!(store.inbox_list("n2").await.expect("list").len(), 1);
+
+    // A message may carry its id; the same id cannot be written twice.
+    let mut m = text("once");
+    m.extra = MessageExtra {
+        id: Some("msg_fixed".into()),
+        ..Default::default()
+    };
+    let (msgs, _) = store
+        .append(&s.session_id, None, vec![m.clone()])
+        .await
+        .expect("append");
+    assert_eq!(msgs[0].id, "msg_fixed");
+    let before = store.session_get(&s.session_id).await.expect("get");
+    assert!(store.append(&s.session_id, None, vec![m]).await.is_err());
+    let after = store.session_get(&s.session_id).await.expect("get");
+    assert_eq!(
+        (after.revision, after.last_message_seq),
+        (before.revision, before.last_message_seq),
+        "the refused append changed nothing"
+    );
+    assert_eq!(
+        store
+            .message_get(&s.session_id, "msg_fixed")
+            .await
+            .expect("get")
+            .id,
+        "msg_fixed"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -316,6 +387,7 @@ on_both_backends!(
     append_refusals_change_nothing,
     lease_columns_change_atomically,
     runtime_log_and_content,
+    dispatch_inbox_is_durable_and_ordered,
 );
 
 #[tokio::test]

@@ -3,8 +3,13 @@
 //! leases, the per-session FIFO inbox, waiters, interrupts; `run.rs` is the
 //! loop itself.
 
+mod inbox;
+mod lease;
 mod run;
 mod wire;
+
+pub(crate) use inbox::resume;
+pub(crate) use lease::set_phase;
 pub(crate) use wire::transcript;
 
 use crate::hooks::HookScope;
@@ -12,8 +17,8 @@ use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::{self, StoreResult, decode};
 use crate::principal::Principal;
 use aos_llm::Usage;
-use aos_store::StoreError;
-use aos_types::{ErrorCode, IdKind, SessionPhase, SyscallError, format_time, new_id};
+use aos_store::{MessageExtra, NewMessage};
+use aos_types::{ErrorCode, IdKind, Origin, Part, Role, SessionPhase, SyscallError, new_id};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -109,6 +114,16 @@ impl DispatchState {
         let _ = self.live.send(e);
     }
 
+    /// Ends the dispatch: the `done` event, then the outcome for waiters.
+    pub(crate) fn end(&self, outcome: Outcome) {
+        self.publish(
+            "done",
+            json!({ "status": outcome.status, "finalMessageSeq": outcome.final_message_seq,
+                    "usage": outcome.usage, "error": outcome.error }),
+        );
+        self.outcome.send_replace(outcome);
+    }
+
     /// What happened so far, and the live continuation (no gap, no repeat).
     pub(crate) fn subscribe(
         &self,
@@ -125,19 +140,12 @@ impl DispatchState {
     }
 }
 
-/// A message waiting for its session to be free.
-struct Queued {
-    state: Arc<DispatchState>,
-    message: String,
-    principal: Principal,
-}
-
 /// All dispatches of this daemon.
 #[derive(Default)]
 pub struct Dispatches {
     all: Mutex<HashMap<String, Arc<DispatchState>>>,
     running: Mutex<HashMap<String, Arc<DispatchState>>>,
-    inbox: Mutex<HashMap<String, VecDeque<Queued>>>,
+    inbox: Mutex<HashMap<String, VecDeque<inbox::Queued>>>,
 }
 
 impl Dispatches {
@@ -147,9 +155,10 @@ impl Dispatches {
         agent_id: &str,
         session_id: &str,
         status: &str,
+        id: Option<String>,
     ) -> Arc<DispatchState> {
         let state = Arc::new(DispatchState {
-            id: new_id(IdKind::Dispatch),
+            id: id.unwrap_or_else(|| new_id(IdKind::Dispatch)),
             session_id: session_id.to_string(),
             bus: k.events().clone(),
             agent_id: agent_id.to_string(),
@@ -162,6 +171,12 @@ impl Dispatches {
             all.insert(state.id.clone(), state.clone());
         }
         state
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut all) = self.all.lock() {
+            all.remove(id);
+        }
     }
 
     fn get(&self, id: &str) -> Option<Arc<DispatchState>> {
@@ -231,132 +246,73 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
         .as_str()
         .map(String::from)
         .unwrap_or(d.message.content);
-    match take_lease(k, &scb.session_id, SessionPhase::Dispatched).await {
+    let origin = if matches!(p, Principal::Session { .. }) {
+        Origin::Agent
+    } else {
+        Origin::Human
+    };
+    match lease::take(k, &scb.session_id, SessionPhase::Dispatched).await {
         Ok(lease) => {
-            let state = k
-                .inner
-                .dispatches
-                .register(k, &scb.agent_id, &scb.session_id, "running");
-            start(k, state.clone(), lease, message, p.clone());
+            let state =
+                k.inner
+                    .dispatches
+                    .register(k, &scb.agent_id, &scb.session_id, "running", None);
+            let first_seq = begin(k, &state, &lease, message, origin).await?;
+            start(k, state.clone(), lease, first_seq);
             Ok(
                 Done::data(json!({ "sessionId": scb.session_id, "dispatchId": state.id }))
                     .ids(Some(&scb.agent_id), Some(&scb.session_id)),
             )
         }
         Err(e) if e.code == ErrorCode::SessionBusy && d.queue => {
-            let state = k
-                .inner
-                .dispatches
-                .register(k, &scb.agent_id, &scb.session_id, "queued");
-            if let Ok(mut inbox) = k.inner.dispatches.inbox.lock() {
-                inbox
-                    .entry(scb.session_id.clone())
-                    .or_default()
-                    .push_back(Queued {
-                        state: state.clone(),
-                        message,
-                        principal: p.clone(),
-                    });
-            }
-            Ok(Done::data(
-                json!({ "sessionId": scb.session_id, "dispatchId": state.id, "queued": true }),
-            )
-            .ids(Some(&scb.agent_id), Some(&scb.session_id)))
+            inbox::enqueue(k, &scb, message, origin).await
         }
         Err(e) => Err(e),
     }
 }
 
-/// Takes the session's lease for `phase` (`dispatched` or `compacting`):
-/// lease id, holder, expiry.
-async fn take_lease(
+/// The id of a dispatch's user message: derived from the dispatch id, so a
+/// queued message is written once even when its run is resumed after a crash.
+fn user_message_id(dispatch_id: &str) -> String {
+    format!("msg_{}", dispatch_id.trim_start_matches("ds_"))
+}
+
+/// Writes the dispatch's user message under the lease (`kernel.md` §4.4
+/// step 2); on failure the lease is released and the dispatch ends `failed`.
+async fn begin(
     k: &Kernel,
-    session_id: &str,
-    phase: SessionPhase,
-) -> Result<String, SyscallError> {
-    let lease = new_id(IdKind::Lease);
-    let ttl = Duration::from_millis(k.inner.config.lease_ttl_ms);
-    let (id, holder) = (lease.clone(), k.node_id().to_string());
-    let now = aos_types::now();
-    k.inner
-        .store
-        .session_update(session_id, None, move |s| {
-            let live = matches!(s.phase, SessionPhase::Dispatched | SessionPhase::Compacting)
-                && s.lease_expires_at
-                    .as_deref()
-                    .is_some_and(|t| t > now.as_str());
-            if live {
-                return Err(StoreError::Rejected {
-                    code: "session.busy",
-                    message: format!(
-                        "session {} is {}; send with queue: true to wait in line",
-                        s.session_id,
-                        if s.phase == SessionPhase::Compacting {
-                            "compacting"
-                        } else {
-                            "running a dispatch"
-                        }
-                    ),
-                });
-            }
-            s.phase = phase;
-            s.lease_id = Some(id);
-            s.lease_holder = Some(holder);
-            s.lease_expires_at = Some(expiry(ttl));
-            Ok(())
-        })
-        .await
-        .sys()?;
-    Ok(lease)
-}
-
-fn expiry(ttl: Duration) -> String {
-    format_time(chrono::Utc::now() + chrono::Duration::milliseconds(ttl.as_millis() as i64))
-}
-
-/// Releases the lease if it is still ours; returns the session after.
-async fn release_lease(k: &Kernel, session_id: &str, lease: &str) -> Option<aos_types::Scb> {
-    let lease = lease.to_string();
-    let r = k
-        .inner
-        .store
-        .session_update(session_id, None, move |s| {
-            if s.lease_id.as_deref() == Some(lease.as_str()) {
-                s.phase = SessionPhase::Idle;
-                s.lease_id = None;
-                s.lease_holder = None;
-                s.lease_expires_at = None;
-            }
-            Ok(())
-        })
-        .await;
-    r.inspect_err(|e| tracing::error!(session = session_id, error = %e, "cannot release the lease"))
-        .ok()
-}
-
-/// Moves a session whose lease `lease` we hold to `phase` (compaction inside
-/// a dispatch: `dispatched` → `compacting` → `dispatched`).
-pub(crate) async fn set_phase(
-    k: &Kernel,
-    session_id: &str,
+    state: &DispatchState,
     lease: &str,
-    phase: SessionPhase,
-) -> Result<aos_types::Scb, SyscallError> {
-    let lease = lease.to_string();
-    k.inner
-        .store
-        .session_update(session_id, None, move |s| {
-            if s.lease_id.as_deref() != Some(lease.as_str()) {
-                return Err(StoreError::Rejected {
-                    code: "lease.expired",
-                    message: format!("the lease on session {} was lost", s.session_id),
-                });
-            }
-            s.phase = phase;
-            Ok(())
-        })
-        .await
-        .sys()
+    message: String,
+    origin: Origin,
+) -> Result<i64, SyscallError> {
+    let written = async {
+        let scb = k.inner.store.session_get(&state.session_id).await.sys()?;
+        let m = NewMessage {
+            role: Role::User,
+            parts: vec![Part::text(message)],
+            origin,
+            extra: MessageExtra {
+                id: Some(user_message_id(&state.id)),
+                ..Default::default()
+            },
+        };
+        let (msgs, _) = k.append(&scb, None, vec![m]).await?;
+        let msg = msgs
+            .into_iter()
+            .next()
+            .ok_or_else(|| SyscallError::internal("append returned nothing"))?;
+        state.publish("message", json!({ "type": "message", "message": msg }));
+        Ok(msg.metadata.seq)
+    }
+    .await;
+    if let Err(e) = &written {
+        lease::release(k, &state.session_id, lease).await;
+        let mut o = Outcome::pending("failed");
+        o.error = Some(json!(e));
+        state.end(o);
+    }
+    written
 }
 
 #[derive(Deserialize)]
@@ -382,8 +338,8 @@ pub(crate) async fn compact(k: &Kernel, params: Map<String, Value>) -> OpResult 
             ),
         ));
     }
-    let lease = take_lease(k, &scb.session_id, SessionPhase::Compacting).await?;
-    let renewal = renew_lease(k, &scb.session_id, &lease);
+    let lease = lease::take(k, &scb.session_id, SessionPhase::Compacting).await?;
+    let renewal = lease::renew(k, &scb.session_id, &lease);
     let trigger = crate::compaction::Trigger {
         auto: false,
         overflow: false,
@@ -395,8 +351,8 @@ pub(crate) async fn compact(k: &Kernel, params: Map<String, Value>) -> OpResult 
         Err(e) => Err(e),
     };
     renewal.abort();
-    let after = release_lease(k, &c.session_id, &lease).await;
-    next_queued(k, &c.session_id).await;
+    let after = lease::release(k, &c.session_id, &lease).await;
+    inbox::next(k, &c.session_id).await;
     let mut data = match result? {
         Ok(done) => {
             let mut v = json!(done);
@@ -415,83 +371,26 @@ pub(crate) async fn compact(k: &Kernel, params: Map<String, Value>) -> OpResult 
     })
 }
 
-/// Renews the lease every TTL/3 until the returned handle is dropped/aborted.
-fn renew_lease(k: &Kernel, session_id: &str, lease: &str) -> tokio::task::JoinHandle<()> {
-    let (k, session_id, lease) = (k.clone(), session_id.to_string(), lease.to_string());
-    let ttl = Duration::from_millis(k.inner.config.lease_ttl_ms);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(ttl / 3).await;
-            let l = lease.clone();
-            let r = k
-                .inner
-                .store
-                .session_update(&session_id, None, move |s| {
-                    if s.lease_id.as_deref() == Some(l.as_str()) {
-                        s.lease_expires_at = Some(expiry(ttl));
-                    }
-                    Ok(())
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::warn!(session = %session_id, error = %e, "lease renewal failed");
-            }
-        }
-    })
-}
-
-/// Runs a dispatch in the background; when it ends, the next queued message
-/// of the session (if any) starts.
-fn start(
-    k: &Kernel,
-    state: Arc<DispatchState>,
-    lease: String,
-    message: String,
-    principal: Principal,
-) {
+/// Runs a dispatch whose user message is written (at `first_seq`) in the
+/// background; when it ends, the next queued message of the session (if any)
+/// starts.
+fn start(k: &Kernel, state: Arc<DispatchState>, lease: String, first_seq: i64) {
     let k = k.clone();
     if let Ok(mut r) = k.inner.dispatches.running.lock() {
         r.insert(state.session_id.clone(), state.clone());
     }
     tokio::spawn(async move {
-        let renewal = renew_lease(&k, &state.session_id, &lease);
+        let renewal = lease::renew(&k, &state.session_id, &lease);
         state.outcome.send_modify(|o| o.status = "running".into());
-        let outcome = run::run(&k, &state, lease.clone(), message, &principal).await;
+        let outcome = run::run(&k, &state, lease.clone(), first_seq).await;
         renewal.abort();
-        release_lease(&k, &state.session_id, &lease).await;
+        lease::release(&k, &state.session_id, &lease).await;
         if let Ok(mut r) = k.inner.dispatches.running.lock() {
             r.remove(&state.session_id);
         }
-        state.publish(
-            "done",
-            json!({ "status": outcome.status, "finalMessageSeq": outcome.final_message_seq,
-                                       "usage": outcome.usage, "error": outcome.error }),
-        );
-        state.outcome.send_replace(outcome);
-        next_queued(&k, &state.session_id).await;
+        state.end(outcome);
+        inbox::next(&k, &state.session_id).await;
     });
-}
-
-async fn next_queued(k: &Kernel, session_id: &str) {
-    if k.is_stopping() {
-        return;
-    }
-    let next = k
-        .inner
-        .dispatches
-        .inbox
-        .lock()
-        .ok()
-        .and_then(|mut i| i.get_mut(session_id).and_then(VecDeque::pop_front));
-    let Some(q) = next else { return };
-    match take_lease(k, session_id, SessionPhase::Dispatched).await {
-        Ok(lease) => start(k, q.state, lease, q.message, q.principal),
-        Err(e) => {
-            let mut o = Outcome::pending("failed");
-            o.error = Some(json!(e));
-            q.state.outcome.send_replace(o);
-        }
-    }
 }
 
 #[derive(Deserialize)]

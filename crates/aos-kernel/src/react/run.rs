@@ -6,7 +6,6 @@ use super::{DispatchState, Outcome};
 use crate::hooks::HookScope;
 use crate::kernel::Kernel;
 use crate::params::StoreResult;
-use crate::principal::Principal;
 use aos_llm::{ChatRequest, ToolCall, Usage};
 use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
 use aos_types::{BashInput, Message, Origin, Part, Role, Scb, SyscallError, ToolState};
@@ -35,7 +34,6 @@ struct Turn<'a> {
     k: &'a Kernel,
     state: &'a DispatchState,
     scb: Scb,
-    first_seq: i64,
     last_seq: i64,
     appended: usize,
     usage: Usage,
@@ -56,8 +54,7 @@ pub(crate) async fn run(
     k: &Kernel,
     state: &DispatchState,
     lease: String,
-    message: String,
-    p: &Principal,
+    first_seq: i64,
 ) -> Outcome {
     let scb = match k.inner.store.session_get(&state.session_id).await.sys() {
         Ok(s) => s,
@@ -68,17 +65,16 @@ pub(crate) async fn run(
         k,
         state,
         scb,
-        first_seq: 0,
-        last_seq: 0,
-        appended: 0,
+        last_seq: first_seq,
+        appended: 1,
         usage: Usage::default(),
         token,
         lease,
         last_total_tokens: 0,
-        context_from: 0,
+        context_from: first_seq,
         compacted_at: -1,
     };
-    let outcome = match t.go(message, p).await {
+    let outcome = match t.go().await {
         Ok(o) => o,
         Err(e) => {
             let _ = t.record_error(&e).await;
@@ -141,22 +137,8 @@ impl Turn<'_> {
         Ok(msg)
     }
 
-    async fn go(&mut self, message: String, p: &Principal) -> Result<Outcome, SyscallError> {
-        let origin = if matches!(p, Principal::Session { .. }) {
-            Origin::Agent
-        } else {
-            Origin::Human
-        };
-        let user = self
-            .append(
-                Role::User,
-                vec![Part::text(message)],
-                origin,
-                MessageExtra::default(),
-            )
-            .await?;
-        self.first_seq = user.metadata.seq;
-        self.context_from = user.metadata.seq;
+    /// The loop, from the written user message on.
+    async fn go(&mut self) -> Result<Outcome, SyscallError> {
         crate::context::assemble(self.k, &self.scb, "dispatch").await?;
         let system = self.k.inner.store.aoscb_get().await.sys()?;
         let agent = self

@@ -1,0 +1,154 @@
+//! The per-session dispatch inbox (`kernel.md` §3, `session.dispatch` with
+//! `queue: true`): FIFO, durable. A queued message is in the store before it
+//! is acknowledged and leaves it once its user message is in SessionHistory
+//! (whose id is derived from the dispatch id, so a crash between the two never
+//! writes it twice); at start the daemon resumes what it had acknowledged.
+
+use super::{DispatchState, Outcome, begin, lease, start, user_message_id};
+use crate::kernel::{Done, Kernel, OpResult};
+use crate::params::StoreResult;
+use aos_store::InboxEntry;
+use aos_types::{ErrorCode, Origin, Scb, SessionPhase, SessionStatus, SyscallError};
+use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// A message waiting for its session to be free.
+pub(super) struct Queued {
+    state: Arc<DispatchState>,
+    message: String,
+    origin: Origin,
+}
+
+/// Queues a message for a busy session; answers `{sessionId, dispatchId,
+/// queued: true}` once it is stored.
+pub(super) async fn enqueue(k: &Kernel, scb: &Scb, message: String, origin: Origin) -> OpResult {
+    let d = &k.inner.dispatches;
+    let state = d.register(k, &scb.agent_id, &scb.session_id, "queued", None);
+    let entry = InboxEntry {
+        dispatch_id: state.id.clone(),
+        session_id: scb.session_id.clone(),
+        node_id: k.node_id().to_string(),
+        created_at: aos_types::now(),
+        message,
+        origin,
+    };
+    if let Err(e) = k.inner.store.inbox_push(&entry).await.sys() {
+        d.forget(&state.id);
+        return Err(e);
+    }
+    push(k, state.clone(), entry);
+    // The running dispatch may have ended while this one was being stored.
+    next(k, &scb.session_id).await;
+    Ok(
+        Done::data(json!({ "sessionId": scb.session_id, "dispatchId": state.id, "queued": true }))
+            .ids(Some(&scb.agent_id), Some(&scb.session_id)),
+    )
+}
+
+fn push(k: &Kernel, state: Arc<DispatchState>, e: InboxEntry) {
+    if let Ok(mut inbox) = k.inner.dispatches.inbox.lock() {
+        inbox.entry(e.session_id).or_default().push_back(Queued {
+            state,
+            message: e.message,
+            origin: e.origin,
+        });
+    }
+}
+
+fn has_front(k: &Kernel, session_id: &str) -> bool {
+    k.inner
+        .dispatches
+        .inbox
+        .lock()
+        .is_ok_and(|i| i.get(session_id).is_some_and(|q| !q.is_empty()))
+}
+
+fn pop(k: &Kernel, session_id: &str) -> Option<Queued> {
+    k.inner
+        .dispatches
+        .inbox
+        .lock()
+        .ok()?
+        .get_mut(session_id)
+        .and_then(VecDeque::pop_front)
+}
+
+/// Starts the session's next queued message if the session is free. Only a
+/// lease holder pops, so concurrent callers never start the same message.
+pub(super) async fn next(k: &Kernel, session_id: &str) {
+    while !k.is_stopping() && has_front(k, session_id) {
+        let lease = match lease::take(k, session_id, SessionPhase::Dispatched).await {
+            Ok(l) => Some(l),
+            Err(e) if e.code == ErrorCode::SessionBusy => return,
+            Err(e) => {
+                fail_front(k, session_id, e).await;
+                None
+            }
+        };
+        let Some(lease) = lease else { continue };
+        let Some(q) = pop(k, session_id) else {
+            lease::release(k, session_id, &lease).await;
+            return;
+        };
+        let started = begin(k, &q.state, &lease, q.message, q.origin).await;
+        if let Err(e) = k.inner.store.inbox_remove(&q.state.id).await {
+            tracing::error!(dispatch = %q.state.id, error = %e, "cannot clear the inbox entry");
+        }
+        if let Ok(first_seq) = started {
+            start(k, q.state, lease, first_seq);
+            return;
+        }
+    }
+}
+
+async fn fail_front(k: &Kernel, session_id: &str, e: SyscallError) {
+    if let Some(q) = pop(k, session_id) {
+        let _ = k.inner.store.inbox_remove(&q.state.id).await;
+        let mut o = Outcome::pending("failed");
+        o.error = Some(json!(e));
+        q.state.end(o);
+    }
+}
+
+/// At daemon start: re-queues the messages this node acknowledged and had not
+/// started, then starts each session's first. A message whose user message is
+/// already in SessionHistory ran (its run was ended by recovery) and is
+/// dropped; so is one whose session is gone or archived.
+pub(crate) async fn resume(k: &Kernel) -> Result<usize, SyscallError> {
+    let entries = k.inner.store.inbox_list(k.node_id()).await.sys()?;
+    let mut sessions: Vec<String> = Vec::new();
+    for e in entries {
+        let scb = k.inner.store.session_get(&e.session_id).await.ok();
+        let written = k
+            .inner
+            .store
+            .message_get(&e.session_id, &user_message_id(&e.dispatch_id))
+            .await
+            .is_ok();
+        let Some(scb) = scb.filter(|s| s.status != SessionStatus::Archived && !written) else {
+            k.inner.store.inbox_remove(&e.dispatch_id).await.sys()?;
+            continue;
+        };
+        let id = Some(e.dispatch_id.clone());
+        let state = k
+            .inner
+            .dispatches
+            .register(k, &scb.agent_id, &scb.session_id, "queued", id);
+        if !sessions.contains(&scb.session_id) {
+            sessions.push(scb.session_id.clone());
+        }
+        push(k, state, e);
+    }
+    let mut queued = 0;
+    for s in &sessions {
+        queued += k
+            .inner
+            .dispatches
+            .inbox
+            .lock()
+            .map_or(0, |i| i.get(s).map_or(0, VecDeque::len));
+        next(k, s).await;
+    }
+    Ok(queued)
+}
