@@ -3,10 +3,14 @@
 //! captured together up to a cap (the rest is drained and counted, not kept);
 //! on timeout or interrupt the whole process group is killed, so children a
 //! command started die with it.
+//!
+//! While a command runs, its process group id can be kept in a pid file; a
+//! daemon restarted after a crash kills the groups its predecessor left with
+//! [`kill_leftover`].
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +30,8 @@ pub struct BashSpec {
     pub timeout: Duration,
     /// Bytes of output kept.
     pub max_output: usize,
+    /// Where the process group id is written while the command runs.
+    pub pid_file: Option<PathBuf>,
 }
 
 /// How it ended.
@@ -87,6 +93,10 @@ pub async fn run(
         .kill_on_drop(true)
         .spawn()?;
     let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    let pid_file = match (&spec.pid_file, pgid) {
+        (Some(f), Some(p)) => write_pid_file(f, p).map(|()| f.clone()).ok(),
+        _ => None,
+    };
     let buf = Arc::new(Mutex::new(Captured::default()));
     let out = child
         .stdout
@@ -119,6 +129,9 @@ pub async fn run(
             kill_group(pgid);
         }
     }
+    if let Some(f) = pid_file {
+        let _ = std::fs::remove_file(f);
+    }
     let captured = buf
         .lock()
         .map(|b| (b.kept.clone(), b.total))
@@ -144,4 +157,53 @@ fn kill_group(pgid: Option<i32>) {
         // The group may already be gone.
         let _ = killpg(Pid::from_raw(p), Signal::SIGKILL);
     }
+}
+
+fn write_pid_file(path: &Path, pgid: i32) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, pgid.to_string())
+}
+
+/// Kills the process group recorded in `pid_file` by a daemon that died, if
+/// a member of that group still carries `marker` (e.g.
+/// `AOS_SESSION_ID=se_…`) in its environment — so a reused id never hits an
+/// unrelated process. Removes the file. Returns whether a group was killed.
+pub fn kill_leftover(pid_file: &Path, marker: &str) -> bool {
+    let pgid = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    let _ = std::fs::remove_file(pid_file);
+    let Some(pgid) = pgid.filter(|p| *p > 1) else {
+        return false;
+    };
+    if !group_members(pgid).iter().any(|pid| carries(*pid, marker)) {
+        return false;
+    }
+    killpg(Pid::from_raw(pgid), Signal::SIGKILL).is_ok()
+}
+
+/// Processes whose process group is `pgid` (from `/proc/<pid>/stat`).
+fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // `pid (comm) state ppid pgrp …`; comm may hold spaces.
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
+fn carries(pid: i32, marker: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
 }

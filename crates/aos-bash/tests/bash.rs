@@ -14,6 +14,7 @@ fn spec(cmd: &str, dir: &std::path::Path) -> BashSpec {
         ],
         timeout: Duration::from_secs(10),
         max_output: 1000,
+        pid_file: None,
     }
 }
 
@@ -85,4 +86,60 @@ async fn an_interrupt_kills_it() {
     tx.send_replace(true);
     let r = h.await.expect("join").expect("run");
     assert!(r.interrupted && !r.timed_out);
+}
+
+#[tokio::test]
+async fn the_pid_file_lives_while_the_command_runs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pid_file = dir.path().join("running/x.pid");
+    let mut sp = spec("cat running/x.pid", dir.path());
+    sp.pid_file = Some(pid_file.clone());
+    let (_tx, rx) = watch::channel(false);
+    let r = run(sp, rx).await.expect("run");
+    let pgid: i32 = r.output.trim().parse().expect("a pid while running");
+    assert!(pgid > 1);
+    assert!(!pid_file.exists(), "removed at the end");
+}
+
+/// A group left by a daemon that died is killed at restart — only when one of
+/// its processes carries the marker.
+#[test]
+fn leftover_groups_are_killed_only_when_they_are_ours() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let spawn = || {
+        std::process::Command::new("bash")
+            .args(["-c", "sleep 30 & sleep 30; wait"])
+            .env("AOS_SESSION_ID", "se_mine")
+            .process_group(0)
+            .spawn()
+            .expect("spawn")
+    };
+    let pid_file = dir.path().join("g.pid");
+
+    let mut other = spawn();
+    std::fs::write(&pid_file, other.id().to_string()).expect("write");
+    assert!(!aos_bash::kill_leftover(
+        &pid_file,
+        "AOS_SESSION_ID=se_other"
+    ));
+    assert!(
+        other.try_wait().expect("wait").is_none(),
+        "not ours: left alone"
+    );
+    assert!(!pid_file.exists());
+    other.kill().expect("kill");
+    other.wait().expect("reap");
+
+    let mut mine = spawn();
+    std::fs::write(&pid_file, mine.id().to_string()).expect("write");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(aos_bash::kill_leftover(&pid_file, "AOS_SESSION_ID=se_mine"));
+    let status = mine.wait().expect("reaped");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "the whole group is killed");
+    assert!(
+        !aos_bash::kill_leftover(&pid_file, "AOS_SESSION_ID=se_mine"),
+        "no file, nothing to do"
+    );
 }

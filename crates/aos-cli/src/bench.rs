@@ -265,6 +265,7 @@ async fn turn_figures(tmp: &Path, turns: usize) -> Result<Value> {
             env: vec![],
             timeout: Duration::from_secs(10),
             max_output: 1 << 20,
+            pid_file: None,
         };
         let t = Instant::now();
         aos_bash::run(spec, rx).await?;

@@ -496,6 +496,19 @@ fn a_new_skill_from_a_template_runs_in_the_daemon() {
     );
 }
 
+/// Processes whose environment says they run for session `sid`.
+fn processes_of(sid: &str) -> usize {
+    let marker = format!("AOS_SESSION_ID={sid}");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+        })
+        .count()
+}
+
 fn tool_parts(h: &[Value]) -> Vec<Value> {
     h.iter()
         .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
@@ -609,8 +622,15 @@ fn an_agent_works_through_bash_and_survives_a_crash() {
     let (doc, code) = d.aos(&["send", &sid, "queued behind", "--queue", "--detach"]);
     assert_eq!((code, &doc["data"]["queued"]), (0, &json!(true)), "{doc}");
     llm.push([aos_testkit::Reply::text("queued answer")]);
+    assert!(processes_of(&sid) > 0, "the command runs");
     d.kill9();
+    assert!(processes_of(&sid) > 0, "and outlives the daemon");
     let d = Daemon::start_with_llm(&home, &llm.url());
+    assert_eq!(
+        processes_of(&sid),
+        0,
+        "the restarted daemon killed what was left running"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let h = loop {
         let h = history(&d, &sid);

@@ -82,8 +82,24 @@ async fn set_idle(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
         .sys()
 }
 
-/// Closes tool calls left open, writes the interrupt fact, frees the session.
+/// Kills the commands a crashed daemon left running in this session.
+fn kill_leftovers(k: &Kernel, session_id: &str) {
+    let dir = crate::react::running_dir(&k.inner.config, session_id);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let marker = format!("AOS_SESSION_ID={session_id}");
+    for e in entries.flatten() {
+        if aos_bash::kill_leftover(&e.path(), &marker) {
+            tracing::info!(session = %session_id, file = %e.path().display(), "killed a command left running");
+        }
+    }
+}
+
+/// Kills what was left running, closes tool calls left open, writes the
+/// interrupt fact, frees the session.
 async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
+    kill_leftovers(k, &scb.session_id);
     let from = scb
         .last_message_seq
         .unwrap_or(0)

@@ -271,6 +271,12 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
     }
 }
 
+/// Where the process groups of running commands are recorded, so a daemon
+/// restarted after a crash can kill what was left running.
+pub(crate) fn running_dir(cfg: &crate::KernelConfig, session_id: &str) -> std::path::PathBuf {
+    cfg.home.join("sessions").join(session_id).join("running")
+}
+
 /// The id of a dispatch's user message: derived from the dispatch id, so a
 /// queued message is written once even when its run is resumed after a crash.
 fn user_message_id(dispatch_id: &str) -> String {

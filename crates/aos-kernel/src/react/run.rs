@@ -682,6 +682,10 @@ impl Turn<'_> {
             env,
             timeout,
             max_output: MAX_OUTPUT,
+            pid_file: Some(
+                super::running_dir(cfg, &self.scb.session_id)
+                    .join(format!("{}.pid", self.state.id)),
+            ),
         };
         let r = aos_bash::run(spec, rx).await;
         forward.abort();
