@@ -457,6 +457,18 @@ impl Kernel {
         expected: Option<i64>,
         messages: Vec<NewMessage>,
     ) -> Result<(Vec<Message>, Scb), SyscallError> {
+        self.append_with(scb, expected, messages, None).await
+    }
+
+    /// [`Kernel::append`], writing `log` to the RuntimeLog in the same
+    /// transaction when given.
+    pub(crate) async fn append_with(
+        &self,
+        scb: &Scb,
+        expected: Option<i64>,
+        messages: Vec<NewMessage>,
+        log: Option<aos_store::NewLogEntry>,
+    ) -> Result<(Vec<Message>, Scb), SyscallError> {
         let scope = || HookScope {
             agent_id: Some(&scb.agent_id),
             session_id: Some(&scb.session_id),
@@ -465,12 +477,14 @@ impl Kernel {
         for m in messages {
             admitted.push(self.before_write(scb, m, scope()).await?);
         }
-        let (msgs, after) = self
-            .inner
-            .store
-            .append(&scb.session_id, expected, admitted)
-            .await
-            .sys()?;
+        let store = &self.inner.store;
+        let (msgs, after) = match log {
+            Some(log) if expected.is_none() => {
+                store.append_logged(&scb.session_id, admitted, log).await
+            }
+            _ => store.append(&scb.session_id, expected, admitted).await,
+        }
+        .sys()?;
         for m in &msgs {
             self.emit(
                 "context.ingest",

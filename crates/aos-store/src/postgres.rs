@@ -346,6 +346,7 @@ impl PgStore {
         session_id: String,
         expected: Option<i64>,
         messages: Vec<NewMessage>,
+        log: Option<NewLogEntry>,
     ) -> Result<(Vec<Message>, Scb)> {
         let n = messages.len() as i64;
         let time = now();
@@ -391,6 +392,17 @@ impl PgStore {
         .bind(&docs)
         .execute(&mut *tx)
         .await?;
+        if let Some(e) = log {
+            sqlx::query("INSERT INTO runtime_log (time, level, op, agent_id, session_id, doc) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&time)
+                .bind(e.level)
+                .bind(&e.op)
+                .bind(&e.agent_id)
+                .bind(&e.session_id)
+                .bind(log_doc(&e))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok((out, scb))
     }

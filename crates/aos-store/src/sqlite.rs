@@ -423,6 +423,7 @@ impl SqliteStore {
         session_id: String,
         expected: Option<i64>,
         messages: Vec<NewMessage>,
+        log: Option<NewLogEntry>,
     ) -> Result<(Vec<Message>, Scb)> {
         self.write(move |t| {
             let n = messages.len() as i64;
@@ -445,6 +446,10 @@ impl SqliteStore {
                 let msg = build_message(m, first + i as i64, &time);
                 insert.execute(params![session_id, msg.metadata.seq, msg.id, serde_json::to_string(&msg)?])?;
                 out.push(msg);
+            }
+            if let Some(e) = log {
+                t.prepare_cached("INSERT INTO runtime_log (time, level, op, agent_id, session_id, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+                    .execute(params![time, e.level, e.op, e.agent_id, e.session_id, log_doc(&e)])?;
             }
             Ok((out, scb))
         })

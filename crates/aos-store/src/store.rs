@@ -313,7 +313,18 @@ impl Store {
         if messages.is_empty() {
             return Ok((Vec::new(), self.session_get(session_id).await?));
         }
-        delegate!(self.append(session_id.to_string(), expected, messages))
+        delegate!(self.append(session_id.to_string(), expected, messages, None))
+    }
+
+    /// [`Store::append`] and a RuntimeLog entry in one transaction (a tool
+    /// result and its raw output).
+    pub async fn append_logged(
+        &self,
+        session_id: &str,
+        messages: Vec<NewMessage>,
+        log: NewLogEntry,
+    ) -> Result<(Vec<Message>, Scb)> {
+        delegate!(self.append(session_id.to_string(), None, messages, Some(log)))
     }
 
     /// A page of history in seq order.

@@ -364,6 +364,48 @@ async fn dispatch_inbox_is_durable_and_ordered(store: Store) {
     );
 }
 
+async fn a_logged_append_is_one_transaction(store: Store) {
+    let s = session(&store).await;
+    let entry = || NewLogEntry {
+        level: "info",
+        op: "tool.bash".into(),
+        owner_type: "session".into(),
+        owner_id: Some(s.session_id.clone()),
+        agent_id: Some(s.agent_id.clone()),
+        session_id: Some(s.session_id.clone()),
+        refs: None,
+        data: Some(serde_json::json!({"output": "raw"})),
+    };
+    let (msgs, _) = store
+        .append_logged(&s.session_id, vec![text("result")], entry())
+        .await
+        .expect("append");
+    assert_eq!(msgs.len(), 1);
+    let q = LogQuery {
+        op: Some("tool.bash".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let log = store.log_list(&q).await.expect("log");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].data.as_ref().expect("data")["output"], "raw");
+    // Refused (archived session): neither the message nor the entry.
+    store
+        .session_update(&s.session_id, None, |scb| {
+            scb.status = SessionStatus::Archived;
+            Ok(())
+        })
+        .await
+        .expect("archive");
+    assert!(
+        store
+            .append_logged(&s.session_id, vec![text("late")], entry())
+            .await
+            .is_err()
+    );
+    assert_eq!(store.log_list(&q).await.expect("log").len(), 1);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -388,6 +430,7 @@ on_both_backends!(
     lease_columns_change_atomically,
     runtime_log_and_content,
     dispatch_inbox_is_durable_and_ordered,
+    a_logged_append_is_one_transaction,
 );
 
 #[tokio::test]

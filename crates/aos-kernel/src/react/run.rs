@@ -47,6 +47,8 @@ struct Turn<'a> {
     context_from: i64,
     /// `last_seq` right after the last compaction: nothing new, no compaction.
     compacted_at: i64,
+    /// The fallback context's messages read so far (from `context_from`).
+    own: Vec<Message>,
 }
 
 /// Runs one dispatch to its end and reports how it ended.
@@ -73,6 +75,7 @@ pub(crate) async fn run(
         last_total_tokens: 0,
         context_from: first_seq,
         compacted_at: -1,
+        own: Vec::new(),
     };
     let outcome = match t.go().await {
         Ok(o) => o,
@@ -126,7 +129,16 @@ impl Turn<'_> {
             origin,
             extra,
         };
-        let (mut msgs, after) = self.k.append(&self.scb, None, vec![m]).await?;
+        self.write(m, None).await
+    }
+
+    /// Appends one message (with `log` in the same transaction), streams it.
+    async fn write(
+        &mut self,
+        m: NewMessage,
+        log: Option<NewLogEntry>,
+    ) -> Result<Message, SyscallError> {
+        let (mut msgs, after) = self.k.append_with(&self.scb, None, vec![m], log).await?;
         self.scb = after;
         let msg = msgs
             .pop()
@@ -285,6 +297,7 @@ impl Turn<'_> {
         }
         self.compacted_at = self.last_seq;
         self.context_from = done.marker_seq;
+        self.own.clear();
         self.last_total_tokens = 0;
         Ok(true)
     }
@@ -362,8 +375,10 @@ impl Turn<'_> {
         );
     }
 
-    /// The messages: the context engine's, else this dispatch's own.
-    async fn messages(&self) -> Result<Vec<Value>, SyscallError> {
+    /// The messages: the context engine's, else this dispatch's own (read
+    /// incrementally: only what was written since the last turn, including
+    /// other writers' appends).
+    async fn messages(&mut self) -> Result<Vec<Value>, SyscallError> {
         if self
             .k
             .inner
@@ -378,23 +393,27 @@ impl Turn<'_> {
                 .collect());
         }
         let q = HistoryQuery {
-            from_seq: self.context_from,
+            from_seq: self
+                .own
+                .last()
+                .map_or(self.context_from, |m| m.metadata.seq + 1),
             to_seq: None,
             limit: 10_000,
         };
-        let own = self
+        let new = self
             .k
             .inner
             .store
             .history(&self.scb.session_id, &q)
             .await
             .sys()?;
-        Ok(to_wire(&own))
+        self.own.extend(new);
+        Ok(to_wire(&self.own))
     }
 
     /// Builds the LLM request through the transform hooks.
     async fn request(
-        &self,
+        &mut self,
         default_model: &str,
     ) -> Result<(ChatRequest, Option<String>), SyscallError> {
         let hooks = &self.k.inner.hooks;
@@ -487,20 +506,23 @@ impl Turn<'_> {
         )
         .await?;
         for c in calls {
-            let part = self.tool(c).await;
-            self.append(
-                Role::Assistant,
-                vec![part],
-                Origin::Aos,
-                MessageExtra::default(),
-            )
-            .await?;
+            let mut raw = None;
+            let part = self.tool(c, &mut raw).await;
+            let m = NewMessage {
+                role: Role::Assistant,
+                parts: vec![part],
+                origin: Origin::Aos,
+                extra: MessageExtra::default(),
+            };
+            self.write(m, raw).await?;
         }
         Ok(())
     }
 
     /// Runs one call; always produces a result part (errors are results).
-    async fn tool(&self, c: &ToolCall) -> Part {
+    /// The raw result of a command that ran goes to `raw_log`, written with
+    /// the result part.
+    async fn tool(&self, c: &ToolCall, raw_log: &mut Option<NewLogEntry>) -> Part {
         let fallback = BashInput {
             command: c.arguments.clone(),
             cwd: None,
@@ -576,7 +598,7 @@ impl Turn<'_> {
             Ok(r) => r,
             Err(e) => return error(input, format!("bash could not run: {e}")),
         };
-        self.log_raw(c, &command, &result).await;
+        *raw_log = Some(self.raw_log(c, &command, &result));
         if result.interrupted {
             return error(
                 input,
@@ -692,9 +714,9 @@ impl Turn<'_> {
         r
     }
 
-    /// The raw result goes to the RuntimeLog.
-    async fn log_raw(&self, c: &ToolCall, command: &str, r: &aos_bash::BashResult) {
-        let entry = NewLogEntry {
+    /// The RuntimeLog entry of a raw result.
+    fn raw_log(&self, c: &ToolCall, command: &str, r: &aos_bash::BashResult) -> NewLogEntry {
+        NewLogEntry {
             level: "info",
             op: "tool.bash".into(),
             owner_type: "session".into(),
@@ -707,9 +729,6 @@ impl Turn<'_> {
                                "totalBytes": r.total_bytes, "truncated": r.truncated, "timedOut": r.timed_out,
                                "elapsedMs": r.elapsed.as_millis() as u64 }),
             ),
-        };
-        if let Err(e) = self.k.inner.store.log_append(entry).await {
-            tracing::error!(error = %e, "cannot write the RuntimeLog");
         }
     }
 
