@@ -60,7 +60,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
     let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", tmp.display())).await?;
     let config = KernelConfig {
         home: tmp.clone(),
-        skill_roots: vec![root],
+        skill_roots: vec![root.clone()],
         node_id: "bench".into(),
         system_name: "bench".into(),
         defaults: AoscbDefaults::default(),
@@ -78,7 +78,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
     let wasm = hook_times(&k, n).await?;
     let (single, batch) = append_rates(&k, if quick { 1_000 } else { 10_000 }).await?;
     k.stop_services().await;
-    let turns = turn_figures(&tmp, if quick { 20 } else { 100 }).await?;
+    let turns = turn_figures(&tmp, &root, if quick { 20 } else { 100 }).await?;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(json!({
         "hook": {
@@ -201,14 +201,15 @@ async fn append_rates(k: &Kernel, n: usize) -> Result<(f64, f64)> {
 /// ReAct turns against the scripted OpenAI server (answering at once) with
 /// `true` as the command: the time of a turn, of its LLM round trip and of its
 /// bash run alone, the kernel's share (the rest), and the throughput of 64
-/// sessions in parallel.
-async fn turn_figures(tmp: &Path, turns: usize) -> Result<Value> {
+/// sessions in parallel. The skills are the built-in ones with the default
+/// rules of `aoscb.json` (so sessions bootstrap as a daemon's do).
+async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> {
     use aos_testkit::{Reply, ScriptedLlm};
     let llm = ScriptedLlm::start(Vec::new()).await;
     let store = aos_store::Store::open(&format!("sqlite://{}/turns.db", tmp.display())).await?;
     let config = KernelConfig {
         home: tmp.to_path_buf(),
-        skill_roots: vec![],
+        skill_roots: vec![skills.to_path_buf()],
         node_id: "bench".into(),
         system_name: "bench".into(),
         defaults: AoscbDefaults {
@@ -232,8 +233,9 @@ async fn turn_figures(tmp: &Path, turns: usize) -> Result<Value> {
             .map(|i| Reply::bash(&format!("c{i}"), "true"))
             .chain([Reply::text("done")]),
     );
+    let sid = new_session(&k).await?;
     let t = Instant::now();
-    run_session(&k).await?;
+    run_dispatch(&k, &sid).await?;
     let per_turn = t.elapsed() / (turns as u32 + 1);
     // The parts alone: an LLM round trip, and `bash -c true`.
     let client = aos_llm::LlmClient::new(aos_llm::LlmConfig {
@@ -281,11 +283,16 @@ async fn turn_figures(tmp: &Path, turns: usize) -> Result<Value> {
             .map(|i| Reply::bash(&format!("p{i}"), "true"))
             .chain((0..sessions).map(|_| Reply::text("done"))),
     );
+    let mut ids = Vec::with_capacity(sessions);
+    for _ in 0..sessions {
+        ids.push(new_session(&k).await?);
+    }
     let t = Instant::now();
-    let runs: Vec<_> = (0..sessions)
-        .map(|_| {
+    let runs: Vec<_> = ids
+        .into_iter()
+        .map(|sid| {
             let k = k.clone();
-            tokio::spawn(async move { run_session(&k).await })
+            tokio::spawn(async move { run_dispatch(&k, &sid).await })
         })
         .collect();
     for r in runs {
@@ -299,17 +306,22 @@ async fn turn_figures(tmp: &Path, turns: usize) -> Result<Value> {
     }))
 }
 
-/// A new session, one dispatch, waited for.
-async fn run_session(k: &Kernel) -> Result<()> {
+/// A new agent and session; returns the session id.
+async fn new_session(k: &Kernel) -> Result<String> {
     let agent = call(k, json!({"op": "agent.create"})).await?;
     let s = call(
         k,
         json!({"op": "session.create", "agentId": agent["agentId"]}),
     )
     .await?;
+    Ok(s["sessionId"].as_str().unwrap_or_default().to_string())
+}
+
+/// One dispatch, waited for.
+async fn run_dispatch(k: &Kernel, sid: &str) -> Result<()> {
     let d = call(
         k,
-        json!({"op": "session.dispatch", "sessionId": s["sessionId"], "queue": true,
+        json!({"op": "session.dispatch", "sessionId": sid, "queue": true,
                             "message": {"role": "user", "content": "go"}}),
     )
     .await?;
