@@ -2,7 +2,11 @@
 
 use std::path::Path;
 
-const GUESTS: &[(&str, &str)] = &[("TEST_GUEST", "aos-test-guest"), ("MY_GUARD", "my-guard")];
+const GUESTS: &[(&str, &str)] = &[
+    ("TEST_GUEST", "aos-test-guest"),
+    ("MY_GUARD", "my-guard"),
+    ("AOS_CONTEXT", "aos-context"),
+];
 
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
@@ -15,6 +19,7 @@ fn main() {
             "crates/aos-test-guest/src",
             "crates/aos-sdk/src",
             "skills/my-guard/src",
+            "skills/aos-context/src",
             "wit",
         ],
     );

@@ -2,15 +2,21 @@
 //! SessionHistory through the `context.assemble` hook and cached in memory
 //! (never persisted). With no context engine registered the context is empty,
 //! as `hooks.md` §4 specifies.
+//!
+//! Folds made by request (`session.context.fold`) and stored outputs shown in
+//! full (`session.context.unfold`) are runtime state of the cached context:
+//! the engine gets them with every assembly, and a rebuild forgets them
+//! (stored outputs, which are in SessionHistory, stay folded).
 
 use crate::Kernel;
 use crate::hooks::HookScope;
-use aos_types::{Scb, SyscallError};
-use serde::Serialize;
-use serde_json::{Value, json};
+use crate::params::{self, StoreResult, decode};
+use aos_types::{ErrorCode, Part, Scb, SyscallError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
 /// The cached context of one session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionContext {
     /// Session id.
@@ -19,8 +25,10 @@ pub struct SessionContext {
     pub context_revision: u64,
     /// `{wire, aos}` context messages.
     pub messages: Vec<Value>,
-    /// `{historyMessageId, historyPartId?}` of folded parts.
+    /// `{historyMessageId, historyPartId?}` folded by request.
     pub folded_refs: Vec<Value>,
+    /// `{historyMessageId, historyPartId?}` of stored outputs shown in full.
+    pub unfolded_refs: Vec<Value>,
     /// The engine's token estimate.
     pub estimated_tokens: i64,
 }
@@ -31,21 +39,38 @@ pub(crate) async fn assemble(
     scb: &Scb,
     trigger: &str,
 ) -> Result<SessionContext, SyscallError> {
-    let budget = k
-        .inner
-        .store
-        .aoscb_get()
-        .await
-        .map(|cb| cb.compaction_threshold)
-        .unwrap_or(0);
+    assemble_with(k, scb, trigger, None, |_| {}).await
+}
+
+/// [`assemble`] with the trigger's data and a change to the fold state made
+/// first (a rebuild clears it).
+async fn assemble_with(
+    k: &Kernel,
+    scb: &Scb,
+    trigger: &str,
+    trigger_data: Option<Value>,
+    change: impl FnOnce(&mut SessionContext),
+) -> Result<SessionContext, SyscallError> {
+    let system = k.inner.store.aoscb_get().await.sys()?;
+    let mut state = cached(k, &scb.session_id)?.unwrap_or_default();
+    if trigger == "rebuild" {
+        state.folded_refs.clear();
+        state.unfolded_refs.clear();
+    }
+    change(&mut state);
     let scope = HookScope {
         agent_id: Some(&scb.agent_id),
         session_id: Some(&scb.session_id),
     };
-    let input = json!({
+    let mut input = json!({
         "sessionId": scb.session_id, "agentId": scb.agent_id,
-        "tokenBudget": budget, "trigger": trigger,
+        "tokenBudget": system.compaction_threshold, "trigger": trigger,
+        "foldedRefs": state.folded_refs, "unfoldedRefs": state.unfolded_refs,
+        "autoFoldThreshold": fold_threshold(k, scb).await?,
     });
+    if let Some(d) = trigger_data {
+        input["triggerData"] = d;
+    }
     let out = k
         .inner
         .hooks
@@ -53,46 +78,123 @@ pub(crate) async fn assemble(
             "context.assemble",
             scope,
             &input,
-            json!({ "messages": [], "estimatedTokens": 0 }),
+            // An engine that fails keeps the last context rather than none.
+            json!({ "messages": state.messages, "estimatedTokens": state.estimated_tokens }),
         )
         .await;
-    let messages = out
+    state.session_id = scb.session_id.clone();
+    state.context_revision += 1;
+    state.messages = out
         .get("messages")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let estimated_tokens = out
+    state.estimated_tokens = out
         .get("estimatedTokens")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let mut cache = k
-        .inner
+    k.inner
         .contexts
         .lock()
-        .map_err(|_| SyscallError::internal("context cache poisoned"))?;
-    let revision = cache.get(&scb.session_id).map_or(0, |c| c.context_revision) + 1;
-    let ctx = SessionContext {
-        session_id: scb.session_id.clone(),
-        context_revision: revision,
-        messages,
-        folded_refs: Vec::new(),
-        estimated_tokens,
-    };
-    cache.insert(scb.session_id.clone(), ctx.clone());
-    Ok(ctx)
+        .map_err(|_| SyscallError::internal("context cache poisoned"))?
+        .insert(scb.session_id.clone(), state.clone());
+    Ok(state)
+}
+
+fn cached(k: &Kernel, session_id: &str) -> Result<Option<SessionContext>, SyscallError> {
+    Ok(k.inner
+        .contexts
+        .lock()
+        .map_err(|_| SyscallError::internal("context cache poisoned"))?
+        .get(session_id)
+        .cloned())
 }
 
 /// The cached context, assembling it (trigger `rebuild`) when absent.
 pub(crate) async fn get(k: &Kernel, scb: &Scb) -> Result<SessionContext, SyscallError> {
-    let cached = k
-        .inner
-        .contexts
-        .lock()
-        .map_err(|_| SyscallError::internal("context cache poisoned"))?
-        .get(&scb.session_id)
-        .cloned();
-    match cached {
+    match cached(k, &scb.session_id)? {
         Some(c) => Ok(c),
         None => assemble(k, scb, "rebuild").await,
     }
+}
+
+/// The effective `autoFoldThreshold`: session, else agent, else system.
+pub(crate) async fn fold_threshold(k: &Kernel, scb: &Scb) -> Result<i64, SyscallError> {
+    if let Some(t) = scb.auto_fold_threshold {
+        return Ok(t);
+    }
+    let agent = k.inner.store.agent_get(&scb.agent_id).await.sys()?;
+    if let Some(t) = agent.auto_fold_threshold {
+        return Ok(t);
+    }
+    Ok(k.inner.store.aoscb_get().await.sys()?.auto_fold_threshold)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FoldReq {
+    session_id: String,
+    message_id: String,
+    part_id: Option<String>,
+}
+
+/// `session.context.fold` (`fold: true`) and `session.context.unfold`.
+pub(crate) async fn fold(
+    k: &Kernel,
+    params: Map<String, Value>,
+    fold: bool,
+) -> crate::kernel::OpResult {
+    let op = if fold {
+        "session.context.fold"
+    } else {
+        "session.context.unfold"
+    };
+    let r: FoldReq = decode(op, params)?;
+    params::id("messageId", &r.message_id)?;
+    let scb = crate::ops::session::load(k, &r.session_id).await?;
+    if !k.inner.hooks.has_handler(
+        "context.assemble",
+        HookScope {
+            agent_id: Some(&scb.agent_id),
+            session_id: Some(&scb.session_id),
+        },
+    ) {
+        return Err(SyscallError::new(
+            ErrorCode::ContextEngineUnavailable,
+            format!(
+                "{op} needs a context engine (the aos-context skill) and none serves session {}",
+                scb.session_id
+            ),
+        ));
+    }
+    let msg = k
+        .inner
+        .store
+        .message_get(&scb.session_id, &r.message_id)
+        .await
+        .sys()?;
+    if let Some(p) = r
+        .part_id
+        .as_ref()
+        .filter(|p| !msg.parts.iter().any(|x: &Part| x.id() == p.as_str()))
+    {
+        return Err(SyscallError::not_found("part", p));
+    }
+    let mut item = json!({ "historyMessageId": r.message_id });
+    if let Some(p) = &r.part_id {
+        item["historyPartId"] = json!(p);
+    }
+    let data = item.clone();
+    let trigger = if fold { "fold" } else { "unfold" };
+    let ctx = assemble_with(k, &scb, trigger, Some(data), move |s| {
+        s.folded_refs.retain(|x| x != &item);
+        s.unfolded_refs.retain(|x| x != &item);
+        if fold {
+            s.folded_refs.push(item);
+        } else {
+            s.unfolded_refs.push(item);
+        }
+    })
+    .await?;
+    Ok(crate::kernel::Done::data(json!(ctx)).ids(Some(&scb.agent_id), Some(&scb.session_id)))
 }

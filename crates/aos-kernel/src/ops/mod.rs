@@ -3,7 +3,6 @@
 pub(crate) mod agent;
 mod content;
 mod history;
-mod later;
 mod log;
 pub(crate) mod service;
 pub(crate) mod session;
@@ -62,7 +61,8 @@ pub(crate) async fn route(
         "session.wait" => crate::react::wait(k, params).await,
         "session.interrupt" => crate::react::interrupt(k, params).await,
         "session.compact" => crate::react::compact(k, params).await,
-        "session.context.fold" | "session.context.unfold" => later::not_yet(k, op, params).await,
+        "session.context.fold" => crate::context::fold(k, params, true).await,
+        "session.context.unfold" => crate::context::fold(k, params, false).await,
         _ => Err(SyscallError::new(
             ErrorCode::OpUnknown,
             format!("unknown syscall {op:?}"),

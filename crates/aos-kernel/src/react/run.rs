@@ -619,8 +619,17 @@ impl Turn<'_> {
                 timeout.as_millis()
             ));
         }
-        let after_in =
-            json!({ "toolCallId": c.id, "rawResult": raw, "exitCode": result.exit_code });
+        // The effective fold threshold costs two reads: only for a handler.
+        let threshold = if hooks.has_handler("tool.after", self.scope()) {
+            crate::context::fold_threshold(self.k, &self.scb)
+                .await
+                .unwrap_or(16_384)
+        } else {
+            0
+        };
+        let after_in = json!({ "toolCallId": c.id, "rawResult": raw, "exitCode": result.exit_code,
+                               "sessionId": self.scb.session_id, "agentId": self.scb.agent_id,
+                               "autoFoldThreshold": threshold });
         let after = hooks
             .transform(
                 "tool.after",
