@@ -632,7 +632,7 @@ async fn engine_less_machinery_answers_clearly(store: Store) {
     .await;
     err(
         &k,
-        json!({"op": "session.context.fold", "sessionId": sid}),
+        json!({"op": "session.context.fold", "sessionId": sid, "messageId": "msg_x"}),
         "context.engine_unavailable",
     )
     .await;
