@@ -483,9 +483,17 @@ fn a_new_skill_from_a_template_runs_in_the_daemon() {
         .to_string();
     assert_eq!(started["data"]["hooks"], json!(["tool.before"]));
     let list = d.ok(&["call", "service.list"]);
+    let mut names: Vec<&str> = list["data"]["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["skillName"].as_str())
+        .collect();
+    names.sort_unstable();
     assert_eq!(
-        list["data"]["services"].as_array().expect("services").len(),
-        1
+        names,
+        ["aos-context", "my-guard"],
+        "the default engine runs from the start: {list}"
     );
     let stopped = d.ok(&["skill", "stop", &id]);
     assert_eq!(stopped["data"]["state"], "stopped");
@@ -584,6 +592,12 @@ fn an_agent_works_through_bash_and_survives_a_crash() {
         "rejected by my-guard: blocked: rm -rf /"
     );
     assert_eq!(llm.requests().len(), 4);
+    // The default harness: aos-context assembled the context from history.
+    let first = llm.requests()[0]["messages"].to_string();
+    assert!(
+        first.contains("[[AOS-SKILL aos]]") && first.contains("[[AOS-SKILL aos-context]]"),
+        "{first}"
+    );
     // A late subscriber to the dispatch's stream gets the replay, ending with `done`.
     let token = d.token();
     let sse = ureq::get(&format!(
