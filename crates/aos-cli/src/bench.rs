@@ -77,6 +77,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
     call(&k, json!({"op": "skill.start", "name": "my-guard"})).await?;
     let wasm = hook_times(&k, n).await?;
     let (single, batch) = append_rates(&k, if quick { 1_000 } else { 10_000 }).await?;
+    let context = context_figures(&k, if quick { 50 } else { 500 }).await?;
     k.stop_services().await;
     let turns = turn_figures(&tmp, &root, if quick { 20 } else { 100 }).await?;
     let _ = std::fs::remove_dir_all(&tmp);
@@ -92,6 +93,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
         },
         "store": { "sqlite": { "appendPerSec": single.round(), "batchAppendPerSec": batch.round() } },
         "turn": turns,
+        "context": context,
         "iterations": n,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "date": aos_types::now(),
@@ -198,11 +200,55 @@ async fn append_rates(k: &Kernel, n: usize) -> Result<(f64, f64)> {
     Ok((single, batched))
 }
 
+/// `aos-context` over a 10 000-message session: a full rebuild, and the
+/// incremental assembly after each appended message (`n` of them).
+async fn context_figures(k: &Kernel, n: usize) -> Result<Value> {
+    call(k, json!({"op": "skill.start", "name": "aos-context"})).await?;
+    let sid = new_session(k).await?;
+    let turn = |i: usize| aos_store::NewMessage {
+        role: if i % 2 == 0 {
+            aos_types::Role::User
+        } else {
+            aos_types::Role::Assistant
+        },
+        parts: vec![aos_types::Part::text(format!(
+            "message {i}: a line of ordinary length, as people and models write them"
+        ))],
+        origin: aos_types::Origin::Human,
+        extra: Default::default(),
+    };
+    for b in 0..100 {
+        let batch = (0..100).map(|i| turn(b * 100 + i)).collect();
+        k.store().append(&sid, None, batch).await?;
+    }
+    let err = |e: aos_types::SyscallError| anyhow!("{e}");
+    let mut rebuilds = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let len = k.assemble_context(&sid, "rebuild").await.map_err(err)?;
+        rebuilds.push(t.elapsed());
+        if len < 10_000 {
+            return Err(anyhow!("the rebuild holds {len} messages, not 10 000"));
+        }
+    }
+    let mut incremental = Vec::with_capacity(n);
+    for i in 0..n {
+        k.store().append(&sid, None, vec![turn(10_000 + i)]).await?;
+        let t = Instant::now();
+        k.assemble_context(&sid, "incremental").await.map_err(err)?;
+        incremental.push(t.elapsed());
+    }
+    Ok(
+        json!({ "rebuild10kMs": ms(percentile(rebuilds, 0.5)), "incrementalUs": us(percentile(incremental, 0.5)) }),
+    )
+}
+
 /// ReAct turns against the scripted OpenAI server (answering at once) with
 /// `true` as the command: the time of a turn, of its LLM round trip and of its
 /// bash run alone, the kernel's share (the rest), and the throughput of 64
 /// sessions in parallel. The skills are the built-in ones with the default
-/// rules of `aoscb.json` (so sessions bootstrap as a daemon's do).
+/// rules of `aoscb.json`: sessions bootstrap as a daemon's do, and the
+/// default context engine (`aos-context`) assembles every turn.
 async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> {
     use aos_testkit::{Reply, ScriptedLlm};
     let llm = ScriptedLlm::start(Vec::new()).await;
@@ -214,7 +260,7 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
         system_name: "bench".into(),
         defaults: AoscbDefaults {
             max_turns: 100_000,
-            ..AoscbDefaults::default()
+            ..AoscbDefaults::from_json(crate::config::AOSCB_JSON)?
         },
         lease_ttl_ms: 60_000,
         watch_skills: false,
@@ -224,7 +270,13 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
         },
         bin_dir: None,
     };
-    let k = Kernel::start(store, config, vec![])
+    let host = WasmHost::new(WasmHostConfig {
+        cache_dir: tmp.join("cache"),
+        pooling: false,
+    })
+    .map_err(|e| anyhow!("{e:#}"))?;
+    let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
+    let k = Kernel::start(store, config, drivers)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     // One session, `turns` tool turns then an answer.

@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The repo's `aoscb.json`, compiled in.
-const AOSCB_JSON: &str = include_str!("../../../aoscb.json");
+pub(crate) const AOSCB_JSON: &str = include_str!("../../../aoscb.json");
 
 /// `$AOS_HOME`, else `~/.aos`.
 pub fn default_home() -> PathBuf {

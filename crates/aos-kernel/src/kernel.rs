@@ -235,6 +235,21 @@ impl Kernel {
         crate::react::interrupt_all(self, grace).await;
     }
 
+    /// Runs `context.assemble` for a session with `trigger` (`rebuild`,
+    /// `dispatch`, `incremental`) and caches the result, as the loop does;
+    /// returns how many context messages it holds. For benchmarks and tools.
+    pub async fn assemble_context(
+        &self,
+        session_id: &str,
+        trigger: &str,
+    ) -> Result<usize, SyscallError> {
+        let scb = self.inner.store.session_get(session_id).await.sys()?;
+        Ok(crate::context::assemble(self, &scb, trigger)
+            .await?
+            .messages
+            .len())
+    }
+
     /// Resumes the dispatch inbox after a start: messages this node queued
     /// (`queue: true`) and had not started run now, in order. Call it once
     /// the API is reachable ([`Kernel::set_api_url`]), since their bash needs
