@@ -206,7 +206,7 @@ async fn context_figures(k: &Kernel, n: usize) -> Result<Value> {
     call(k, json!({"op": "skill.start", "name": "aos-context"})).await?;
     let sid = new_session(k).await?;
     let turn = |i: usize| aos_store::NewMessage {
-        role: if i % 2 == 0 {
+        role: if i.is_multiple_of(2) {
             aos_types::Role::User
         } else {
             aos_types::Role::Assistant
