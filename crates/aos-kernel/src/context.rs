@@ -71,28 +71,34 @@ async fn assemble_with(
     if let Some(d) = trigger_data {
         input["triggerData"] = d;
     }
-    let out = k
+    let mut out = k
         .inner
         .hooks
         .transform(
             "context.assemble",
             scope,
             &input,
-            // An engine that fails keeps the last context rather than none.
-            json!({ "messages": state.messages, "estimatedTokens": state.estimated_tokens }),
+            json!({ "messages": null, "estimatedTokens": 0 }),
         )
         .await;
     state.session_id = scb.session_id.clone();
     state.context_revision += 1;
-    state.messages = out
-        .get("messages")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    state.estimated_tokens = out
-        .get("estimatedTokens")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    // An engine that failed (its output left as given) keeps the last
+    // context rather than none; with no engine at all the context is empty.
+    match out.get_mut("messages").map(Value::take) {
+        Some(Value::Array(m)) => {
+            state.messages = m;
+            state.estimated_tokens = out
+                .get("estimatedTokens")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+        }
+        _ if !k.inner.hooks.has_handler("context.assemble", scope) => {
+            state.messages.clear();
+            state.estimated_tokens = 0;
+        }
+        _ => {}
+    }
     k.inner
         .contexts
         .lock()

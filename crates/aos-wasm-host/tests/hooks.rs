@@ -302,3 +302,33 @@ async fn repeated_failures_put_a_service_in_error() {
     }
     assert!(got, "service.error was emitted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_context_engine_keeps_the_last_context() {
+    let e = env().await;
+    let (_, sid) = e.session().await;
+    let msg = json!([{"wire": {"role": "user", "content": "kept"}, "aos": {"kind": "user-input"}}]);
+    let id = e
+        .start("g", "system", json!({"hooks": ["context.assemble"], "do": {"context.assemble": "set"},
+                                      "set": {"context.assemble": {"messages": msg, "estimatedTokens": 1}}}))
+        .await;
+    let ctx = e
+        .ok(json!({"op": "session.context.rebuild", "sessionId": sid}))
+        .await;
+    assert_eq!(ctx["messages"], msg);
+    e.ok(json!({"op": "skill.stop", "instanceId": id})).await;
+    e.start(
+        "g",
+        "system",
+        json!({"hooks": ["context.assemble"], "do": {"context.assemble": "error"}}),
+    )
+    .await;
+    let ctx = e
+        .ok(json!({"op": "session.context.rebuild", "sessionId": sid}))
+        .await;
+    assert_eq!(
+        ctx["messages"], msg,
+        "the failure did not empty the context"
+    );
+    assert_eq!(e.log("hook.failed").await.len(), 1);
+}

@@ -23,6 +23,10 @@ struct Session {
     raw: Vec<Value>,
     /// Seq of the last message read.
     last_seq: i64,
+    /// `raw[..projected]` projected, with the fold state `key`.
+    out: Vec<Value>,
+    projected: usize,
+    key: String,
 }
 
 static SESSIONS: Mutex<Option<HashMap<String, Session>>> = Mutex::new(None);
@@ -69,7 +73,13 @@ fn assemble(input: &Value) -> Result<Value, String> {
     if rebuild {
         *s = Session::default();
     }
-    read_new(sid, s)?;
+    let key = format!("{}{}", input["foldedRefs"], input["unfoldedRefs"]);
+    if read_new(sid, s)? || key != s.key {
+        // A new compaction start or other folds: project again.
+        s.out.clear();
+        s.projected = 0;
+        s.key = key;
+    }
     let folded = Ref::list(&input["foldedRefs"]);
     let unfolded = Ref::list(&input["unfoldedRefs"]);
     let fetch = |cid: &str| read_content(cid);
@@ -79,18 +89,18 @@ fn assemble(input: &Value) -> Result<Value, String> {
         unfolded: &unfolded,
         fetch: &fetch,
     };
-    let mut out = Vec::with_capacity(s.raw.len());
-    for m in &s.raw {
-        project::project(m, &ctx, &mut out);
+    for m in &s.raw[s.projected..] {
+        project::project(m, &ctx, &mut s.out);
     }
-    let out = project::paired(&out);
+    s.projected = s.raw.len();
+    let out = project::paired(&s.out);
     let tokens = project::estimate(&out);
     Ok(json!({ "messages": out, "estimatedTokens": tokens }))
 }
 
 /// Reads the messages written since `s.last_seq`, keeping history from the
-/// latest completed compaction summary on.
-fn read_new(sid: &str, s: &mut Session) -> Result<(), String> {
+/// latest completed compaction summary on; whether that start moved.
+fn read_new(sid: &str, s: &mut Session) -> Result<bool, String> {
     loop {
         let q = json!({ "sessionId": sid, "fromSeq": s.last_seq + 1, "limit": 1000 });
         let page = syscall("session.history.list", q).map_err(|e| e.to_string())?;
@@ -107,7 +117,7 @@ fn read_new(sid: &str, s: &mut Session) -> Result<(), String> {
     if start > 0 {
         s.raw.drain(..start);
     }
-    Ok(())
+    Ok(start > 0)
 }
 
 /// A stored content's whole text, read a page (1 000 lines) at a time.
