@@ -4,7 +4,7 @@
 //! that returns a verdict or a new value, exported with [`export!`]. It reads
 //! like the Python original:
 //!
-//! ```ignore
+//! ```no_run
 //! use aos_sdk::{Owner, Registration, Service, Value, Verdict};
 //!
 //! struct Guard;
