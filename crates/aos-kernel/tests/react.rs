@@ -2,7 +2,6 @@
 //! server over real HTTP, real bash, real SQLite.
 
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
-use aos_llm::{LlmConfig, RetryPolicy};
 use aos_testkit::{Reply, ScriptedLlm};
 use aos_types::Request;
 use serde_json::{Value, json};
@@ -34,17 +33,7 @@ async fn env_on(replies: Vec<Reply>, store: aos_store::Store, db: tempfile::Temp
         },
         lease_ttl_ms: 60_000,
         watch_skills: false,
-        llm: LlmConfig {
-            base_url: llm.url(),
-            api_key: None,
-            timeout: Duration::from_secs(10),
-            retry: RetryPolicy {
-                attempts: 2,
-                base: Duration::from_millis(10),
-                max: Duration::from_secs(1),
-            },
-            stream: true,
-        },
+        llm: llm.config(2),
         bin_dir: None,
     };
     let k = Kernel::start(store, config, vec![]).await.expect("kernel");

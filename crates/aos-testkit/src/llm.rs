@@ -109,6 +109,22 @@ impl ScriptedLlm {
         self.url.clone()
     }
 
+    /// A client configuration for this server: `attempts` tries with short
+    /// backoffs (10 ms doubling, `Retry-After` capped at 1 s), streaming.
+    pub fn config(&self, attempts: u32) -> aos_llm::LlmConfig {
+        aos_llm::LlmConfig {
+            base_url: self.url(),
+            api_key: None,
+            timeout: Duration::from_secs(20),
+            retry: aos_llm::RetryPolicy {
+                attempts,
+                base: Duration::from_millis(10),
+                max: Duration::from_secs(1),
+            },
+            stream: true,
+        }
+    }
+
     /// Appends replies to the script.
     pub fn push(&self, replies: impl IntoIterator<Item = Reply>) {
         if let Ok(mut s) = self.script.lock() {

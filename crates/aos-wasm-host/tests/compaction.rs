@@ -6,7 +6,6 @@
 
 mod common;
 
-use aos_llm::{LlmConfig, RetryPolicy};
 use aos_testkit::{Reply, ScriptedLlm};
 use common::{Env, guest};
 use serde_json::{Value, json};
@@ -23,18 +22,11 @@ struct T {
 
 async fn env() -> T {
     let llm = ScriptedLlm::start(vec![]).await;
-    let config = LlmConfig {
-        base_url: llm.url(),
-        api_key: None,
-        timeout: Duration::from_secs(10),
-        retry: RetryPolicy {
-            attempts: 2,
-            base: Duration::from_millis(10),
-            max: Duration::from_millis(100),
-        },
-        stream: true,
-    };
-    let e = Env::with_llm(|root| drop(guest(root, "engine", ENGINE_CAPS)), config).await;
+    let e = Env::with_llm(
+        |root| drop(guest(root, "engine", ENGINE_CAPS)),
+        llm.config(2),
+    )
+    .await;
     T {
         e,
         llm,

@@ -6,25 +6,13 @@
 
 mod common;
 
-use aos_llm::{LlmConfig, RetryPolicy};
 use aos_testkit::{Reply, ScriptedLlm};
 use common::{Env, skill};
 use serde_json::{Value, json};
-use std::time::Duration;
 
 async fn env() -> (Env, ScriptedLlm) {
     let llm = ScriptedLlm::start(vec![]).await;
-    let config = LlmConfig {
-        base_url: llm.url(),
-        api_key: None,
-        timeout: Duration::from_secs(20),
-        retry: RetryPolicy {
-            attempts: 1,
-            base: Duration::from_millis(10),
-            max: Duration::from_millis(100),
-        },
-        stream: true,
-    };
+    let config = llm.config(1);
     let manifest =
         std::fs::read_to_string(aos_testkit::builtin_skills().join("aos-context/SKILL.md"))
             .expect("the built-in SKILL.md");
