@@ -47,11 +47,7 @@ pub fn run(quick: bool, skills: Option<String>) -> Result<Value> {
 async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
     let tmp = tempdir()?;
     let n = if quick { 2_000 } else { 20_000 };
-    let host = WasmHost::new(WasmHostConfig {
-        cache_dir: tmp.join("cache"),
-        pooling: false,
-    })
-    .map_err(|e| anyhow!("{e:#}"))?;
+    let host = wasm_host(&tmp)?;
     let (cold, warm) = load_times(&guard, &tmp, if quick { 3 } else { 10 })?;
     let inst = host
         .time_instantiation(&guard, if quick { 200 } else { 2_000 })
@@ -98,6 +94,15 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "date": aos_types::now(),
     }))
+}
+
+/// The WASM host the daemon uses (on-demand instances), caching in `tmp`.
+fn wasm_host(tmp: &Path) -> Result<WasmHost> {
+    WasmHost::new(WasmHostConfig {
+        cache_dir: tmp.join("cache"),
+        pooling: false,
+    })
+    .map_err(|e| anyhow!("{e:#}"))
 }
 
 fn tempdir() -> Result<PathBuf> {
@@ -270,12 +275,7 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
         },
         bin_dir: None,
     };
-    let host = WasmHost::new(WasmHostConfig {
-        cache_dir: tmp.join("cache"),
-        pooling: false,
-    })
-    .map_err(|e| anyhow!("{e:#}"))?;
-    let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
+    let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(tmp)?)];
     let k = Kernel::start(store, config, drivers)
         .await
         .map_err(|e| anyhow!("{e}"))?;

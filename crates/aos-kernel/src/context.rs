@@ -66,7 +66,7 @@ async fn assemble_with(
         "sessionId": scb.session_id, "agentId": scb.agent_id,
         "tokenBudget": system.compaction_threshold, "trigger": trigger,
         "foldedRefs": state.folded_refs, "unfoldedRefs": state.unfolded_refs,
-        "autoFoldThreshold": fold_threshold(k, scb).await?,
+        "autoFoldThreshold": fold_threshold(k, scb, Some(&system)).await?,
     });
     if let Some(d) = trigger_data {
         input["triggerData"] = d;
@@ -124,8 +124,13 @@ pub(crate) async fn get(k: &Kernel, scb: &Scb) -> Result<SessionContext, Syscall
     }
 }
 
-/// The effective `autoFoldThreshold`: session, else agent, else system.
-pub(crate) async fn fold_threshold(k: &Kernel, scb: &Scb) -> Result<i64, SyscallError> {
+/// The effective `autoFoldThreshold`: session, else agent, else system
+/// (`system` when the caller already read the AOSCB).
+pub(crate) async fn fold_threshold(
+    k: &Kernel,
+    scb: &Scb,
+    system: Option<&aos_types::Aoscb>,
+) -> Result<i64, SyscallError> {
     if let Some(t) = scb.auto_fold_threshold {
         return Ok(t);
     }
@@ -133,7 +138,10 @@ pub(crate) async fn fold_threshold(k: &Kernel, scb: &Scb) -> Result<i64, Syscall
     if let Some(t) = agent.auto_fold_threshold {
         return Ok(t);
     }
-    Ok(k.inner.store.aoscb_get().await.sys()?.auto_fold_threshold)
+    match system {
+        Some(s) => Ok(s.auto_fold_threshold),
+        None => Ok(k.inner.store.aoscb_get().await.sys()?.auto_fold_threshold),
+    }
 }
 
 #[derive(Deserialize)]

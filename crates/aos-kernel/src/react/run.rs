@@ -621,7 +621,7 @@ impl Turn<'_> {
         }
         // The effective fold threshold costs two reads: only for a handler.
         let threshold = if hooks.has_handler("tool.after", self.scope()) {
-            crate::context::fold_threshold(self.k, &self.scb)
+            crate::context::fold_threshold(self.k, &self.scb, None)
                 .await
                 .unwrap_or(16_384)
         } else {
