@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Built-in skills with a WASM service: the guest package is named like the
 /// skill and lives in `skills/<name>/`.
-const BUILTINS: &[&str] = &["my-guard", "aos-context"];
+const BUILTINS: &[&str] = &["my-guard", "aos-context", "aos-skill", "aos-a2a"];
 
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");

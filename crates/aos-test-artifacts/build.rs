@@ -6,6 +6,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TEST_GUEST", "aos-test-guest"),
     ("MY_GUARD", "my-guard"),
     ("AOS_CONTEXT", "aos-context"),
+    ("AOS_SKILL", "aos-skill"),
 ];
 
 fn main() {
@@ -20,6 +21,7 @@ fn main() {
             "crates/aos-sdk/src",
             "skills/my-guard/src",
             "skills/aos-context/src",
+            "skills/aos-skill/src",
             "wit",
         ],
     );

@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
@@ -74,13 +74,29 @@ async fn drain(mut r: impl tokio::io::AsyncRead + Unpin, buf: Arc<Mutex<Captured
     }
 }
 
+/// `bash` as an absolute path, found once on the daemon's `PATH`. With a
+/// bare name and a `PATH` of the command's own, the standard library would
+/// fork the whole daemon (its cost grows with the daemon's memory mappings,
+/// large once a WASM host runs) instead of using `posix_spawn`.
+fn bash_path() -> &'static Path {
+    static BASH: OnceLock<PathBuf> = OnceLock::new();
+    BASH.get_or_init(|| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join("bash"))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("/bin/bash"))
+    })
+}
+
 /// Runs a command. `interrupt` turning `true` kills it.
 pub async fn run(
     spec: BashSpec,
     mut interrupt: watch::Receiver<bool>,
 ) -> std::io::Result<BashResult> {
     let started = Instant::now();
-    let mut child = tokio::process::Command::new("bash")
+    let mut child = tokio::process::Command::new(bash_path())
         .arg("-c")
         .arg(&spec.command)
         .current_dir(&spec.cwd)

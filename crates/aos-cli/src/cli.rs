@@ -39,6 +39,9 @@ pub enum Command {
     /// Stored content.
     #[command(subcommand)]
     Content(ContentCmd),
+    /// Messages to other agents (through the `aos-a2a` service).
+    #[command(subcommand)]
+    A2a(A2aCmd),
     /// Dispatch a message to a session (default: wait for the answer).
     Send {
         /// Session id.
@@ -183,14 +186,34 @@ pub enum SessionCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum SkillCmd {
-    /// Every skill in the skill roots, with the errors of broken ones.
-    List,
+    /// The skills a session may use (through the `aos-skill` service and the
+    /// discovery hooks); without a session, every skill in the skill roots
+    /// with the errors of broken ones.
+    List {
+        /// Session id (default `$AOS_SESSION_ID`).
+        #[arg(long)]
+        session: Option<String>,
+    },
+    /// Search the skills a session may use, best match first (through
+    /// `aos-skill`).
+    Search {
+        /// Words to look for in names and descriptions.
+        #[arg(required = true)]
+        query: Vec<String>,
+        /// Most results.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Session id (default `$AOS_SESSION_ID`).
+        #[arg(long)]
+        session: Option<String>,
+    },
     /// One skill's manifest and text.
     Get {
         /// Skill name.
         name: String,
     },
-    /// Load a skill's text into a session (default `$AOS_SESSION_ID`).
+    /// Load a skill's text into a session (default `$AOS_SESSION_ID`), if
+    /// discovery shows it there (through `aos-skill`).
     Load {
         /// Skill name.
         name: String,
@@ -229,6 +252,31 @@ pub enum SkillCmd {
         /// `guard`, `context-engine` or `command`.
         #[arg(long, default_value = "guard")]
         template: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum A2aCmd {
+    /// Send a message to an agent (its newest session) or a session.
+    #[command(group(clap::ArgGroup::new("mode").required(true).args(["silent", "notify", "wake"])))]
+    Send {
+        /// `ag_…` or `se_…`.
+        #[arg(long)]
+        to: String,
+        /// Append only; the target is not woken.
+        #[arg(long)]
+        silent: bool,
+        /// Wake the target; no answer comes back.
+        #[arg(long)]
+        notify: bool,
+        /// Wake the target; its final answer comes back to the sender.
+        #[arg(long)]
+        wake: bool,
+        /// The message.
+        message: String,
+        /// Sending session (default `$AOS_SESSION_ID`).
+        #[arg(long)]
+        session: Option<String>,
     },
 }
 

@@ -1,7 +1,7 @@
 //! Client commands: each maps to one syscall; the response document is printed
 //! as it came.
 
-use crate::cli::{AgentCmd, Cli, Command, ContentCmd, DaemonCmd, SessionCmd, SkillCmd};
+use crate::cli::{A2aCmd, AgentCmd, Cli, Command, ContentCmd, DaemonCmd, SessionCmd, SkillCmd};
 use crate::client::Client;
 use crate::daemon;
 use anyhow::{Context, Result, bail};
@@ -32,6 +32,47 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             ..
         } => crate::converse::send(&session, &message, stream, detach, queue)?,
         Command::Run { message, agent } => crate::converse::run(&message, agent)?,
+        Command::Skill(SkillCmd::List { session }) if session_in_context(&session) => {
+            crate::harness::run(
+                "aos-skill",
+                vec!["list".into()],
+                session_or_env(session).ok(),
+            )?
+        }
+        Command::Skill(SkillCmd::Search {
+            query,
+            limit,
+            session,
+        }) => {
+            let mut args = vec!["search".to_string()];
+            args.extend(query);
+            if let Some(n) = limit {
+                args.extend(["--limit".to_string(), n.to_string()]);
+            }
+            crate::harness::run("aos-skill", args, session_or_env(session).ok())?
+        }
+        Command::Skill(SkillCmd::Load { name, session }) => crate::harness::run(
+            "aos-skill",
+            vec!["load".into(), name],
+            Some(session_or_env(session)?),
+        )?,
+        Command::A2a(A2aCmd::Send {
+            to,
+            silent,
+            notify,
+            wake: _,
+            message,
+            session,
+        }) => {
+            let mode = match (silent, notify) {
+                (true, _) => "--silent",
+                (_, true) => "--notify",
+                _ => "--wake",
+            };
+            let args = ["send", "--to", &to, mode, "--", &message];
+            let args = args.iter().map(|a| a.to_string()).collect();
+            crate::harness::run("aos-a2a", args, Some(session_or_env(session)?))?
+        }
         Command::Bench { quick, skills, .. } => (crate::bench::run(quick, skills)?, true),
         Command::Version => (
             json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
@@ -78,6 +119,12 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
+/// Whether a command runs for a session: `--session`, or inside an agent's
+/// bash (`$AOS_SESSION_ID`).
+fn session_in_context(session: &Option<String>) -> bool {
+    session.is_some() || std::env::var("AOS_SESSION_ID").is_ok_and(|s| !s.is_empty())
+}
+
 fn session_or_env(session: Option<String>) -> Result<String> {
     match session.or_else(|| {
         std::env::var("AOS_SESSION_ID")
@@ -114,12 +161,9 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
         }
         .into_owned(),
         Command::Skill(s) => match s {
-            SkillCmd::List => ("skill.list", Map::new()),
+            SkillCmd::List { .. } => ("skill.list", Map::new()),
             SkillCmd::Get { name } => ("skill.get", obj(json!({ "name": name }))),
-            SkillCmd::Load { name, session } => (
-                "skill.load",
-                obj(json!({ "name": name, "sessionId": session_or_env(session)? })),
-            ),
+
             SkillCmd::Start {
                 name,
                 owner,
@@ -146,7 +190,9 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
                     obj(json!({ "name": name, "args": args, "sessionId": session })),
                 )
             }
-            SkillCmd::New { .. } => bail!("not a syscall"),
+            SkillCmd::New { .. } | SkillCmd::Search { .. } | SkillCmd::Load { .. } => {
+                bail!("not a single syscall")
+            }
         }
         .into_owned(),
         Command::Content(c) => match c {
@@ -161,6 +207,7 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
         }
         .into_owned(),
         Command::Daemon(_)
+        | Command::A2a(_)
         | Command::Version
         | Command::Bench { .. }
         | Command::Send { .. }

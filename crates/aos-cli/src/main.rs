@@ -11,6 +11,7 @@ mod commands;
 mod config;
 mod converse;
 mod daemon;
+mod harness;
 mod scaffold;
 
 use clap::Parser;

@@ -2,142 +2,12 @@
 //! with the CLI and raw HTTP, killed with SIGKILL and restarted.
 
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const AOS: &str = env!("CARGO_BIN_EXE_aos");
+mod common;
 
-fn skill_roots() -> String {
-    format!(
-        "{}:{}",
-        aos_testkit::builtin_skills().display(),
-        aos_testkit::third_party_skills().display()
-    )
-}
-
-/// A daemon started in the foreground as a child process.
-struct Daemon {
-    child: Child,
-    home: PathBuf,
-    url: String,
-}
-
-impl Daemon {
-    fn start(home: &Path, db: Option<&str>) -> Daemon {
-        Self::launch(home, db, &skill_roots())
-    }
-
-    fn start_with_skills(home: &Path, roots: &str) -> Daemon {
-        Self::launch(home, None, roots)
-    }
-
-    fn start_with_llm(home: &Path, llm_url: &str) -> Daemon {
-        Self::launch_env(home, None, &skill_roots(), &[("AOS_LLM_BASE_URL", llm_url)])
-    }
-
-    fn launch(home: &Path, db: Option<&str>, roots: &str) -> Daemon {
-        Self::launch_env(home, db, roots, &[])
-    }
-
-    fn launch_env(home: &Path, db: Option<&str>, roots: &str, envs: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(AOS);
-        cmd.envs(envs.iter().copied());
-        cmd.args([
-            "daemon", "start", "--port", "0", "--skills", roots, "--home",
-        ])
-        .arg(home);
-        if let Some(db) = db {
-            cmd.args(["--db", db]);
-        }
-        let log = std::fs::File::create(home.with_extension("log")).expect("log");
-        let child = cmd
-            .env_remove("AOS_API_TOKEN")
-            .env("AOS_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn aos");
-        let mut d = Daemon {
-            child,
-            home: home.to_path_buf(),
-            url: String::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = d.child.try_wait().expect("wait") {
-                panic!(
-                    "daemon exited {status}: {}",
-                    std::fs::read_to_string(home.with_extension("log")).unwrap_or_default()
-                );
-            }
-            if let Ok(text) = std::fs::read_to_string(home.join("daemon.json")) {
-                let f: Value = serde_json::from_str(&text).expect("daemon.json");
-                if f["pid"] == d.child.id() {
-                    let url = f["url"].as_str().expect("url").to_string();
-                    if ureq::get(&format!("{url}/health")).call().is_ok() {
-                        d.url = url;
-                        return d;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("daemon did not become healthy");
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.home.join("token"))
-            .expect("token")
-            .trim()
-            .to_string()
-    }
-
-    /// Runs the CLI against this daemon (found through `$AOS_HOME/daemon.json`).
-    fn aos(&self, args: &[&str]) -> (Value, i32) {
-        let out = Command::new(AOS)
-            .args(args)
-            .env("AOS_HOME", &self.home)
-            .env_remove("AOS_API_URL")
-            .env_remove("AOS_API_TOKEN")
-            .output()
-            .expect("run aos");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let doc = serde_json::from_str(text.trim())
-            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {text}"));
-        (doc, out.status.code().unwrap_or(-1))
-    }
-
-    fn ok(&self, args: &[&str]) -> Value {
-        let (doc, code) = self.aos(args);
-        assert_eq!((code, &doc["ok"]), (0, &json!(true)), "{args:?} -> {doc}");
-        doc
-    }
-
-    fn call(&self, op: &str, payload: Value) -> (Value, i32) {
-        self.aos(&["call", op, "--payload", &payload.to_string()])
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn history(d: &Daemon, sid: &str) -> Vec<Value> {
-    let doc = d.ok(&["session", "history", sid, "--limit", "1000"]);
-    doc["data"]["messages"]
-        .as_array()
-        .expect("messages")
-        .clone()
-}
+use common::{AOS, Daemon, history, skill_roots, tool_parts};
 
 fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     let mut req = ureq::post(&format!("{url}/v1/syscall")).set("Content-Type", "application/json");
@@ -151,6 +21,24 @@ fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     };
     let status = resp.status();
     (status, resp.into_json().expect("json"))
+}
+
+/// Sends the head of a syscall POST declaring `len` bytes, and a first
+/// chunk of them only; returns the server's raw answer.
+fn oversized_post(url: &str, token: &str, len: usize) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST /v1/syscall HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).expect("head");
+    let _ = tcp.write_all(&vec![b'x'; 64 * 1024]);
+    let mut answer = vec![0u8; 4096];
+    let n = tcp.read(&mut answer).expect("answer");
+    String::from_utf8_lossy(&answer[..n]).into_owned()
 }
 
 fn concurrent_appends(daemons: &[&Daemon], sid: &str, n: usize) {
@@ -268,14 +156,12 @@ fn a_user_session_on_sqlite_survives_kill_9() {
         (st, doc["error"]["code"].as_str()),
         (409, Some("revision.conflict"))
     );
-    let huge = format!(
-        r#"{{"op":"content.put","sessionId":"{sid}","content":"{}"}}"#,
-        "x".repeat(9 * 1024 * 1024)
-    );
-    let (st, doc) = post(&d.url, Some(&token), &huge);
-    assert_eq!(
-        (st, doc["error"]["code"].as_str()),
-        (413, Some("request.too_large"))
+    // A body over 8 MiB is refused from its declared length, before it is
+    // read (a client still sending it may see the connection close).
+    let answer = oversized_post(&d.url, &token, 9 * 1024 * 1024);
+    assert!(
+        answer.starts_with("HTTP/1.1 413") && answer.contains("request.too_large"),
+        "{answer}"
     );
     let metrics = ureq::get(&format!("{}/metrics", d.url))
         .set("Authorization", &format!("Bearer {token}"))
@@ -492,8 +378,8 @@ fn a_new_skill_from_a_template_runs_in_the_daemon() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["aos-context", "my-guard"],
-        "the default engine runs from the start: {list}"
+        ["aos-a2a", "aos-context", "aos-skill", "my-guard"],
+        "the default harness runs from the start: {list}"
     );
     let stopped = d.ok(&["skill", "stop", &id]);
     assert_eq!(stopped["data"]["state"], "stopped");
@@ -515,13 +401,6 @@ fn processes_of(sid: &str) -> usize {
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
         })
         .count()
-}
-
-fn tool_parts(h: &[Value]) -> Vec<Value> {
-    h.iter()
-        .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
-        .filter(|p| p["type"] == "tool-bash")
-        .collect()
 }
 
 #[test]

@@ -7,6 +7,12 @@
 //! full (`session.context.unfold`) are runtime state of the cached context:
 //! the engine gets them with every assembly, and a rebuild forgets them
 //! (stored outputs, which are in SessionHistory, stay folded).
+//!
+//! An engine may answer with the whole context (`messages`) or, when it
+//! knows the context the kernel holds (`contextRevision` and `messageCount`
+//! of its input are those of its own last answer), with a change: `keep` the
+//! first N messages and `append` the rest. The cached messages are shared
+//! (`Arc`), so an assembly that appends copies nothing.
 
 use crate::Kernel;
 use crate::hooks::HookScope;
@@ -14,6 +20,7 @@ use crate::params::{self, StoreResult, decode};
 use aos_types::{ErrorCode, Part, Scb, SyscallError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// The cached context of one session.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -24,7 +31,7 @@ pub struct SessionContext {
     /// Bumped on every assembly.
     pub context_revision: u64,
     /// `{wire, aos}` context messages.
-    pub messages: Vec<Value>,
+    pub messages: Arc<Vec<Value>>,
     /// `{historyMessageId, historyPartId?}` folded by request.
     pub folded_refs: Vec<Value>,
     /// `{historyMessageId, historyPartId?}` of stored outputs shown in full.
@@ -42,6 +49,20 @@ pub(crate) async fn assemble(
     assemble_with(k, scb, trigger, None, |_| {}).await
 }
 
+/// One session's cached context, locked for the length of an assembly so two
+/// assemblies of a session never interleave.
+pub(crate) type Slot = Arc<tokio::sync::Mutex<SessionContext>>;
+
+fn slot(k: &Kernel, session_id: &str) -> Result<Slot, SyscallError> {
+    Ok(k.inner
+        .contexts
+        .lock()
+        .map_err(|_| SyscallError::internal("context cache poisoned"))?
+        .entry(session_id.to_string())
+        .or_default()
+        .clone())
+}
+
 /// [`assemble`] with the trigger's data and a change to the fold state made
 /// first (a rebuild clears it).
 async fn assemble_with(
@@ -52,7 +73,8 @@ async fn assemble_with(
     change: impl FnOnce(&mut SessionContext),
 ) -> Result<SessionContext, SyscallError> {
     let system = k.inner.store.aoscb_get().await.sys()?;
-    let mut state = cached(k, &scb.session_id)?.unwrap_or_default();
+    let slot = slot(k, &scb.session_id)?;
+    let mut state = slot.lock().await;
     if trigger == "rebuild" {
         state.folded_refs.clear();
         state.unfolded_refs.clear();
@@ -67,11 +89,12 @@ async fn assemble_with(
         "tokenBudget": system.compaction_threshold, "trigger": trigger,
         "foldedRefs": state.folded_refs, "unfoldedRefs": state.unfolded_refs,
         "autoFoldThreshold": fold_threshold(k, scb, Some(&system)).await?,
+        "contextRevision": state.context_revision, "messageCount": state.messages.len(),
     });
     if let Some(d) = trigger_data {
         input["triggerData"] = d;
     }
-    let mut out = k
+    let out = k
         .inner
         .hooks
         .transform(
@@ -83,42 +106,47 @@ async fn assemble_with(
         .await;
     state.session_id = scb.session_id.clone();
     state.context_revision += 1;
-    // An engine that failed (its output left as given) keeps the last
-    // context rather than none; with no engine at all the context is empty.
-    match out.get_mut("messages").map(Value::take) {
-        Some(Value::Array(m)) => {
-            state.messages = m;
-            state.estimated_tokens = out
-                .get("estimatedTokens")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-        }
-        _ if !k.inner.hooks.has_handler("context.assemble", scope) => {
-            state.messages.clear();
-            state.estimated_tokens = 0;
-        }
-        _ => {}
+    if !apply(&mut state, out) && !k.inner.hooks.has_handler("context.assemble", scope) {
+        // No engine at all: the context is empty.
+        state.messages = Arc::default();
+        state.estimated_tokens = 0;
     }
-    k.inner
-        .contexts
-        .lock()
-        .map_err(|_| SyscallError::internal("context cache poisoned"))?
-        .insert(scb.session_id.clone(), state.clone());
-    Ok(state)
+    Ok(state.clone())
 }
 
-fn cached(k: &Kernel, session_id: &str) -> Result<Option<SessionContext>, SyscallError> {
-    Ok(k.inner
-        .contexts
-        .lock()
-        .map_err(|_| SyscallError::internal("context cache poisoned"))?
-        .get(session_id)
-        .cloned())
+/// Applies an engine's answer (whole or `keep` + `append`); false when it
+/// holds neither, as when the engine failed and its output was left as given
+/// (the last context is then kept rather than none).
+fn apply(state: &mut SessionContext, mut out: Value) -> bool {
+    let tokens = out.get("estimatedTokens").and_then(Value::as_i64);
+    let keep = out
+        .get("keep")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok());
+    match (out.get_mut("messages").map(Value::take), keep) {
+        (Some(Value::Array(m)), _) => state.messages = Arc::new(m),
+        (_, Some(keep)) if keep <= state.messages.len() => {
+            let Some(Value::Array(add)) = out.get_mut("append").map(Value::take) else {
+                return false;
+            };
+            let messages = Arc::make_mut(&mut state.messages);
+            messages.truncate(keep);
+            messages.extend(add);
+        }
+        _ => return false,
+    }
+    state.estimated_tokens = tokens.unwrap_or(0);
+    true
 }
 
 /// The cached context, assembling it (trigger `rebuild`) when absent.
 pub(crate) async fn get(k: &Kernel, scb: &Scb) -> Result<SessionContext, SyscallError> {
-    match cached(k, &scb.session_id)? {
+    let cached = {
+        let slot = slot(k, &scb.session_id)?;
+        let state = slot.lock().await;
+        (state.context_revision > 0).then(|| state.clone())
+    };
+    match cached {
         Some(c) => Ok(c),
         None => assemble(k, scb, "rebuild").await,
     }

@@ -9,6 +9,12 @@
 //! - event hooks are published on the [`EventBus`] and delivered to
 //!   subscribed services asynchronously.
 //!
+//! A service is never called while it waits in one of its own syscalls (the
+//! instance is busy in this very call chain, and would wait for itself until
+//! its deadline): such a handler is skipped, so for an algorithm hook the next
+//! most specific one answers. The chain is a task-local set by
+//! [`within_service`] around every syscall a service makes.
+//!
 //! Every handler failure is written to the RuntimeLog; a service failing
 //! [`MAX_CONSECUTIVE_FAILURES`](crate::services::MAX_CONSECUTIVE_FAILURES)
 //! times in a row is marked `error`, its hooks are unregistered and
@@ -29,6 +35,33 @@ const ALGORITHM_HOOKS: [&str; 4] = [
     "skill.discovery.resolve",
     "compute.model.resolve",
 ];
+
+tokio::task_local! {
+    /// Instances waiting in a syscall further up this call chain.
+    static CALL_CHAIN: Vec<String>;
+}
+
+/// Runs `f` (a syscall made by service instance `instance_id`) with the
+/// instance added to the call chain.
+pub async fn within_service<F: std::future::Future>(instance_id: &str, f: F) -> F::Output {
+    let mut chain = CALL_CHAIN.try_with(Clone::clone).unwrap_or_default();
+    chain.push(instance_id.to_string());
+    CALL_CHAIN.scope(chain, f).await
+}
+
+/// Whether the instance waits in a syscall further up this call chain.
+fn in_call_chain(instance_id: &str) -> bool {
+    CALL_CHAIN
+        .try_with(|c| c.iter().any(|i| i == instance_id))
+        .unwrap_or(false)
+}
+
+/// The handlers of `hook` in scope that may be called from here.
+fn callable(table: &ServiceTable, hook: &str, scope: HookScope<'_>) -> Vec<Arc<ServiceEntry>> {
+    let mut handlers = table.handlers(hook, scope.agent_id, scope.session_id);
+    handlers.retain(|h| !in_call_chain(&h.instance_id));
+    handlers
+}
 
 /// Whose operation a hook call concerns (for scope filtering).
 #[derive(Debug, Clone, Copy, Default)]
@@ -76,7 +109,7 @@ impl HookEngine {
         mut output: Value,
     ) -> Result<Value, SyscallError> {
         debug_assert!(aos_types::hook_point(hook).is_some(), "{hook}");
-        let handlers = self.table.handlers(hook, scope.agent_id, scope.session_id);
+        let handlers = callable(&self.table, hook, scope);
         if handlers.is_empty() {
             return Ok(output);
         }
@@ -123,12 +156,25 @@ impl HookEngine {
         hook: &str,
         scope: HookScope<'_>,
         input: &Value,
-        mut output: Value,
+        output: Value,
     ) -> Value {
+        self.transform_by(hook, scope, input, output).await.0
+    }
+
+    /// [`HookEngine::transform`], also naming the skill whose handler gave
+    /// the final output (`None` when no handler answered).
+    pub async fn transform_by(
+        &self,
+        hook: &str,
+        scope: HookScope<'_>,
+        input: &Value,
+        mut output: Value,
+    ) -> (Value, Option<String>) {
         debug_assert!(aos_types::hook_point(hook).is_some(), "{hook}");
-        let mut handlers = self.table.handlers(hook, scope.agent_id, scope.session_id);
+        let mut handlers = callable(&self.table, hook, scope);
+        let mut by = None;
         if handlers.is_empty() {
-            return output;
+            return (output, by);
         }
         if ALGORITHM_HOOKS.contains(&hook) {
             handlers.drain(..handlers.len() - 1);
@@ -150,12 +196,13 @@ impl HookEngine {
                 Ok(v) => {
                     self.succeeded(&h);
                     output = v;
+                    by = Some(h.skill_name.clone());
                 }
                 // The data passes through unchanged.
                 Err(fault) => self.failed(&h, hook, &fault).await,
             }
         }
-        output
+        (output, by)
     }
 
     /// Whether any handler is registered for `hook` within `scope`.

@@ -1,7 +1,6 @@
 //! [`Kernel`]: start-up (`kernel.md` §4.1), the syscall entry point with its
 //! RuntimeLog discipline, and the SessionHistory append path every writer uses.
 
-use crate::context::SessionContext;
 use crate::events::EventBus;
 use crate::hooks::{HookEngine, HookScope};
 use crate::params::StoreResult;
@@ -73,13 +72,13 @@ pub(crate) struct Inner {
     pub hooks: HookEngine,
     pub llm: aos_llm::LlmClient,
     pub drivers: Vec<Arc<dyn ServiceDriver>>,
-    pub contexts: Mutex<HashMap<String, SessionContext>>,
+    pub contexts: Mutex<HashMap<String, crate::context::Slot>>,
     pub started: Instant,
     pub stopping: AtomicBool,
     pub stop_signal: tokio::sync::watch::Sender<bool>,
     pub watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Live session tokens → (agent, session).
-    pub session_tokens: Mutex<HashMap<String, (String, String)>>,
+    pub session_tokens: Mutex<HashMap<String, SessionToken>>,
     /// Running and finished dispatches of this daemon.
     pub dispatches: crate::react::Dispatches,
     /// The daemon's API URL, for bash (`AOS_API_URL`); set once bound.
@@ -349,6 +348,7 @@ impl Kernel {
             Principal::Session {
                 agent_id,
                 session_id,
+                ..
             } => {
                 return self
                     .authorize_session(agent_id, session_id, op, params)
@@ -427,8 +427,13 @@ impl Kernel {
         Ok(())
     }
 
-    /// Issues a token scoped to one session (for a ReActUnit's bash).
-    pub(crate) fn issue_session_token(&self, agent_id: &str, session_id: &str) -> String {
+    /// Issues a token scoped to one session (for the bash of one dispatch).
+    pub(crate) fn issue_session_token(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+        dispatch_id: &str,
+    ) -> String {
         let bytes: [u8; 24] = rand::random();
         let token = format!(
             "aos_s_{}",
@@ -437,7 +442,11 @@ impl Kernel {
         if let Ok(mut t) = self.inner.session_tokens.lock() {
             t.insert(
                 token.clone(),
-                (agent_id.to_string(), session_id.to_string()),
+                SessionToken {
+                    agent_id: agent_id.to_string(),
+                    session_id: session_id.to_string(),
+                    dispatch_id: dispatch_id.to_string(),
+                },
             );
         }
         token
@@ -453,9 +462,10 @@ impl Kernel {
     /// The principal of a session token, if it is live.
     pub fn session_principal(&self, token: &str) -> Option<Principal> {
         let t = self.inner.session_tokens.lock().ok()?;
-        t.get(token).map(|(a, s)| Principal::Session {
-            agent_id: a.clone(),
-            session_id: s.clone(),
+        t.get(token).map(|s| Principal::Session {
+            agent_id: s.agent_id.clone(),
+            session_id: s.session_id.clone(),
+            dispatch_id: Some(s.dispatch_id.clone()),
         })
     }
 
@@ -605,6 +615,13 @@ impl Kernel {
     }
 }
 
+/// What a live session token stands for.
+pub(crate) struct SessionToken {
+    agent_id: String,
+    session_id: String,
+    dispatch_id: String,
+}
+
 /// The syscall door handed to a service: every call runs as the service's
 /// principal. Holds the kernel weakly, so a service never keeps it alive.
 pub(crate) struct KernelPort {
@@ -663,7 +680,13 @@ impl SyscallPort for KernelPort {
             };
             params.insert("op".into(), Value::String(op));
             let req = Request::from_value(Value::Object(params))?;
-            match (Kernel { inner }).syscall(&principal, req).await {
+            let kernel = Kernel { inner };
+            let call = kernel.syscall(&principal, req);
+            let response = match &principal {
+                Principal::Service(g) => crate::hooks::within_service(&g.instance_id, call).await,
+                _ => call.await,
+            };
+            match response {
                 Response::Ok { data, .. } => Ok(data),
                 Response::Err { error, .. } => Err(error),
             }

@@ -23,6 +23,8 @@ pub enum Principal {
         agent_id: String,
         /// The session being dispatched.
         session_id: String,
+        /// The dispatch whose bash holds the token.
+        dispatch_id: Option<String>,
     },
 }
 

@@ -162,11 +162,14 @@ pub trait ServiceInstance: Send + Sync {
         payload: String,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<(), CallFault>>;
-    /// A command.
+    /// A command. `caller` is who ran it (`{principal, agentId?,
+    /// sessionId?}`, checked by the kernel); the service reads it with the
+    /// `service.caller` syscall while the command runs.
     fn invoke(
         &self,
         args: Vec<String>,
         stdin: Option<String>,
+        caller: Value,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<InvokeReply, CallFault>>;
     /// Stops the service (calls its `shutdown`, then frees it).

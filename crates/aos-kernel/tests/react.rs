@@ -107,6 +107,7 @@ async fn the_inbox_is_resumed_after_a_restart() {
         created_at: aos_types::now(),
         message: format!("message of {id}"),
         origin: aos_types::Origin::Human,
+        a2a: None,
     };
     // ds_ran's user message is in SessionHistory: it ran, and a crash ended it.
     let ran = aos_store::NewMessage {

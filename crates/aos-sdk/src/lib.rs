@@ -27,7 +27,8 @@
 //! ```
 //!
 //! [`syscall`] calls the kernel (only the syscalls the skill's `SKILL.md`
-//! grants), and [`log`] writes to the daemon's logs.
+//! grants), [`caller`] tells a command who ran it, and [`log`] writes to the
+//! daemon's logs.
 
 #[doc(hidden)]
 pub mod bindings {
@@ -170,6 +171,35 @@ pub fn syscall(op: &str, params: Value) -> Result<Value, SyscallError> {
             details: details.and_then(|d| serde_json::from_str(&d).ok()),
         }),
     }
+}
+
+/// Who ran the command in progress (see [`caller`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// `session` (an agent's bash), `operator`, `service` or `kernel`.
+    pub principal: String,
+    /// The agent the command runs for, if any.
+    pub agent_id: Option<String>,
+    /// The session the command runs for, if any: for an agent's bash, its own
+    /// session (or another of its agent's sessions it named).
+    pub session_id: Option<String>,
+    /// The dispatch whose bash ran the command, when it runs for that
+    /// dispatch's own session.
+    pub dispatch_id: Option<String>,
+}
+
+/// Who ran the command in progress, as the kernel checked it; only inside
+/// [`Service::invoke`]. A command acting for a session must take the session
+/// from here, never from its arguments, which the caller controls.
+pub fn caller() -> Result<Caller, SyscallError> {
+    let v = syscall("service.caller", json!({}))?;
+    let text = |k: &str| v[k].as_str().map(String::from);
+    Ok(Caller {
+        principal: text("principal").unwrap_or_default(),
+        agent_id: text("agentId"),
+        session_id: text("sessionId"),
+        dispatch_id: text("dispatchId"),
+    })
 }
 
 /// A skill service. Every method but [`Service::register`] has a default that

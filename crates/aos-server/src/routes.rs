@@ -4,8 +4,7 @@ use crate::Metrics;
 use crate::auth::Tokens;
 use aos_kernel::{EventFilter, Kernel};
 use aos_types::{ErrorCode, Request, Response, SyscallError};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -57,11 +56,48 @@ fn error_response(op: &str, code: ErrorCode, message: &str) -> HttpResponse {
     json_response(&Response::err(op, SyscallError::new(code, message)))
 }
 
-async fn syscall(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> HttpResponse {
+/// The request body, refused with 413 from its declared length before any of
+/// it is read, or once more than [`MAX_BODY_BYTES`] have arrived.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, HttpResponse> {
+    let too_large = || {
+        error_response(
+            "",
+            ErrorCode::RequestTooLarge,
+            "request body is larger than 8 MiB",
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
+        Ok(b) if b.len() <= MAX_BODY_BYTES => Ok(b),
+        Ok(_) => Err(too_large()),
+        Err(e) if is_length_limit(&e) => Err(too_large()),
+        Err(e) => Err(error_response(
+            "",
+            ErrorCode::RequestInvalid,
+            &format!("cannot read the request body: {e}"),
+        )),
+    }
+}
+
+/// Whether a body error is the length limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+async fn syscall(State(st): State<AppState>, headers: HeaderMap, body: Body) -> HttpResponse {
     let started = Instant::now();
     let Some(principal) = st.tokens.authenticate_any(&headers, &st.kernel) else {
         st.metrics.http("/v1/syscall", 401);
@@ -71,19 +107,11 @@ async fn syscall(
             "missing or invalid bearer token: send `Authorization: Bearer $AOS_API_TOKEN`",
         );
     };
-    let body = match body {
-        Ok(b) if b.len() <= MAX_BODY_BYTES => b,
-        Ok(_) | Err(BytesRejection::FailedToBufferBody(_)) => {
-            st.metrics.http("/v1/syscall", 413);
-            return error_response(
-                "",
-                ErrorCode::RequestTooLarge,
-                "request body is larger than 8 MiB",
-            );
-        }
-        Err(e) => {
-            st.metrics.http("/v1/syscall", 400);
-            return error_response("", ErrorCode::RequestInvalid, &e.body_text());
+    let body = match read_body(&headers, body).await {
+        Ok(b) => b,
+        Err(resp) => {
+            st.metrics.http("/v1/syscall", resp.status().as_u16());
+            return resp;
         }
     };
     let resp = match Request::decode(&body) {

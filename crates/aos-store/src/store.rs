@@ -60,6 +60,9 @@ pub struct InboxEntry {
     pub message: String,
     /// `human` or `agent`.
     pub origin: Origin,
+    /// The `data-a2a` envelope of a message from another agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a: Option<Value>,
 }
 
 /// Optional metadata of a [`NewMessage`].

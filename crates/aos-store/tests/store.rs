@@ -302,6 +302,8 @@ async fn dispatch_inbox_is_durable_and_ordered(store: Store) {
         created_at: aos_types::now(),
         message: format!("message of {id}"),
         origin: Origin::Agent,
+        // The a2a envelope is kept with the message.
+        a2a: (id == "ds_a").then(|| serde_json::json!({"mode": "wake", "fromAgentId": "agt_x"})),
     };
     for (id, node) in [
         ("ds_b", "n1"),

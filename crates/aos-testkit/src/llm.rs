@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,6 +71,9 @@ impl Reply {
 #[derive(Default)]
 struct Script {
     replies: VecDeque<Reply>,
+    /// Replies for requests naming one model (one agent each, in tests of
+    /// several agents), served before the shared ones.
+    by_model: HashMap<String, VecDeque<Reply>>,
     requests: Vec<Value>,
 }
 
@@ -86,6 +89,7 @@ impl ScriptedLlm {
     pub async fn start(replies: Vec<Reply>) -> ScriptedLlm {
         let script = Arc::new(Mutex::new(Script {
             replies: replies.into(),
+            by_model: HashMap::new(),
             requests: Vec::new(),
         }));
         let app = Router::new()
@@ -132,6 +136,17 @@ impl ScriptedLlm {
         }
     }
 
+    /// Appends replies for requests whose `model` is `model` (give each
+    /// agent its own model to script several agents independently).
+    pub fn push_for(&self, model: &str, replies: impl IntoIterator<Item = Reply>) {
+        if let Ok(mut s) = self.script.lock() {
+            s.by_model
+                .entry(model.to_string())
+                .or_default()
+                .extend(replies);
+        }
+    }
+
     /// Every request body received so far.
     pub fn requests(&self) -> Vec<Value> {
         self.script
@@ -147,8 +162,11 @@ async fn handle(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Value
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         s.requests.push(body.clone());
-        s.replies
-            .pop_front()
+        let model = body["model"].as_str().unwrap_or_default();
+        s.by_model
+            .get_mut(model)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| s.replies.pop_front())
             .unwrap_or_else(|| Reply::text("(the script is over)"))
     };
     answer(reply, body["stream"].as_bool().unwrap_or(false)).await

@@ -172,11 +172,16 @@ pub const SYSCALLS: &[SyscallInfo] = &[
     qry("session.history.get", "session.read"),
     qry("service.list", "skill.read"),
     qry("service.get", "skill.read"),
+    qry(CALLER_OP, "skill.read"),
     cmd("content.put", "content.write"),
     qry("content.read", "content.read"),
     qry("content.search", "content.read"),
     qry("runtime.log.list", "log.read"),
 ];
+
+/// The syscall a service makes while one of its commands runs, to learn who
+/// ran it; answered by the service runtime, never by the kernel's router.
+pub const CALLER_OP: &str = "service.caller";
 
 /// Looks a syscall up by op name.
 pub fn syscall_info(op: &str) -> Option<&'static SyscallInfo> {

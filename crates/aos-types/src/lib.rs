@@ -13,8 +13,8 @@ mod records;
 mod syscall;
 
 pub use catalog::{
-    HOOK_POINTS, HookKind, HookOwners, HookPoint, SYSCALLS, SyscallInfo, SyscallKind, hook_point,
-    is_syscall_group, syscall_info,
+    CALLER_OP, HOOK_POINTS, HookKind, HookOwners, HookPoint, SYSCALLS, SyscallInfo, SyscallKind,
+    hook_point, is_syscall_group, syscall_info,
 };
 pub use error::{ErrorCode, SyscallError};
 pub use ids::{IdKind, format_time, new_id, now, parse_time, validate_id};

@@ -51,7 +51,7 @@ enum Call {
     Admit(String, String, String),
     Transform(String, String, String),
     Event(String, String),
-    Invoke(Vec<String>, Option<String>),
+    Invoke(Vec<String>, Option<String>, String),
     Shutdown,
 }
 
@@ -150,6 +150,7 @@ impl WasmService {
             limits,
             skill: s.skill.name.clone(),
             port: s.syscalls.clone(),
+            caller: None,
         };
         let mut store = Store::new(self.spec.pre.engine(), state);
         store.limiter(|st| &mut st.limits);
@@ -230,10 +231,12 @@ impl WasmService {
                 .call_on_event(&mut *store, &n, &p)
                 .await
                 .map(|()| Reply::Event),
-            Call::Invoke(a, s) => svc
-                .call_invoke(&mut *store, &a, s.as_deref())
-                .await
-                .map(Reply::Invoke),
+            Call::Invoke(a, s, caller) => {
+                store.data_mut().caller = Some(caller);
+                let r = svc.call_invoke(&mut *store, &a, s.as_deref()).await;
+                store.data_mut().caller = None;
+                r.map(Reply::Invoke)
+            }
             Call::Shutdown => svc
                 .call_shutdown(&mut *store)
                 .await
@@ -322,10 +325,12 @@ impl ServiceInstance for WasmService {
         &self,
         args: Vec<String>,
         stdin: Option<String>,
+        caller: serde_json::Value,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<InvokeReply, CallFault>> {
         Box::pin(async move {
-            match self.run(Call::Invoke(args, stdin), timeout).await? {
+            let call = Call::Invoke(args, stdin, caller.to_string());
+            match self.run(call, timeout).await? {
                 Reply::Invoke(Ok(o)) => Ok(InvokeReply {
                     exit_code: o.exit_code,
                     stdout: o.stdout,

@@ -18,6 +18,8 @@ pub(crate) struct HostState {
     pub limits: StoreLimits,
     pub skill: String,
     pub port: Arc<dyn SyscallPort>,
+    /// Who ran the command in progress (JSON), while an `invoke` runs.
+    pub caller: Option<String>,
 }
 
 impl HostState {
@@ -29,6 +31,7 @@ impl HostState {
             limits: wasmtime::StoreLimitsBuilder::new().build(),
             skill: "bare".into(),
             port: Arc::new(NoKernel),
+            caller: None,
         }
     }
 }
@@ -71,6 +74,13 @@ impl syscall::Host for HostState {
         op: String,
         payload: String,
     ) -> wasmtime::Result<Result<String, types::SyscallError>> {
+        if op == aos_types::CALLER_OP {
+            return Ok(self.caller.clone().ok_or_else(|| types::SyscallError {
+                code: aos_types::ErrorCode::RequestInvalid.as_str().to_string(),
+                message: format!("{op} answers only while a command (`invoke`) runs"),
+                details: None,
+            }));
+        }
         match self.port.call(op, payload).await {
             Ok(data) => Ok(Ok(data.to_string())),
             Err(e) => Ok(Err(types::SyscallError {

@@ -12,7 +12,7 @@
 mod project;
 
 use aos_sdk::{Owner, Registration, Service, Value, json, syscall};
-use project::{Ctx, Ref};
+use project::{Ctx, Pairing, Ref};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -27,6 +27,18 @@ struct Session {
     out: Vec<Value>,
     projected: usize,
     key: String,
+    /// `out` paired (final part) — what the kernel was sent.
+    pairing: Pairing,
+    /// The kernel's context after the last answer: its revision and its
+    /// length, and how many of those messages were final.
+    answered: Option<Answered>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Answered {
+    revision: u64,
+    len: usize,
+    fixed: usize,
 }
 
 static SESSIONS: Mutex<Option<HashMap<String, Session>>> = Mutex::new(None);
@@ -66,18 +78,21 @@ fn assemble(input: &Value) -> Result<Value, String> {
     let sid = input["sessionId"]
         .as_str()
         .ok_or("context.assemble without sessionId")?;
-    let rebuild = input["trigger"] == "rebuild";
     let mut guard = SESSIONS.lock().map_err(|_| "state poisoned")?;
     let sessions = guard.get_or_insert_with(HashMap::new);
     let s = sessions.entry(sid.to_string()).or_default();
-    if rebuild {
+    if input["trigger"] == "rebuild" {
         *s = Session::default();
     }
     let key = format!("{}{}", input["foldedRefs"], input["unfoldedRefs"]);
-    if read_new(sid, s)? || key != s.key {
-        // A new compaction start or other folds: project again.
+    let read_from = s.raw.len();
+    if read_new(sid, s)? || key != s.key || unloads(&s.raw[read_from..]) {
+        // A new compaction start, other folds, or a skill unloaded (which
+        // removes earlier output): project everything again.
         s.out.clear();
         s.projected = 0;
+        s.pairing = Pairing::default();
+        s.answered = None;
         s.key = key;
     }
     let folded = Ref::list(&input["foldedRefs"]);
@@ -89,22 +104,73 @@ fn assemble(input: &Value) -> Result<Value, String> {
         unfolded: &unfolded,
         fetch: &fetch,
     };
+    let fed = s.out.len();
     for m in &s.raw[s.projected..] {
         project::project(m, &ctx, &mut s.out);
     }
     s.projected = s.raw.len();
-    let out = project::paired(&s.out);
-    let tokens = project::estimate(&out);
-    Ok(json!({ "messages": out, "estimatedTokens": tokens }))
+    for c in &s.out[fed..] {
+        s.pairing.feed(c);
+    }
+    Ok(answer(s, input))
+}
+
+/// Whether `msgs` unload a skill (the projection then changes what it had
+/// already produced).
+fn unloads(msgs: &[Value]) -> bool {
+    msgs.iter().any(|m| {
+        m["parts"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["type"] == "data-skill-unload"))
+    })
+}
+
+/// The whole context, or only its change when the kernel holds exactly what
+/// this instance answered last and that is still a prefix.
+fn answer(s: &mut Session, input: &Value) -> Value {
+    let tail = s.pairing.tail();
+    let tokens = s.pairing.estimate(&tail);
+    let fixed = &s.pairing.fixed;
+    let holds = Answered {
+        revision: input["contextRevision"].as_u64().unwrap_or(0),
+        len: input["messageCount"]
+            .as_u64()
+            .map_or(usize::MAX, |n| n as usize),
+        fixed: 0,
+    };
+    let same = s
+        .answered
+        .filter(|a| a.revision == holds.revision && a.len == holds.len && a.fixed <= fixed.len());
+    s.answered = Some(Answered {
+        revision: holds.revision + 1,
+        len: fixed.len() + tail.len(),
+        fixed: fixed.len(),
+    });
+    match same {
+        Some(a) => {
+            let mut append = fixed[a.fixed..].to_vec();
+            append.extend(tail);
+            json!({ "keep": a.fixed, "append": append, "estimatedTokens": tokens })
+        }
+        None => {
+            let mut messages = fixed.clone();
+            messages.extend(tail);
+            json!({ "messages": messages, "estimatedTokens": tokens })
+        }
+    }
 }
 
 /// Reads the messages written since `s.last_seq`, keeping history from the
 /// latest completed compaction summary on; whether that start moved.
 fn read_new(sid: &str, s: &mut Session) -> Result<bool, String> {
+    let from = s.raw.len();
     loop {
         let q = json!({ "sessionId": sid, "fromSeq": s.last_seq + 1, "limit": 1000 });
-        let page = syscall("session.history.list", q).map_err(|e| e.to_string())?;
-        let msgs = page["messages"].as_array().cloned().unwrap_or_default();
+        let mut page = syscall("session.history.list", q).map_err(|e| e.to_string())?;
+        let msgs = match page["messages"].take() {
+            Value::Array(m) => m,
+            _ => Vec::new(),
+        };
         let Some(last) = msgs.last() else { break };
         s.last_seq = last["metadata"]["seq"].as_i64().unwrap_or(s.last_seq + 1);
         let full = msgs.len() == 1000;
@@ -113,11 +179,13 @@ fn read_new(sid: &str, s: &mut Session) -> Result<bool, String> {
             break;
         }
     }
-    let start = project::start(&s.raw);
-    if start > 0 {
-        s.raw.drain(..start);
+    match project::start_after(&s.raw, from) {
+        Some(start) if start > 0 => {
+            s.raw.drain(..start);
+            Ok(true)
+        }
+        _ => Ok(false),
     }
-    Ok(start > 0)
 }
 
 /// A stored content's whole text, read a page (1 000 lines) at a time.

@@ -49,11 +49,18 @@ pub struct Ctx<'a> {
 
 /// Index of the message the projection starts at: the summary of the latest
 /// *completed* compaction (a marker followed by its finished summary), else 0.
+#[cfg(test)]
 pub fn start(msgs: &[Value]) -> usize {
-    (1..msgs.len())
+    start_after(msgs, 0).unwrap_or(0)
+}
+
+/// The latest completed compaction summary at index `from` or later (its
+/// marker may come before `from`), if any: where the projection must start
+/// again after `msgs[from..]` were read.
+pub fn start_after(msgs: &[Value], from: usize) -> Option<usize> {
+    (from.max(1)..msgs.len())
         .rev()
         .find(|&i| is_summary(&msgs[i]) && is_marker(&msgs[i - 1]))
-        .unwrap_or(0)
 }
 
 /// A completed compaction summary.
@@ -142,8 +149,11 @@ pub fn project(m: &Value, ctx: &Ctx, out: &mut Vec<Value>) {
             }
             "data-a2a" => {
                 let d = &p["data"];
+                let correlation = d["correlationId"]
+                    .as_str()
+                    .map_or_else(String::new, |c| format!(", correlation {c}"));
                 let from = format!(
-                    "[message from agent {} (session {}, {})]",
+                    "[message from agent {} (session {}, {}{correlation})]",
                     d["fromAgentId"].as_str().unwrap_or("?"),
                     d["fromSessionId"].as_str().unwrap_or("?"),
                     d["mode"].as_str().unwrap_or("notify")
@@ -253,53 +263,95 @@ fn result_text(p: &Value, ctx: &Ctx, message: &str, part: Option<&str>) -> (Stri
 
 /// Makes the wire valid for OpenAI-compatible servers: every tool call is
 /// followed by its result (a missing one is said to be missing) and no
-/// result stands without its call.
+/// result stands without its call. (The engine streams it: [`Pairing`].)
+#[cfg(test)]
 pub fn paired(out: &[Value]) -> Vec<Value> {
-    let mut fixed = Vec::with_capacity(out.len());
-    let mut open: Vec<String> = Vec::new();
-    let close = |open: &mut Vec<String>, fixed: &mut Vec<Value>| {
-        for id in open.drain(..) {
-            let wire = json!({ "role": "tool", "tool_call_id": id, "content": "(no result was recorded for this call)" });
-            fixed.push(json!({ "wire": wire, "aos": { "kind": "tool-bash-result" } }));
-        }
-    };
+    let mut p = Pairing::default();
     for c in out {
+        p.feed(c);
+    }
+    let mut fixed = p.fixed;
+    fixed.extend(Pairing::placeholders(&p.open));
+    fixed
+}
+
+/// [`paired`] as a stream: what has been fed is final (`fixed`) except the
+/// placeholders for calls still waiting for their result, which only the end
+/// of the stream decides ([`Pairing::tail`]). Also counts the characters of
+/// `fixed` for the token estimate.
+#[derive(Default)]
+pub struct Pairing {
+    /// Final messages.
+    pub fixed: Vec<Value>,
+    /// Calls without a result yet.
+    open: Vec<String>,
+    /// Characters of `fixed` (see [`estimate`]).
+    chars: usize,
+}
+
+impl Pairing {
+    /// Feeds the next projected message.
+    pub fn feed(&mut self, c: &Value) {
         let w = &c["wire"];
         if w["role"] == "tool" {
             let id = w["tool_call_id"].as_str().unwrap_or("");
-            if let Some(i) = open.iter().position(|o| o == id) {
-                open.remove(i);
-                fixed.push(c.clone());
+            if let Some(i) = self.open.iter().position(|o| o == id) {
+                self.open.remove(i);
+                self.push(c.clone());
             }
-            continue;
+            return;
         }
-        close(&mut open, &mut fixed);
+        for p in Self::placeholders(&std::mem::take(&mut self.open)) {
+            self.push(p);
+        }
         if let Some(calls) = w["tool_calls"].as_array() {
-            open.extend(
+            self.open.extend(
                 calls
                     .iter()
                     .filter_map(|t| t["id"].as_str().map(String::from)),
             );
         }
-        fixed.push(c.clone());
+        self.push(c.clone());
     }
-    close(&mut open, &mut fixed);
-    fixed
+
+    fn push(&mut self, c: Value) {
+        self.chars += chars(&c);
+        self.fixed.push(c);
+    }
+
+    fn placeholders(open: &[String]) -> Vec<Value> {
+        open.iter()
+            .map(|id| {
+                let wire = json!({ "role": "tool", "tool_call_id": id, "content": "(no result was recorded for this call)" });
+                json!({ "wire": wire, "aos": { "kind": "tool-bash-result" } })
+            })
+            .collect()
+    }
+
+    /// What follows `fixed` for now: a placeholder per call still open.
+    pub fn tail(&self) -> Vec<Value> {
+        Self::placeholders(&self.open)
+    }
+
+    /// The token estimate of `fixed` followed by `tail`.
+    pub fn estimate(&self, tail: &[Value]) -> i64 {
+        ((self.chars + tail.iter().map(chars).sum::<usize>()) / 4) as i64
+    }
+}
+
+/// Characters of one context message's content and tool-call arguments.
+fn chars(c: &Value) -> usize {
+    let w = &c["wire"];
+    w["content"].as_str().map_or(0, str::len)
+        + w["tool_calls"]
+            .as_array()
+            .map_or(0, |a| a.iter().map(|t| t.to_string().len()).sum())
 }
 
 /// Characters / 4 over contents and tool-call arguments.
+#[cfg(test)]
 pub fn estimate(out: &[Value]) -> i64 {
-    let chars: usize = out
-        .iter()
-        .map(|c| {
-            let w = &c["wire"];
-            w["content"].as_str().map_or(0, str::len)
-                + w["tool_calls"]
-                    .as_array()
-                    .map_or(0, |a| a.iter().map(|t| t.to_string().len()).sum())
-        })
-        .sum();
-    (chars / 4) as i64
+    (out.iter().map(chars).sum::<usize>() / 4) as i64
 }
 
 #[cfg(test)]
@@ -466,5 +518,31 @@ mod tests {
         ));
         let out = all(&h, &ctx(&[], &[]));
         assert!(out.iter().all(|c| c["aos"]["kind"] != "skill-load"));
+    }
+
+    #[test]
+    fn pairing_as_a_stream_equals_the_whole_at_every_step_and_only_grows() {
+        let mut h = history();
+        h.insert(0, msg(0, "assistant", json!([{ "type": "tool-bash", "id": "pt_o", "toolCallId": "orphan", "state": "output-available", "output": { "visibleResult": "x", "exitCode": 0 } }])));
+        h.push(msg(
+            7,
+            "user",
+            json!([{ "type": "text", "id": "pt_u", "text": "and now?" }]),
+        ));
+        let c = ctx(&[], &[]);
+        let (mut out, mut p, mut fixed) = (Vec::new(), Pairing::default(), 0);
+        for m in &h {
+            let n = out.len();
+            project(m, &c, &mut out);
+            for x in &out[n..] {
+                p.feed(x);
+            }
+            let mut whole = p.fixed.clone();
+            whole.extend(p.tail());
+            assert_eq!(whole, paired(&out), "after {}", m["id"]);
+            assert_eq!(p.estimate(&p.tail()), estimate(&whole));
+            assert!(p.fixed.len() >= fixed, "final messages stay final");
+            fixed = p.fixed.len();
+        }
     }
 }

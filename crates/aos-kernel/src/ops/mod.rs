@@ -56,7 +56,10 @@ pub(crate) async fn route(
         "service.get" => service::get(k, params).await,
         "skill.start" => service::start(k, params).await,
         "skill.stop" => service::stop(k, params).await,
-        "skill.invoke" => service::invoke(k, params).await,
+        "skill.invoke" => service::invoke(k, p, params).await,
+        aos_types::CALLER_OP => Err(SyscallError::invalid(format!(
+            "{op} is answered to a service while one of its commands runs"
+        ))),
         "session.dispatch" => crate::react::dispatch(k, p, params).await,
         "session.wait" => crate::react::wait(k, params).await,
         "session.interrupt" => crate::react::interrupt(k, params).await,

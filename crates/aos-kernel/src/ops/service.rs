@@ -378,8 +378,13 @@ struct Invoke {
 /// Most arguments one command takes.
 const MAX_ARGS: usize = 256;
 
-pub(crate) async fn invoke(k: &Kernel, params: Map<String, Value>) -> OpResult {
-    let q: Invoke = decode("skill.invoke", params)?;
+pub(crate) async fn invoke(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
+    let mut q: Invoke = decode("skill.invoke", params)?;
+    if let Principal::Session { session_id, .. } = p {
+        // A session's bash runs commands for its own session unless it names
+        // another of its agent's sessions.
+        q.session_id.get_or_insert_with(|| session_id.clone());
+    }
     params::skill_name("name", &q.name)?;
     if q.args.len() > MAX_ARGS || q.args.iter().any(|a| a.len() > 65_536) {
         return Err(SyscallError::invalid(format!(
@@ -409,15 +414,25 @@ pub(crate) async fn invoke(k: &Kernel, params: Map<String, Value>) -> OpResult {
             format!("skill.invoke.before returned invalid args: {e}"),
         )
     })?;
-    let reply = run_command(
-        k,
-        &q.name,
+    // The dispatch only when the command acts for the token's own session.
+    let dispatch = match p {
+        Principal::Session {
+            session_id,
+            dispatch_id,
+            ..
+        } if session.as_ref() == Some(session_id) => dispatch_id.clone(),
+        _ => None,
+    };
+    let caller = json!({
+        "principal": principal_kind(p), "agentId": agent, "sessionId": session,
+        "dispatchId": dispatch,
+    });
+    let call = Command {
         args,
-        q.stdin,
-        agent.as_deref(),
-        session.as_deref(),
-    )
-    .await?;
+        stdin: q.stdin,
+        caller,
+    };
+    let reply = run_command(k, &q.name, call, agent.as_deref(), session.as_deref()).await?;
     k.emit(
         "skill.invoke.after",
         scope,
@@ -426,13 +441,29 @@ pub(crate) async fn invoke(k: &Kernel, params: Map<String, Value>) -> OpResult {
     Ok(Done::data(json!(reply)).ids(agent.as_deref(), session.as_deref()))
 }
 
+/// What `service.caller` answers: the kind of principal that ran a command.
+fn principal_kind(p: &Principal) -> &'static str {
+    match p {
+        Principal::Operator => "operator",
+        Principal::Kernel => "kernel",
+        Principal::Service(_) => "service",
+        Principal::Session { .. } => "session",
+    }
+}
+
+/// One command to run: its arguments, input and who ran it.
+struct Command {
+    args: Vec<String>,
+    stdin: Option<String>,
+    caller: Value,
+}
+
 /// Runs a command on the most specific running instance in scope, or on a
 /// transient instance started for the call.
 async fn run_command(
     k: &Kernel,
     name: &str,
-    args: Vec<String>,
-    stdin: Option<String>,
+    call: Command,
     agent: Option<&str>,
     session: Option<&str>,
 ) -> Result<InvokeReply, SyscallError> {
@@ -452,7 +483,10 @@ async fn run_command(
         }
     };
     let timeout = entry.timeout.max(MIN_INVOKE_TIMEOUT);
-    let result = entry.instance.invoke(args, stdin, timeout).await;
+    let result = entry
+        .instance
+        .invoke(call.args, call.stdin, call.caller, timeout)
+        .await;
     if transient {
         entry.instance.shutdown(entry.timeout).await;
     }

@@ -263,9 +263,9 @@ pub(crate) async fn writable(k: &Kernel, session_id: &str) -> Result<Scb, Syscal
     Ok(scb)
 }
 
-pub(crate) async fn append(k: &Kernel, _p: &Principal, params: Map<String, Value>) -> OpResult {
+pub(crate) async fn append(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
     let a: Append = decode("session.append", params)?;
-    let parts = a.message.parts;
+    let mut parts = a.message.parts;
     if parts.is_empty() || parts.len() > MAX_PARTS {
         return Err(SyscallError::invalid(format!(
             "`message.parts` must hold 1 to {MAX_PARTS} parts"
@@ -276,12 +276,21 @@ pub(crate) async fn append(k: &Kernel, _p: &Principal, params: Map<String, Value
             params::id(&format!("message.parts[{i}].id"), part.id())?;
         }
     }
+    let envelope = a2a_part(k, p, &mut parts).await?;
     let scb = writable(k, &a.session_id).await?;
+    let origin = match p {
+        Principal::Session { .. } => Origin::Agent,
+        _ if envelope.is_some() => Origin::Agent,
+        _ => Origin::Human,
+    };
     let msg = NewMessage {
         role: a.message.role,
         parts,
-        origin: Origin::Human,
-        extra: Default::default(),
+        origin,
+        extra: aos_store::MessageExtra {
+            from_agent_id: envelope,
+            ..Default::default()
+        },
     };
     let (msgs, after) = k.append(&scb, a.expected_revision, vec![msg]).await?;
     let m = &msgs[0];
@@ -290,6 +299,34 @@ pub(crate) async fn append(k: &Kernel, _p: &Principal, params: Map<String, Value
             .rev(after.revision)
             .ids(Some(&after.agent_id), Some(&after.session_id)),
     )
+}
+
+/// Checks a `data-a2a` part (at most one; only a service or the operator may
+/// speak for another agent) and returns the sending agent.
+async fn a2a_part(
+    k: &Kernel,
+    p: &Principal,
+    parts: &mut [Part],
+) -> Result<Option<String>, SyscallError> {
+    let mut found = parts.iter_mut().filter_map(|part| match part {
+        Part::DataA2a { data, .. } => Some(data),
+        _ => None,
+    });
+    let Some(data) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() {
+        return Err(SyscallError::invalid(
+            "a message holds at most one `data-a2a` part",
+        ));
+    }
+    let from: crate::react::A2aFrom = serde_json::from_value(data.clone())
+        .map_err(|e| SyscallError::invalid(format!("the `data-a2a` part: {e}")))?;
+    let checked = crate::react::a2a_envelope(k, p, Some(from)).await?;
+    if let Some(v) = checked {
+        *data = v;
+    }
+    Ok(data["fromAgentId"].as_str().map(String::from))
 }
 
 pub(crate) async fn context_get(k: &Kernel, params: Map<String, Value>) -> OpResult {

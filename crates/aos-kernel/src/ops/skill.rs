@@ -237,10 +237,10 @@ pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: boo
         .map(|m| json!({ "name": m.name, "description": m.description }))
         .collect();
     let input = json!({ "query": query, "candidates": candidates, "ownerType": owner_type, "ownerId": q.owner_id, "limit": limit });
-    let out = k
+    let (out, resolved_by) = k
         .inner
         .hooks
-        .transform(
+        .transform_by(
             "skill.discovery.resolve",
             scope(),
             &input,
@@ -260,9 +260,10 @@ pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: boo
             json!({ "ownerType": owner_type, "ownerId": q.owner_id, "catalog": selected }),
         );
     }
-    Ok(Done::data(
-        json!({ "ownerType": owner_type, "ownerId": q.owner_id, "catalog": selected }),
-    ))
+    Ok(Done::data(json!({
+        "ownerType": owner_type, "ownerId": q.owner_id, "query": query,
+        "catalog": selected, "resolvedBy": resolved_by,
+    })))
 }
 
 /// Validates an owner reference and returns its (agentId, sessionId).

@@ -4,11 +4,11 @@
 //! (whose id is derived from the dispatch id, so a crash between the two never
 //! writes it twice); at start the daemon resumes what it had acknowledged.
 
-use super::{DispatchState, Outcome, begin, lease, start, user_message_id};
+use super::{DispatchState, Input, Outcome, begin, lease, start, user_message_id};
 use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::StoreResult;
 use aos_store::InboxEntry;
-use aos_types::{ErrorCode, Origin, Scb, SessionPhase, SessionStatus, SyscallError};
+use aos_types::{ErrorCode, Scb, SessionPhase, SessionStatus, SyscallError};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,13 +16,12 @@ use std::sync::Arc;
 /// A message waiting for its session to be free.
 pub(super) struct Queued {
     state: Arc<DispatchState>,
-    message: String,
-    origin: Origin,
+    input: Input,
 }
 
 /// Queues a message for a busy session; answers `{sessionId, dispatchId,
 /// queued: true}` once it is stored.
-pub(super) async fn enqueue(k: &Kernel, scb: &Scb, message: String, origin: Origin) -> OpResult {
+pub(super) async fn enqueue(k: &Kernel, scb: &Scb, input: Input) -> OpResult {
     let d = &k.inner.dispatches;
     let state = d.register(k, &scb.agent_id, &scb.session_id, "queued", None);
     let entry = InboxEntry {
@@ -30,8 +29,9 @@ pub(super) async fn enqueue(k: &Kernel, scb: &Scb, message: String, origin: Orig
         session_id: scb.session_id.clone(),
         node_id: k.node_id().to_string(),
         created_at: aos_types::now(),
-        message,
-        origin,
+        message: input.text,
+        origin: input.origin,
+        a2a: input.a2a,
     };
     if let Err(e) = k.inner.store.inbox_push(&entry).await.sys() {
         d.forget(&state.id);
@@ -50,8 +50,11 @@ fn push(k: &Kernel, state: Arc<DispatchState>, e: InboxEntry) {
     if let Ok(mut inbox) = k.inner.dispatches.inbox.lock() {
         inbox.entry(e.session_id).or_default().push_back(Queued {
             state,
-            message: e.message,
-            origin: e.origin,
+            input: Input {
+                text: e.message,
+                origin: e.origin,
+                a2a: e.a2a,
+            },
         });
     }
 }
@@ -91,7 +94,7 @@ pub(super) async fn next(k: &Kernel, session_id: &str) {
             lease::release(k, session_id, &lease).await;
             return;
         };
-        let started = begin(k, &q.state, &lease, q.message, q.origin).await;
+        let started = begin(k, &q.state, &lease, q.input).await;
         if let Err(e) = k.inner.store.inbox_remove(&q.state.id).await {
             tracing::error!(dispatch = %q.state.id, error = %e, "cannot clear the inbox entry");
         }

@@ -210,6 +210,93 @@ struct Dispatch {
     message: UserMessage,
     #[serde(default)]
     queue: bool,
+    a2a: Option<A2aFrom>,
+}
+
+/// The sender of a message from another agent (`data-a2a`, `kernel.md`
+/// §2.2): given by the a2a service, never by an agent's own token.
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct A2aFrom {
+    mode: A2aMode,
+    from_agent_id: String,
+    from_session_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum A2aMode {
+    Silent,
+    Notify,
+    Wake,
+}
+
+/// A dispatch's user message before it is written.
+pub(super) struct Input {
+    text: String,
+    origin: Origin,
+    /// The `data-a2a` envelope, for a message from another agent.
+    a2a: Option<Value>,
+}
+
+impl Input {
+    /// The message's parts and extra metadata.
+    fn into_message(self, id: String) -> NewMessage {
+        let from_agent_id = self
+            .a2a
+            .as_ref()
+            .and_then(|a| a["fromAgentId"].as_str())
+            .map(String::from);
+        let mut parts = Vec::with_capacity(2);
+        if let Some(data) = self.a2a {
+            parts.push(Part::DataA2a {
+                id: String::new(),
+                data,
+            });
+        }
+        parts.push(Part::text(self.text));
+        NewMessage {
+            role: Role::User,
+            parts,
+            origin: self.origin,
+            extra: MessageExtra {
+                id: Some(id),
+                from_agent_id,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Checks an a2a envelope: only a service (the a2a skill) or the operator may
+/// speak for another agent, and the sender must exist.
+pub(crate) async fn a2a_envelope(
+    k: &Kernel,
+    p: &Principal,
+    from: Option<A2aFrom>,
+) -> Result<Option<Value>, SyscallError> {
+    let Some(from) = from else { return Ok(None) };
+    if matches!(p, Principal::Session { .. }) {
+        return Err(SyscallError::new(
+            ErrorCode::PermissionDenied,
+            "a session token may not set `a2a`: send with `aos a2a send`",
+        )
+        .with_details(json!({ "missing": "a2a", "principal": "session" })));
+    }
+    params::id("a2a.fromAgentId", &from.from_agent_id)?;
+    let sender = crate::ops::session::load(k, &from.from_session_id).await?;
+    if sender.agent_id != from.from_agent_id {
+        return Err(SyscallError::invalid(format!(
+            "`a2a.fromSessionId` {} does not belong to agent {}",
+            from.from_session_id, from.from_agent_id
+        )));
+    }
+    if let Some(c) = &from.correlation_id {
+        params::short_text("a2a.correlationId", c)?;
+    }
+    Ok(Some(json!(from)))
 }
 
 /// Longest user message, in bytes.
@@ -246,10 +333,16 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
         .as_str()
         .map(String::from)
         .unwrap_or(d.message.content);
-    let origin = if matches!(p, Principal::Session { .. }) {
+    let a2a = a2a_envelope(k, p, d.a2a).await?;
+    let origin = if matches!(p, Principal::Session { .. }) || a2a.is_some() {
         Origin::Agent
     } else {
         Origin::Human
+    };
+    let input = Input {
+        text: message,
+        origin,
+        a2a,
     };
     match lease::take(k, &scb.session_id, SessionPhase::Dispatched).await {
         Ok(lease) => {
@@ -257,7 +350,7 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
                 k.inner
                     .dispatches
                     .register(k, &scb.agent_id, &scb.session_id, "running", None);
-            let first_seq = begin(k, &state, &lease, message, origin).await?;
+            let first_seq = begin(k, &state, &lease, input).await?;
             start(k, state.clone(), lease, first_seq);
             Ok(
                 Done::data(json!({ "sessionId": scb.session_id, "dispatchId": state.id }))
@@ -265,7 +358,7 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
             )
         }
         Err(e) if e.code == ErrorCode::SessionBusy && d.queue => {
-            inbox::enqueue(k, &scb, message, origin).await
+            inbox::enqueue(k, &scb, input).await
         }
         Err(e) => Err(e),
     }
@@ -289,20 +382,11 @@ async fn begin(
     k: &Kernel,
     state: &DispatchState,
     lease: &str,
-    message: String,
-    origin: Origin,
+    input: Input,
 ) -> Result<i64, SyscallError> {
     let written = async {
         let scb = k.inner.store.session_get(&state.session_id).await.sys()?;
-        let m = NewMessage {
-            role: Role::User,
-            parts: vec![Part::text(message)],
-            origin,
-            extra: MessageExtra {
-                id: Some(user_message_id(&state.id)),
-                ..Default::default()
-            },
-        };
+        let m = input.into_message(user_message_id(&state.id));
         let (msgs, _) = k.append(&scb, None, vec![m]).await?;
         let msg = msgs
             .into_iter()

@@ -62,7 +62,7 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(e) => return failed(None, Usage::default(), &e),
     };
-    let token = k.issue_session_token(&scb.agent_id, &scb.session_id);
+    let token = k.issue_session_token(&scb.agent_id, &scb.session_id, &state.id);
     let mut t = Turn {
         k,
         state,
@@ -93,7 +93,8 @@ pub(crate) async fn run(
             session_id: Some(&s.session_id),
         },
         json!({ "agentId": s.agent_id, "sessionId": s.session_id, "dispatchId": state.id,
-                "appendedCount": t.appended, "status": outcome.status }),
+                "appendedCount": t.appended, "status": outcome.status,
+                "finalText": outcome.final_text }),
     );
     outcome
 }
