@@ -407,11 +407,11 @@ impl PgStore {
         Ok((out, scb))
     }
 
-    pub(crate) async fn history(
+    pub(crate) async fn history<T: serde::de::DeserializeOwned>(
         &self,
         session_id: String,
         q: HistoryQuery,
-    ) -> Result<Vec<Message>> {
+    ) -> Result<Vec<T>> {
         let rows = sqlx::query(
             "SELECT doc FROM messages WHERE session_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4",
         )

@@ -153,6 +153,15 @@ impl SqliteStore {
         .map_err(|_| StoreError::Closed)?
     }
 
+    /// A point read (one row by key, a few microseconds) on the calling
+    /// thread: handing it to the blocking pool would cost more than the query.
+    fn read_now<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let c = self.readers.get()?;
+        let r = f(&c);
+        self.readers.put(c);
+        r
+    }
+
     pub(crate) async fn close(&self) {
         // Let queued writes finish, then stop the writer and drop the lock.
         let _ = self.write(|_| Ok(())).await;
@@ -210,8 +219,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn aoscb_get(&self) -> Result<Aoscb> {
-        self.read(|c| aoscb_load(c)?.ok_or_else(|| not_found("aoscb", "1")))
-            .await
+        self.read_now(|c| aoscb_load(c)?.ok_or_else(|| not_found("aoscb", "1")))
     }
 
     pub(crate) async fn aoscb_update(
@@ -253,7 +261,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn agent_get(&self, agent_id: String) -> Result<Acb> {
-        self.read(move |c| agent_load(c, &agent_id)).await
+        self.read_now(|c| agent_load(c, &agent_id))
     }
 
     pub(crate) async fn agent_list(
@@ -354,7 +362,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn session_get(&self, session_id: String) -> Result<Scb> {
-        self.read(move |c| session_load(c, &session_id)).await
+        self.read_now(|c| session_load(c, &session_id))
     }
 
     pub(crate) async fn session_list(
@@ -411,7 +419,11 @@ impl SqliteStore {
 
 // ---------------------------------------------------------------- history
 
-fn message_rows(c: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Message>> {
+fn message_rows<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<T>> {
     let mut stmt = c.prepare_cached(sql)?;
     let docs = stmt.query_map(args, |r| r.get::<_, String>(0))?;
     docs.map(|d| Ok(serde_json::from_str(&d?)?)).collect()
@@ -456,11 +468,11 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn history(
+    pub(crate) async fn history<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         session_id: String,
         q: HistoryQuery,
-    ) -> Result<Vec<Message>> {
+    ) -> Result<Vec<T>> {
         self.read(move |c| {
             message_rows(
                 c,
@@ -476,7 +488,7 @@ impl SqliteStore {
         session_id: String,
         message_id: String,
     ) -> Result<Message> {
-        self.read(move |c| {
+        self.read_now(|c| {
             message_rows(
                 c,
                 "SELECT doc FROM messages WHERE session_id = ?1 AND message_id = ?2",
@@ -485,7 +497,6 @@ impl SqliteStore {
             .pop()
             .ok_or_else(|| not_found("message", &message_id))
         })
-        .await
     }
 }
 

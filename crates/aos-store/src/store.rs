@@ -335,6 +335,12 @@ impl Store {
         delegate!(self.history(session_id.to_string(), q.clone()))
     }
 
+    /// [`Store::history`] as the stored JSON documents, for callers that
+    /// pass messages on as JSON (no typed round trip).
+    pub async fn history_json(&self, session_id: &str, q: &HistoryQuery) -> Result<Vec<Value>> {
+        delegate!(self.history(session_id.to_string(), q.clone()))
+    }
+
     /// One message by id, within a session.
     pub async fn message_get(&self, session_id: &str, message_id: &str) -> Result<Message> {
         delegate!(self.message_get(session_id.to_string(), message_id.to_string()))

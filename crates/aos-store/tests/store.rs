@@ -166,6 +166,20 @@ async fn batch_append_and_paging(store: Store) {
         .await
         .expect("page");
     assert_eq!(page.len(), 3);
+    // The stored documents, as JSON, are the messages themselves.
+    let q = HistoryQuery {
+        from_seq: 20,
+        to_seq: None,
+        limit: 3,
+    };
+    let docs = store
+        .history_json(&s.session_id, &q)
+        .await
+        .expect("json page");
+    assert_eq!(
+        serde_json::Value::Array(docs),
+        serde_json::to_value(&page).expect("to json")
+    );
     let one = store
         .message_get(&s.session_id, &msgs[3].id)
         .await

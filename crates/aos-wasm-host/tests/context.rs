@@ -241,3 +241,62 @@ async fn fold_requests_are_checked() {
         .await;
     assert_eq!(r["error"]["code"], "not_found", "{r}");
 }
+
+/// The context the kernel holds after turns answered incrementally (the
+/// engine sends only the change) is the context a rebuild makes, also across
+/// a skill load and unload and another writer's append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_assembly_equals_a_rebuild() {
+    let (e, llm) = env().await;
+    e.start("ctx-engine", "system", json!({})).await;
+    let (_, sid) = e.session().await;
+    llm.push([
+        Reply::bash("c1", "echo one"),
+        Reply::bash("c2", "echo two; echo three"),
+        Reply::text("first done"),
+    ]);
+    dispatch(&e, &sid, "run two commands").await;
+    // What the kernel holds was assembled before the last LLM call: the
+    // rebuild has it, then the final answer.
+    let same = |held: &Value, rebuilt: &Value| {
+        let (h, r) = (
+            held["messages"].as_array().expect("held"),
+            rebuilt["messages"].as_array().expect("rebuilt"),
+        );
+        assert_eq!(
+            h[..],
+            r[..h.len()],
+            "the held context is the rebuild's start"
+        );
+        assert_eq!(r.len(), h.len() + 1, "and the final answer follows");
+    };
+    let get = json!({"op": "session.context.get", "sessionId": sid});
+    let rebuild = json!({"op": "session.context.rebuild", "sessionId": sid});
+    let incremental = e.ok(get.clone()).await;
+    assert!(incremental["messages"].as_array().expect("messages").len() > 6);
+    same(&incremental, &e.ok(rebuild.clone()).await);
+
+    e.ok(json!({"op": "skill.load", "name": "my-guard", "sessionId": sid}))
+        .await;
+    let msg = json!({"role": "user", "parts": [{"type": "text", "text": "a note from elsewhere"}]});
+    e.ok(json!({"op": "session.append", "sessionId": sid, "message": msg}))
+        .await;
+    llm.push([Reply::bash("c3", "echo four"), Reply::text("second done")]);
+    dispatch(&e, &sid, "once more").await;
+    let incremental = e.ok(get.clone()).await;
+    let text = incremental["messages"].to_string();
+    assert!(text.contains("[[AOS-SKILL my-guard]]") && text.contains("a note from elsewhere"));
+    same(&incremental, &e.ok(rebuild.clone()).await);
+
+    e.ok(json!({"op": "skill.unload", "name": "my-guard", "sessionId": sid}))
+        .await;
+    llm.push([Reply::text("third done")]);
+    dispatch(&e, &sid, "and again").await;
+    let incremental = e.ok(get).await;
+    assert!(
+        !incremental["messages"]
+            .to_string()
+            .contains("[[AOS-SKILL my-guard]]")
+    );
+    same(&incremental, &e.ok(rebuild).await);
+}

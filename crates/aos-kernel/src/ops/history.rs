@@ -36,8 +36,14 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
         to_seq: q.to_seq,
         limit,
     };
-    let messages = k.inner.store.history(&scb.session_id, &query).await.sys()?;
-    let last = messages.last().map(|m| m.metadata.seq);
+    // The stored documents go out as they are (no typed round trip).
+    let messages = k
+        .inner
+        .store
+        .history_json(&scb.session_id, &query)
+        .await
+        .sys()?;
+    let last = messages.last().and_then(|m| m["metadata"]["seq"].as_i64());
     let bound = q
         .to_seq
         .unwrap_or(i64::MAX)
@@ -45,9 +51,9 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let next = last
         .filter(|l| messages.len() as i64 == limit && *l < bound)
         .map(|l| (l + 1).to_string());
-    Ok(Done::data(
-        json!({ "sessionId": scb.session_id, "messages": messages, "nextCursor": next }),
-    ))
+    Ok(Done::data(json!({
+        "sessionId": scb.session_id, "messages": Value::Array(messages), "nextCursor": next,
+    })))
 }
 
 #[derive(Deserialize)]
