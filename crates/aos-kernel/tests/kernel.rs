@@ -655,6 +655,49 @@ async fn engine_less_machinery_answers_clearly(store: Store) {
 
 /// Every syscall of the catalogue is routed: none answers `op.unknown`, and an
 /// empty payload never succeeds where parameters are required.
+/// A message from another agent names a sender that exists; anything else is
+/// refused and writes nothing.
+async fn a2a_envelopes_are_checked(store: Store) {
+    let k = kernel(store).await;
+    let (a, sa) = new_session(&k).await;
+    let (_, sb) = new_session(&k).await;
+    let msg = |envelopes: Vec<Value>| {
+        let mut parts: Vec<Value> = envelopes
+            .into_iter()
+            .map(|e| json!({"type": "data-a2a", "data": e}))
+            .collect();
+        parts.push(json!({"type": "text", "text": "hello from a"}));
+        json!({"op": "session.append", "sessionId": sb, "message": {"role": "user", "parts": parts}})
+    };
+    let good = json!({"mode": "silent", "fromAgentId": a, "fromSessionId": sa});
+    ok(&k, msg(vec![good.clone()])).await;
+    let last = history(&k, &sb).await.pop().expect("message");
+    assert_eq!(
+        (
+            &last["metadata"]["origin"],
+            &last["metadata"]["fromAgentId"]
+        ),
+        (&json!("agent"), &json!(a))
+    );
+    let before = history(&k, &sb).await.len();
+    let not_his = json!({"mode": "silent", "fromAgentId": a, "fromSessionId": sb});
+    err(&k, msg(vec![not_his]), "request.invalid").await;
+    err(&k, msg(vec![good.clone(), good.clone()]), "request.invalid").await;
+    let mut extra = good.clone();
+    extra["hop"] = json!(1);
+    err(&k, msg(vec![extra]), "request.invalid").await;
+    let mut loud = good.clone();
+    loud["mode"] = json!("loud");
+    err(&k, msg(vec![loud]), "request.invalid").await;
+    let mut ghost = good;
+    ghost["fromSessionId"] = json!("se_01m8c0mxgsb56p1k5gpbhzr2md");
+    err(&k, msg(vec![ghost.clone()]), "not_found").await;
+    let dispatch = json!({"op": "session.dispatch", "sessionId": sb,
+                          "message": {"role": "user", "content": "x"}, "a2a": ghost});
+    err(&k, dispatch, "not_found").await;
+    assert_eq!(history(&k, &sb).await.len(), before, "nothing was written");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_syscall_exists() {
     let (store, _d) = aos_testkit::sqlite_store().await;
@@ -694,4 +737,5 @@ on_both_backends!(
     content_put_read_search,
     runtime_log_records_commands_not_queries,
     engine_less_machinery_answers_clearly,
+    a2a_envelopes_are_checked,
 );

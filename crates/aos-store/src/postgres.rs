@@ -277,9 +277,15 @@ impl PgStore {
         status: Option<SessionStatus>,
         after: String,
         limit: i64,
+        newest_first: bool,
     ) -> Result<Vec<Scb>> {
+        let (bound, order) = if newest_first {
+            ("($3 = '' OR session_id < $3)", "DESC")
+        } else {
+            ("session_id > $3", "ASC")
+        };
         let rows = sqlx::query(&format!(
-            "SELECT {SCB_COLUMNS} FROM sessions WHERE ($1 = '' OR agent_id = $1) AND ($2 = '' OR status = $2) AND session_id > $3 ORDER BY session_id LIMIT $4"
+            "SELECT {SCB_COLUMNS} FROM sessions WHERE ($1 = '' OR agent_id = $1) AND ($2 = '' OR status = $2) AND {bound} ORDER BY session_id {order} LIMIT $4"
         ))
         .bind(agent_id)
         .bind(status.map_or("", SessionStatus::as_str))

@@ -371,12 +371,23 @@ impl SqliteStore {
         status: Option<SessionStatus>,
         after: String,
         limit: i64,
+        newest_first: bool,
     ) -> Result<Vec<Scb>> {
+        let sql = if newest_first {
+            "(?1 = '' OR agent_id = ?1) AND (?2 = '' OR status = ?2) AND (?3 = '' OR session_id < ?3) ORDER BY session_id DESC LIMIT ?4"
+        } else {
+            "(?1 = '' OR agent_id = ?1) AND (?2 = '' OR status = ?2) AND session_id > ?3 ORDER BY session_id LIMIT ?4"
+        };
         self.read(move |c| {
             sessions_where(
                 c,
-                "(?1 = '' OR agent_id = ?1) AND (?2 = '' OR status = ?2) AND session_id > ?3 ORDER BY session_id LIMIT ?4",
-                params![agent_id, status.map_or("", SessionStatus::as_str), after, limit],
+                sql,
+                params![
+                    agent_id,
+                    status.map_or("", SessionStatus::as_str),
+                    after,
+                    limit
+                ],
             )
         })
         .await

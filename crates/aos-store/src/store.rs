@@ -274,16 +274,19 @@ impl Store {
         delegate!(self.session_get(session_id.to_string()))
     }
 
-    /// Sessions in id order, optionally of one agent and/or status.
+    /// Sessions in id (creation) order, or newest first, optionally of one
+    /// agent and/or status; `after` is the last id of the previous page.
     pub async fn session_list(
         &self,
         agent_id: Option<&str>,
         status: Option<SessionStatus>,
         after: Option<&str>,
         limit: i64,
+        newest_first: bool,
     ) -> Result<Vec<Scb>> {
         let agent = agent_id.unwrap_or("").to_string();
-        delegate!(self.session_list(agent, status, after.unwrap_or("").to_string(), limit))
+        let after = after.unwrap_or("").to_string();
+        delegate!(self.session_list(agent, status, after, limit, newest_first))
     }
 
     /// Sessions that need recovery: initializing, or ready but not at rest.

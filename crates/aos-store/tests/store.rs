@@ -238,10 +238,45 @@ async fn lease_columns_change_atomically(store: Store) {
     assert_eq!(again, scb);
     assert_eq!(store.sessions_to_recover().await.expect("recover").len(), 1);
     let list = store
-        .session_list(Some(&s.agent_id), Some(SessionStatus::Ready), None, 10)
+        .session_list(
+            Some(&s.agent_id),
+            Some(SessionStatus::Ready),
+            None,
+            10,
+            false,
+        )
         .await
         .expect("list");
     assert_eq!(list.len(), 1);
+}
+
+async fn session_lists_page_both_ways(store: Store) {
+    let first = session(&store).await;
+    let mut ids = vec![first.session_id.clone()];
+    for _ in 0..2 {
+        let s = aos_testkit::scb(&first.agent_id);
+        store.session_insert(&s).await.expect("session");
+        ids.push(s.session_id);
+    }
+    // Ids sort by creation time (ms), then at random within a millisecond.
+    ids.sort();
+    let page = |after: Option<String>, newest_first: bool| {
+        let store = store.clone();
+        let agent = first.agent_id.clone();
+        async move {
+            store
+                .session_list(Some(&agent), None, after.as_deref(), 2, newest_first)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|s| s.session_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(None, false).await, ids[..2]);
+    assert_eq!(page(Some(ids[1].clone()), false).await, ids[2..]);
+    assert_eq!(page(None, true).await, [ids[2].clone(), ids[1].clone()]);
+    assert_eq!(page(Some(ids[1].clone()), true).await, ids[..1]);
 }
 
 async fn runtime_log_and_content(store: Store) {
@@ -447,6 +482,7 @@ on_both_backends!(
     runtime_log_and_content,
     dispatch_inbox_is_durable_and_ordered,
     a_logged_append_is_one_transaction,
+    session_lists_page_both_ways,
 );
 
 #[tokio::test]

@@ -112,22 +112,15 @@ fn target(to: &str, sender_agent: &str) -> Result<(String, String), Value> {
         }
         return Ok((text(&s, "agentId"), to.to_string()));
     }
-    let mut newest = None;
-    let mut cursor = Value::Null;
-    loop {
-        let page = syscall(
-            "session.list",
-            json!({ "agentId": to, "status": "ready", "limit": 1000, "cursor": cursor }),
-        )
-        .map_err(from_syscall)?;
-        if let Some(last) = page["sessions"].as_array().and_then(|s| s.last()) {
-            newest = Some(text(last, "sessionId"));
-        }
-        cursor = page["nextCursor"].clone();
-        if cursor.is_null() {
-            break;
-        }
-    }
+    let page = syscall(
+        "session.list",
+        json!({ "agentId": to, "status": "ready", "limit": 1, "order": "desc" }),
+    )
+    .map_err(from_syscall)?;
+    let newest = page["sessions"]
+        .as_array()
+        .and_then(|s| s.first())
+        .map(|s| text(s, "sessionId"));
     let session = match newest {
         Some(s) => s,
         None => {

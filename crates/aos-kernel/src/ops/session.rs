@@ -100,6 +100,17 @@ struct List {
     status: Option<SessionStatus>,
     cursor: Option<String>,
     limit: Option<i64>,
+    #[serde(default)]
+    order: Order,
+}
+
+/// `session.list` order: by creation, or newest first.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Order {
+    #[default]
+    Asc,
+    Desc,
 }
 
 pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
@@ -113,7 +124,13 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let sessions = k
         .inner
         .store
-        .session_list(q.agent_id.as_deref(), q.status, q.cursor.as_deref(), limit)
+        .session_list(
+            q.agent_id.as_deref(),
+            q.status,
+            q.cursor.as_deref(),
+            limit,
+            q.order == Order::Desc,
+        )
         .await
         .sys()?;
     let next = (sessions.len() as i64 == limit)
@@ -322,10 +339,7 @@ async fn a2a_part(
     }
     let from: crate::react::A2aFrom = serde_json::from_value(data.clone())
         .map_err(|e| SyscallError::invalid(format!("the `data-a2a` part: {e}")))?;
-    let checked = crate::react::a2a_envelope(k, p, Some(from)).await?;
-    if let Some(v) = checked {
-        *data = v;
-    }
+    *data = crate::react::a2a_envelope(k, p, from).await?;
     Ok(data["fromAgentId"].as_str().map(String::from))
 }
 

@@ -275,9 +275,8 @@ impl Input {
 pub(crate) async fn a2a_envelope(
     k: &Kernel,
     p: &Principal,
-    from: Option<A2aFrom>,
-) -> Result<Option<Value>, SyscallError> {
-    let Some(from) = from else { return Ok(None) };
+    from: A2aFrom,
+) -> Result<Value, SyscallError> {
     if matches!(p, Principal::Session { .. }) {
         return Err(SyscallError::new(
             ErrorCode::PermissionDenied,
@@ -296,7 +295,7 @@ pub(crate) async fn a2a_envelope(
     if let Some(c) = &from.correlation_id {
         params::short_text("a2a.correlationId", c)?;
     }
-    Ok(Some(json!(from)))
+    Ok(json!(from))
 }
 
 /// Longest user message, in bytes.
@@ -333,7 +332,10 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
         .as_str()
         .map(String::from)
         .unwrap_or(d.message.content);
-    let a2a = a2a_envelope(k, p, d.a2a).await?;
+    let a2a = match d.a2a {
+        Some(from) => Some(a2a_envelope(k, p, from).await?),
+        None => None,
+    };
     let origin = if matches!(p, Principal::Session { .. }) || a2a.is_some() {
         Origin::Agent
     } else {
