@@ -6,7 +6,7 @@ use crate::client::Client;
 use crate::daemon;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
 /// Runs the parsed command line.
@@ -109,7 +109,9 @@ fn print(doc: &Value, pretty: bool) {
     } else {
         doc.to_string()
     };
-    println!("{text}");
+    // A reader that stopped early (`aos … | head`) is not an error of ours.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 fn obj(v: Value) -> Map<String, Value> {

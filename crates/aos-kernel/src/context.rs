@@ -28,7 +28,7 @@ use std::sync::Arc;
 pub struct SessionContext {
     /// Session id.
     pub session_id: String,
-    /// Bumped on every assembly.
+    /// Bumped on every assembly that changed the context.
     pub context_revision: u64,
     /// `{wire, aos}` context messages.
     pub messages: Arc<Vec<Value>>,
@@ -105,12 +105,16 @@ async fn assemble_with(
         )
         .await;
     state.session_id = scb.session_id.clone();
-    state.context_revision += 1;
-    if !apply(&mut state, out) && !k.inner.hooks.has_handler("context.assemble", scope) {
+    if apply(&mut state, out) {
+        state.context_revision += 1;
+    } else if !k.inner.hooks.has_handler("context.assemble", scope) {
         // No engine at all: the context is empty.
         state.messages = Arc::default();
         state.estimated_tokens = 0;
+        state.context_revision += 1;
     }
+    // Else the engine failed: the last context and its revision stay, so an
+    // engine that did answer after all (too late) answers in full next time.
     Ok(state.clone())
 }
 

@@ -26,6 +26,7 @@ async fn env() -> (Env, ScriptedLlm) {
             );
             let text = manifest.replace("name: aos-context", "name: ctx-engine");
             std::fs::write(dir.join("SKILL.md"), text).expect("SKILL.md");
+            common::guest(root, "broken-engine", "  hooks: [context.assemble]");
             skill(
                 root,
                 "replacement",
@@ -302,4 +303,36 @@ async fn incremental_assembly_equals_a_rebuild() {
             .contains("[[AOS-SKILL my-guard]]")
     );
     same(&incremental, &e.ok(rebuild).await);
+}
+
+/// An engine that fails leaves the last context, and its revision, as they
+/// were: the next engine to answer in full or by change starts from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_engine_keeps_the_last_context() {
+    let (e, _llm) = env().await;
+    e.start("ctx-engine", "system", json!({})).await;
+    let (agent, sid) = e.session().await;
+    let rebuild = json!({"op": "session.context.rebuild", "sessionId": sid});
+    let good = e.ok(rebuild.clone()).await;
+    assert!(!good["messages"].as_array().expect("messages").is_empty());
+    let broken = e
+        .start(
+            "broken-engine",
+            &format!("agent:{agent}"),
+            json!({"hooks": ["context.assemble"], "do": {"context.assemble": "error"}}),
+        )
+        .await;
+    let kept = e.ok(rebuild.clone()).await;
+    assert_eq!(
+        (&kept["messages"], &kept["contextRevision"]),
+        (&good["messages"], &good["contextRevision"])
+    );
+    e.ok(json!({"op": "skill.stop", "instanceId": broken}))
+        .await;
+    let again = e.ok(rebuild).await;
+    assert_eq!(again["messages"], good["messages"]);
+    assert_eq!(
+        again["contextRevision"].as_u64(),
+        good["contextRevision"].as_u64().map(|r| r + 1)
+    );
 }
