@@ -268,6 +268,11 @@ impl HookEngine {
         }
         h.set_state(ServiceState::Error, Some(message.to_string()));
         self.table.unregister(&h.instance_id);
+        if h.kind == aos_manifest::ServiceKind::Legacy {
+            // A process that failed its calls may still run: stop it.
+            let h = h.clone();
+            tokio::spawn(async move { h.instance.shutdown(h.timeout).await });
+        }
         let (agent, session) = match &h.owner {
             crate::services::ServiceOwner::System => (None, None),
             crate::services::ServiceOwner::Agent(a) => (Some(a.as_str()), None),

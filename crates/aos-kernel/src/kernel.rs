@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Live session tokens → (agent, session).
     pub session_tokens: Mutex<HashMap<String, SessionToken>>,
+    /// Live tokens of legacy service processes → their grant.
+    pub service_tokens: Mutex<HashMap<String, ServiceGrant>>,
     /// Running and finished dispatches of this daemon.
     pub dispatches: crate::react::Dispatches,
     /// The daemon's API URL, for bash (`AOS_API_URL`); set once bound.
@@ -127,6 +129,7 @@ impl Kernel {
                 stop_signal: tokio::sync::watch::Sender::new(false),
                 watcher: Mutex::new(None),
                 session_tokens: Mutex::new(HashMap::new()),
+                service_tokens: Mutex::new(HashMap::new()),
                 dispatches: crate::react::Dispatches::default(),
                 api_url: Mutex::new(String::new()),
                 config,
@@ -434,11 +437,7 @@ impl Kernel {
         session_id: &str,
         dispatch_id: &str,
     ) -> String {
-        let bytes: [u8; 24] = rand::random();
-        let token = format!(
-            "aos_s_{}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let token = format!("aos_s_{}", random_hex());
         if let Ok(mut t) = self.inner.session_tokens.lock() {
             t.insert(
                 token.clone(),
@@ -452,6 +451,32 @@ impl Kernel {
         token
     }
 
+    /// Issues a token with exactly a service's grant (`AOS_API_TOKEN` of a
+    /// legacy process); it dies with the instance.
+    pub(crate) fn issue_service_token(&self, grant: ServiceGrant) -> String {
+        let token = format!("aos_v_{}", random_hex());
+        if let Ok(mut t) = self.inner.service_tokens.lock() {
+            t.insert(token.clone(), grant);
+        }
+        token
+    }
+
+    /// Revokes the tokens of one service instance.
+    pub(crate) fn revoke_service_tokens(&self, instance_id: &str) {
+        if let Ok(mut t) = self.inner.service_tokens.lock() {
+            t.retain(|_, g| g.instance_id != instance_id);
+        }
+    }
+
+    /// The daemon's API URL (empty until it is bound).
+    pub(crate) fn api_url(&self) -> String {
+        self.inner
+            .api_url
+            .lock()
+            .map(|u| u.clone())
+            .unwrap_or_default()
+    }
+
     /// Revokes a session token.
     pub(crate) fn revoke_session_token(&self, token: &str) {
         if let Ok(mut t) = self.inner.session_tokens.lock() {
@@ -459,8 +484,25 @@ impl Kernel {
         }
     }
 
-    /// The principal of a session token, if it is live.
-    pub fn session_principal(&self, token: &str) -> Option<Principal> {
+    /// The principal of a live session or service token.
+    pub fn token_principal(&self, token: &str) -> Option<Principal> {
+        if let Some(g) = self
+            .inner
+            .service_tokens
+            .lock()
+            .ok()
+            .and_then(|t| t.get(token).cloned())
+        {
+            // A stopped or failed instance's token is dead even before it
+            // is revoked (one still starting, or transient, is not listed).
+            let ended = self
+                .inner
+                .hooks
+                .table()
+                .get(&g.instance_id)
+                .is_some_and(|e| e.state().0 != crate::services::ServiceState::Running);
+            return (!ended).then_some(Principal::Service(g));
+        }
         let t = self.inner.session_tokens.lock().ok()?;
         t.get(token).map(|s| Principal::Session {
             agent_id: s.agent_id.clone(),
@@ -615,6 +657,12 @@ impl Kernel {
     }
 }
 
+/// 24 random bytes in hex: the secret part of a token.
+fn random_hex() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What a live session token stands for.
 pub(crate) struct SessionToken {
     agent_id: String,
@@ -639,6 +687,16 @@ impl KernelPort {
 }
 
 impl SyscallPort for KernelPort {
+    fn exited(&self, reason: String) {
+        let (Some(inner), Principal::Service(g)) = (self.inner.upgrade(), &self.principal) else {
+            return;
+        };
+        let instance_id = g.instance_id.clone();
+        tokio::spawn(async move {
+            crate::ops::service::exited(&Kernel { inner }, &instance_id, reason).await;
+        });
+    }
+
     fn denied(&self, capability: &str, fix: String) {
         let Some(inner) = self.inner.upgrade() else {
             return;

@@ -75,6 +75,12 @@ pub trait SyscallPort: Send + Sync {
     /// Records a capability the runtime refused the service (a connect to an
     /// undeclared address, …), with the manifest line that would grant it.
     fn denied(&self, capability: &str, fix: String);
+
+    /// Reports that the service ended without being asked to (a legacy
+    /// process exited or was killed): the kernel marks it `error`,
+    /// unregisters its hooks, emits `service.error` and applies the skill's
+    /// restart policy.
+    fn exited(&self, reason: String);
 }
 
 /// Everything a runtime needs to start one instance.
@@ -94,6 +100,11 @@ pub struct ServiceStart {
     pub config: Value,
     /// The kernel, for the service's syscalls.
     pub syscalls: Arc<dyn SyscallPort>,
+    /// The daemon's HTTP API (`AOS_API_URL`); empty when it serves none.
+    pub api_url: String,
+    /// A bearer token with exactly the service's rights (`AOS_API_TOKEN`),
+    /// for runtimes whose services reach the API themselves.
+    pub api_token: Option<String>,
 }
 
 /// What a service asked for at start-up.
@@ -174,6 +185,10 @@ pub trait ServiceInstance: Send + Sync {
     ) -> BoxFuture<'_, Result<InvokeReply, CallFault>>;
     /// Stops the service (calls its `shutdown`, then frees it).
     fn shutdown(&self, timeout: Duration) -> BoxFuture<'_, ()>;
+    /// The operating-system process, for services that run as one.
+    fn pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// The result of a command.
@@ -234,6 +249,10 @@ pub struct ServiceEntry {
     pub instance: Arc<dyn ServiceInstance>,
     /// When it started.
     pub started_at: String,
+    /// The configuration it was started with (kept for restarts).
+    pub config: Value,
+    /// How many times in a row its predecessors crashed and were restarted.
+    pub restarts: u32,
     state: Mutex<(ServiceState, Option<String>)>,
     failures: AtomicU32,
     calls: AtomicU64,
@@ -262,6 +281,8 @@ impl ServiceEntry {
             registration,
             instance,
             started_at: aos_types::now(),
+            config: Value::Object(Default::default()),
+            restarts: 0,
             state: Mutex::new((ServiceState::Running, None)),
             failures: AtomicU32::new(0),
             calls: AtomicU64::new(0),
@@ -320,6 +341,8 @@ impl ServiceEntry {
             "startedAt": self.started_at,
             "calls": self.calls.load(Ordering::Relaxed),
             "consecutiveFailures": self.failures.load(Ordering::Relaxed),
+            "pid": self.instance.pid(),
+            "restarts": self.restarts,
         })
     }
 }

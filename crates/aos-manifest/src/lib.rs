@@ -13,5 +13,6 @@ mod manifest;
 pub use error::ManifestError;
 pub use index::{IndexedSkill, SkillIndex, scan_roots};
 pub use manifest::{
-    Capabilities, FsGrant, FsMode, Limits, ServiceKind, ServiceSpec, SkillManifest, parse_skill_md,
+    Capabilities, FsGrant, FsMode, Limits, RestartPolicy, ServiceKind, ServiceSpec, SkillManifest,
+    parse_skill_md,
 };

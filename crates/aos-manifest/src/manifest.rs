@@ -120,6 +120,23 @@ pub struct Limits {
     /// Fuel per call; none means unmetered.
     #[serde(default)]
     pub fuel: Option<u64>,
+    /// What happens when a legacy service's process exits unasked.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Restarts allowed in a row under `restart: on-failure` (default 3).
+    #[serde(default)]
+    pub max_restarts: Option<u32>,
+}
+
+/// `limits.restart`: whether a crashed legacy service is started again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Stay in `error` (the default).
+    #[default]
+    Never,
+    /// Start a new instance for the same owner and config, with backoff.
+    OnFailure,
 }
 
 /// Parses `SKILL.md` text of the skill in `dir` (the directory is used to

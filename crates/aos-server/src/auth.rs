@@ -21,14 +21,14 @@ impl Tokens {
         constant_time_eq(token.as_bytes(), self.operator.as_bytes()).then_some(Principal::Operator)
     }
 
-    /// The operator, or the session a live session token belongs to.
+    /// The operator, or the session or service a live token belongs to.
     pub fn authenticate_any(
         &self,
         headers: &HeaderMap,
         kernel: &aos_kernel::Kernel,
     ) -> Option<Principal> {
         self.authenticate(headers)
-            .or_else(|| kernel.session_principal(bearer(headers)?))
+            .or_else(|| kernel.token_principal(bearer(headers)?))
     }
 }
 

@@ -10,7 +10,7 @@ use crate::services::{
     CallFault, InvokeReply, Registration, ServiceEntry, ServiceOwner, ServiceStart, ServiceState,
     may_register,
 };
-use aos_manifest::SkillManifest;
+use aos_manifest::{ServiceKind, SkillManifest};
 use aos_types::{
     AgentStatus, ErrorCode, HookKind, IdKind, SessionStatus, SyscallError, hook_point, new_id,
 };
@@ -23,6 +23,8 @@ use std::time::Duration;
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Commands may run longer than hooks.
 const MIN_INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Restarts in a row under `restart: on-failure` when the skill sets none.
+const DEFAULT_MAX_RESTARTS: u32 = 3;
 
 fn service_failed(msg: String) -> SyscallError {
     SyscallError::new(ErrorCode::ServiceFailed, msg)
@@ -121,14 +123,85 @@ pub(crate) async fn start_service(
     config: Value,
 ) -> Result<Arc<ServiceEntry>, SyscallError> {
     let entry = launch(k, name, owner, config).await?;
+    Ok(register(k, entry))
+}
+
+/// Puts a started instance into the hook table and announces it.
+fn register(k: &Kernel, entry: ServiceEntry) -> Arc<ServiceEntry> {
+    let entry = Arc::new(entry);
     k.inner.hooks.table().insert(entry.clone());
-    tracing::info!(skill = name, instance = %entry.instance_id, owner = ?entry.owner, "service started");
+    tracing::info!(skill = %entry.skill_name, instance = %entry.instance_id, owner = ?entry.owner, "service started");
     k.emit(
         "skill.start.after",
         scope_of(&entry.owner, entry.owner_agent.as_deref()),
-        json!({ "instanceId": entry.instance_id, "skillName": name }),
+        json!({ "instanceId": entry.instance_id, "skillName": entry.skill_name }),
     );
-    Ok(entry)
+    entry
+}
+
+/// Called when a service ended without being asked to (a legacy process
+/// exited or was killed): records it, marks the instance `error` (hooks
+/// unregistered, `service.error`), and restarts it when its skill's
+/// `limits.restart` says so.
+pub(crate) async fn exited(k: &Kernel, instance_id: &str, reason: String) {
+    k.revoke_service_tokens(instance_id);
+    let Some(e) = k.inner.hooks.table().get(instance_id) else {
+        return;
+    };
+    if e.state().0 != ServiceState::Running {
+        return;
+    }
+    tracing::error!(skill = %e.skill_name, instance = instance_id, %reason, "service exited");
+    let log = aos_store::NewLogEntry {
+        level: "error",
+        op: "service.exited".into(),
+        owner_type: "skill".into(),
+        owner_id: Some(e.skill_name.clone()),
+        agent_id: e.owner_agent.clone(),
+        session_id: match &e.owner {
+            ServiceOwner::Session(s) => Some(s.clone()),
+            _ => None,
+        },
+        refs: Some(json!({ "instanceId": instance_id })),
+        data: Some(json!({ "skill": e.skill_name, "reason": reason })),
+    };
+    if let Err(err) = k.inner.store.log_append(log).await {
+        tracing::error!(error = %err, "cannot write the RuntimeLog");
+    }
+    k.inner.hooks.mark_error(&e, &format!("exited: {reason}"));
+    restart(k, &e).await;
+}
+
+/// Starts a successor of a crashed instance if its skill asks for it.
+async fn restart(k: &Kernel, e: &ServiceEntry) {
+    let limits = k
+        .inner
+        .skills
+        .snapshot()
+        .entry(&e.skill_name)
+        .and_then(|s| s.manifest.clone())
+        .map(|m| m.capabilities.limits);
+    let Some(limits) = limits else { return };
+    let max = limits.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS);
+    if limits.restart != aos_manifest::RestartPolicy::OnFailure
+        || e.restarts >= max
+        || k.is_stopping()
+    {
+        return;
+    }
+    // 100 ms, 200 ms, 400 ms … at most 5 s between a crash and the restart.
+    let backoff = Duration::from_millis(100u64 << e.restarts.min(6)).min(Duration::from_secs(5));
+    tokio::time::sleep(backoff).await;
+    match launch(k, &e.skill_name, e.owner.clone(), e.config.clone()).await {
+        Ok(mut next) => {
+            next.restarts = e.restarts + 1;
+            let next = register(k, next);
+            tracing::info!(skill = %e.skill_name, previous = %e.instance_id, instance = %next.instance_id, restarts = next.restarts, "service restarted");
+        }
+        Err(err) => {
+            tracing::error!(skill = %e.skill_name, error = %err, "service restart failed");
+        }
+    }
 }
 
 /// Starts an instance (admission, runtime start, `init`, registration
@@ -138,7 +211,7 @@ async fn launch(
     name: &str,
     owner: ServiceOwner,
     config: Value,
-) -> Result<Arc<ServiceEntry>, SyscallError> {
+) -> Result<ServiceEntry, SyscallError> {
     let index = k.inner.skills.snapshot();
     let entry = index.entry(name).ok_or_else(|| {
         SyscallError::new(
@@ -192,25 +265,35 @@ async fn launch(
         .limits
         .hook_timeout_ms
         .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+    // A legacy process may reach the HTTP API itself: it gets a token with
+    // exactly its grant. A WASM guest has no way to use one.
+    let api_token =
+        (spec.kind == ServiceKind::Legacy).then(|| k.issue_service_token(grant.clone()));
     let start = ServiceStart {
         instance_id: instance_id.clone(),
         skill: Arc::new(skill.clone()),
         skill_dir: entry.dir.clone(),
         home: k.inner.config.home.clone(),
         owner: owner.clone(),
-        config,
+        config: config.clone(),
         syscalls: Arc::new(KernelPort::new(k, Principal::Service(grant))),
+        api_url: k.api_url(),
+        api_token,
     };
-    let instance = driver
-        .start(start)
-        .await
-        .map_err(|e| service_failed(format!("skill {name} failed to start: {e}")))?;
+    let instance = match driver.start(start).await {
+        Ok(i) => i,
+        Err(e) => {
+            k.revoke_service_tokens(&instance_id);
+            return Err(service_failed(format!("skill {name} failed to start: {e}")));
+        }
+    };
     let registration = instance.registration();
     if let Err(e) = check_registration(&skill, &owner, &registration) {
+        k.revoke_service_tokens(&instance_id);
         instance.shutdown(timeout).await;
         return Err(e);
     }
-    Ok(Arc::new(ServiceEntry::new(
+    let mut entry = ServiceEntry::new(
         instance_id,
         name.to_string(),
         spec.kind,
@@ -219,7 +302,9 @@ async fn launch(
         timeout,
         registration,
         instance,
-    )))
+    );
+    entry.config = config;
+    Ok(entry)
 }
 
 /// Stops one running instance.
@@ -240,6 +325,7 @@ pub(crate) async fn stop_now(k: &Kernel, e: &Arc<ServiceEntry>) {
         e.set_state(ServiceState::Stopped, None);
     }
     k.inner.hooks.table().unregister(&e.instance_id);
+    k.revoke_service_tokens(&e.instance_id);
     e.instance.shutdown(e.timeout).await;
     k.emit(
         "skill.stop.after",
@@ -488,6 +574,7 @@ async fn run_command(
         .invoke(call.args, call.stdin, call.caller, timeout)
         .await;
     if transient {
+        k.revoke_service_tokens(&entry.instance_id);
         entry.instance.shutdown(entry.timeout).await;
     }
     match result {
@@ -512,5 +599,7 @@ async fn start_transient(
     name: &str,
     owner: ServiceOwner,
 ) -> Result<Arc<ServiceEntry>, SyscallError> {
-    launch(k, name, owner, json!({ "transient": true })).await
+    Ok(Arc::new(
+        launch(k, name, owner, json!({ "transient": true })).await?,
+    ))
 }
