@@ -72,6 +72,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
     let none = hook_times(&k, n).await?;
     call(&k, json!({"op": "skill.start", "name": "my-guard"})).await?;
     let wasm = hook_times(&k, n).await?;
+    let uds = uds_figures(&tmp, n, percentile(wasm.clone(), 0.5)).await?;
     let (single, batch) = append_rates(&k, if quick { 1_000 } else { 10_000 }).await?;
     let context = context_figures(&k, if quick { 50 } else { 500 }).await?;
     k.stop_services().await;
@@ -81,6 +82,9 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
         "hook": {
             "wasm": { "p50Us": us(percentile(wasm.clone(), 0.5)), "p99Us": us(percentile(wasm, 0.99)) },
             "none": { "p50Us": us(percentile(none, 0.5)) },
+            "udsRust": uds["rust"],
+            "udsPython": uds["python"],
+            "wasmSpeedupOverUdsRust": uds["speedup"],
         },
         "wasm": {
             "instantiateUs": us(percentile(inst, 0.5)),
@@ -94,6 +98,82 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "date": aos_types::now(),
     }))
+}
+
+/// `tool.before` through the UDS shim: the Rust example service (built
+/// beside this binary) and the seed README's Python `my-guard`, each alone,
+/// with the WASM path's p50 for the ratio.
+async fn uds_figures(tmp: &Path, n: usize, wasm_p50: Duration) -> Result<Value> {
+    let root = tmp.join("uds-skills");
+    let caps = "capabilities:\n  hooks: [tool.before, tool.after, session.dispatch.after]\n";
+    let example = std::env::current_exe()?.with_file_name("aos-uds-example");
+    legacy_skill(
+        &root,
+        "uds-rust",
+        "service",
+        &std::fs::read(&example).with_context(|| {
+            format!(
+                "{} is missing: build the workspace (`cargo build --release --workspace`)",
+                example.display()
+            )
+        })?,
+        caps,
+    )?;
+    legacy_skill(
+        &root,
+        "uds-python",
+        "service.py",
+        aos_uds_shim::python::SEED_MY_GUARD.as_bytes(),
+        "capabilities:\n  hooks: [tool.before]\n",
+    )?;
+    let store = aos_store::Store::open(&format!("sqlite://{}/uds.db", tmp.display())).await?;
+    let config = KernelConfig {
+        home: tmp.to_path_buf(),
+        skill_roots: vec![root],
+        node_id: "bench".into(),
+        system_name: "bench".into(),
+        defaults: AoscbDefaults::default(),
+        lease_ttl_ms: 60_000,
+        watch_skills: false,
+        llm: Default::default(),
+        bin_dir: None,
+    };
+    let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(aos_uds_shim::UdsDriver::default())];
+    let k = Kernel::start(store, config, drivers)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut p50 = Vec::new();
+    let mut out = serde_json::Map::new();
+    for (key, skill) in [("rust", "uds-rust"), ("python", "uds-python")] {
+        let v = call(&k, json!({"op": "skill.start", "name": skill})).await?;
+        let times = hook_times(&k, n).await?;
+        call(
+            &k,
+            json!({"op": "skill.stop", "instanceId": v["instanceId"]}),
+        )
+        .await?;
+        p50.push(percentile(times.clone(), 0.5));
+        out.insert(key.into(), json!({ "p50Us": us(percentile(times.clone(), 0.5)), "p99Us": us(percentile(times, 0.99)) }));
+    }
+    k.stop_services().await;
+    let ratio = p50[0].as_secs_f64() / wasm_p50.as_secs_f64().max(1e-9);
+    out.insert("speedup".into(), json!((ratio * 10.0).round() / 10.0));
+    Ok(Value::Object(out))
+}
+
+/// Writes a legacy skill whose service file `file` holds `bytes`.
+fn legacy_skill(root: &Path, name: &str, file: &str, bytes: &[u8], caps: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(file);
+    std::fs::write(&path, bytes)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    let md = format!(
+        "---\nname: {name}\ndescription: bench {name}\nservice: ./{file}\n{caps}---\nBench.\n"
+    );
+    std::fs::write(dir.join("SKILL.md"), md)?;
+    Ok(dir)
 }
 
 /// The WASM host the daemon uses (on-demand instances), caching in `tmp`.

@@ -58,7 +58,8 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
         pooling: std::env::var("AOS_WASM_POOLING").is_ok_and(|v| v == "1"),
     })
     .map_err(|e| anyhow!("cannot start the WASM engine: {e:#}"))?;
-    let drivers: Vec<Arc<dyn aos_kernel::services::ServiceDriver>> = vec![Arc::new(wasm)];
+    let drivers: Vec<Arc<dyn aos_kernel::services::ServiceDriver>> =
+        vec![Arc::new(wasm), Arc::new(aos_uds_shim::UdsDriver::default())];
     let kernel = Kernel::start(store.clone(), cfg.kernel.clone(), drivers)
         .await
         .map_err(|e| anyhow!("kernel start failed: {e}"))?;

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 /// The package's source.
 pub const SDK: &str = include_str!("../python/aos_sdk/__init__.py");
 
+/// The seed README's 15-line `my-guard` service, verbatim
+/// (`skill-templates/python-guard/service.py`).
+pub const SEED_MY_GUARD: &str = include_str!("../../../skill-templates/python-guard/service.py");
+
 /// Writes the SDK (when missing or different) and returns the directory to
 /// put on `PYTHONPATH`.
 pub fn install(home: &Path) -> std::io::Result<PathBuf> {

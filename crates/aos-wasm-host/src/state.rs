@@ -55,6 +55,8 @@ impl SyscallPort for NoKernel {
     }
 
     fn denied(&self, _capability: &str, _fix: String) {}
+
+    fn exited(&self, _reason: String) {}
 }
 
 impl WasiView for HostState {

@@ -21,7 +21,7 @@ pub struct Env {
 }
 
 /// The seed README's `my-guard` service, verbatim.
-pub const SEED_MY_GUARD: &str = include_str!("../services/seed_my_guard.py");
+pub const SEED_MY_GUARD: &str = aos_uds_shim::python::SEED_MY_GUARD;
 
 /// Writes a skill `name` whose service file `file` holds `source`, with
 /// `caps` (YAML lines under `capabilities:`).
