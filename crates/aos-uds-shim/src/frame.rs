@@ -153,6 +153,65 @@ mod tests {
         );
     }
 
+    /// The fuzz target's invariants on random input (the fuzzer explores
+    /// further: `fuzz/`): frames never exceed the limit or hold a newline,
+    /// memory stays bounded, and the lines that fit are exactly the input's.
+    #[test]
+    fn random_input_keeps_the_invariants() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..2_000 {
+            let max = rng.random_range(1..40);
+            let chunk = rng.random_range(1..50);
+            let len = rng.random_range(0..400);
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.random_bool(0.1) {
+                        b'\n'
+                    } else {
+                        rng.random_range(b'a'..=b'e')
+                    }
+                })
+                .collect();
+            let mut fb = FrameBuffer::new(max);
+            let mut got = Vec::new();
+            for piece in data.chunks(chunk) {
+                fb.push(piece);
+                while let Some(f) = fb.next_frame() {
+                    got.push(f);
+                }
+                assert!(fb.buffered() <= max + chunk);
+            }
+            let complete = data
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(&data[..0], |p| &data[..p]);
+            let want: Vec<Frame> = complete
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    if l.len() > max {
+                        Frame::TooLong
+                    } else {
+                        Frame::Line(l.to_vec())
+                    }
+                })
+                .collect();
+            // An over-long line is reported once, possibly before its end.
+            let lines = |v: &[Frame]| {
+                v.iter()
+                    .filter(|f| matches!(f, Frame::Line(_)))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                lines(&got),
+                lines(&want),
+                "max {max} chunk {chunk} data {data:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn reader_stops_at_end_of_stream() {
         let data: &[u8] = b"one\ntwo\nthree-without-newline";
