@@ -152,3 +152,28 @@ pub fn kill_group(pid: u32) {
 pub fn alive(pid: u32) -> bool {
     i32::try_from(pid).is_ok_and(|p| nix::sys::signal::kill(Pid::from_raw(p), None).is_ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::command_for;
+    use std::path::Path;
+
+    #[test]
+    fn interpreters_by_extension() {
+        let run = |p: &str| command_for(Path::new(p));
+        assert_eq!(
+            run("/s/service.py"),
+            ("python3".into(), vec!["/s/service.py".into()])
+        );
+        assert_eq!(
+            run("/s/service.js"),
+            ("node".into(), vec!["/s/service.js".into()])
+        );
+        assert_eq!(
+            run("/s/service.ts"),
+            ("npx".into(), vec!["tsx".into(), "/s/service.ts".into()])
+        );
+        assert_eq!(run("/s/service"), ("/s/service".into(), vec![]));
+        assert_eq!(run("/s/run.sh"), ("/s/run.sh".into(), vec![]));
+    }
+}

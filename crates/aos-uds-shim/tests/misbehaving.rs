@@ -176,7 +176,7 @@ async fn an_answer_with_a_wrong_id_or_after_the_deadline_is_dropped() {
         .expect_err("late");
     assert!(err.message.contains("deadline"), "{}", err.message);
     // The late rejection arrives while nothing waits for it: dropped.
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
     let out = e
         .admit(
             "tool.before",
@@ -224,7 +224,8 @@ async fn a_service_that_forks_and_dies_leaves_nothing_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_exiting_during_a_hook_fails_the_call_at_once() {
-    let e = env("exit-in-hook").await;
+    let caps = "  hooks: [tool.before]\n  limits: { hookTimeoutMs: 8000 }";
+    let e = Env::new(|root| raw(root, "svc", "exit-in-hook", caps)).await;
     let v = e.start("svc", "system").await;
     let (agent, sid) = e.session().await;
     let t = Instant::now();
@@ -237,10 +238,11 @@ async fn a_service_exiting_during_a_hook_fails_the_call_at_once() {
         .await
         .expect_err("exited");
     assert!(
-        t.elapsed() < Duration::from_millis(450),
+        t.elapsed() < Duration::from_secs(6),
         "not at the deadline: {:?}",
         t.elapsed()
     );
+    assert!(!err.message.contains("deadline"), "{}", err.message);
     assert_eq!(err.code.as_str(), "hook.rejected");
     let v = e
         .wait_state(v["instanceId"].as_str().expect("id"), "error")

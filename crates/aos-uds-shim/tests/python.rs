@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const SDK_SERVICE: &str = include_str!("services/sdk_service.py");
-const SDK_CAPS: &str = "  hooks: [tool.before, tool.after, session.dispatch.after]\n  syscalls: [session.get]\n  limits: { hookTimeoutMs: 2000 }";
+const SDK_CAPS: &str = "  hooks: [tool.before, tool.after, session.dispatch.after]\n  syscalls: [session.get]\n  limits: { hookTimeoutMs: 5000 }";
 
 /// The tool results the model saw in its last request.
 fn tool_results(llm: &ScriptedLlm) -> Vec<String> {
@@ -191,9 +191,10 @@ async fn kill_9_mid_hook_fails_the_call_and_marks_the_service_error() {
         .await
         .expect_err("the service died");
     killer.await.expect("killer");
-    // Failed when the process died, not at the 2 s deadline.
+    // Failed when the process died, not at the 5 s deadline.
+    assert!(!err.message.contains("deadline"), "{}", err.message);
     assert!(
-        started.elapsed() < Duration::from_millis(1900),
+        started.elapsed() < Duration::from_millis(4500),
         "{:?}",
         started.elapsed()
     );
