@@ -27,8 +27,19 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e4).round() / 10.0
 }
 
-/// Runs every measurement.
-pub fn run(quick: bool, skills: Option<String>) -> Result<Value> {
+/// The sections of the report, each measurable alone (`--only`).
+pub const SECTIONS: &[&str] = &["hook", "wasm", "store", "context", "turn"];
+
+/// Runs every measurement, or only the `only` section.
+pub fn run(quick: bool, skills: Option<String>, only: Option<String>) -> Result<Value> {
+    if let Some(o) = &only
+        && !SECTIONS.contains(&o.as_str())
+    {
+        return Err(anyhow!(
+            "--only takes one of {}, not {o:?}",
+            SECTIONS.join(", ")
+        ));
+    }
     let root = std::path::absolute(skills.unwrap_or_else(|| "./skills".into()))?;
     let guard = root.join("my-guard/service.wasm");
     if !guard.is_file() {
@@ -40,64 +51,91 @@ pub fn run(quick: bool, skills: Option<String>) -> Result<Value> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let data = rt.block_on(measure(quick, root, guard))?;
+    let data = rt.block_on(measure(quick, root, guard, only.as_deref()))?;
     Ok(json!({ "ok": true, "op": "bench", "data": data }))
 }
 
-async fn measure(quick: bool, root: PathBuf, guard: PathBuf) -> Result<Value> {
+async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>) -> Result<Value> {
+    let want = |s: &str| only.is_none_or(|o| o == s);
     let tmp = tempdir()?;
     let n = if quick { 2_000 } else { 20_000 };
-    let host = wasm_host(&tmp)?;
-    let (cold, warm) = load_times(&guard, &tmp, if quick { 3 } else { 10 })?;
-    let inst = host
-        .time_instantiation(&guard, if quick { 200 } else { 2_000 })
-        .await
-        .map_err(|e| anyhow!(e))?;
-    let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", tmp.display())).await?;
-    let config = KernelConfig {
-        home: tmp.clone(),
-        skill_roots: vec![root.clone()],
-        node_id: "bench".into(),
-        system_name: "bench".into(),
-        defaults: AoscbDefaults::default(),
-        lease_ttl_ms: 60_000,
-        watch_skills: false,
-        llm: Default::default(),
-        bin_dir: None,
-    };
-    let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
-    let k = Kernel::start(store, config, drivers)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let none = hook_times(&k, n).await?;
-    call(&k, json!({"op": "skill.start", "name": "my-guard"})).await?;
-    let wasm = hook_times(&k, n).await?;
-    let uds = uds_figures(&tmp, n, percentile(wasm.clone(), 0.5)).await?;
-    let (single, batch) = append_rates(&k, if quick { 1_000 } else { 10_000 }).await?;
-    let context = context_figures(&k, if quick { 50 } else { 500 }).await?;
-    k.stop_services().await;
-    let turns = turn_figures(&tmp, &root, if quick { 20 } else { 100 }).await?;
+    let mut data = serde_json::Map::new();
+    if want("wasm") {
+        let host = wasm_host(&tmp)?;
+        let (cold, warm) = load_times(&guard, &tmp, if quick { 3 } else { 10 })?;
+        let inst = host
+            .time_instantiation(&guard, if quick { 200 } else { 2_000 })
+            .await
+            .map_err(|e| anyhow!(e))?;
+        data.insert(
+            "wasm".into(),
+            json!({
+                "instantiateUs": us(percentile(inst, 0.5)),
+                "loadWarmMs": ms(warm),
+                "loadColdMs": ms(cold),
+            }),
+        );
+    }
+    if want("hook") || want("store") || want("context") {
+        let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", tmp.display())).await?;
+        let config = KernelConfig {
+            home: tmp.clone(),
+            skill_roots: vec![root.clone()],
+            node_id: "bench".into(),
+            system_name: "bench".into(),
+            defaults: AoscbDefaults::default(),
+            lease_ttl_ms: 60_000,
+            watch_skills: false,
+            llm: Default::default(),
+            bin_dir: None,
+        };
+        let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(&tmp)?)];
+        let k = Kernel::start(store, config, drivers)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        if want("hook") {
+            let none = hook_times(&k, n).await?;
+            call(&k, json!({"op": "skill.start", "name": "my-guard"})).await?;
+            let wasm = hook_times(&k, n).await?;
+            let uds = uds_figures(&tmp, n, percentile(wasm.clone(), 0.5)).await?;
+            data.insert("hook".into(), json!({
+                "wasm": { "p50Us": us(percentile(wasm.clone(), 0.5)), "p99Us": us(percentile(wasm, 0.99)) },
+                "none": { "p50Us": us(percentile(none, 0.5)) },
+                "udsRust": uds["rust"],
+                "udsPython": uds["python"],
+                "wasmSpeedupOverUdsRust": uds["speedup"],
+            }));
+        }
+        if want("store") {
+            let (single, batch) = append_rates(&k, if quick { 1_000 } else { 10_000 }).await?;
+            data.insert("store".into(), json!({ "sqlite": { "appendPerSec": single.round(), "batchAppendPerSec": batch.round() } }));
+        }
+        if want("context") {
+            data.insert(
+                "context".into(),
+                context_figures(&k, if quick { 50 } else { 500 }).await?,
+            );
+        }
+        k.stop_services().await;
+    }
+    if want("turn") {
+        data.insert(
+            "turn".into(),
+            turn_figures(&tmp, &root, if quick { 20 } else { 100 }).await?,
+        );
+    }
     let _ = std::fs::remove_dir_all(&tmp);
-    Ok(json!({
-        "hook": {
-            "wasm": { "p50Us": us(percentile(wasm.clone(), 0.5)), "p99Us": us(percentile(wasm, 0.99)) },
-            "none": { "p50Us": us(percentile(none, 0.5)) },
-            "udsRust": uds["rust"],
-            "udsPython": uds["python"],
-            "wasmSpeedupOverUdsRust": uds["speedup"],
-        },
-        "wasm": {
-            "instantiateUs": us(percentile(inst, 0.5)),
-            "loadWarmMs": ms(warm),
-            "loadColdMs": ms(cold),
-        },
-        "store": { "sqlite": { "appendPerSec": single.round(), "batchAppendPerSec": batch.round() } },
-        "turn": turns,
-        "context": context,
-        "iterations": n,
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "date": aos_types::now(),
-    }))
+    data.insert("iterations".into(), json!(n));
+    data.insert(
+        "cpus".into(),
+        json!(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        ),
+    );
+    data.insert("date".into(), json!(aos_types::now()));
+    Ok(Value::Object(data))
 }
 
 /// `tool.before` through the UDS shim: the Rust example service (built

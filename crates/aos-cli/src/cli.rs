@@ -82,6 +82,9 @@ pub enum Command {
         /// Skill root holding the built-in `my-guard` (default `./skills`).
         #[arg(long)]
         skills: Option<String>,
+        /// Measure one section only: hook, wasm, store, context or turn.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Print the version.
     Version,

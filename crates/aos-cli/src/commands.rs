@@ -73,7 +73,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let args = args.iter().map(|a| a.to_string()).collect();
             crate::harness::run("aos-a2a", args, Some(session_or_env(session)?))?
         }
-        Command::Bench { quick, skills, .. } => (crate::bench::run(quick, skills)?, true),
+        Command::Bench {
+            quick,
+            skills,
+            only,
+            ..
+        } => (crate::bench::run(quick, skills, only)?, true),
         Command::Version => (
             json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
             true,

@@ -131,6 +131,17 @@ impl Conn {
         process::kill_group(self.pid);
     }
 
+    /// The connection ended. Usually the process is exiting (its status is
+    /// the better reason): give it a moment, then kill it.
+    async fn lost(&self, reason: String) {
+        let mut ended = self.ended.subscribe();
+        let exited =
+            tokio::time::timeout(Duration::from_millis(500), ended.wait_for(Option::is_some));
+        if exited.await.is_err() {
+            self.fatal(format!("{reason} but kept running"));
+        }
+    }
+
     /// Called once the process ended: fails what waits on it.
     pub(crate) fn finish(&self, status: String) -> String {
         let reason = self
@@ -161,8 +172,8 @@ impl Conn {
                     let max = self.config.max_frame;
                     return self.fatal(format!("sent a message over the {max}-byte limit"));
                 }
-                Ok(None) => return self.fatal("closed its socket".into()),
-                Err(e) => return self.fatal(format!("socket error: {e}")),
+                Ok(None) => return self.lost("closed its socket".into()).await,
+                Err(e) => return self.lost(format!("socket error: {e}")).await,
             }
         }
     }

@@ -327,3 +327,21 @@ async fn a_service_that_ignores_shutdown_is_killed_after_the_grace() {
     assert!(!alive(pid));
     assert!(e.log("service.exited").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_hangs_up_but_keeps_running_is_killed() {
+    let e = env("closes-socket").await;
+    let v = e.start("svc", "system").await;
+    let v = e
+        .wait_state(v["instanceId"].as_str().expect("id"), "error")
+        .await;
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("closed its socket but kept running"),
+        "{v}"
+    );
+    wait_gone(v["pid"].as_u64().expect("pid")).await;
+    still_serves(&e).await;
+}

@@ -39,6 +39,10 @@ if mode == 'fork-and-die':
     time.sleep(0.3)
     os._exit(7)
 
+if mode == 'closes-socket':
+    s.shutdown(socket.SHUT_RDWR)
+    time.sleep(60)
+
 if mode == 'huge-line':
     s.sendall(b'x' * (100 * 1024 * 1024))
     time.sleep(60)
