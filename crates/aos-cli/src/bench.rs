@@ -78,17 +78,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
     }
     if want("hook") || want("store") || want("context") {
         let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", tmp.display())).await?;
-        let config = KernelConfig {
-            home: tmp.clone(),
-            skill_roots: vec![root.clone()],
-            node_id: "bench".into(),
-            system_name: "bench".into(),
-            defaults: AoscbDefaults::default(),
-            lease_ttl_ms: 60_000,
-            watch_skills: false,
-            llm: Default::default(),
-            bin_dir: None,
-        };
+        let config = KernelConfig::embedded(tmp.clone(), vec![root.clone()]);
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(&tmp)?)];
         let k = Kernel::start(store, config, drivers)
             .await
@@ -165,17 +155,7 @@ async fn uds_figures(tmp: &Path, n: usize, wasm_p50: Duration) -> Result<Value> 
         "capabilities:\n  hooks: [tool.before]\n",
     )?;
     let store = aos_store::Store::open(&format!("sqlite://{}/uds.db", tmp.display())).await?;
-    let config = KernelConfig {
-        home: tmp.to_path_buf(),
-        skill_roots: vec![root],
-        node_id: "bench".into(),
-        system_name: "bench".into(),
-        defaults: AoscbDefaults::default(),
-        lease_ttl_ms: 60_000,
-        watch_skills: false,
-        llm: Default::default(),
-        bin_dir: None,
-    };
+    let config = KernelConfig::embedded(tmp.to_path_buf(), vec![root]);
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(aos_uds_shim::UdsDriver::default())];
     let k = Kernel::start(store, config, drivers)
         .await
@@ -397,21 +377,15 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
     let llm = ScriptedLlm::start(Vec::new()).await;
     let store = aos_store::Store::open(&format!("sqlite://{}/turns.db", tmp.display())).await?;
     let config = KernelConfig {
-        home: tmp.to_path_buf(),
-        skill_roots: vec![skills.to_path_buf()],
-        node_id: "bench".into(),
-        system_name: "bench".into(),
         defaults: AoscbDefaults {
             max_turns: 100_000,
             ..AoscbDefaults::from_json(crate::config::AOSCB_JSON)?
         },
-        lease_ttl_ms: 60_000,
-        watch_skills: false,
         llm: aos_llm::LlmConfig {
             base_url: llm.url(),
             ..Default::default()
         },
-        bin_dir: None,
+        ..KernelConfig::embedded(tmp.to_path_buf(), vec![skills.to_path_buf()])
     };
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(tmp)?)];
     let k = Kernel::start(store, config, drivers)

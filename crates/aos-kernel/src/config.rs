@@ -95,6 +95,24 @@ pub struct KernelConfig {
 }
 
 impl KernelConfig {
+    /// A configuration for an embedded kernel (benchmarks, tests, tools):
+    /// `home` and `skill_roots` as given, the default AOSCB, a 60 s lease,
+    /// no skill watcher, the default LLM endpoint. Change fields with
+    /// `KernelConfig { llm, ..KernelConfig::embedded(home, roots) }`.
+    pub fn embedded(home: PathBuf, skill_roots: Vec<PathBuf>) -> KernelConfig {
+        KernelConfig {
+            home,
+            skill_roots,
+            node_id: "embedded".into(),
+            system_name: "aos".into(),
+            defaults: AoscbDefaults::default(),
+            lease_ttl_ms: 60_000,
+            watch_skills: false,
+            llm: aos_llm::LlmConfig::default(),
+            bin_dir: None,
+        }
+    }
+
     /// The skill roots joined with `:` as stored in the AOSCB.
     pub fn skill_root_string(&self) -> String {
         self.skill_roots

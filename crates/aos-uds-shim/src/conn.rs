@@ -124,6 +124,10 @@ impl Conn {
 
     /// Kills the process for a protocol fault; the watcher reports it.
     pub(crate) fn fatal(&self, reason: String) {
+        if self.gone().is_some() {
+            // Ended and reaped: its pid may belong to someone else now.
+            return;
+        }
         tracing::error!(skill = %self.skill, instance = %self.instance_id, %reason, "killing the service");
         if let Ok(mut f) = self.fault.lock() {
             f.get_or_insert(reason);

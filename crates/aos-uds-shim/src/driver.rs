@@ -166,13 +166,20 @@ async fn start(config: UdsConfig, spec: ServiceStart) -> Result<UdsInstance, Str
         let (tx, rx) = oneshot::channel();
         tokio::spawn(conn.clone().read_loop(read, tx));
         let registration = tokio::select! {
-            r = rx => r.map_err(|_| format!("closed the connection before registering; output: {}", spawned.tail.text()))?,
-            s = spawned.child.wait() => return Err(early_exit(s, "registering", &spawned.tail)),
+            r = rx => r.map_err(|_| format!("closed the connection before registering; output: {}", spawned.tail.text())),
+            s = spawned.child.wait() => Err(early_exit(s, "registering", &spawned.tail)),
             () = tokio::time::sleep_until(deadline) => {
-                return Err(format!("did not send `register` within {:?}", config.register_timeout));
+                Err(format!("did not send `register` within {:?}", config.register_timeout))
             }
         };
-        Ok((conn, registration))
+        match registration {
+            Ok(r) => Ok((conn, r)),
+            Err(e) => {
+                // Ends the reader's watch: the process is killed below.
+                conn.finish(e.clone());
+                Err(e)
+            }
+        }
     };
     match handshake.await {
         Ok((conn, registration)) => {
@@ -244,9 +251,12 @@ impl UdsInstance {
         if ended.borrow().is_some() {
             return;
         }
-        let _ = c.send(protocol::notification("shutdown", &json!({}))).await;
-        let grace = tokio::time::timeout(c.config.shutdown_grace, ended.wait_for(Option::is_some));
-        if grace.await.is_err() {
+        let grace = tokio::time::timeout(c.config.shutdown_grace, async {
+            // A service that does not read its socket cannot stall the stop.
+            let _ = c.send(protocol::notification("shutdown", &json!({}))).await;
+            ended.wait_for(Option::is_some).await.map(|_| ())
+        });
+        if !matches!(grace.await, Ok(Ok(()))) {
             tracing::warn!(skill = %c.skill, instance = %c.instance_id, "no exit within the grace period: killing its process group");
             process::kill_group(c.pid);
             let _ =
@@ -290,7 +300,7 @@ impl ServiceInstance for UdsInstance {
         &self,
         name: String,
         payload: String,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> BoxFuture<'_, Result<(), CallFault>> {
         Box::pin(async move {
             if let Some(reason) = self.conn.gone() {
@@ -300,10 +310,11 @@ impl ServiceInstance for UdsInstance {
                 r#"{{"jsonrpc":"2.0","method":"event","params":{{"name":{},"payload":{payload}}}}}"#,
                 Value::from(name)
             );
-            self.conn
-                .send(line.into_bytes())
-                .await
-                .map_err(|e| CallFault::Gone(format!("cannot write to the service: {e}")))
+            match tokio::time::timeout(timeout, self.conn.send(line.into_bytes())).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(CallFault::Gone(format!("cannot write to the service: {e}"))),
+                Err(_) => Err(CallFault::Timeout(timeout)),
+            }
         })
     }
 

@@ -5,7 +5,7 @@
 
 use aos_kernel::hooks::HookScope;
 use aos_kernel::services::ServiceDriver;
-use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
+use aos_kernel::{Kernel, KernelConfig, Principal};
 use aos_types::{Request, SyscallError};
 use aos_uds_shim::{UdsConfig, UdsDriver};
 use serde_json::{Value, json};
@@ -69,15 +69,8 @@ impl Env {
             .expect("store");
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(UdsDriver::new(uds))];
         let config = KernelConfig {
-            home: home.path().to_path_buf(),
-            skill_roots: vec![root.path().to_path_buf()],
-            node_id: "uds-test".into(),
-            system_name: "test".into(),
-            defaults: AoscbDefaults::default(),
-            lease_ttl_ms: 60_000,
-            watch_skills: false,
             llm,
-            bin_dir: None,
+            ..KernelConfig::embedded(home.path().to_path_buf(), vec![root.path().to_path_buf()])
         };
         let k = Kernel::start(store, config, drivers).await.expect("kernel");
         Env {
