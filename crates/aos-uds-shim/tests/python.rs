@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const SDK_SERVICE: &str = include_str!("services/sdk_service.py");
-const SDK_CAPS: &str = "  hooks: [tool.before, tool.after, session.dispatch.after]\n  syscalls: [session.get]\n  limits: { hookTimeoutMs: 5000 }";
+const SDK_CAPS: &str = "  hooks: [tool.before, tool.after, session.dispatch.after, service.error]\n  syscalls: [session.get]\n  limits: { hookTimeoutMs: 5000 }";
 
 /// The tool results the model saw in its last request.
 fn tool_results(llm: &ScriptedLlm) -> Vec<String> {
@@ -90,7 +90,10 @@ async fn hooks_syscalls_events_and_commands() {
     let v = e.start("py-svc", "system").await;
     let id = v["instanceId"].as_str().expect("id").to_string();
     assert_eq!(v["hooks"], json!(["tool.before", "tool.after"]));
-    assert_eq!(v["events"], json!(["session.dispatch.after"]));
+    assert_eq!(
+        v["events"],
+        json!(["session.dispatch.after", "service.error"])
+    );
     assert!(v["pid"].as_u64().is_some(), "{v}");
     let (agent, sid) = e.session().await;
     let s = (agent.as_str(), sid.as_str());
@@ -254,4 +257,46 @@ async fn a_stopped_service_runs_its_shutdown_handler_and_exits() {
         .expect("run")
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_is_announced_as_service_error_to_subscribers() {
+    let e = Env::new(|root| {
+        python(root, "py-svc", SDK_SERVICE, SDK_CAPS);
+        let dir = python(
+            root,
+            "crasher",
+            include_str!("services/raw.py"),
+            "  hooks: [tool.before]",
+        );
+        std::fs::write(dir.join("mode"), "exit-in-hook").expect("mode");
+    })
+    .await;
+    e.start("py-svc", "system").await;
+    let crasher = e.start("crasher", "system").await;
+    let (agent, sid) = e.session().await;
+    // py-svc answers first (same level, earlier registration) and allows.
+    let err = e
+        .admit(
+            "tool.before",
+            (&agent, &sid),
+            json!({"args": {"command": "ls"}}),
+        )
+        .await;
+    assert!(err.is_err(), "the crasher exited in the hook");
+    e.wait_state(crasher["instanceId"].as_str().expect("id"), "error")
+        .await;
+    let mut seen = String::new();
+    for _ in 0..100 {
+        let r = e
+            .ok(json!({"op": "skill.invoke", "name": "py-svc", "args": ["errors"]}))
+            .await;
+        seen = r["stdout"].as_str().unwrap_or("").to_string();
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen.starts_with("crasher: "), "{seen:?}");
+    assert!(seen.contains("exit status: 3"), "{seen:?}");
 }

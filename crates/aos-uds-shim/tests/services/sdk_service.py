@@ -7,6 +7,7 @@ import time
 from aos_sdk import SyscallError, caller, config, define_service, syscall
 
 seen = []
+errors = []
 
 
 @define_service
@@ -35,9 +36,14 @@ def service():
     def on_dispatch(payload):
         seen.append(payload.get('dispatchId'))
 
+    def on_error(payload):
+        errors.append('%s: %s' % (payload.get('skillName'), payload.get('message')))
+
     def commands(args, stdin):
         if args == ['events']:
             return '\n'.join(str(s) for s in seen)
+        if args == ['errors']:
+            return '\n'.join(errors)
         if args == ['caller']:
             return json.dumps(caller())
         if args == ['config']:
@@ -55,7 +61,7 @@ def service():
 
     return {
         'hooks': {'tool.before': before, 'tool.after': after},
-        'events': {'session.dispatch.after': on_dispatch},
+        'events': {'session.dispatch.after': on_dispatch, 'service.error': on_error},
         'commands': commands,
         'shutdown': shutdown,
     }
