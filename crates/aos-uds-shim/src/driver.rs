@@ -122,7 +122,13 @@ async fn start(config: UdsConfig, spec: ServiceStart) -> Result<UdsInstance, Str
     let (listener, socket) = bind(&spec.home, &spec.instance_id)?;
     let python = crate::python::install(&spec.home)
         .map_err(|e| format!("cannot install the Python aos_sdk: {e}"))?;
-    let service = spec.skill_dir.join(&svc.path);
+    // `./service.py` → `DIR/service.py` (the manifest keeps it inside DIR).
+    let service: PathBuf = spec.skill_dir.join(
+        Path::new(&svc.path)
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect::<PathBuf>(),
+    );
     let spawned = process::spawn(Launch {
         service: &service,
         cwd: &spec.skill_dir,
