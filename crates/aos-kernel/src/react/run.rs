@@ -99,6 +99,23 @@ pub(crate) async fn run(
     outcome
 }
 
+/// The length of a value as JSON text, without building the text.
+fn json_len(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
 fn failed(seq: Option<i64>, usage: Usage, e: &SyscallError) -> Outcome {
     Outcome {
         status: "failed".into(),
@@ -260,7 +277,7 @@ impl Turn<'_> {
         if threshold <= 0 || self.compacted_at == self.last_seq {
             return false;
         }
-        let chars: usize = req.messages.iter().map(|m| m.to_string().len()).sum();
+        let chars: usize = req.messages.iter().map(json_len).sum();
         let estimate = (chars as u64 / 4).max(self.last_total_tokens);
         estimate > threshold as u64
     }
@@ -427,13 +444,15 @@ impl Turn<'_> {
                 json!({ "system": null }),
             )
             .await;
-        let messages = self.messages().await?;
-        let messages = hooks
+        // The context moves through the hook as it is: no copy per turn.
+        let mut out = serde_json::Map::new();
+        out.insert("messages".into(), Value::Array(self.messages().await?));
+        let mut messages = hooks
             .transform(
                 "session.messages.transform",
                 self.scope(),
                 &ids,
-                json!({ "messages": messages }),
+                Value::Object(out),
             )
             .await;
         let params = hooks
@@ -463,7 +482,9 @@ impl Turn<'_> {
         if let Some(s) = system["system"].as_str().filter(|s| !s.is_empty()) {
             wire.push(json!({ "role": "system", "content": s }));
         }
-        wire.extend(messages["messages"].as_array().cloned().unwrap_or_default());
+        if let Some(Value::Array(m)) = messages.get_mut("messages").map(Value::take) {
+            wire.extend(m);
+        }
         let mut params = params["params"].as_object().cloned().unwrap_or_default();
         if let Some(extra) = model["params"].as_object() {
             params.extend(extra.clone());
