@@ -252,6 +252,16 @@ async fn a_service_exiting_during_a_hook_fails_the_call_at_once() {
         "{v}"
     );
     assert_eq!(v["restarts"], 0);
+    // Recorded even though the failed call marked it `error` first.
+    let mut exited = Vec::new();
+    for _ in 0..100 {
+        exited = e.log("service.exited").await;
+        if !exited.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(exited.len(), 1, "{exited:?}");
     // No restart policy: it stays down.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let running = e

@@ -148,7 +148,9 @@ pub(crate) async fn exited(k: &Kernel, instance_id: &str, reason: String) {
     let Some(e) = k.inner.hooks.table().get(instance_id) else {
         return;
     };
-    if e.state().0 != ServiceState::Running {
+    // Already `error` is possible (a call it was answering failed first);
+    // only a requested stop is no crash.
+    if e.state().0 == ServiceState::Stopped {
         return;
     }
     tracing::error!(skill = %e.skill_name, instance = instance_id, %reason, "service exited");
