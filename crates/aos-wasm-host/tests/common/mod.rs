@@ -5,7 +5,7 @@
 
 use aos_kernel::hooks::HookScope;
 use aos_kernel::services::ServiceDriver;
-use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
+use aos_kernel::{Kernel, KernelConfig, Principal};
 use aos_types::{Request, SyscallError};
 use aos_wasm_host::{WasmHost, WasmHostConfig};
 use serde_json::{Value, json};
@@ -59,15 +59,11 @@ impl Env {
         .expect("host");
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
         let config = KernelConfig {
-            home: home.path().to_path_buf(),
-            skill_roots: vec![root.path().to_path_buf(), aos_testkit::builtin_skills()],
-            node_id: "wasm-test".into(),
-            system_name: "test".into(),
-            defaults: AoscbDefaults::default(),
-            lease_ttl_ms: 60_000,
-            watch_skills: false,
             llm,
-            bin_dir: None,
+            ..KernelConfig::embedded(
+                home.path().to_path_buf(),
+                vec![root.path().to_path_buf(), aos_testkit::builtin_skills()],
+            )
         };
         let k = Kernel::start(store, config, drivers).await.expect("kernel");
         Env {
