@@ -10,7 +10,7 @@ use crate::skills::resolve_defaults;
 use crate::{KernelConfig, Principal, SkillRegistry, ops, recovery};
 use aos_store::{NewLogEntry, NewMessage, Store};
 use aos_types::{
-    ErrorCode, Message, Request, Response, Scb, SyscallError, SyscallKind, syscall_info,
+    Data, ErrorCode, Message, Request, Response, Scb, SyscallError, SyscallKind, syscall_info,
 };
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
@@ -24,7 +24,7 @@ use tracing::Instrument;
 #[derive(Debug, Default)]
 pub(crate) struct Done {
     /// The response `data`.
-    pub data: Value,
+    pub data: Data,
     /// The new revision of the changed control block (commands).
     pub revision: Option<i64>,
     /// Agent concerned, for the RuntimeLog.
@@ -37,7 +37,15 @@ impl Done {
     /// A result with data only.
     pub fn data(data: Value) -> Done {
         Done {
-            data,
+            data: Data::Value(data),
+            ..Done::default()
+        }
+    }
+
+    /// A result already serialised (stored documents passed on as they are).
+    pub fn json(data: Box<serde_json::value::RawValue>) -> Done {
+        Done {
+            data: Data::Json(data),
             ..Done::default()
         }
     }
@@ -720,7 +728,7 @@ impl SyscallPort for KernelPort {
         });
     }
 
-    fn call(&self, op: String, payload: String) -> BoxFuture<'static, Result<Value, SyscallError>> {
+    fn call(&self, op: String, payload: String) -> BoxFuture<'static, Result<Data, SyscallError>> {
         let inner = self.inner.clone();
         let principal = self.principal.clone();
         Box::pin(async move {

@@ -3,7 +3,7 @@
 //! shim), the table of running instances, and their hook registrations.
 
 use aos_manifest::{ServiceKind, SkillManifest};
-use aos_types::{HookOwners, OwnerType, SyscallError};
+use aos_types::{Data, HookOwners, OwnerType, SyscallError};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
@@ -70,7 +70,7 @@ impl ServiceOwner {
 /// call to it; capability and scope checks happen behind it.
 pub trait SyscallPort: Send + Sync {
     /// Runs `op` with `payload` (a JSON object, as text) and returns its data.
-    fn call(&self, op: String, payload: String) -> BoxFuture<'static, Result<Value, SyscallError>>;
+    fn call(&self, op: String, payload: String) -> BoxFuture<'static, Result<Data, SyscallError>>;
 
     /// Records a capability the runtime refused the service (a connect to an
     /// undeclared address, …), with the manifest line that would grant it.

@@ -36,7 +36,11 @@ impl<T: Service> Guest for Adapter<T> {
     }
 
     fn transform(hook: String, input: String, output: String) -> Result<String, String> {
-        T::transform(&hook, &parse(&input), parse(&output)).map(|v| v.to_string())
+        let input = parse(&input);
+        if let Some(answer) = T::transform_json(&hook, &input, &output) {
+            return answer;
+        }
+        T::transform(&hook, &input, parse(&output)).map(|v| v.to_string())
     }
 
     fn on_event(name: String, payload: String) {

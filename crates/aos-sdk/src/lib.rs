@@ -46,6 +46,7 @@ pub mod log;
 
 pub use adapter::Adapter;
 pub use serde_json::{self, Value, json};
+pub use serde;
 
 use bindings::aos::kernel::types;
 
@@ -155,10 +156,19 @@ impl std::error::Error for SyscallError {}
 
 /// Calls a syscall with a JSON object of parameters and returns its `data`.
 pub fn syscall(op: &str, params: Value) -> Result<Value, SyscallError> {
+    syscall_as(op, params)
+}
+
+/// [`syscall`] with the `data` read straight into `T` (no `Value` tree in
+/// between: for large answers such as history pages).
+pub fn syscall_as<T: serde::de::DeserializeOwned>(
+    op: &str,
+    params: Value,
+) -> Result<T, SyscallError> {
     match bindings::aos::kernel::syscall::call(op, &params.to_string()) {
         Ok(text) => serde_json::from_str(&text).map_err(|e| SyscallError {
             code: "internal".into(),
-            message: format!("the kernel answered invalid JSON: {e}"),
+            message: format!("cannot read the answer of {op}: {e}"),
             details: None,
         }),
         Err(types::SyscallError {
@@ -218,6 +228,15 @@ pub trait Service: 'static {
     fn transform(hook: &str, input: &Value, output: Value) -> Result<Value, String> {
         let _ = (hook, input);
         Ok(output)
+    }
+
+    /// A transform hook answered with JSON text, for a service whose answer
+    /// is large and built by itself (a context engine): it need not become a
+    /// `Value` tree first. `output` is the hook's output as JSON text.
+    /// Return `None` to let [`Service::transform`] answer (the default).
+    fn transform_json(hook: &str, input: &Value, output: &str) -> Option<Result<String, String>> {
+        let _ = (hook, input, output);
+        None
     }
 
     /// An event hook.

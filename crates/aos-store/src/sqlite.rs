@@ -3,6 +3,10 @@
 //! costs one thread hop however many statements it needs. Reads run on
 //! blocking threads with their own connections (WAL: readers never wait for
 //! the writer).
+//!
+//! The store file belongs to one daemon (a lock file says so), so the
+//! control blocks read on every turn — the AOSCB and the agents — are kept in
+//! memory as they are written ([`Cached`]); the database stays the truth.
 
 use crate::StoreError;
 use crate::common::{
@@ -24,11 +28,64 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+/// History pages up to this many messages are read on the calling thread.
+const SHORT_PAGE: i64 = 32;
+/// Control blocks of one kind kept in memory; past it the cache starts over.
+const MAX_CACHED: usize = 10_000;
 
 pub(crate) struct SqliteStore {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     readers: Arc<Readers>,
     lock: Mutex<Option<File>>,
+    aoscb: Cached<Aoscb>,
+    agents: Cached<Acb>,
+}
+
+/// Control blocks by key, as last written or read. Only this store writes
+/// the file, so an entry is the stored document; a write replaces an entry
+/// only with a newer revision, so two writes finishing out of order, or a
+/// read that raced a write, never leave an older document behind.
+struct Cached<T> {
+    map: Mutex<std::collections::HashMap<String, T>>,
+    revision: fn(&T) -> i64,
+}
+
+impl<T: Clone> Cached<T> {
+    fn new(revision: fn(&T) -> i64) -> Cached<T> {
+        Cached {
+            map: Mutex::default(),
+            revision,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<T> {
+        self.map.lock().ok()?.get(key).cloned()
+    }
+
+    /// Keeps `value` unless a newer revision is already there.
+    fn put(&self, key: &str, value: &T) {
+        if let Ok(mut m) = self.map.lock() {
+            let newer = m
+                .get(key)
+                .is_some_and(|old| (self.revision)(old) > (self.revision)(value));
+            if !newer {
+                if m.len() >= MAX_CACHED && !m.contains_key(key) {
+                    m.clear();
+                }
+                m.insert(key.to_string(), value.clone());
+            }
+        }
+    }
+
+    /// The cached value, else `load`'s (then cached).
+    fn get_or(&self, key: &str, load: impl FnOnce() -> Result<T>) -> Result<T> {
+        if let Some(v) = self.get(key) {
+            return Ok(v);
+        }
+        let v = load()?;
+        self.put(key, &v);
+        Ok(v)
+    }
 }
 
 struct Readers {
@@ -109,6 +166,8 @@ impl SqliteStore {
                 idle: Mutex::new(Vec::new()),
             }),
             lock: Mutex::new(Some(lock)),
+            aoscb: Cached::new(|cb| cb.revision),
+            agents: Cached::new(|a| a.revision),
         })
     }
 
@@ -200,7 +259,7 @@ fn aoscb_store(t: &Connection, cb: &Aoscb) -> Result<()> {
 
 impl SqliteStore {
     pub(crate) async fn aoscb_init(&self, initial: Aoscb) -> Result<Aoscb> {
-        self.write(move |t| match aoscb_load(t)? {
+        let cb = self.write(move |t| match aoscb_load(t)? {
             None => {
                 aoscb_store(t, &initial)?;
                 Ok(initial)
@@ -215,11 +274,15 @@ impl SqliteStore {
                 Ok(cb)
             }
         })
-        .await
+        .await?;
+        self.aoscb.put("", &cb);
+        Ok(cb)
     }
 
     pub(crate) async fn aoscb_get(&self) -> Result<Aoscb> {
-        self.read_now(|c| aoscb_load(c)?.ok_or_else(|| not_found("aoscb", "1")))
+        self.aoscb.get_or("", || {
+            self.read_now(|c| aoscb_load(c)?.ok_or_else(|| not_found("aoscb", "1")))
+        })
     }
 
     pub(crate) async fn aoscb_update(
@@ -227,15 +290,18 @@ impl SqliteStore {
         expected: Option<i64>,
         f: impl FnOnce(&mut Aoscb) -> Result<()> + Send + 'static,
     ) -> Result<Aoscb> {
-        self.write(move |t| {
-            let mut cb = aoscb_load(t)?.ok_or_else(|| not_found("aoscb", "1"))?;
-            check_revision("system", expected, cb.revision)?;
-            f(&mut cb)?;
-            bump(&mut cb.revision, &mut cb.updated_at);
-            aoscb_store(t, &cb)?;
-            Ok(cb)
-        })
-        .await
+        let cb = self
+            .write(move |t| {
+                let mut cb = aoscb_load(t)?.ok_or_else(|| not_found("aoscb", "1"))?;
+                check_revision("system", expected, cb.revision)?;
+                f(&mut cb)?;
+                bump(&mut cb.revision, &mut cb.updated_at);
+                aoscb_store(t, &cb)?;
+                Ok(cb)
+            })
+            .await?;
+        self.aoscb.put("", &cb);
+        Ok(cb)
     }
 }
 
@@ -252,16 +318,21 @@ fn agent_load(t: &Connection, agent_id: &str) -> Result<Acb> {
 
 impl SqliteStore {
     pub(crate) async fn agent_insert(&self, acb: Acb) -> Result<()> {
+        let doc = serde_json::to_string(&acb)?;
+        let (id, status, revision, created) = (acb.agent_id.clone(), acb.status.as_str(), acb.revision, acb.created_at.clone());
         self.write(move |t| {
             t.prepare_cached("INSERT INTO agents (agent_id, status, revision, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![acb.agent_id, acb.status.as_str(), acb.revision, acb.created_at, serde_json::to_string(&acb)?])?;
+                .execute(params![id, status, revision, created, doc])?;
             Ok(())
         })
-        .await
+        .await?;
+        self.agents.put(&acb.agent_id, &acb);
+        Ok(())
     }
 
     pub(crate) async fn agent_get(&self, agent_id: String) -> Result<Acb> {
-        self.read_now(|c| agent_load(c, &agent_id))
+        self.agents
+            .get_or(&agent_id, || self.read_now(|c| agent_load(c, &agent_id)))
     }
 
     pub(crate) async fn agent_list(
@@ -286,23 +357,26 @@ impl SqliteStore {
         expected: Option<i64>,
         f: impl FnOnce(&mut Acb) -> Result<()> + Send + 'static,
     ) -> Result<Acb> {
-        self.write(move |t| {
-            let mut acb = agent_load(t, &agent_id)?;
-            check_revision("agent", expected, acb.revision)?;
-            f(&mut acb)?;
-            bump(&mut acb.revision, &mut acb.updated_at);
-            t.prepare_cached(
-                "UPDATE agents SET status = ?1, revision = ?2, doc = ?3 WHERE agent_id = ?4",
-            )?
-            .execute(params![
-                acb.status.as_str(),
-                acb.revision,
-                serde_json::to_string(&acb)?,
-                agent_id
-            ])?;
-            Ok(acb)
-        })
-        .await
+        let acb = self
+            .write(move |t| {
+                let mut acb = agent_load(t, &agent_id)?;
+                check_revision("agent", expected, acb.revision)?;
+                f(&mut acb)?;
+                bump(&mut acb.revision, &mut acb.updated_at);
+                t.prepare_cached(
+                    "UPDATE agents SET status = ?1, revision = ?2, doc = ?3 WHERE agent_id = ?4",
+                )?
+                .execute(params![
+                    acb.status.as_str(),
+                    acb.revision,
+                    serde_json::to_string(&acb)?,
+                    agent_id
+                ])?;
+                Ok(acb)
+            })
+            .await?;
+        self.agents.put(&acb.agent_id, &acb);
+        Ok(acb)
     }
 }
 
@@ -484,14 +558,19 @@ impl SqliteStore {
         session_id: String,
         q: HistoryQuery,
     ) -> Result<Vec<T>> {
-        self.read(move |c| {
+        let page = move |c: &Connection| {
             message_rows(
                 c,
                 "SELECT doc FROM messages WHERE session_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
                 params![session_id, q.from_seq, q.to_seq.unwrap_or(i64::MAX), q.limit],
             )
-        })
-        .await
+        };
+        // A short page costs less than the hop to a blocking thread.
+        if q.limit <= SHORT_PAGE {
+            self.read_now(page)
+        } else {
+            self.read(page).await
+        }
     }
 
     pub(crate) async fn message_get(

@@ -339,8 +339,12 @@ impl Store {
     }
 
     /// [`Store::history`] as the stored JSON documents, for callers that
-    /// pass messages on as JSON (no typed round trip).
-    pub async fn history_json(&self, session_id: &str, q: &HistoryQuery) -> Result<Vec<Value>> {
+    /// pass messages on as JSON (checked, never parsed into a tree).
+    pub async fn history_json(
+        &self,
+        session_id: &str,
+        q: &HistoryQuery,
+    ) -> Result<Vec<Box<serde_json::value::RawValue>>> {
         delegate!(self.history(session_id.to_string(), q.clone()))
     }
 

@@ -23,7 +23,7 @@ pub use records::{
     Acb, AgentStatus, Aoscb, ContentMeta, CreatedBy, OwnerType, RuntimeLogEntry, Scb, SessionPhase,
     SessionStatus, SkillDefaultRule, Switch,
 };
-pub use syscall::{Request, Response};
+pub use syscall::{Data, Request, Response};
 
 /// Schema tag written into every persisted record.
 pub const SCHEMA_VERSION: &str = "aos/v1";

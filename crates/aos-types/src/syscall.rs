@@ -3,7 +3,9 @@
 
 use crate::{ErrorCode, SyscallError};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::fmt;
 
 /// A decoded request: the op name and the remaining fields as parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +44,64 @@ impl Request {
     }
 }
 
+/// A response's `data`: a value built by the op, or JSON text passed on as
+/// it is (stored documents a read returns without parsing them).
+#[derive(Debug, Clone)]
+pub enum Data {
+    /// A built value.
+    Value(Value),
+    /// JSON text, already valid.
+    Json(Box<RawValue>),
+}
+
+impl Data {
+    /// The data as JSON text (no work for [`Data::Json`]).
+    pub fn into_json(self) -> String {
+        match self {
+            Data::Value(v) => v.to_string(),
+            Data::Json(j) => String::from(Box::<str>::from(j)),
+        }
+    }
+
+    /// The data as a value (parses [`Data::Json`]).
+    pub fn into_value(self) -> Value {
+        match self {
+            Data::Value(v) => v,
+            Data::Json(j) => serde_json::from_str(j.get()).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl Default for Data {
+    fn default() -> Data {
+        Data::Value(Value::Null)
+    }
+}
+
+impl From<Value> for Data {
+    fn from(v: Value) -> Data {
+        Data::Value(v)
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Data::Value(v) => v.serialize(s),
+            Data::Json(j) => j.serialize(s),
+        }
+    }
+}
+
+impl fmt::Display for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Data::Value(v) => write!(f, "{v}"),
+            Data::Json(j) => f.write_str(j.get()),
+        }
+    }
+}
+
 /// A syscall response.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -56,7 +116,7 @@ pub enum Response {
         #[serde(skip_serializing_if = "Option::is_none")]
         revision: Option<i64>,
         /// The result.
-        data: Value,
+        data: Data,
     },
     /// Failure.
     Err {
@@ -71,12 +131,12 @@ pub enum Response {
 
 impl Response {
     /// A success response.
-    pub fn ok(op: impl Into<String>, revision: Option<i64>, data: Value) -> Response {
+    pub fn ok(op: impl Into<String>, revision: Option<i64>, data: impl Into<Data>) -> Response {
         Response::Ok {
             ok: true,
             op: op.into(),
             revision,
-            data,
+            data: data.into(),
         }
     }
 

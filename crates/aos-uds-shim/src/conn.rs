@@ -277,6 +277,7 @@ impl Conn {
                 .lock()
                 .ok()
                 .and_then(|c| c.clone())
+                .map(aos_types::Data::Value)
                 .ok_or_else(|| {
                     aos_types::SyscallError::invalid(format!(
                         "{op} answers only while a command (`invoke`) runs"

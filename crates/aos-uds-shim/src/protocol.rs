@@ -138,11 +138,10 @@ pub fn notification(method: &str, params: &Value) -> Vec<u8> {
         .into_bytes()
 }
 
-/// A result line.
-pub fn result(id: &Value, result: &Value) -> Vec<u8> {
-    json!({ "jsonrpc": "2.0", "id": id, "result": result })
-        .to_string()
-        .into_bytes()
+/// A result line; `result` displays as JSON (a `Value` or a syscall's
+/// `Data`, written as it is: no parse, no copy of a tree).
+pub fn result(id: &Value, result: &impl std::fmt::Display) -> Vec<u8> {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes()
 }
 
 /// An error line.

@@ -48,7 +48,7 @@ impl WasmHost {
         let mut c = Config::new();
         c.wasm_component_model(true);
         c.epoch_interruption(true);
-        c.consume_fuel(true);
+        c.consume_fuel(std::env::var_os("AOS_NOFUEL").is_none());
         if cfg.pooling {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_component_instances(256);

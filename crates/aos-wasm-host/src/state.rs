@@ -44,7 +44,7 @@ impl SyscallPort for NoKernel {
         &self,
         op: String,
         _payload: String,
-    ) -> futures::future::BoxFuture<'static, Result<serde_json::Value, aos_types::SyscallError>>
+    ) -> futures::future::BoxFuture<'static, Result<aos_types::Data, aos_types::SyscallError>>
     {
         Box::pin(async move {
             Err(aos_types::SyscallError::new(
@@ -84,7 +84,7 @@ impl syscall::Host for HostState {
             }));
         }
         match self.port.call(op, payload).await {
-            Ok(data) => Ok(Ok(data.to_string())),
+            Ok(data) => Ok(Ok(data.into_json())),
             Err(e) => Ok(Err(types::SyscallError {
                 code: e.code.as_str().to_string(),
                 message: e.message,

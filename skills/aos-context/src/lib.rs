@@ -11,7 +11,7 @@
 
 mod project;
 
-use aos_sdk::{Owner, Registration, Service, Value, json, syscall};
+use aos_sdk::{Owner, Registration, Service, Value, json, syscall, syscall_as};
 use project::{Ctx, Pairing, Ref};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,11 +23,10 @@ struct Session {
     raw: Vec<Value>,
     /// Seq of the last message read.
     last_seq: i64,
-    /// `raw[..projected]` projected, with the fold state `key`.
-    out: Vec<Value>,
+    /// `raw[..projected]` projected, with the fold state `key`, and paired
+    /// (its final part serialised) — what the kernel was sent.
     projected: usize,
     key: String,
-    /// `out` paired (final part) — what the kernel was sent.
     pairing: Pairing,
     /// The kernel's context after the last answer: its revision and its
     /// length, and how many of those messages were final.
@@ -62,11 +61,16 @@ impl Service for ContextEngine {
 
     fn transform(hook: &str, input: &Value, output: Value) -> Result<Value, String> {
         match hook {
-            "context.assemble" => assemble(input),
             "tool.after" => fold_large(input, output),
             "context.compact" => Ok(compact(output)),
             _ => Ok(output),
         }
+    }
+
+    /// The context is written as JSON text from the messages serialised
+    /// when they became final: no tree is built or copied per answer.
+    fn transform_json(hook: &str, input: &Value, _output: &str) -> Option<Result<String, String>> {
+        (hook == "context.assemble").then(|| assemble(input))
     }
 
     fn on_event(_name: &str, _payload: &Value) {
@@ -74,7 +78,7 @@ impl Service for ContextEngine {
     }
 }
 
-fn assemble(input: &Value) -> Result<Value, String> {
+fn assemble(input: &Value) -> Result<String, String> {
     let sid = input["sessionId"]
         .as_str()
         .ok_or("context.assemble without sessionId")?;
@@ -89,7 +93,6 @@ fn assemble(input: &Value) -> Result<Value, String> {
     if read_new(sid, s)? || key != s.key || unloads(&s.raw[read_from..]) {
         // A new compaction start, other folds, or a skill unloaded (which
         // removes earlier output): project everything again.
-        s.out.clear();
         s.projected = 0;
         s.pairing = Pairing::default();
         s.answered = None;
@@ -104,12 +107,14 @@ fn assemble(input: &Value) -> Result<Value, String> {
         unfolded: &unfolded,
         fetch: &fetch,
     };
-    let fed = s.out.len();
+    // An unload among these messages removes what a load earlier among them
+    // produced; anything before them was projected again from the start.
+    let mut out = Vec::new();
     for m in &s.raw[s.projected..] {
-        project::project(m, &ctx, &mut s.out);
+        project::project(m, &ctx, &mut out);
     }
     s.projected = s.raw.len();
-    for c in &s.out[fed..] {
+    for c in out {
         s.pairing.feed(c);
     }
     Ok(answer(s, input))
@@ -126,8 +131,8 @@ fn unloads(msgs: &[Value]) -> bool {
 }
 
 /// The whole context, or only its change when the kernel holds exactly what
-/// this instance answered last and that is still a prefix.
-fn answer(s: &mut Session, input: &Value) -> Value {
+/// this instance answered last and that is still a prefix; as JSON text.
+fn answer(s: &mut Session, input: &Value) -> String {
     let tail = s.pairing.tail();
     let tokens = s.pairing.estimate(&tail);
     let fixed = &s.pairing.fixed;
@@ -146,35 +151,48 @@ fn answer(s: &mut Session, input: &Value) -> Value {
         len: fixed.len() + tail.len(),
         fixed: fixed.len(),
     });
-    match same {
-        Some(a) => {
-            let mut append = fixed[a.fixed..].to_vec();
-            append.extend(tail);
-            json!({ "keep": a.fixed, "append": append, "estimatedTokens": tokens })
+    let (head, from) = match same {
+        Some(a) => (format!(r#"{{"keep":{},"append":["#, a.fixed), a.fixed),
+        None => (r#"{"messages":["#.to_string(), 0),
+    };
+    let size: usize = fixed[from..].iter().map(|m| m.get().len() + 1).sum();
+    let mut text = String::with_capacity(head.len() + size + 64);
+    text.push_str(&head);
+    let mut first = true;
+    let mut add = |item: &str| {
+        if !std::mem::take(&mut first) {
+            text.push(',');
         }
-        None => {
-            let mut messages = fixed.clone();
-            messages.extend(tail);
-            json!({ "messages": messages, "estimatedTokens": tokens })
-        }
+        text.push_str(item);
+    };
+    for m in &fixed[from..] {
+        add(m.get());
     }
+    for t in &tail {
+        add(&t.to_string());
+    }
+    text.push_str(&format!(r#"],"estimatedTokens":{tokens}}}"#));
+    text
 }
 
 /// Reads the messages written since `s.last_seq`, keeping history from the
 /// latest completed compaction summary on; whether that start moved.
 fn read_new(sid: &str, s: &mut Session) -> Result<bool, String> {
+    /// The part of a `session.history.list` page this engine reads.
+    #[derive(serde::Deserialize)]
+    struct Page {
+        messages: Vec<Value>,
+    }
     let from = s.raw.len();
     loop {
         let q = json!({ "sessionId": sid, "fromSeq": s.last_seq + 1, "limit": 1000 });
-        let mut page = syscall("session.history.list", q).map_err(|e| e.to_string())?;
-        let msgs = match page["messages"].take() {
-            Value::Array(m) => m,
-            _ => Vec::new(),
+        let page: Page = syscall_as("session.history.list", q).map_err(|e| e.to_string())?;
+        let Some(last) = page.messages.last() else {
+            break;
         };
-        let Some(last) = msgs.last() else { break };
         s.last_seq = last["metadata"]["seq"].as_i64().unwrap_or(s.last_seq + 1);
-        let full = msgs.len() == 1000;
-        s.raw.extend(msgs);
+        let full = page.messages.len() == 1000;
+        s.raw.extend(page.messages);
         if !full {
             break;
         }

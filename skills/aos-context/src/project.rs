@@ -3,6 +3,7 @@
 //! kind}}` (`kernel.md` §2.3). Pure functions over JSON, so they are tested
 //! natively.
 
+use aos_sdk::serde_json::value::RawValue;
 use aos_sdk::{Value, json};
 
 /// A folded or unfolded item: a whole message, or one part of it.
@@ -268,21 +269,28 @@ fn result_text(p: &Value, ctx: &Ctx, message: &str, part: Option<&str>) -> (Stri
 pub fn paired(out: &[Value]) -> Vec<Value> {
     let mut p = Pairing::default();
     for c in out {
-        p.feed(c);
+        p.feed(c.clone());
     }
-    let mut fixed = p.fixed;
+    let mut fixed: Vec<Value> = p.fixed.iter().map(parse).collect();
     fixed.extend(Pairing::placeholders(&p.open));
     fixed
 }
 
+/// A serialised context message as a value (tests).
+#[cfg(test)]
+pub fn parse(raw: &Box<RawValue>) -> Value {
+    aos_sdk::serde_json::from_str(raw.get()).expect("valid JSON")
+}
+
 /// [`paired`] as a stream: what has been fed is final (`fixed`) except the
 /// placeholders for calls still waiting for their result, which only the end
-/// of the stream decides ([`Pairing::tail`]). Also counts the characters of
-/// `fixed` for the token estimate.
+/// of the stream decides ([`Pairing::tail`]). A final message is serialised
+/// once, when it becomes final: answers are then written by concatenation.
+/// Also counts the characters of `fixed` for the token estimate.
 #[derive(Default)]
 pub struct Pairing {
-    /// Final messages.
-    pub fixed: Vec<Value>,
+    /// Final messages, as JSON.
+    pub fixed: Vec<Box<RawValue>>,
     /// Calls without a result yet.
     open: Vec<String>,
     /// Characters of `fixed` (see [`estimate`]).
@@ -291,18 +299,18 @@ pub struct Pairing {
 
 impl Pairing {
     /// Feeds the next projected message.
-    pub fn feed(&mut self, c: &Value) {
+    pub fn feed(&mut self, c: Value) {
         let w = &c["wire"];
         if w["role"] == "tool" {
             let id = w["tool_call_id"].as_str().unwrap_or("");
             if let Some(i) = self.open.iter().position(|o| o == id) {
                 self.open.remove(i);
-                self.push(c.clone());
+                self.push(&c);
             }
             return;
         }
         for p in Self::placeholders(&std::mem::take(&mut self.open)) {
-            self.push(p);
+            self.push(&p);
         }
         if let Some(calls) = w["tool_calls"].as_array() {
             self.open.extend(
@@ -311,12 +319,15 @@ impl Pairing {
                     .filter_map(|t| t["id"].as_str().map(String::from)),
             );
         }
-        self.push(c.clone());
+        self.push(&c);
     }
 
-    fn push(&mut self, c: Value) {
-        self.chars += chars(&c);
-        self.fixed.push(c);
+    fn push(&mut self, c: &Value) {
+        self.chars += chars(c);
+        // A `Value` always serialises.
+        if let Ok(raw) = aos_sdk::serde_json::value::to_raw_value(c) {
+            self.fixed.push(raw);
+        }
     }
 
     fn placeholders(open: &[String]) -> Vec<Value> {
@@ -535,9 +546,9 @@ mod tests {
             let n = out.len();
             project(m, &c, &mut out);
             for x in &out[n..] {
-                p.feed(x);
+                p.feed(x.clone());
             }
-            let mut whole = p.fixed.clone();
+            let mut whole: Vec<Value> = p.fixed.iter().map(parse).collect();
             whole.extend(p.tail());
             assert_eq!(whole, paired(&out), "after {}", m["id"]);
             assert_eq!(p.estimate(&p.tail()), estimate(&whole));

@@ -5,7 +5,8 @@ use crate::ops::session::load;
 use crate::params::{self, StoreResult, decode};
 use aos_store::HistoryQuery;
 use aos_types::SyscallError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 #[derive(Deserialize)]
@@ -31,29 +32,64 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
         return Err(SyscallError::invalid("`fromSeq` and `toSeq` start at 1"));
     }
     let scb = load(k, &q.session_id).await?;
+    let bound = q
+        .to_seq
+        .unwrap_or(i64::MAX)
+        .min(scb.last_message_seq.unwrap_or(0));
+    // No more than the session holds now: the store then knows a page is
+    // short (read at once) — a later append is not part of this answer.
+    let limit = limit.min((bound - from + 1).max(1));
     let query = HistoryQuery {
         from_seq: from,
         to_seq: q.to_seq,
         limit,
     };
-    // The stored documents go out as they are (no typed round trip).
+    // The stored documents go out as they are, checked but never parsed.
     let messages = k
         .inner
         .store
         .history_json(&scb.session_id, &query)
         .await
         .sys()?;
-    let last = messages.last().and_then(|m| m["metadata"]["seq"].as_i64());
-    let bound = q
-        .to_seq
-        .unwrap_or(i64::MAX)
-        .min(scb.last_message_seq.unwrap_or(0));
+    let last = match messages.last() {
+        Some(m) => Some(seq_of(m)?),
+        None => None,
+    };
     let next = last
         .filter(|l| messages.len() as i64 == limit && *l < bound)
         .map(|l| (l + 1).to_string());
-    Ok(Done::data(json!({
-        "sessionId": scb.session_id, "messages": Value::Array(messages), "nextCursor": next,
-    })))
+    let page = Page {
+        session_id: &scb.session_id,
+        messages: &messages,
+        next_cursor: next,
+    };
+    let json = serde_json::value::to_raw_value(&page)
+        .map_err(|e| SyscallError::internal(format!("cannot write a history page: {e}")))?;
+    Ok(Done::json(json))
+}
+
+/// A page of `session.history.list`, written around the stored documents.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<'a> {
+    session_id: &'a str,
+    messages: &'a [Box<RawValue>],
+    next_cursor: Option<String>,
+}
+
+/// The `metadata.seq` of a stored message document.
+fn seq_of(doc: &RawValue) -> Result<i64, SyscallError> {
+    #[derive(Deserialize)]
+    struct Doc {
+        metadata: Meta,
+    }
+    #[derive(Deserialize)]
+    struct Meta {
+        seq: i64,
+    }
+    serde_json::from_str::<Doc>(doc.get())
+        .map(|d| d.metadata.seq)
+        .map_err(|e| SyscallError::internal(format!("a stored message has no seq: {e}")))
 }
 
 #[derive(Deserialize)]
