@@ -92,7 +92,12 @@ async fn an_interrupt_kills_it() {
 async fn the_pid_file_lives_while_the_command_runs() {
     let dir = tempfile::tempdir().expect("dir");
     let pid_file = dir.path().join("running/x.pid");
-    let mut sp = spec("cat running/x.pid", dir.path());
+    // The file is written just after the spawn: the command waits for it
+    // (bounded) rather than racing the daemon.
+    let mut sp = spec(
+        "for i in $(seq 200); do [ -s running/x.pid ] && break; sleep 0.01; done; cat running/x.pid",
+        dir.path(),
+    );
     sp.pid_file = Some(pid_file.clone());
     let (_tx, rx) = watch::channel(false);
     let r = run(sp, rx).await.expect("run");

@@ -45,7 +45,7 @@ const SDK_FILES: &[(&str, &str)] = &[
 
 fn sdk_manifest() -> String {
     format!(
-        "[package]\nname = \"aos-sdk\"\nversion = \"{}\"\nedition = \"2024\"\npublish = false\ndescription = \"AgentOS skill SDK (vendored by `aos skill new`)\"\n\n[dependencies]\nserde_json = \"1\"\nwit-bindgen = {{ version = \"0.63\", default-features = false, features = [\"macros\", \"realloc\"] }}\n",
+        "[package]\nname = \"aos-sdk\"\nversion = \"{}\"\nedition = \"2024\"\npublish = false\ndescription = \"AgentOS skill SDK (vendored by `aos skill new`)\"\n\n[dependencies]\nserde = \"1\"\nserde_json = \"1\"\nwit-bindgen = {{ version = \"0.63\", default-features = false, features = [\"macros\", \"realloc\"] }}\n",
         env!("CARGO_PKG_VERSION")
     )
 }

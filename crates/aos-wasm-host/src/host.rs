@@ -35,20 +35,29 @@ pub struct WasmHost {
 }
 
 struct Inner {
+    /// Components of skills without `limits.fuel`.
+    plain: Runtime,
+    /// Components of skills with `limits.fuel`: the engine meters fuel, which
+    /// costs a check in every basic block of the guest (~15 % of a
+    /// CPU-bound call), so only skills that ask for a fuel limit pay it.
+    metered: Runtime,
+    cache_dir: PathBuf,
+}
+
+/// An engine, its linker and its pre-instantiated components.
+struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
-    cache_dir: PathBuf,
     /// Pre-instantiated components by content key.
     pres: Mutex<HashMap<String, SkillServicePre<HostState>>>,
 }
 
-impl WasmHost {
-    /// Creates the engine and linker and starts the epoch ticker.
-    pub fn new(cfg: WasmHostConfig) -> wasmtime::Result<WasmHost> {
+impl Runtime {
+    fn new(cfg: &WasmHostConfig, fuel: bool) -> wasmtime::Result<Runtime> {
         let mut c = Config::new();
         c.wasm_component_model(true);
         c.epoch_interruption(true);
-        c.consume_fuel(std::env::var_os("AOS_NOFUEL").is_none());
+        c.consume_fuel(fuel);
         if cfg.pooling {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_component_instances(256);
@@ -65,43 +74,56 @@ impl WasmHost {
             &mut linker,
             |s| s,
         )?;
-        spawn_ticker(&engine);
+        Ok(Runtime {
+            engine,
+            linker,
+            pres: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl WasmHost {
+    /// Creates the engines and linkers and starts the epoch ticker.
+    pub fn new(cfg: WasmHostConfig) -> wasmtime::Result<WasmHost> {
+        let plain = Runtime::new(&cfg, false)?;
+        let metered = Runtime::new(&cfg, true)?;
+        spawn_ticker(&[&plain.engine, &metered.engine]);
         Ok(WasmHost {
             inner: Arc::new(Inner {
-                engine,
-                linker,
+                plain,
+                metered,
                 cache_dir: cfg.cache_dir,
-                pres: Mutex::new(HashMap::new()),
             }),
         })
     }
 
-    /// The engine.
+    /// The engine of components without a fuel limit.
     pub fn engine(&self) -> &Engine {
-        &self.inner.engine
+        &self.inner.plain.engine
     }
 
-    /// Loads a component (from the disk cache when possible), type-checks its
-    /// imports against the host once, and returns its pre-instantiation.
+    /// Loads a component (from the disk cache when possible) for the engine
+    /// with fuel metering or without, type-checks its imports against the
+    /// host once, and returns its pre-instantiation.
     pub(crate) fn prepare(
         &self,
         path: &Path,
+        fuel: bool,
     ) -> wasmtime::Result<(SkillServicePre<HostState>, Origin)> {
+        let rt = if fuel {
+            &self.inner.metered
+        } else {
+            &self.inner.plain
+        };
         let bytes = cache::read(path)?;
-        let key = cache::key(&self.inner.engine, &bytes);
-        if let Some(pre) = self
-            .inner
-            .pres
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).cloned())
-        {
+        let key = cache::key(&rt.engine, &bytes);
+        if let Some(pre) = rt.pres.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok((pre, Origin::Cached));
         }
         let (component, origin) =
-            cache::load_bytes(&self.inner.engine, &self.inner.cache_dir, &bytes, &key)?;
-        let pre = SkillServicePre::new(self.inner.linker.instantiate_pre(&component)?)?;
-        if let Ok(mut m) = self.inner.pres.lock() {
+            cache::load_bytes(&rt.engine, &self.inner.cache_dir, &bytes, &key)?;
+        let pre = SkillServicePre::new(rt.linker.instantiate_pre(&component)?)?;
+        if let Ok(mut m) = rt.pres.lock() {
             m.insert(key, pre.clone());
         }
         Ok((pre, origin))
@@ -113,10 +135,10 @@ impl WasmHost {
     /// (Benchmarks and diagnostics.)
     pub fn load(&self, path: &Path) -> Result<bool, String> {
         let run = || -> wasmtime::Result<bool> {
+            let engine = self.engine();
             let bytes = cache::read(path)?;
-            let key = cache::key(&self.inner.engine, &bytes);
-            let (_, origin) =
-                cache::load_bytes(&self.inner.engine, &self.inner.cache_dir, &bytes, &key)?;
+            let key = cache::key(engine, &bytes);
+            let (_, origin) = cache::load_bytes(engine, &self.inner.cache_dir, &bytes, &key)?;
             Ok(origin == Origin::Cached)
         };
         run().map_err(|e| format!("{e:#}"))
@@ -126,12 +148,11 @@ impl WasmHost {
     /// capabilities, and returns how long each instantiation took.
     /// (Benchmarks and diagnostics.)
     pub async fn time_instantiation(&self, path: &Path, n: usize) -> Result<Vec<Duration>, String> {
-        let (pre, _) = self.prepare(path).map_err(|e| format!("{e:#}"))?;
+        let (pre, _) = self.prepare(path, false).map_err(|e| format!("{e:#}"))?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut store = wasmtime::Store::new(&self.inner.engine, HostState::bare());
+            let mut store = wasmtime::Store::new(self.engine(), HostState::bare());
             store.set_epoch_deadline(1000);
-            let _ = store.set_fuel(u64::MAX);
             let t = std::time::Instant::now();
             pre.instantiate_async(&mut store)
                 .await
@@ -142,15 +163,19 @@ impl WasmHost {
     }
 }
 
-/// Advances the engine's epoch every [`TICK`] for as long as the engine lives.
-fn spawn_ticker(engine: &Engine) {
-    let weak = engine.weak();
+/// Advances the engines' epochs every [`TICK`] for as long as they live.
+fn spawn_ticker(engines: &[&Engine]) {
+    let weak: Vec<_> = engines.iter().map(|e| e.weak()).collect();
     let spawned = std::thread::Builder::new()
         .name("aos-wasm-epoch".into())
         .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
+            loop {
+                let live: Vec<Engine> = weak.iter().filter_map(|w| w.upgrade()).collect();
+                if live.is_empty() {
+                    break;
+                }
+                live.iter().for_each(Engine::increment_epoch);
+                drop(live);
                 std::thread::sleep(TICK);
             }
         });
@@ -175,9 +200,10 @@ impl ServiceDriver for WasmHost {
                 None => return Err(format!("skill {} has no service", spec.skill.name)),
             };
             let started = std::time::Instant::now();
+            let fuel = spec.skill.capabilities.limits.fuel.is_some();
             let prepared = tokio::task::spawn_blocking({
                 let host = host.clone();
-                move || host.prepare(&path)
+                move || host.prepare(&path, fuel)
             })
             .await
             .map_err(|e| e.to_string())?;

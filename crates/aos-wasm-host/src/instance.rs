@@ -260,8 +260,10 @@ impl WasmService {
 fn arm(store: &mut Store<HostState>, timeout: Duration, fuel: Option<u64>) {
     let ticks = (timeout.as_millis() / TICK.as_millis().max(1)) as u64 + 1;
     store.set_epoch_deadline(ticks);
-    // Fuel is always on in the engine; without a limit it never runs out.
-    let _ = store.set_fuel(fuel.unwrap_or(u64::MAX));
+    // A skill with a fuel limit runs on the metering engine (see `host.rs`).
+    if let Some(f) = fuel {
+        let _ = store.set_fuel(f);
+    }
 }
 
 fn unexpected() -> CallFault {
