@@ -345,8 +345,7 @@ async fn context_figures(k: &Kernel, n: usize) -> Result<Value> {
         reads.push(t.elapsed());
     }
     let mut rebuilds = Vec::new();
-    let rb: usize = std::env::var("AOS_PROF_RB").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    for _ in 0..rb {
+    for _ in 0..3 {
         let t = Instant::now();
         let len = k.assemble_context(&sid, "rebuild").await.map_err(err)?;
         rebuilds.push(t.elapsed());
@@ -354,7 +353,6 @@ async fn context_figures(k: &Kernel, n: usize) -> Result<Value> {
             return Err(anyhow!("the rebuild holds {len} messages, not 10 000"));
         }
     }
-    let n = std::env::var("AOS_PROF_N").ok().and_then(|v| v.parse().ok()).unwrap_or(n);
     let mut incremental = Vec::with_capacity(n);
     for i in 0..n {
         k.store().append(&sid, None, vec![turn(10_000 + i)]).await?;

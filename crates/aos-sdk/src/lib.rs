@@ -45,8 +45,8 @@ mod adapter;
 pub mod log;
 
 pub use adapter::Adapter;
-pub use serde_json::{self, Value, json};
 pub use serde;
+pub use serde_json::{self, Value, json};
 
 use bindings::aos::kernel::types;
 

@@ -259,22 +259,23 @@ fn aoscb_store(t: &Connection, cb: &Aoscb) -> Result<()> {
 
 impl SqliteStore {
     pub(crate) async fn aoscb_init(&self, initial: Aoscb) -> Result<Aoscb> {
-        let cb = self.write(move |t| match aoscb_load(t)? {
-            None => {
-                aoscb_store(t, &initial)?;
-                Ok(initial)
-            }
-            Some(mut cb) => {
-                if cb.name != initial.name || cb.skill_root != initial.skill_root {
-                    cb.name = initial.name;
-                    cb.skill_root = initial.skill_root;
-                    bump(&mut cb.revision, &mut cb.updated_at);
-                    aoscb_store(t, &cb)?;
+        let cb = self
+            .write(move |t| match aoscb_load(t)? {
+                None => {
+                    aoscb_store(t, &initial)?;
+                    Ok(initial)
                 }
-                Ok(cb)
-            }
-        })
-        .await?;
+                Some(mut cb) => {
+                    if cb.name != initial.name || cb.skill_root != initial.skill_root {
+                        cb.name = initial.name;
+                        cb.skill_root = initial.skill_root;
+                        bump(&mut cb.revision, &mut cb.updated_at);
+                        aoscb_store(t, &cb)?;
+                    }
+                    Ok(cb)
+                }
+            })
+            .await?;
         self.aoscb.put("", &cb);
         Ok(cb)
     }
@@ -319,7 +320,12 @@ fn agent_load(t: &Connection, agent_id: &str) -> Result<Acb> {
 impl SqliteStore {
     pub(crate) async fn agent_insert(&self, acb: Acb) -> Result<()> {
         let doc = serde_json::to_string(&acb)?;
-        let (id, status, revision, created) = (acb.agent_id.clone(), acb.status.as_str(), acb.revision, acb.created_at.clone());
+        let (id, status, revision, created) = (
+            acb.agent_id.clone(),
+            acb.status.as_str(),
+            acb.revision,
+            acb.created_at.clone(),
+        );
         self.write(move |t| {
             t.prepare_cached("INSERT INTO agents (agent_id, status, revision, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)")?
                 .execute(params![id, status, revision, created, doc])?;
@@ -562,7 +568,12 @@ impl SqliteStore {
             message_rows(
                 c,
                 "SELECT doc FROM messages WHERE session_id = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
-                params![session_id, q.from_seq, q.to_seq.unwrap_or(i64::MAX), q.limit],
+                params![
+                    session_id,
+                    q.from_seq,
+                    q.to_seq.unwrap_or(i64::MAX),
+                    q.limit
+                ],
             )
         };
         // A short page costs less than the hop to a blocking thread.
@@ -706,5 +717,30 @@ impl SqliteStore {
             )
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cached;
+
+    #[test]
+    fn a_cached_block_only_moves_to_newer_revisions() {
+        let c: Cached<(i64, &str)> = Cached::new(|v| v.0);
+        c.put("a", &(2, "second write"));
+        c.put(
+            "a",
+            &(
+                1,
+                "a read that raced it, or an earlier write finishing late",
+            ),
+        );
+        assert_eq!(c.get("a"), Some((2, "second write")));
+        c.put("a", &(3, "third"));
+        assert_eq!(c.get("a"), Some((3, "third")));
+        let loaded = c.get_or("b", || Ok((7, "from the file")));
+        assert_eq!(loaded.ok(), Some((7, "from the file")));
+        let cached = c.get_or("b", || panic!("must not read the file again"));
+        assert_eq!(cached.ok(), Some((7, "from the file")));
     }
 }

@@ -44,8 +44,7 @@ impl SyscallPort for NoKernel {
         &self,
         op: String,
         _payload: String,
-    ) -> futures::future::BoxFuture<'static, Result<aos_types::Data, aos_types::SyscallError>>
-    {
+    ) -> futures::future::BoxFuture<'static, Result<aos_types::Data, aos_types::SyscallError>> {
         Box::pin(async move {
             Err(aos_types::SyscallError::new(
                 aos_types::ErrorCode::PermissionDenied,

@@ -271,14 +271,14 @@ pub fn paired(out: &[Value]) -> Vec<Value> {
     for c in out {
         p.feed(c.clone());
     }
-    let mut fixed: Vec<Value> = p.fixed.iter().map(parse).collect();
+    let mut fixed: Vec<Value> = p.fixed.iter().map(|r| parse(r)).collect();
     fixed.extend(Pairing::placeholders(&p.open));
     fixed
 }
 
 /// A serialised context message as a value (tests).
 #[cfg(test)]
-pub fn parse(raw: &Box<RawValue>) -> Value {
+pub fn parse(raw: &RawValue) -> Value {
     aos_sdk::serde_json::from_str(raw.get()).expect("valid JSON")
 }
 
@@ -548,40 +548,12 @@ mod tests {
             for x in &out[n..] {
                 p.feed(x.clone());
             }
-            let mut whole: Vec<Value> = p.fixed.iter().map(parse).collect();
+            let mut whole: Vec<Value> = p.fixed.iter().map(|r| parse(r)).collect();
             whole.extend(p.tail());
             assert_eq!(whole, paired(&out), "after {}", m["id"]);
             assert_eq!(p.estimate(&p.tail()), estimate(&whole));
             assert!(p.fixed.len() >= fixed, "final messages stay final");
             fixed = p.fixed.len();
-        }
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-    #[test]
-    fn split() {
-        let msg = |i: i64| json!({"id": format!("msg_{i:020}"), "role": if i % 2 == 0 {"user"} else {"assistant"}, "parts": [{"type":"text","id": format!("pt_{i:020}"),"text": format!("message {i}: a line of ordinary length, as people and models write them")}], "metadata": {"seq": i, "createdAt": "2026-11-26T19:00:00.000Z", "origin": "human"}});
-        let pages: Vec<String> = (0..10).map(|p| json!({"sessionId":"se_1","messages": (1..=1000).map(|i| msg(p*1000+i)).collect::<Vec<_>>(), "nextCursor": null}).to_string()).collect();
-        println!("page bytes {}", pages[0].len());
-        #[derive(serde::Deserialize)]
-        struct Page { messages: Vec<Value> }
-        for _ in 0..3 {
-        let t = std::time::Instant::now();
-        let mut raw = Vec::new();
-        for p in &pages { let pg: Page = aos_sdk::serde_json::from_str(p).unwrap(); raw.extend(pg.messages); }
-        let t1 = t.elapsed();
-        let c = Ctx { session_id: "se_1", folded: &[], unfolded: &[], fetch: &|_| None };
-        let mut out = Vec::new();
-        for m in &raw { project(m, &c, &mut out); }
-        let t2 = t.elapsed();
-        let mut p = Pairing::default();
-        for x in out { p.feed(x); }
-        let t3 = t.elapsed();
-        let n: usize = p.fixed.iter().map(|m| m.get().len()).sum();
-        println!("parse {t1:?} project {:?} pair+ser {:?} out bytes {n}", t2 - t1, t3 - t2);
         }
     }
 }
