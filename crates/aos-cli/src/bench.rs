@@ -409,7 +409,7 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
     .map_err(|e| anyhow!("{e}"))?;
     let req = aos_llm::ChatRequest {
         model: "m".into(),
-        messages: vec![json!({"role": "user", "content": "x"})],
+        messages: vec![aos_llm::message(&json!({"role": "user", "content": "x"}))],
         ..Default::default()
     };
     let mut llm_times = Vec::new();

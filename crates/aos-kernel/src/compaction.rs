@@ -275,8 +275,8 @@ async fn summarise(k: &Kernel, scb: &Scb, plan: &Plan) -> Result<(String, Usage)
     let (model, base_url) = summary_model(k, scb).await?;
     let req = ChatRequest {
         model,
-        messages: vec![json!({ "role": "user", "content":
-            format!("{prompt}\n\n<conversation>\n{transcript}</conversation>") })],
+        messages: vec![aos_llm::message(&json!({ "role": "user", "content":
+            format!("{prompt}\n\n<conversation>\n{transcript}</conversation>") }))],
         tools: Vec::new(),
         params: Default::default(),
     };

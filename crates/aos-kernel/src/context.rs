@@ -12,15 +12,73 @@
 //! knows the context the kernel holds (`contextRevision` and `messageCount`
 //! of its input are those of its own last answer), with a change: `keep` the
 //! first N messages and `append` the rest. The cached messages are shared
-//! (`Arc`), so an assembly that appends copies nothing.
+//! (`Arc`), so an assembly that appends copies nothing, and kept as the JSON
+//! text the engine wrote ([`ContextMessage`]): the LLM request is written
+//! from them without a `Value` tree.
 
 use crate::Kernel;
 use crate::hooks::HookScope;
 use crate::params::{self, StoreResult, decode};
 use aos_types::{ErrorCode, Part, Scb, SyscallError};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
+
+/// One context message as the engine wrote it: the `wire` message the model
+/// is sent and `aos` (where it comes from), each kept as JSON text. An
+/// element without `wire` is taken as the wire message itself.
+#[derive(Debug, Clone)]
+pub struct ContextMessage {
+    /// The OpenAI chat message.
+    pub wire: Box<RawValue>,
+    /// `{sourceMessageId, sourcePartId?, kind}`, if the engine gave it.
+    pub aos: Option<Box<RawValue>>,
+}
+
+impl Serialize for ContextMessage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("wire", &self.wire)?;
+        if let Some(aos) = &self.aos {
+            m.serialize_entry("aos", aos)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ContextMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Parts {
+            wire: Option<Box<RawValue>>,
+            aos: Option<Box<RawValue>>,
+        }
+        let raw = Box::<RawValue>::deserialize(d)?;
+        Ok(match serde_json::from_str::<Parts>(raw.get()) {
+            Ok(Parts {
+                wire: Some(wire),
+                aos,
+            }) => ContextMessage { wire, aos },
+            _ => ContextMessage {
+                wire: raw,
+                aos: None,
+            },
+        })
+    }
+}
+
+/// An engine's answer to `context.assemble`: the whole context, or `keep`
+/// the first N messages and `append` these.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer {
+    messages: Option<Vec<ContextMessage>>,
+    keep: Option<u64>,
+    append: Option<Vec<ContextMessage>>,
+    estimated_tokens: Option<Value>,
+}
 
 /// The cached context of one session.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -31,7 +89,7 @@ pub struct SessionContext {
     /// Bumped on every assembly that changed the context.
     pub context_revision: u64,
     /// `{wire, aos}` context messages.
-    pub messages: Arc<Vec<Value>>,
+    pub messages: Arc<Vec<ContextMessage>>,
     /// `{historyMessageId, historyPartId?}` folded by request.
     pub folded_refs: Vec<Value>,
     /// `{historyMessageId, historyPartId?}` of stored outputs shown in full.
@@ -94,18 +152,18 @@ async fn assemble_with(
     if let Some(d) = trigger_data {
         input["triggerData"] = d;
     }
-    let out = k
+    let answer: Option<Answer> = k
         .inner
         .hooks
-        .transform(
+        .algorithm(
             "context.assemble",
             scope,
             &input,
-            json!({ "messages": null, "estimatedTokens": 0 }),
+            &json!({ "messages": null, "estimatedTokens": 0 }),
         )
         .await;
     state.session_id = scb.session_id.clone();
-    if apply(&mut state, out) {
+    if answer.is_some_and(|a| apply(&mut state, a)) {
         state.context_revision += 1;
     } else if !k.inner.hooks.has_handler("context.assemble", scope) {
         // No engine at all: the context is empty.
@@ -119,26 +177,22 @@ async fn assemble_with(
 }
 
 /// Applies an engine's answer (whole or `keep` + `append`); false when it
-/// holds neither, as when the engine failed and its output was left as given
-/// (the last context is then kept rather than none).
-fn apply(state: &mut SessionContext, mut out: Value) -> bool {
-    let tokens = out.get("estimatedTokens").and_then(Value::as_i64);
-    let keep = out
-        .get("keep")
-        .and_then(Value::as_u64)
-        .and_then(|n| usize::try_from(n).ok());
-    match (out.get_mut("messages").map(Value::take), keep) {
-        (Some(Value::Array(m)), _) => state.messages = Arc::new(m),
-        (_, Some(keep)) if keep <= state.messages.len() => {
-            let Some(Value::Array(add)) = out.get_mut("append").map(Value::take) else {
-                return false;
-            };
+/// holds neither (the last context is then kept rather than none).
+fn apply(state: &mut SessionContext, a: Answer) -> bool {
+    let keep = a.keep.and_then(|n| usize::try_from(n).ok());
+    match (a.messages, keep, a.append) {
+        (Some(m), _, _) => state.messages = Arc::new(m),
+        (None, Some(keep), Some(add)) if keep <= state.messages.len() => {
             let messages = Arc::make_mut(&mut state.messages);
             messages.truncate(keep);
             messages.extend(add);
         }
         _ => return false,
     }
+    let tokens = a
+        .estimated_tokens
+        .as_ref()
+        .and_then(|t| t.as_i64().or_else(|| t.as_f64().map(|f| f as i64)));
     state.estimated_tokens = tokens.unwrap_or(0);
     true
 }
@@ -243,4 +297,47 @@ pub(crate) async fn fold(
     })
     .await?;
     Ok(crate::kernel::Done::data(json!(ctx)).ids(Some(&scb.agent_id), Some(&scb.session_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_messages_keep_the_engines_text() {
+        let a: Answer = serde_json::from_str(
+            r#"{"messages":[{"wire":{"role":"user","content":"a"},"aos":{"kind":"user-input"}},{"role":"tool","content":"bare"},7],"estimatedTokens":2}"#,
+        )
+        .expect("an answer");
+        let m = a.messages.expect("messages");
+        assert_eq!(m[0].wire.get(), r#"{"role":"user","content":"a"}"#);
+        assert_eq!(m[1].wire.get(), r#"{"role":"tool","content":"bare"}"#);
+        assert!(m[1].aos.is_none());
+        assert_eq!(m[2].wire.get(), "7");
+        assert_eq!(
+            serde_json::to_value(&m[0]).expect("ser"),
+            json!({"wire": {"role": "user", "content": "a"}, "aos": {"kind": "user-input"}})
+        );
+    }
+
+    #[test]
+    fn a_change_applies_only_to_a_prefix_it_knows() {
+        let answer = |t: &str| serde_json::from_str::<Answer>(t).expect("an answer");
+        let mut s = SessionContext::default();
+        assert!(apply(
+            &mut s,
+            answer(r#"{"messages":[1,2,3],"estimatedTokens":9.7}"#)
+        ));
+        assert_eq!((s.messages.len(), s.estimated_tokens), (3, 9));
+        assert!(apply(&mut s, answer(r#"{"keep":2,"append":[4]}"#)));
+        let wires: Vec<&str> = s.messages.iter().map(|m| m.wire.get()).collect();
+        assert_eq!(wires, ["1", "2", "4"]);
+        assert!(
+            !apply(&mut s, answer(r#"{"keep":9,"append":[5]}"#)),
+            "longer than held"
+        );
+        assert!(!apply(&mut s, answer(r#"{"keep":1}"#)), "nothing to append");
+        assert!(!apply(&mut s, answer(r#"{"messages":null}"#)));
+        assert_eq!(s.messages.len(), 3);
+    }
 }

@@ -205,6 +205,42 @@ impl HookEngine {
         (output, by)
     }
 
+    /// Runs the handler of an algorithm hook (the most specific, as
+    /// [`HookEngine::transform`] does) and reads its answer as `T` straight
+    /// from its JSON text. `None` when no handler answered or it failed (the
+    /// failure is recorded as for a transform).
+    pub async fn algorithm<T: serde::de::DeserializeOwned>(
+        &self,
+        hook: &str,
+        scope: HookScope<'_>,
+        input: &Value,
+        output: &Value,
+    ) -> Option<T> {
+        debug_assert!(ALGORITHM_HOOKS.contains(&hook), "{hook}");
+        let h = callable(&self.table, hook, scope).pop()?;
+        let call = h.instance.transform(
+            hook.into(),
+            input.to_string(),
+            output.to_string(),
+            h.timeout,
+        );
+        let parsed = bounded(&h, call).await.and_then(|text| {
+            serde_json::from_str::<T>(&text).map_err(|e| {
+                CallFault::Handler(format!("answered with JSON of the wrong shape: {e}"))
+            })
+        });
+        match parsed {
+            Ok(v) => {
+                self.succeeded(&h);
+                Some(v)
+            }
+            Err(fault) => {
+                self.failed(&h, hook, &fault).await;
+                None
+            }
+        }
+    }
+
     /// Whether any handler is registered for `hook` within `scope`.
     pub fn has_handler(&self, hook: &str, scope: HookScope<'_>) -> bool {
         self.table.has(hook, scope.agent_id, scope.session_id)

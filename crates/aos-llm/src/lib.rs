@@ -16,4 +16,4 @@ mod types;
 
 pub use client::{LlmClient, LlmConfig, RetryPolicy};
 pub use error::LlmError;
-pub use types::{ChatRequest, ChatResponse, Delta, ToolCall, Usage};
+pub use types::{ChatRequest, ChatResponse, Delta, ToolCall, Usage, message};

@@ -1,6 +1,7 @@
 //! Request and response shapes.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// One chat completions call.
@@ -8,14 +9,21 @@ use serde_json::{Map, Value};
 pub struct ChatRequest {
     /// Model id.
     pub model: String,
-    /// OpenAI chat messages (`{role, content, tool_calls?, tool_call_id?}`).
-    pub messages: Vec<Value>,
+    /// OpenAI chat messages (`{role, content, tool_calls?, tool_call_id?}`)
+    /// as JSON text: a context engine's messages go out as it wrote them.
+    pub messages: Vec<Box<RawValue>>,
     /// Function tools offered.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<Value>,
     /// Extra parameters (temperature, max_tokens, …), merged into the body.
     #[serde(flatten)]
     pub params: Map<String, Value>,
+}
+
+/// One chat message as JSON text, for [`ChatRequest::messages`].
+pub fn message(v: &Value) -> Box<RawValue> {
+    // A `Value` always serialises.
+    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// A tool call the model made.

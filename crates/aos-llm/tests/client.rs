@@ -23,7 +23,7 @@ fn client(url: &str, stream: bool, attempts: u32, timeout: Duration) -> LlmClien
 fn request() -> ChatRequest {
     ChatRequest {
         model: "m".into(),
-        messages: vec![json!({"role": "user", "content": "hi"})],
+        messages: vec![aos_llm::message(&json!({"role": "user", "content": "hi"}))],
         tools: vec![json!({"type": "function", "function": {"name": "bash"}})],
         ..Default::default()
     }

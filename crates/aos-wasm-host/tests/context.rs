@@ -27,6 +27,7 @@ async fn env() -> (Env, ScriptedLlm) {
             let text = manifest.replace("name: aos-context", "name: ctx-engine");
             std::fs::write(dir.join("SKILL.md"), text).expect("SKILL.md");
             common::guest(root, "broken-engine", "  hooks: [context.assemble]");
+            common::guest(root, "rewriter", "  hooks: [session.messages.transform]");
             skill(
                 root,
                 "replacement",
@@ -334,5 +335,53 @@ async fn a_failing_engine_keeps_the_last_context() {
     assert_eq!(
         again["contextRevision"].as_u64(),
         good["contextRevision"].as_u64().map(|r| r + 1)
+    );
+}
+
+/// An engine may answer bare wire messages (no `{wire, aos}`), with a
+/// fractional estimate; a `session.messages.transform` handler rewrites what
+/// the model is sent. Both reach the real HTTP request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_engine_answers_and_the_messages_transform_reach_the_model() {
+    let (e, llm) = env().await;
+    let (agent, sid) = e.session().await;
+    let bare = json!({"role": "user", "content": "from a bare engine"});
+    e.start(
+        "broken-engine",
+        &format!("agent:{agent}"),
+        json!({"hooks": ["context.assemble"], "do": {"context.assemble": "set"},
+               "set": {"context.assemble": {"messages": [bare], "estimatedTokens": 4.5}}}),
+    )
+    .await;
+    let ctx = e
+        .ok(json!({"op": "session.context.rebuild", "sessionId": sid}))
+        .await;
+    assert_eq!(ctx["messages"], json!([{ "wire": bare }]));
+    assert_eq!(ctx["estimatedTokens"], 4);
+    llm.push([Reply::text("ok")]);
+    dispatch(&e, &sid, "hi").await;
+    let sent = llm.requests().last().expect("a request")["messages"].clone();
+    assert_eq!(
+        sent.as_array().and_then(|m| m.last()),
+        Some(&bare),
+        "{sent}"
+    );
+
+    let rewritten = json!({"role": "user", "content": "rewritten by a skill"});
+    e.start(
+        "rewriter",
+        &format!("agent:{agent}"),
+        json!({"hooks": ["session.messages.transform"], "do": {"session.messages.transform": "set"},
+               "set": {"session.messages.transform": {"messages": [rewritten]}}}),
+    )
+    .await;
+    llm.push([Reply::text("ok")]);
+    dispatch(&e, &sid, "again").await;
+    let sent = llm.requests().last().expect("a request")["messages"].clone();
+    let sent = sent.as_array().expect("messages");
+    assert_eq!(sent.last(), Some(&rewritten));
+    assert!(
+        sent.iter().all(|m| m != &bare),
+        "the transform's output replaced the engine's messages: {sent:?}"
     );
 }

@@ -12,7 +12,7 @@
 mod project;
 
 use aos_sdk::{Owner, Registration, Service, Value, json, syscall, syscall_as};
-use project::{Ctx, Pairing, Ref};
+use project::{Ctx, Msg, Pairing, Ref};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -20,7 +20,7 @@ use std::sync::Mutex;
 #[derive(Default)]
 struct Session {
     /// History from the start of the context (the latest completed summary).
-    raw: Vec<Value>,
+    raw: Vec<Msg>,
     /// Seq of the last message read.
     last_seq: i64,
     /// `raw[..projected]` projected, with the fold state `key`, and paired
@@ -90,7 +90,7 @@ fn assemble(input: &Value) -> Result<String, String> {
     }
     let key = format!("{}{}", input["foldedRefs"], input["unfoldedRefs"]);
     let read_from = s.raw.len();
-    if read_new(sid, s)? || key != s.key || unloads(&s.raw[read_from..]) {
+    if read_new(sid, s)? || key != s.key || s.raw[read_from..].iter().any(project::unloads) {
         // A new compaction start, other folds, or a skill unloaded (which
         // removes earlier output): project everything again.
         s.projected = 0;
@@ -118,16 +118,6 @@ fn assemble(input: &Value) -> Result<String, String> {
         s.pairing.feed(c);
     }
     Ok(answer(s, input))
-}
-
-/// Whether `msgs` unload a skill (the projection then changes what it had
-/// already produced).
-fn unloads(msgs: &[Value]) -> bool {
-    msgs.iter().any(|m| {
-        m["parts"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().any(|p| p["type"] == "data-skill-unload"))
-    })
 }
 
 /// The whole context, or only its change when the kernel holds exactly what
@@ -169,7 +159,7 @@ fn answer(s: &mut Session, input: &Value) -> String {
         add(m.get());
     }
     for t in &tail {
-        add(&t.to_string());
+        add(&aos_sdk::serde_json::to_string(t).unwrap_or_default());
     }
     text.push_str(&format!(r#"],"estimatedTokens":{tokens}}}"#));
     text
@@ -181,7 +171,7 @@ fn read_new(sid: &str, s: &mut Session) -> Result<bool, String> {
     /// The part of a `session.history.list` page this engine reads.
     #[derive(serde::Deserialize)]
     struct Page {
-        messages: Vec<Value>,
+        messages: Vec<Msg>,
     }
     let from = s.raw.len();
     loop {
@@ -190,7 +180,7 @@ fn read_new(sid: &str, s: &mut Session) -> Result<bool, String> {
         let Some(last) = page.messages.last() else {
             break;
         };
-        s.last_seq = last["metadata"]["seq"].as_i64().unwrap_or(s.last_seq + 1);
+        s.last_seq = last.metadata.seq.max(s.last_seq + 1);
         let full = page.messages.len() == 1000;
         s.raw.extend(page.messages);
         if !full {

@@ -1,10 +1,136 @@
 //! SessionHistory → SessionContext: each history message becomes zero or
 //! more context messages `{wire, aos: {sourceMessageId, sourcePartId?,
-//! kind}}` (`kernel.md` §2.3). Pure functions over JSON, so they are tested
-//! natively.
+//! kind}}` (`kernel.md` §2.3). History is read into lenient typed messages
+//! ([`Msg`]: unknown fields and part types are ignored, never an error) and
+//! context messages are typed ([`Cm`]) and serialised once: no `Value` tree
+//! is built per message. Pure functions, so they are tested natively.
 
 use aos_sdk::serde_json::value::RawValue;
-use aos_sdk::{Value, json};
+use aos_sdk::{Value, serde_json};
+use serde::{Deserialize, Serialize};
+
+/// A history message, as far as the projection reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Msg {
+    /// Message id.
+    pub id: String,
+    /// `user`, `assistant` or `system`.
+    pub role: String,
+    /// Its parts.
+    pub parts: Vec<Part>,
+    /// `seq`, and whether it is a finished compaction summary.
+    pub metadata: Meta,
+}
+
+/// The metadata the projection reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Meta {
+    /// Position in the session.
+    pub seq: i64,
+    /// A compaction summary.
+    pub summary: Option<bool>,
+    /// `completed` once the summary is finished.
+    pub finish: Option<String>,
+}
+
+/// A part, as far as the projection reads it.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Part {
+    /// `text`, `tool-bash`, `data-*`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Part id.
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    /// The call's arguments as stored (sent to the model as they are).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+}
+
+impl Part {
+    fn data_str(&self, key: &str) -> Option<&str> {
+        self.data.as_ref()?.get(key)?.as_str()
+    }
+}
+
+/// A tool result's output, as far as the projection reads it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Output {
+    visible_result: Option<String>,
+    exit_code: Option<i64>,
+    content_id: Option<String>,
+    size_chars: Option<i64>,
+    line_count: Option<i64>,
+    preview: Option<String>,
+}
+
+/// A context message: what the model is sent (`wire`) and where it comes
+/// from (`aos`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Cm {
+    /// The OpenAI chat message.
+    pub wire: Wire,
+    /// Its source and kind.
+    pub aos: Aos,
+}
+
+/// An OpenAI chat message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Wire {
+    /// `system`, `user`, `assistant` or `tool`.
+    pub role: &'static str,
+    /// The text (`null` for a call message without text).
+    pub content: Option<String>,
+    /// The calls of an assistant message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<Call>>,
+    /// The call a tool message answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// A function call of the model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Call {
+    /// The call id.
+    pub id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Function {
+    name: &'static str,
+    arguments: String,
+}
+
+/// Where a context message comes from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Aos {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_part_id: Option<String>,
+    /// `user-input`, `tool-bash-call`, `skill-load`, …
+    pub kind: &'static str,
+}
 
 /// A folded or unfolded item: a whole message, or one part of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,196 +177,231 @@ pub struct Ctx<'a> {
 /// Index of the message the projection starts at: the summary of the latest
 /// *completed* compaction (a marker followed by its finished summary), else 0.
 #[cfg(test)]
-pub fn start(msgs: &[Value]) -> usize {
+pub fn start(msgs: &[Msg]) -> usize {
     start_after(msgs, 0).unwrap_or(0)
 }
 
 /// The latest completed compaction summary at index `from` or later (its
 /// marker may come before `from`), if any: where the projection must start
 /// again after `msgs[from..]` were read.
-pub fn start_after(msgs: &[Value], from: usize) -> Option<usize> {
+pub fn start_after(msgs: &[Msg], from: usize) -> Option<usize> {
     (from.max(1)..msgs.len())
         .rev()
         .find(|&i| is_summary(&msgs[i]) && is_marker(&msgs[i - 1]))
 }
 
 /// A completed compaction summary.
-pub fn is_summary(m: &Value) -> bool {
-    m["metadata"]["summary"] == true && m["metadata"]["finish"] == "completed"
+pub fn is_summary(m: &Msg) -> bool {
+    m.metadata.summary == Some(true) && m.metadata.finish.as_deref() == Some("completed")
 }
 
-fn is_marker(m: &Value) -> bool {
-    m["parts"][0]["type"] == "data-compaction"
+fn is_marker(m: &Msg) -> bool {
+    m.parts.first().is_some_and(|p| p.kind == "data-compaction")
 }
 
-fn cm(wire: Value, m: &Value, part: Option<&Value>, kind: &str) -> Value {
-    let mut aos = json!({ "sourceMessageId": m["id"], "kind": kind });
-    if let Some(p) = part {
-        aos["sourcePartId"] = p["id"].clone();
+/// Whether `m` unloads a skill.
+pub fn unloads(m: &Msg) -> bool {
+    m.parts.iter().any(|p| p.kind == "data-skill-unload")
+}
+
+fn wire(role: &'static str, content: Option<String>) -> Wire {
+    Wire {
+        role,
+        content,
+        tool_calls: None,
+        tool_call_id: None,
     }
-    json!({ "wire": wire, "aos": aos })
+}
+
+fn tool_wire(call: &str, content: String) -> Wire {
+    Wire {
+        tool_call_id: Some(call.to_string()),
+        ..wire("tool", Some(content))
+    }
+}
+
+fn cm(wire: Wire, m: &Msg, part: Option<&Part>, kind: &'static str) -> Cm {
+    Cm {
+        wire,
+        aos: Aos {
+            source_message_id: Some(m.id.clone()),
+            source_part_id: part.and_then(|p| p.id.clone()),
+            kind,
+        },
+    }
 }
 
 /// Projects one history message onto `out`.
-pub fn project(m: &Value, ctx: &Ctx, out: &mut Vec<Value>) {
-    let id = m["id"].as_str().unwrap_or("");
-    let seq = m["metadata"]["seq"].as_i64().unwrap_or(0);
-    let role = m["role"].as_str().unwrap_or("system");
-    let parts = m["parts"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+pub fn project(m: &Msg, ctx: &Ctx, out: &mut Vec<Cm>) {
     if is_summary(m) {
-        let text = texts(parts).join("\n");
-        let wire = json!({ "role": "user", "content": format!("[Summary of the conversation so far]\n{text}") });
-        out.push(cm(wire, m, None, "compaction-summary"));
+        let text = texts(&m.parts).join("\n");
+        let w = wire(
+            "user",
+            Some(format!("[Summary of the conversation so far]\n{text}")),
+        );
+        out.push(cm(w, m, None, "compaction-summary"));
         return;
     }
     if ctx
         .folded
         .iter()
-        .any(|r| r.message == id && r.part.is_none())
+        .any(|r| r.message == m.id && r.part.is_none())
     {
-        let size: usize = parts.iter().map(|p| p.to_string().len()).sum();
-        let wire_role = if role == "user" { "user" } else { "assistant" };
-        let text = format!(
-            "[message {seq} folded: about {size} characters. Read: aos session history {} --from {seq} --limit 1 · Unfold: {}]",
-            ctx.session_id,
-            unfold_cmd(ctx.session_id, id, None)
-        );
-        // Tool calls keep their pairing: a folded call message still lists them.
-        let mut wire = json!({ "role": wire_role, "content": text });
-        let calls = calls(parts);
-        if !calls.is_empty() && role == "assistant" {
-            wire["tool_calls"] = json!(calls);
-        }
-        out.push(cm(wire, m, None, "message-folded"));
-        if role == "assistant" {
-            for p in parts.iter().filter(|p| is_result(p)) {
-                let wire = json!({ "role": "tool", "tool_call_id": p["toolCallId"], "content": "[folded]" });
-                out.push(cm(wire, m, Some(p), "tool-bash-folded"));
-            }
-        }
+        folded(m, ctx, out);
         return;
     }
-    let mut text = texts(parts);
-    for p in parts {
-        match p["type"].as_str().unwrap_or("") {
+    let mut text = texts(&m.parts);
+    for p in &m.parts {
+        match p.kind.as_str() {
             "data-skill-load" => {
-                let name = p["data"]["name"].as_str().unwrap_or("");
-                let body = p["data"]["skillText"].as_str().unwrap_or("");
-                let wire =
-                    json!({ "role": "system", "content": format!("[[AOS-SKILL {name}]]\n{body}") });
-                out.push(cm(wire, m, Some(p), "skill-load"));
+                let name = p.data_str("name").unwrap_or("");
+                let body = p.data_str("skillText").unwrap_or("");
+                let w = wire("system", Some(format!("[[AOS-SKILL {name}]]\n{body}")));
+                out.push(cm(w, m, Some(p), "skill-load"));
             }
             "data-skill-unload" => {
-                let tag = format!(
-                    "[[AOS-SKILL {}]]\n",
-                    p["data"]["name"].as_str().unwrap_or("")
-                );
+                let tag = format!("[[AOS-SKILL {}]]\n", p.data_str("name").unwrap_or(""));
                 out.retain(|c| {
-                    !(c["aos"]["kind"] == "skill-load"
-                        && c["wire"]["content"]
-                            .as_str()
+                    !(c.aos.kind == "skill-load"
+                        && c.wire
+                            .content
+                            .as_deref()
                             .is_some_and(|s| s.starts_with(&tag)))
                 });
             }
             "data-interrupt" => {
-                let reason = p["data"]["reason"].as_str().unwrap_or("interrupted");
-                let wire =
-                    json!({ "role": "system", "content": format!("[interrupted: {reason}]") });
-                out.push(cm(wire, m, Some(p), "interrupt"));
+                let reason = p.data_str("reason").unwrap_or("interrupted");
+                let w = wire("system", Some(format!("[interrupted: {reason}]")));
+                out.push(cm(w, m, Some(p), "interrupt"));
             }
             "data-a2a" => {
-                let d = &p["data"];
-                let correlation = d["correlationId"]
-                    .as_str()
+                let correlation = p
+                    .data_str("correlationId")
                     .map_or_else(String::new, |c| format!(", correlation {c}"));
                 let from = format!(
                     "[message from agent {} (session {}, {}{correlation})]",
-                    d["fromAgentId"].as_str().unwrap_or("?"),
-                    d["fromSessionId"].as_str().unwrap_or("?"),
-                    d["mode"].as_str().unwrap_or("notify")
+                    p.data_str("fromAgentId").unwrap_or("?"),
+                    p.data_str("fromSessionId").unwrap_or("?"),
+                    p.data_str("mode").unwrap_or("notify")
                 );
                 let body = std::mem::take(&mut text).join("\n");
-                let wire = json!({ "role": "user", "content": format!("{from}\n{body}") });
-                out.push(cm(wire, m, Some(p), "a2a"));
+                let w = wire("user", Some(format!("{from}\n{body}")));
+                out.push(cm(w, m, Some(p), "a2a"));
             }
             _ => {}
         }
     }
-    let calls = calls(parts);
+    let calls = calls(&m.parts);
     if !text.is_empty() || !calls.is_empty() {
         let content = (!text.is_empty()).then(|| text.join("\n"));
-        let (wire, kind) = match role {
-            "user" => (json!({ "role": "user", "content": content }), "user-input"),
+        let (w, kind) = match m.role.as_str() {
+            "user" => (wire("user", content), "user-input"),
             "assistant" if !calls.is_empty() => (
-                json!({ "role": "assistant", "content": content, "tool_calls": calls }),
+                Wire {
+                    tool_calls: Some(calls),
+                    ..wire("assistant", content)
+                },
                 "tool-bash-call",
             ),
-            "assistant" => (
-                json!({ "role": "assistant", "content": content }),
-                "assistant-output",
-            ),
-            _ => (
-                json!({ "role": "system", "content": content }),
-                "assistant-output",
-            ),
+            "assistant" => (wire("assistant", content), "assistant-output"),
+            _ => (wire("system", content), "assistant-output"),
         };
-        out.push(cm(wire, m, None, kind));
+        out.push(cm(w, m, None, kind));
     }
-    for p in parts.iter().filter(|p| is_result(p)) {
-        let pid = p["id"].as_str();
-        let (content, kind) = result_text(p, ctx, id, pid);
-        let wire = json!({ "role": "tool", "tool_call_id": p["toolCallId"], "content": content });
-        out.push(cm(wire, m, Some(p), kind));
+    for p in m.parts.iter().filter(|p| is_result(p)) {
+        let (content, kind) = result_text(p, ctx, &m.id, p.id.as_deref());
+        let w = tool_wire(p.tool_call_id.as_deref().unwrap_or(""), content);
+        out.push(cm(w, m, Some(p), kind));
     }
 }
 
-fn texts(parts: &[Value]) -> Vec<String> {
+/// A message folded by request: a placeholder; its calls keep their pairing.
+fn folded(m: &Msg, ctx: &Ctx, out: &mut Vec<Cm>) {
+    let seq = m.metadata.seq;
+    let size: usize = m
+        .parts
+        .iter()
+        .map(|p| serde_json::to_string(p).map_or(0, |s| s.len()))
+        .sum();
+    let assistant = m.role == "assistant";
+    let text = format!(
+        "[message {seq} folded: about {size} characters. Read: aos session history {} --from {seq} --limit 1 · Unfold: {}]",
+        ctx.session_id,
+        unfold_cmd(ctx.session_id, &m.id, None)
+    );
+    let calls = calls(&m.parts);
+    let w = Wire {
+        tool_calls: (!calls.is_empty() && assistant).then_some(calls),
+        ..wire(
+            if m.role == "user" {
+                "user"
+            } else {
+                "assistant"
+            },
+            Some(text),
+        )
+    };
+    out.push(cm(w, m, None, "message-folded"));
+    if assistant {
+        for p in m.parts.iter().filter(|p| is_result(p)) {
+            let w = tool_wire(p.tool_call_id.as_deref().unwrap_or(""), "[folded]".into());
+            out.push(cm(w, m, Some(p), "tool-bash-folded"));
+        }
+    }
+}
+
+fn texts(parts: &[Part]) -> Vec<String> {
     parts
         .iter()
-        .filter(|p| p["type"] == "text")
-        .filter_map(|p| p["text"].as_str().map(String::from))
+        .filter(|p| p.kind == "text")
+        .filter_map(|p| p.text.clone())
         .collect()
 }
 
-fn is_result(p: &Value) -> bool {
-    p["type"] == "tool-bash" && p["state"] != "input-available"
+fn is_result(p: &Part) -> bool {
+    p.kind == "tool-bash" && p.state.as_deref() != Some("input-available")
 }
 
-fn calls(parts: &[Value]) -> Vec<Value> {
+fn calls(parts: &[Part]) -> Vec<Call> {
     parts
         .iter()
-        .filter(|p| p["type"] == "tool-bash" && p["state"] == "input-available")
-        .map(|p| {
-            json!({ "id": p["toolCallId"], "type": "function",
-                    "function": { "name": "bash", "arguments": p["input"].to_string() } })
+        .filter(|p| p.kind == "tool-bash" && p.state.as_deref() == Some("input-available"))
+        .map(|p| Call {
+            id: p.tool_call_id.clone().unwrap_or_default(),
+            kind: "function",
+            function: Function {
+                name: "bash",
+                arguments: p.input.as_ref().map_or("null", |i| i.get()).to_string(),
+            },
         })
         .collect()
 }
 
 fn unfold_cmd(session: &str, message: &str, part: Option<&str>) -> String {
-    let mut payload = json!({ "sessionId": session, "messageId": message });
+    let mut payload = aos_sdk::json!({ "sessionId": session, "messageId": message });
     if let Some(p) = part {
-        payload["partId"] = json!(p);
+        payload["partId"] = aos_sdk::json!(p);
     }
     format!("aos call session.context.unfold --payload '{payload}'")
 }
 
 /// A tool result's visible text and kind.
-fn result_text(p: &Value, ctx: &Ctx, message: &str, part: Option<&str>) -> (String, &'static str) {
-    if let Some(e) = p["errorText"].as_str() {
-        return (e.to_string(), "tool-bash-result");
+fn result_text(p: &Part, ctx: &Ctx, message: &str, part: Option<&str>) -> (String, &'static str) {
+    if let Some(e) = &p.error_text {
+        return (e.clone(), "tool-bash-result");
     }
-    let o = &p["output"];
-    let exit = o["exitCode"].as_i64().unwrap_or(-1);
+    let raw = p.output.as_ref().map_or("null", |o| o.get());
+    let o: Output = serde_json::from_str(raw).unwrap_or_default();
+    let exit = o.exit_code.unwrap_or(-1);
     if Ref::hits(ctx.folded, message, part) {
-        let size = o.to_string().len();
         let text = format!(
-            "[result folded: about {size} characters, exit code {exit}. Unfold: {}]",
+            "[result folded: about {} characters, exit code {exit}. Unfold: {}]",
+            raw.len(),
             unfold_cmd(ctx.session_id, message, part)
         );
         return (text, "tool-bash-folded");
     }
-    if let Some(cid) = o["contentId"].as_str() {
+    if let Some(cid) = &o.content_id {
         if let Some(full) = Ref::hits(ctx.unfolded, message, part)
             .then(|| (ctx.fetch)(cid))
             .flatten()
@@ -249,16 +410,16 @@ fn result_text(p: &Value, ctx: &Ctx, message: &str, part: Option<&str>) -> (Stri
         }
         let text = format!(
             "[output stored, not shown: {} characters, {} lines, exit code {exit}; content {cid}]\npreview:\n{}\nRead:   aos content read {cid} --offset 0 --limit 100\nSearch: aos content search {cid} 'PATTERN'\nShow here: {}",
-            o["sizeChars"].as_i64().unwrap_or(0),
-            o["lineCount"].as_i64().unwrap_or(0),
-            o["preview"].as_str().unwrap_or(""),
+            o.size_chars.unwrap_or(0),
+            o.line_count.unwrap_or(0),
+            o.preview.as_deref().unwrap_or(""),
             unfold_cmd(ctx.session_id, message, part)
         );
         return (text, "tool-bash-folded");
     }
-    match o["visibleResult"].as_str() {
-        Some(v) => (v.to_string(), "tool-bash-result"),
-        None => (o.to_string(), "tool-bash-result"),
+    match o.visible_result {
+        Some(v) => (v, "tool-bash-result"),
+        None => (raw.to_string(), "tool-bash-result"),
     }
 }
 
@@ -266,20 +427,26 @@ fn result_text(p: &Value, ctx: &Ctx, message: &str, part: Option<&str>) -> (Stri
 /// followed by its result (a missing one is said to be missing) and no
 /// result stands without its call. (The engine streams it: [`Pairing`].)
 #[cfg(test)]
-pub fn paired(out: &[Value]) -> Vec<Value> {
+pub fn paired(out: &[Cm]) -> Vec<Value> {
     let mut p = Pairing::default();
     for c in out {
         p.feed(c.clone());
     }
     let mut fixed: Vec<Value> = p.fixed.iter().map(|r| parse(r)).collect();
-    fixed.extend(Pairing::placeholders(&p.open));
+    fixed.extend(p.tail().iter().map(to_value));
     fixed
 }
 
 /// A serialised context message as a value (tests).
 #[cfg(test)]
 pub fn parse(raw: &RawValue) -> Value {
-    aos_sdk::serde_json::from_str(raw.get()).expect("valid JSON")
+    serde_json::from_str(raw.get()).expect("valid JSON")
+}
+
+/// A context message as a value (tests).
+#[cfg(test)]
+pub fn to_value(c: &Cm) -> Value {
+    serde_json::to_value(c).expect("serialisable")
 }
 
 /// [`paired`] as a stream: what has been fed is final (`fixed`) except the
@@ -293,16 +460,15 @@ pub struct Pairing {
     pub fixed: Vec<Box<RawValue>>,
     /// Calls without a result yet.
     open: Vec<String>,
-    /// Characters of `fixed` (see [`estimate`]).
+    /// Characters of `fixed` (see [`chars`]).
     chars: usize,
 }
 
 impl Pairing {
     /// Feeds the next projected message.
-    pub fn feed(&mut self, c: Value) {
-        let w = &c["wire"];
-        if w["role"] == "tool" {
-            let id = w["tool_call_id"].as_str().unwrap_or("");
+    pub fn feed(&mut self, c: Cm) {
+        if c.wire.role == "tool" {
+            let id = c.wire.tool_call_id.as_deref().unwrap_or("");
             if let Some(i) = self.open.iter().position(|o| o == id) {
                 self.open.remove(i);
                 self.push(&c);
@@ -312,62 +478,75 @@ impl Pairing {
         for p in Self::placeholders(&std::mem::take(&mut self.open)) {
             self.push(&p);
         }
-        if let Some(calls) = w["tool_calls"].as_array() {
-            self.open.extend(
-                calls
-                    .iter()
-                    .filter_map(|t| t["id"].as_str().map(String::from)),
-            );
+        if let Some(calls) = &c.wire.tool_calls {
+            self.open.extend(calls.iter().map(|t| t.id.clone()));
         }
         self.push(&c);
     }
 
-    fn push(&mut self, c: &Value) {
+    fn push(&mut self, c: &Cm) {
         self.chars += chars(c);
-        // A `Value` always serialises.
-        if let Ok(raw) = aos_sdk::serde_json::value::to_raw_value(c) {
+        // Plain structs of strings always serialise.
+        if let Ok(raw) = serde_json::value::to_raw_value(c) {
             self.fixed.push(raw);
         }
     }
 
-    fn placeholders(open: &[String]) -> Vec<Value> {
+    fn placeholders(open: &[String]) -> Vec<Cm> {
         open.iter()
-            .map(|id| {
-                let wire = json!({ "role": "tool", "tool_call_id": id, "content": "(no result was recorded for this call)" });
-                json!({ "wire": wire, "aos": { "kind": "tool-bash-result" } })
+            .map(|id| Cm {
+                wire: tool_wire(id, "(no result was recorded for this call)".into()),
+                aos: Aos {
+                    source_message_id: None,
+                    source_part_id: None,
+                    kind: "tool-bash-result",
+                },
             })
             .collect()
     }
 
     /// What follows `fixed` for now: a placeholder per call still open.
-    pub fn tail(&self) -> Vec<Value> {
+    pub fn tail(&self) -> Vec<Cm> {
         Self::placeholders(&self.open)
     }
 
     /// The token estimate of `fixed` followed by `tail`.
-    pub fn estimate(&self, tail: &[Value]) -> i64 {
+    pub fn estimate(&self, tail: &[Cm]) -> i64 {
         ((self.chars + tail.iter().map(chars).sum::<usize>()) / 4) as i64
     }
 }
 
-/// Characters of one context message's content and tool-call arguments.
-fn chars(c: &Value) -> usize {
-    let w = &c["wire"];
-    w["content"].as_str().map_or(0, str::len)
-        + w["tool_calls"]
-            .as_array()
-            .map_or(0, |a| a.iter().map(|t| t.to_string().len()).sum())
+/// Characters of one context message's content and tool-call arguments
+/// (each call as its JSON).
+fn chars(c: &Cm) -> usize {
+    c.wire.content.as_ref().map_or(0, String::len)
+        + c.wire.tool_calls.as_ref().map_or(0, |a| {
+            a.iter()
+                .map(|t| serde_json::to_string(t).map_or(0, |s| s.len()))
+                .sum()
+        })
 }
 
 /// Characters / 4 over contents and tool-call arguments.
 #[cfg(test)]
 pub fn estimate(out: &[Value]) -> i64 {
-    (out.iter().map(chars).sum::<usize>() / 4) as i64
+    let chars = |w: &Value| {
+        w["content"].as_str().map_or(0, str::len)
+            + w["tool_calls"]
+                .as_array()
+                .map_or(0, |a| a.iter().map(|t| t.to_string().len()).sum())
+    };
+    (out.iter().map(|c| chars(&c["wire"])).sum::<usize>() / 4) as i64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aos_sdk::json;
+
+    fn typed(m: &Value) -> Msg {
+        serde_json::from_str(&m.to_string()).expect("a message")
+    }
 
     fn msg(seq: i64, role: &str, parts: Value) -> Value {
         json!({ "id": format!("msg_{seq}"), "role": role, "parts": parts, "metadata": { "seq": seq } })
@@ -383,8 +562,9 @@ mod tests {
     }
 
     fn all(msgs: &[Value], c: &Ctx) -> Vec<Value> {
+        let msgs: Vec<Msg> = msgs.iter().map(typed).collect();
         let mut out = Vec::new();
-        for m in &msgs[start(msgs)..] {
+        for m in &msgs[start(&msgs)..] {
             project(m, c, &mut out);
         }
         paired(&out)
@@ -544,12 +724,12 @@ mod tests {
         let (mut out, mut p, mut fixed) = (Vec::new(), Pairing::default(), 0);
         for m in &h {
             let n = out.len();
-            project(m, &c, &mut out);
+            project(&typed(m), &c, &mut out);
             for x in &out[n..] {
                 p.feed(x.clone());
             }
             let mut whole: Vec<Value> = p.fixed.iter().map(|r| parse(r)).collect();
-            whole.extend(p.tail());
+            whole.extend(p.tail().iter().map(to_value));
             assert_eq!(whole, paired(&out), "after {}", m["id"]);
             assert_eq!(p.estimate(&p.tail()), estimate(&whole));
             assert!(p.fixed.len() >= fixed, "final messages stay final");

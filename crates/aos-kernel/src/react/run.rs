@@ -9,6 +9,7 @@ use crate::params::StoreResult;
 use aos_llm::{ChatRequest, ToolCall, Usage};
 use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
 use aos_types::{BashInput, Message, Origin, Part, Role, Scb, SyscallError, ToolState};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -97,23 +98,6 @@ pub(crate) async fn run(
                 "finalText": outcome.final_text }),
     );
     outcome
-}
-
-/// The length of a value as JSON text, without building the text.
-fn json_len(v: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0 += b.len();
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    let _ = serde_json::to_writer(&mut c, v);
-    c.0
 }
 
 fn failed(seq: Option<i64>, usage: Usage, e: &SyscallError) -> Outcome {
@@ -277,7 +261,7 @@ impl Turn<'_> {
         if threshold <= 0 || self.compacted_at == self.last_seq {
             return false;
         }
-        let chars: usize = req.messages.iter().map(json_len).sum();
+        let chars: usize = req.messages.iter().map(|m| m.get().len()).sum();
         let estimate = (chars as u64 / 4).max(self.last_total_tokens);
         estimate > threshold as u64
     }
@@ -393,10 +377,10 @@ impl Turn<'_> {
         );
     }
 
-    /// The messages: the context engine's, else this dispatch's own (read
-    /// incrementally: only what was written since the last turn, including
-    /// other writers' appends).
-    async fn messages(&mut self) -> Result<Vec<Value>, SyscallError> {
+    /// The wire messages: the context engine's, else this dispatch's own
+    /// (read incrementally: only what was written since the last turn,
+    /// including other writers' appends); as JSON text.
+    async fn messages(&mut self) -> Result<Vec<Box<RawValue>>, SyscallError> {
         if self
             .k
             .inner
@@ -404,11 +388,7 @@ impl Turn<'_> {
             .has_handler("context.assemble", self.scope())
         {
             let ctx = crate::context::assemble(self.k, &self.scb, "incremental").await?;
-            return Ok(ctx
-                .messages
-                .iter()
-                .map(|m| m.get("wire").cloned().unwrap_or_else(|| m.clone()))
-                .collect());
+            return Ok(ctx.messages.iter().map(|m| m.wire.clone()).collect());
         }
         let q = HistoryQuery {
             from_seq: self
@@ -426,7 +406,38 @@ impl Turn<'_> {
             .await
             .sys()?;
         self.own.extend(new);
-        Ok(to_wire(&self.own))
+        Ok(to_wire(&self.own).iter().map(aos_llm::message).collect())
+    }
+
+    /// `session.messages.transform` over the wire messages, when a handler
+    /// is registered (only then are they parsed into values).
+    async fn transform_messages(
+        &self,
+        ids: &Value,
+        wire: Vec<Box<RawValue>>,
+    ) -> Vec<Box<RawValue>> {
+        let hooks = &self.k.inner.hooks;
+        if !hooks.has_handler("session.messages.transform", self.scope()) {
+            return wire;
+        }
+        let values = wire
+            .iter()
+            .map(|m| serde_json::from_str(m.get()).unwrap_or(Value::Null))
+            .collect();
+        let mut out = serde_json::Map::new();
+        out.insert("messages".into(), Value::Array(values));
+        let mut messages = hooks
+            .transform(
+                "session.messages.transform",
+                self.scope(),
+                ids,
+                Value::Object(out),
+            )
+            .await;
+        match messages.get_mut("messages").map(Value::take) {
+            Some(Value::Array(m)) => m.iter().map(aos_llm::message).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Builds the LLM request through the transform hooks.
@@ -444,17 +455,8 @@ impl Turn<'_> {
                 json!({ "system": null }),
             )
             .await;
-        // The context moves through the hook as it is: no copy per turn.
-        let mut out = serde_json::Map::new();
-        out.insert("messages".into(), Value::Array(self.messages().await?));
-        let mut messages = hooks
-            .transform(
-                "session.messages.transform",
-                self.scope(),
-                &ids,
-                Value::Object(out),
-            )
-            .await;
+        let wire = self.messages().await?;
+        let messages = self.transform_messages(&ids, wire).await;
         let params = hooks
             .transform(
                 "compute.params.transform",
@@ -478,13 +480,11 @@ impl Turn<'_> {
         hooks
             .admit("compute.before", self.scope(), &before, json!({}))
             .await?;
-        let mut wire = Vec::new();
+        let mut wire = Vec::with_capacity(messages.len() + 1);
         if let Some(s) = system["system"].as_str().filter(|s| !s.is_empty()) {
-            wire.push(json!({ "role": "system", "content": s }));
+            wire.push(aos_llm::message(&json!({ "role": "system", "content": s })));
         }
-        if let Some(Value::Array(m)) = messages.get_mut("messages").map(Value::take) {
-            wire.extend(m);
-        }
+        wire.extend(messages);
         let mut params = params["params"].as_object().cloned().unwrap_or_default();
         if let Some(extra) = model["params"].as_object() {
             params.extend(extra.clone());
