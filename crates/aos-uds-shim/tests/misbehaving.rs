@@ -16,10 +16,17 @@ fn raw(root: &Path, name: &str, mode: &str, caps: &str) {
     std::fs::write(dir.join("mode"), mode).expect("mode");
 }
 
-const GUARD: &str = "  hooks: [tool.before]\n  limits: { hookTimeoutMs: 500 }";
+/// A deadline no loaded CI machine misses for a Python answer.
+const GUARD: &str = "  hooks: [tool.before]\n  limits: { hookTimeoutMs: 5000 }";
+/// A short deadline, for the tests about deadlines.
+const SHORT: &str = "  hooks: [tool.before]\n  limits: { hookTimeoutMs: 500 }";
 
 async fn env(mode: &str) -> Env {
     Env::new(|root| raw(root, "svc", mode, GUARD)).await
+}
+
+async fn env_short(mode: &str) -> Env {
+    Env::new(|root| raw(root, "svc", mode, SHORT)).await
 }
 
 /// `skill.start` fails with `service.failed`; returns the message.
@@ -139,7 +146,7 @@ async fn a_100_mb_line_kills_the_service_with_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_with_a_wrong_id_or_after_the_deadline_is_dropped() {
-    let e = env("wrong-id").await;
+    let e = env_short("wrong-id").await;
     e.start("svc", "system").await;
     let (agent, sid) = e.session().await;
     let t = Instant::now();
@@ -163,7 +170,7 @@ async fn an_answer_with_a_wrong_id_or_after_the_deadline_is_dropped() {
         err.message
     );
 
-    let e = env("late").await;
+    let e = env_short("late").await;
     let v = e.start("svc", "system").await;
     let (agent, sid) = e.session().await;
     let err = e
