@@ -30,7 +30,9 @@ pub struct BashSpec {
     pub timeout: Duration,
     /// Bytes of output kept.
     pub max_output: usize,
-    /// Where the process group id is written while the command runs.
+    /// Where the process group id is written while the command runs; the
+    /// file is emptied, not removed, when it ends (the caller removes it: a
+    /// file reused for every command of a dispatch costs no new inode).
     pub pid_file: Option<PathBuf>,
 }
 
@@ -146,7 +148,7 @@ pub async fn run(
         }
     }
     if let Some(f) = pid_file {
-        let _ = std::fs::remove_file(f);
+        let _ = std::fs::File::create(f);
     }
     let captured = buf
         .lock()
@@ -176,10 +178,15 @@ fn kill_group(pgid: Option<i32>) {
 }
 
 fn write_pid_file(path: &Path, pgid: i32) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    match std::fs::write(path, pgid.to_string()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, pgid.to_string())
+        }
+        r => r,
     }
-    std::fs::write(path, pgid.to_string())
 }
 
 /// Kills the process group recorded in `pid_file` by a daemon that died, if

@@ -103,7 +103,11 @@ async fn the_pid_file_lives_while_the_command_runs() {
     let r = run(sp, rx).await.expect("run");
     let pgid: i32 = r.output.trim().parse().expect("a pid while running");
     assert!(pgid > 1);
-    assert!(!pid_file.exists(), "removed at the end");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).ok().as_deref(),
+        Some(""),
+        "emptied at the end, for the next command to reuse"
+    );
 }
 
 /// A group left by a daemon that died is killed at restart — only when one of

@@ -63,6 +63,7 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
         last_message_seq: None,
     };
     k.inner.store.session_insert(&scb).await.sys()?;
+    crate::react::make_dirs(&k.inner.config, &scb.session_id);
     let starts = bootstrap::resolve_for(k, &scb.agent_id, &scb.default_skills)
         .await?
         .into_iter()

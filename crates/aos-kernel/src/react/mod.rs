@@ -372,6 +372,22 @@ pub(crate) fn running_dir(cfg: &crate::KernelConfig, session_id: &str) -> std::p
     cfg.home.join("sessions").join(session_id).join("running")
 }
 
+/// The session's working directory (the commands' cwd).
+pub(crate) fn work_dir(cfg: &crate::KernelConfig, session_id: &str) -> std::path::PathBuf {
+    cfg.home.join("sessions").join(session_id).join("work")
+}
+
+/// Creates the session's directories when the session is created, so its
+/// first command does not pay for them (a command creates them again if
+/// they were removed).
+pub(crate) fn make_dirs(cfg: &crate::KernelConfig, session_id: &str) {
+    for dir in [work_dir(cfg, session_id), running_dir(cfg, session_id)] {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(session = %session_id, dir = %dir.display(), error = %e, "cannot create a session directory");
+        }
+    }
+}
+
 /// The id of a dispatch's user message: derived from the dispatch id, so a
 /// queued message is written once even when its run is resumed after a crash.
 fn user_message_id(dispatch_id: &str) -> String {

@@ -86,6 +86,8 @@ pub(crate) async fn run(
         }
     };
     k.revoke_session_token(&t.token);
+    // The commands' pid file (emptied after each command) goes with the dispatch.
+    let _ = std::fs::remove_file(t.pid_file());
     let s = &t.scb;
     k.emit(
         "session.dispatch.after",
@@ -498,6 +500,12 @@ impl Turn<'_> {
         Ok((req, model["baseUrl"].as_str().map(String::from)))
     }
 
+    /// Where the process group of the running command is recorded.
+    fn pid_file(&self) -> std::path::PathBuf {
+        super::running_dir(&self.k.inner.config, &self.scb.session_id)
+            .join(format!("{}.pid", self.state.id))
+    }
+
     /// Records the intents, runs each call, records each result.
     async fn tools(&mut self, text: &str, calls: &[ToolCall]) -> Result<(), SyscallError> {
         let mut parts = Vec::new();
@@ -686,11 +694,7 @@ impl Turn<'_> {
         extra_env: &Value,
     ) -> std::io::Result<aos_bash::BashResult> {
         let cfg = &self.k.inner.config;
-        let work = cfg
-            .home
-            .join("sessions")
-            .join(&self.scb.session_id)
-            .join("work");
+        let work = super::work_dir(cfg, &self.scb.session_id);
         std::fs::create_dir_all(&work)?;
         let mut path = String::new();
         if let Some(bin) = &cfg.bin_dir {
@@ -735,10 +739,7 @@ impl Turn<'_> {
             env,
             timeout,
             max_output: MAX_OUTPUT,
-            pid_file: Some(
-                super::running_dir(cfg, &self.scb.session_id)
-                    .join(format!("{}.pid", self.state.id)),
-            ),
+            pid_file: Some(self.pid_file()),
         };
         let r = aos_bash::run(spec, rx).await;
         forward.abort();
