@@ -31,8 +31,8 @@ pub struct BashSpec {
     /// Bytes of output kept.
     pub max_output: usize,
     /// Where the process group id is written while the command runs; the
-    /// file is emptied, not removed, when it ends (the caller removes it: a
-    /// file reused for every command of a dispatch costs no new inode).
+    /// file is emptied, not removed, when it ends (reused by the next
+    /// command, it costs no new inode).
     pub pid_file: Option<PathBuf>,
 }
 

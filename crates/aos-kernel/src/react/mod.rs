@@ -377,14 +377,22 @@ pub(crate) fn work_dir(cfg: &crate::KernelConfig, session_id: &str) -> std::path
     cfg.home.join("sessions").join(session_id).join("work")
 }
 
-/// Creates the session's directories when the session is created, so its
-/// first command does not pay for them (a command creates them again if
-/// they were removed).
+/// The file naming the process group of the session's running command
+/// (empty between commands). One per session: a session runs one dispatch
+/// at a time (its lease).
+pub(crate) fn pid_file(cfg: &crate::KernelConfig, session_id: &str) -> std::path::PathBuf {
+    running_dir(cfg, session_id).join("command.pid")
+}
+
+/// Creates the session's directories and its empty pid file when the
+/// session is created, so no command pays for a new inode (a command
+/// creates them again if they were removed).
 pub(crate) fn make_dirs(cfg: &crate::KernelConfig, session_id: &str) {
-    for dir in [work_dir(cfg, session_id), running_dir(cfg, session_id)] {
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            tracing::warn!(session = %session_id, dir = %dir.display(), error = %e, "cannot create a session directory");
-        }
+    let made = std::fs::create_dir_all(work_dir(cfg, session_id))
+        .and_then(|()| std::fs::create_dir_all(running_dir(cfg, session_id)))
+        .and_then(|()| std::fs::File::create(pid_file(cfg, session_id)).map(drop));
+    if let Err(e) = made {
+        tracing::warn!(session = %session_id, error = %e, "cannot create the session's directories");
     }
 }
 

@@ -86,8 +86,6 @@ pub(crate) async fn run(
         }
     };
     k.revoke_session_token(&t.token);
-    // The commands' pid file (emptied after each command) goes with the dispatch.
-    let _ = std::fs::remove_file(t.pid_file());
     let s = &t.scb;
     k.emit(
         "session.dispatch.after",
@@ -500,12 +498,6 @@ impl Turn<'_> {
         Ok((req, model["baseUrl"].as_str().map(String::from)))
     }
 
-    /// Where the process group of the running command is recorded.
-    fn pid_file(&self) -> std::path::PathBuf {
-        super::running_dir(&self.k.inner.config, &self.scb.session_id)
-            .join(format!("{}.pid", self.state.id))
-    }
-
     /// Records the intents, runs each call, records each result.
     async fn tools(&mut self, text: &str, calls: &[ToolCall]) -> Result<(), SyscallError> {
         let mut parts = Vec::new();
@@ -739,7 +731,7 @@ impl Turn<'_> {
             env,
             timeout,
             max_output: MAX_OUTPUT,
-            pid_file: Some(self.pid_file()),
+            pid_file: Some(super::pid_file(cfg, &self.scb.session_id)),
         };
         let r = aos_bash::run(spec, rx).await;
         forward.abort();
