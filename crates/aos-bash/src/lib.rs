@@ -10,6 +10,7 @@
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,9 +31,10 @@ pub struct BashSpec {
     pub timeout: Duration,
     /// Bytes of output kept.
     pub max_output: usize,
-    /// Where the process group id is written while the command runs; the
-    /// file is emptied, not removed, when it ends (reused by the next
-    /// command, it costs no new inode).
+    /// Where the process group id is written while the command runs; it is
+    /// blanked, not removed or truncated, when the command ends: rewritten
+    /// in place by the next command, it costs no inode and no block
+    /// allocation (ext4 flushes a truncated-and-rewritten file on close).
     pub pid_file: Option<PathBuf>,
 }
 
@@ -112,7 +114,7 @@ pub async fn run(
         .spawn()?;
     let pgid = child.id().and_then(|p| i32::try_from(p).ok());
     let pid_file = match (&spec.pid_file, pgid) {
-        (Some(f), Some(p)) => write_pid_file(f, p).map(|()| f.clone()).ok(),
+        (Some(f), Some(p)) => write_pid_file(f, p).ok(),
         _ => None,
     };
     let buf = Arc::new(Mutex::new(Captured::default()));
@@ -148,7 +150,7 @@ pub async fn run(
         }
     }
     if let Some(f) = pid_file {
-        let _ = std::fs::File::create(f);
+        let _ = f.write_all_at(&PID_BLANK, 0);
     }
     let captured = buf
         .lock()
@@ -177,16 +179,33 @@ fn kill_group(pgid: Option<i32>) {
     }
 }
 
-fn write_pid_file(path: &Path, pgid: i32) -> std::io::Result<()> {
-    match std::fs::write(path, pgid.to_string()) {
+/// A pid record: the group id padded to a fixed width, so a record always
+/// overwrites the previous one whole; blanks mean "no command running".
+const PID_WIDTH: usize = 12;
+const PID_BLANK: [u8; PID_WIDTH] = [b' '; PID_WIDTH];
+
+/// Writes `pgid` at the start of `path` (created, with its directory, if
+/// missing) and returns the open file for blanking it later.
+fn write_pid_file(path: &Path, pgid: i32) -> std::io::Result<std::fs::File> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    };
+    let file = match open() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(path, pgid.to_string())
+            open()?
         }
-        r => r,
-    }
+        r => r?,
+    };
+    let record = format!("{pgid:<width$}", width = PID_WIDTH - 1) + "\n";
+    file.write_all_at(record.as_bytes(), 0)?;
+    Ok(file)
 }
 
 /// Kills the process group recorded in `pid_file` by a daemon that died, if

@@ -90,24 +90,26 @@ async fn an_interrupt_kills_it() {
 
 #[tokio::test]
 async fn the_pid_file_lives_while_the_command_runs() {
+    // The record is written just after the spawn: the command waits for it
+    // (bounded) rather than racing the daemon.
+    const READ: &str = "for i in $(seq 200); do read p 2>/dev/null < running/x.pid; [ -n \"$p\" ] && break; sleep 0.01; done; echo $p";
     let dir = tempfile::tempdir().expect("dir");
     let pid_file = dir.path().join("running/x.pid");
-    // The file is written just after the spawn: the command waits for it
-    // (bounded) rather than racing the daemon.
-    let mut sp = spec(
-        "for i in $(seq 200); do [ -s running/x.pid ] && break; sleep 0.01; done; cat running/x.pid",
-        dir.path(),
-    );
-    sp.pid_file = Some(pid_file.clone());
+    let once = || {
+        let mut sp = spec(READ, dir.path());
+        sp.pid_file = Some(pid_file.clone());
+        sp
+    };
     let (_tx, rx) = watch::channel(false);
-    let r = run(sp, rx).await.expect("run");
+    let r = run(once(), rx.clone()).await.expect("run");
     let pgid: i32 = r.output.trim().parse().expect("a pid while running");
     assert!(pgid > 1);
-    assert_eq!(
-        std::fs::read_to_string(&pid_file).ok().as_deref(),
-        Some(""),
-        "emptied at the end, for the next command to reuse"
-    );
+    let after = std::fs::read_to_string(&pid_file).expect("kept for the next command");
+    assert_eq!(after.trim(), "", "blanked at the end: {after:?}");
+    // The next command rewrites it in place.
+    let r = run(once(), rx).await.expect("run");
+    let next: i32 = r.output.trim().parse().expect("the next pid");
+    assert!(next > 1 && next != pgid);
 }
 
 /// A group left by a daemon that died is killed at restart — only when one of

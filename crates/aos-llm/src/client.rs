@@ -129,13 +129,13 @@ impl LlmClient {
             .unwrap_or(&self.config.base_url)
             .trim_end_matches('/');
         let url = format!("{base}/chat/completions");
-        let mut body =
-            serde_json::to_value(req).map_err(|e| (LlmError::Protocol(e.to_string()), None))?;
-        if self.config.stream {
-            body["stream"] = json!(true);
-            body["stream_options"] = json!({ "include_usage": true });
-        }
-        let mut rb = self.http.post(&url).json(&body);
+        let body =
+            body(req, self.config.stream).map_err(|e| (LlmError::Protocol(e.to_string()), None))?;
+        let mut rb = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(k) = &self.config.api_key {
             rb = rb.bearer_auth(k);
         }
@@ -206,4 +206,70 @@ fn backoff(p: &RetryPolicy, attempt: u32) -> Duration {
     let exp = p.base.saturating_mul(1u32 << (attempt - 1).min(16));
     let jitter: f64 = rand::random::<f64>() + 0.5;
     exp.mul_f64(jitter)
+}
+
+/// The request body: the request as it is (its messages are JSON text,
+/// written without a tree), with the streaming fields when streaming.
+fn body(req: &ChatRequest, stream: bool) -> serde_json::Result<Vec<u8>> {
+    #[derive(serde::Serialize)]
+    struct Streamed<'a> {
+        #[serde(flatten)]
+        req: &'a ChatRequest,
+        stream: bool,
+        stream_options: Value,
+    }
+    let own = |k: &str| req.params.contains_key(k);
+    if !stream {
+        serde_json::to_vec(req)
+    } else if own("stream") || own("stream_options") {
+        // Parameters that name the streaming fields are overridden.
+        let mut v = serde_json::to_value(req)?;
+        v["stream"] = json!(true);
+        v["stream_options"] = json!({ "include_usage": true });
+        serde_json::to_vec(&v)
+    } else {
+        serde_json::to_vec(&Streamed {
+            req,
+            stream: true,
+            stream_options: json!({ "include_usage": true }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(params: Value) -> ChatRequest {
+        ChatRequest {
+            model: "m".into(),
+            messages: vec![crate::message(&json!({"role": "user", "content": "hi"}))],
+            tools: Vec::new(),
+            params: params.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn sent(req: &ChatRequest, stream: bool) -> Value {
+        serde_json::from_slice(&body(req, stream).expect("a body")).expect("JSON")
+    }
+
+    #[test]
+    fn bodies_carry_the_messages_params_and_streaming_fields() {
+        let r = req(json!({"temperature": 0.5}));
+        assert_eq!(
+            sent(&r, true),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5,
+                   "stream": true, "stream_options": {"include_usage": true}})
+        );
+        assert_eq!(
+            sent(&r, false),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5})
+        );
+        let own = req(json!({"stream": false, "stream_options": {}}));
+        let v = sent(&own, true);
+        assert_eq!(
+            (&v["stream"], &v["stream_options"]["include_usage"]),
+            (&json!(true), &json!(true))
+        );
+    }
 }

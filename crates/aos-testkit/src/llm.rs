@@ -74,7 +74,9 @@ struct Script {
     /// Replies for requests naming one model (one agent each, in tests of
     /// several agents), served before the shared ones.
     by_model: HashMap<String, VecDeque<Reply>>,
-    requests: Vec<Value>,
+    /// Request bodies as received (parsed only when a test asks: the
+    /// server stands in for a remote one, so it costs the caller little).
+    requests: Vec<axum::body::Bytes>,
 }
 
 /// A running scripted server.
@@ -149,27 +151,44 @@ impl ScriptedLlm {
 
     /// Every request body received so far.
     pub fn requests(&self) -> Vec<Value> {
-        self.script
+        let bodies = self
+            .script
             .lock()
             .map(|s| s.requests.clone())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        bodies
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+            .collect()
     }
 }
 
-async fn handle(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Value>) -> Response {
+/// What the server reads of a request to answer it; parsing it checks
+/// the whole body is JSON.
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    stream: bool,
+}
+
+async fn handle(State(script): State<Arc<Mutex<Script>>>, body: axum::body::Bytes) -> Response {
+    let Ok(head) = serde_json::from_slice::<Head>(&body) else {
+        return (StatusCode::BAD_REQUEST, "the body is not a JSON request").into_response();
+    };
     let reply = {
         let Ok(mut s) = script.lock() else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
-        s.requests.push(body.clone());
-        let model = body["model"].as_str().unwrap_or_default();
+        s.requests.push(body);
         s.by_model
-            .get_mut(model)
+            .get_mut(&head.model)
             .and_then(VecDeque::pop_front)
             .or_else(|| s.replies.pop_front())
             .unwrap_or_else(|| Reply::text("(the script is over)"))
     };
-    answer(reply, body["stream"].as_bool().unwrap_or(false)).await
+    answer(reply, head.stream).await
 }
 
 fn chunk(delta: Value, finish: Option<&str>) -> String {
