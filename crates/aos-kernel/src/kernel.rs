@@ -246,15 +246,11 @@ impl Kernel {
     }
 
     /// Runs `context.assemble` for a session with `trigger` (`rebuild`,
-    /// `dispatch`, `incremental`) and caches the result, as the loop does;
-    /// returns how many context messages it holds. For benchmarks and tools.
-    pub async fn assemble_context(
-        &self,
-        session_id: &str,
-        trigger: &str,
-    ) -> Result<usize, SyscallError> {
-        let scb = self.inner.store.session_get(session_id).await.sys()?;
-        Ok(crate::context::assemble(self, &scb, trigger)
+    /// `dispatch`, `incremental`) and caches the result, as the loop does
+    /// (with the session it holds: `scb`, read once); returns how many
+    /// context messages it holds. For benchmarks and tools.
+    pub async fn assemble_context(&self, scb: &Scb, trigger: &str) -> Result<usize, SyscallError> {
+        Ok(crate::context::assemble(self, scb, trigger)
             .await?
             .messages
             .len())
