@@ -181,25 +181,10 @@ impl HookEngine {
         }
         let input_text = input.to_string();
         for h in handlers {
-            let call = h.instance.transform(
-                hook.into(),
-                input_text.clone(),
-                output.to_string(),
-                h.timeout,
-            );
-            let result = bounded(&h, call).await;
-            let parsed = result.and_then(|text| {
-                serde_json::from_str::<Value>(&text)
-                    .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
-            });
-            match parsed {
-                Ok(v) => {
-                    self.succeeded(&h);
-                    output = v;
-                    by = Some(h.skill_name.clone());
-                }
-                // The data passes through unchanged.
-                Err(fault) => self.failed(&h, hook, &fault).await,
+            // On failure the data passes through unchanged.
+            if let Some(v) = self.call_one(&h, hook, &input_text, &output).await {
+                output = v;
+                by = Some(h.skill_name.clone());
             }
         }
         (output, by)
@@ -218,24 +203,31 @@ impl HookEngine {
     ) -> Option<T> {
         debug_assert!(ALGORITHM_HOOKS.contains(&hook), "{hook}");
         let h = callable(&self.table, hook, scope).pop()?;
-        let call = h.instance.transform(
-            hook.into(),
-            input.to_string(),
-            output.to_string(),
-            h.timeout,
-        );
-        let parsed = bounded(&h, call).await.and_then(|text| {
-            serde_json::from_str::<T>(&text).map_err(|e| {
-                CallFault::Handler(format!("answered with JSON of the wrong shape: {e}"))
-            })
+        self.call_one(&h, hook, &input.to_string(), output).await
+    }
+
+    /// One transform call read as `T`; records its success or failure.
+    async fn call_one<T: serde::de::DeserializeOwned>(
+        &self,
+        h: &Arc<ServiceEntry>,
+        hook: &str,
+        input: &str,
+        output: &Value,
+    ) -> Option<T> {
+        let call = h
+            .instance
+            .transform(hook.into(), input.into(), output.to_string(), h.timeout);
+        let parsed = bounded(h, call).await.and_then(|text| {
+            serde_json::from_str::<T>(&text)
+                .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
         });
         match parsed {
             Ok(v) => {
-                self.succeeded(&h);
+                self.succeeded(h);
                 Some(v)
             }
             Err(fault) => {
-                self.failed(&h, hook, &fault).await;
+                self.failed(h, hook, &fault).await;
                 None
             }
         }

@@ -62,14 +62,6 @@ impl Data {
             Data::Json(j) => String::from(Box::<str>::from(j)),
         }
     }
-
-    /// The data as a value (parses [`Data::Json`]).
-    pub fn into_value(self) -> Value {
-        match self {
-            Data::Value(v) => v,
-            Data::Json(j) => serde_json::from_str(j.get()).unwrap_or(Value::Null),
-        }
-    }
 }
 
 impl Default for Data {
