@@ -3,20 +3,34 @@
 //! outcome of `session.wait` (on stdout).
 
 use crate::client::Client;
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use serde_json::{Value, json};
 use std::io::Write;
+
+/// A syscall the daemon answered with `ok: false`: its whole answer, printed
+/// as is (exit status 1), so the daemon's `error.code` reaches the user.
+#[derive(Debug)]
+pub struct Failed(pub Value);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = &self.0["error"];
+        write!(
+            f,
+            "{}: {}",
+            e["code"].as_str().unwrap_or("error"),
+            e["message"].as_str().unwrap_or("the syscall failed")
+        )
+    }
+}
+
+impl std::error::Error for Failed {}
 
 fn data(doc: Value) -> Result<Value> {
     if doc["ok"] == true {
         Ok(doc["data"].clone())
     } else {
-        Err(anyhow!(
-            "{}",
-            doc["error"]["message"]
-                .as_str()
-                .unwrap_or("the syscall failed")
-        ))
+        Err(Failed(doc).into())
     }
 }
 

@@ -22,6 +22,10 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
+            if let Some(converse::Failed(doc)) = e.downcast_ref::<converse::Failed>() {
+                println!("{doc}");
+                return ExitCode::from(1);
+            }
             let doc = serde_json::json!({
                 "ok": false,
                 "error": { "code": "cli.error", "message": format!("{e:#}") },

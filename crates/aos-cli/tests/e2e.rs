@@ -304,6 +304,19 @@ fn detach_status_stop_and_events() {
     }
     assert!(saw, "agent.started arrives on /v1/events");
 
+    // A syscall the daemon refuses inside `send`/`run`: its code, exit 1.
+    for args in [
+        &["send", "se_nope", "x", "--wait"][..],
+        &["run", "x", "--agent", "ag_nope"][..],
+    ] {
+        let (doc, code) = run(args);
+        assert_eq!(
+            (code, doc["ok"].as_bool(), doc["error"]["code"].as_str()),
+            (1, Some(false), Some("not_found")),
+            "{args:?}: {doc}"
+        );
+    }
+
     let (doc, code) = run(&["daemon", "stop"]);
     assert_eq!(code, 0, "{doc}");
     assert!(!home.join("daemon.json").exists());

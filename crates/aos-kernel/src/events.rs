@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// How many past events are kept for resume.
@@ -62,8 +62,10 @@ impl EventFilter {
 /// The bus.
 #[derive(Debug)]
 pub struct EventBus {
-    tx: broadcast::Sender<Event>,
-    ring: Mutex<(u64, VecDeque<Event>)>,
+    /// Events are shared, never copied: the ring and every subscriber hold
+    /// the same `Arc` (a payload can be a whole message).
+    tx: broadcast::Sender<Arc<Event>>,
+    ring: Mutex<(u64, VecDeque<Arc<Event>>)>,
 }
 
 impl Default for EventBus {
@@ -100,7 +102,7 @@ impl EventBus {
             return;
         };
         ring.0 += 1;
-        let e = Event {
+        let e = Arc::new(Event {
             id: ring.0,
             name: name.to_string(),
             time: aos_types::now(),
@@ -108,7 +110,7 @@ impl EventBus {
             agent_id: agent_id.map(String::from),
             session_id: session_id.map(String::from),
             payload,
-        };
+        });
         if ring.1.len() == RING {
             ring.1.pop_front();
         }
@@ -120,7 +122,10 @@ impl EventBus {
     /// Subscribes, first returning the kept events after `last_id` (for
     /// `Last-Event-ID`), then a live receiver. Taking both under the ring lock
     /// means nothing is missed or seen twice.
-    pub fn subscribe(&self, last_id: Option<u64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
+    pub fn subscribe(
+        &self,
+        last_id: Option<u64>,
+    ) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
         let Ok(ring) = self.ring.lock() else {
             return (Vec::new(), self.tx.subscribe());
         };

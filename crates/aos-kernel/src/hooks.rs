@@ -113,12 +113,12 @@ impl HookEngine {
         if handlers.is_empty() {
             return Ok(output);
         }
-        let input_text = input.to_string();
+        let input_text = json_text(input);
         for h in handlers {
             let call = h.instance.admit(
                 hook.into(),
                 input_text.clone(),
-                output.to_string(),
+                json_text(&output),
                 h.timeout,
             );
             let result = bounded(&h, call).await;
@@ -179,7 +179,7 @@ impl HookEngine {
         if ALGORITHM_HOOKS.contains(&hook) {
             handlers.drain(..handlers.len() - 1);
         }
-        let input_text = input.to_string();
+        let input_text = json_text(input);
         for h in handlers {
             // On failure the data passes through unchanged.
             if let Some(v) = self.call_one(&h, hook, &input_text, &output).await {
@@ -203,7 +203,7 @@ impl HookEngine {
     ) -> Option<T> {
         debug_assert!(ALGORITHM_HOOKS.contains(&hook), "{hook}");
         let h = callable(&self.table, hook, scope).pop()?;
-        self.call_one(&h, hook, &input.to_string(), output).await
+        self.call_one(&h, hook, &json_text(input), output).await
     }
 
     /// One transform call read as `T`; records its success or failure.
@@ -216,7 +216,7 @@ impl HookEngine {
     ) -> Option<T> {
         let call = h
             .instance
-            .transform(hook.into(), input.into(), output.to_string(), h.timeout);
+            .transform(hook.into(), input.into(), json_text(output), h.timeout);
         let parsed = bounded(h, call).await.and_then(|text| {
             serde_json::from_str::<T>(&text)
                 .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
@@ -244,7 +244,7 @@ impl HookEngine {
         debug_assert!(aos_types::hook_point(name).is_some(), "{name}");
         let handlers = self.table.handlers(name, scope.agent_id, scope.session_id);
         if !handlers.is_empty() {
-            let text = payload.to_string();
+            let text = json_text(&payload);
             for h in handlers {
                 let engine = self.clone();
                 let (name, text) = (name.to_string(), text.clone());
@@ -327,6 +327,12 @@ async fn bounded<T>(
     tokio::time::timeout(h.timeout + GRACE, call)
         .await
         .unwrap_or(Err(CallFault::Timeout(h.timeout)))
+}
+
+/// JSON text of a value, written straight into a buffer (`Value`'s
+/// `Display` goes through the formatter, token by token, and is slower).
+fn json_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 fn rejected(hook: &str, h: &ServiceEntry, reason: &str) -> SyscallError {

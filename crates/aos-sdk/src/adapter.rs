@@ -28,7 +28,9 @@ impl<T: Service> Guest for Adapter<T> {
     }
 
     fn admit(hook: String, input: String, output: String) -> types::Verdict {
-        match T::admit(&hook, &parse(&input), parse(&output)) {
+        let verdict = T::admit_json(&hook, &input, &output)
+            .unwrap_or_else(|| T::admit(&hook, &parse(&input), parse(&output)));
+        match verdict {
             Verdict::Allow => types::Verdict::Allow(None),
             Verdict::Rewrite(v) => types::Verdict::Allow(Some(v.to_string())),
             Verdict::Reject(reason) => types::Verdict::Reject(reason),

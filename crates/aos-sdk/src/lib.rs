@@ -224,6 +224,15 @@ pub trait Service: 'static {
         Verdict::Allow
     }
 
+    /// An admission hook answered on the JSON text of `input` and `output`,
+    /// for a handler that reads a field or two: a typed, borrowed
+    /// `serde_json::from_str` skips the rest, and no `Value` tree is built.
+    /// Return `None` to let [`Service::admit`] answer (the default).
+    fn admit_json(hook: &str, input: &str, output: &str) -> Option<Verdict> {
+        let _ = (hook, input, output);
+        None
+    }
+
     /// A transform hook: the new output. An error leaves the data unchanged.
     fn transform(hook: &str, input: &Value, output: Value) -> Result<Value, String> {
         let _ = (hook, input);

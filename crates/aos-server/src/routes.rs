@@ -218,7 +218,7 @@ fn event_stream(
             let data = serde_json::to_string(&e).unwrap_or_default();
             Ok(SseEvent::default()
                 .id(e.id.to_string())
-                .event(e.name)
+                .event(&e.name)
                 .data(data))
         })
         .take_until(Box::pin(stopped))

@@ -12,7 +12,7 @@ use aos_kernel::services::ServiceDriver;
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_types::Request;
 use aos_wasm_host::{WasmHost, WasmHostConfig};
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -62,12 +62,16 @@ fn hook_round_trip(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("hook_round_trip/tool.before");
     g.bench_function(BenchmarkId::from_parameter("no_handler"), |b| {
-        b.to_async(&rt).iter(|| async {
-            k.hooks()
-                .admit("tool.before", scope, &input, output.clone())
-                .await
-                .expect("allow")
-        });
+        b.to_async(&rt).iter_batched(
+            || output.clone(),
+            |o| async {
+                k.hooks()
+                    .admit("tool.before", scope, &input, o)
+                    .await
+                    .expect("allow")
+            },
+            BatchSize::SmallInput,
+        );
     });
     rt.block_on(async {
         let req =
@@ -76,12 +80,16 @@ fn hook_round_trip(c: &mut Criterion) {
         assert_eq!(r["ok"], true, "{r}");
     });
     g.bench_function(BenchmarkId::from_parameter("wasm_guard"), |b| {
-        b.to_async(&rt).iter(|| async {
-            k.hooks()
-                .admit("tool.before", scope, &input, output.clone())
-                .await
-                .expect("allow")
-        });
+        b.to_async(&rt).iter_batched(
+            || output.clone(),
+            |o| async {
+                k.hooks()
+                    .admit("tool.before", scope, &input, o)
+                    .await
+                    .expect("allow")
+            },
+            BatchSize::SmallInput,
+        );
     });
     g.finish();
 }

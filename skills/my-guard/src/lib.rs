@@ -1,9 +1,36 @@
 //! `my-guard`: the seed README's 15-line guard, as a WASM component.
+//!
+//! It reads one field of the hook's output, so it answers on the JSON text
+//! ([`Service::admit_json`]): a typed, borrowed parse of `args.command` that
+//! skips everything else, instead of two `Value` trees per call.
 
 use aos_sdk::{Owner, Registration, Service, Value, Verdict};
+use serde::Deserialize;
+use std::borrow::Cow;
 
 /// Commands containing any of these are rejected.
 pub const BLOCKED: [&str; 3] = ["rm -rf /", "DROP TABLE", ":(){ :|:& };:"];
+
+/// The part of `tool.before`'s output the guard reads.
+#[derive(Deserialize)]
+struct Output<'a> {
+    #[serde(borrow, default)]
+    args: Args<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct Args<'a> {
+    #[serde(borrow, default)]
+    command: Option<Cow<'a, str>>,
+}
+
+/// The guard's decision on one command.
+fn check(cmd: &str) -> Verdict {
+    match BLOCKED.iter().find(|p| cmd.contains(*p)) {
+        Some(p) => Verdict::reject(format!("blocked: {p}")),
+        None => Verdict::Allow,
+    }
+}
 
 /// The guard.
 pub struct Guard;
@@ -13,13 +40,56 @@ impl Service for Guard {
         Ok(Registration::hooks(["tool.before"]))
     }
 
+    fn admit_json(_hook: &str, _input: &str, output: &str) -> Option<Verdict> {
+        // Output of another shape: let `admit` look at it as a `Value`.
+        let out: Output<'_> = serde_json::from_str(output).ok()?;
+        Some(check(out.args.command.as_deref().unwrap_or("")))
+    }
+
     fn admit(_hook: &str, _input: &Value, output: Value) -> Verdict {
-        let cmd = output["args"]["command"].as_str().unwrap_or("");
-        match BLOCKED.iter().find(|p| cmd.contains(*p)) {
-            Some(p) => Verdict::reject(format!("blocked: {p}")),
-            None => Verdict::Allow,
-        }
+        check(output["args"]["command"].as_str().unwrap_or(""))
     }
 }
 
 aos_sdk::export!(Guard);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(output: &str) -> Option<Verdict> {
+        Guard::admit_json("tool.before", "{}", output)
+    }
+
+    #[test]
+    fn blocked_commands_are_rejected_on_the_json_text() {
+        let v = verdict(r#"{"args":{"command":"ls; rm -rf / --no-preserve-root","timeoutMs":5}}"#);
+        assert!(matches!(v, Some(Verdict::Reject(r)) if r == "blocked: rm -rf /"));
+        assert!(matches!(
+            verdict(r#"{"args":{"command":"ls -la"}}"#),
+            Some(Verdict::Allow)
+        ));
+    }
+
+    #[test]
+    fn escapes_are_decoded_before_matching() {
+        // `\u002f` is `/`: a guard matching on the raw text would miss it.
+        let v = verdict(r#"{"args":{"command":"rm -rf \u002f"}}"#);
+        assert!(matches!(v, Some(Verdict::Reject(_))));
+    }
+
+    #[test]
+    fn other_shapes_fall_back_to_the_value_path() {
+        assert!(verdict("[1]").is_none());
+        assert!(verdict(r#"{"args":{"command":7}}"#).is_none());
+        assert!(matches!(verdict(r#"{"other":1}"#), Some(Verdict::Allow)));
+        assert!(matches!(
+            Guard::admit(
+                "tool.before",
+                &Value::Null,
+                serde_json::json!({"args":{"command":"DROP TABLE x"}})
+            ),
+            Verdict::Reject(_)
+        ));
+    }
+}

@@ -66,8 +66,8 @@ pub struct StreamEvent {
     pub seq: u64,
     /// `message`, `tool_call`, `tool_result`, `error` or `done`.
     pub event: &'static str,
-    /// The payload.
-    pub data: Value,
+    /// The payload (shared by the replay log and every subscriber).
+    pub data: Arc<Value>,
 }
 
 /// Events kept per dispatch for late subscribers.
@@ -96,12 +96,12 @@ impl DispatchState {
         let e = StreamEvent {
             seq: log.len() as u64 + 1,
             event,
-            data,
+            data: Arc::new(data),
         };
         if log.len() < MAX_STREAM_EVENTS {
             log.push(e.clone());
         }
-        let mut payload = e.data.clone();
+        let mut payload = Value::clone(&e.data);
         if let Some(o) = payload.as_object_mut() {
             o.insert("dispatchId".into(), json!(self.id));
         }
