@@ -86,15 +86,9 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
         if want("hook") {
             let none = hook_times(&k, n).await?;
             call(&k, json!({"op": "skill.start", "name": "my-guard"})).await?;
-            let wasm = hook_times(&k, n).await?;
-            let uds = uds_figures(&tmp, n, percentile(wasm.clone(), 0.5)).await?;
-            data.insert("hook".into(), json!({
-                "wasm": { "p50Us": us(percentile(wasm.clone(), 0.5)), "p99Us": us(percentile(wasm, 0.99)) },
-                "none": { "p50Us": us(percentile(none, 0.5)) },
-                "udsRust": uds["rust"],
-                "udsPython": uds["python"],
-                "wasmSpeedupOverUdsRust": uds["speedup"],
-            }));
+            let mut hook = uds_figures(&tmp, n, &k).await?;
+            hook.insert("none".into(), json!({ "p50Us": us(percentile(none, 0.5)) }));
+            data.insert("hook".into(), Value::Object(hook));
         }
         if want("store") {
             let (single, batch) = append_rates(&k, if quick { 1_000 } else { 10_000 }).await?;
@@ -128,10 +122,15 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
     Ok(Value::Object(data))
 }
 
-/// `tool.before` through the UDS shim: the Rust example service (built
-/// beside this binary) and the seed README's Python `my-guard`, each alone,
-/// with the WASM path's p50 for the ratio.
-async fn uds_figures(tmp: &Path, n: usize, wasm_p50: Duration) -> Result<Value> {
+/// Blocks the WASM and Rust UDS calls alternate in, so that both paths see
+/// the same machine (a VM's speed drifts within seconds).
+const ROUNDS: usize = 2;
+
+/// `tool.before` into the WASM guard (already started on `k`) and through
+/// the UDS shim: the Rust example service (built beside this binary),
+/// measured in alternating blocks with the WASM path for the ratio; then
+/// the seed README's Python `my-guard` alone.
+async fn uds_figures(tmp: &Path, n: usize, k: &Kernel) -> Result<serde_json::Map<String, Value>> {
     let root = tmp.join("uds-skills");
     let caps = "capabilities:\n  hooks: [tool.before, tool.after, session.dispatch.after]\n";
     let example = std::env::current_exe()?.with_file_name("aos-uds-example");
@@ -157,26 +156,34 @@ async fn uds_figures(tmp: &Path, n: usize, wasm_p50: Duration) -> Result<Value> 
     let store = aos_store::Store::open(&format!("sqlite://{}/uds.db", tmp.display())).await?;
     let config = KernelConfig::embedded(tmp.to_path_buf(), vec![root]);
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(aos_uds_shim::UdsDriver::default())];
-    let k = Kernel::start(store, config, drivers)
+    let uds = Kernel::start(store, config, drivers)
         .await
         .map_err(|e| anyhow!("{e}"))?;
-    let mut p50 = Vec::new();
+    let figures = |t: Vec<Duration>| json!({ "p50Us": us(percentile(t.clone(), 0.5)), "p99Us": us(percentile(t, 0.99)) });
     let mut out = serde_json::Map::new();
-    for (key, skill) in [("rust", "uds-rust"), ("python", "uds-python")] {
-        let v = call(&k, json!({"op": "skill.start", "name": skill})).await?;
-        let times = hook_times(&k, n).await?;
-        call(
-            &k,
-            json!({"op": "skill.stop", "instanceId": v["instanceId"]}),
-        )
-        .await?;
-        p50.push(percentile(times.clone(), 0.5));
-        out.insert(key.into(), json!({ "p50Us": us(percentile(times.clone(), 0.5)), "p99Us": us(percentile(times, 0.99)) }));
+    let v = call(&uds, json!({"op": "skill.start", "name": "uds-rust"})).await?;
+    let (mut wasm, mut rust) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..ROUNDS {
+        wasm.extend(hook_times(k, n / ROUNDS).await?);
+        rust.extend(hook_times(&uds, n / ROUNDS).await?);
     }
-    k.stop_services().await;
-    let ratio = p50[0].as_secs_f64() / wasm_p50.as_secs_f64().max(1e-9);
-    out.insert("speedup".into(), json!((ratio * 10.0).round() / 10.0));
-    Ok(Value::Object(out))
+    call(
+        &uds,
+        json!({"op": "skill.stop", "instanceId": v["instanceId"]}),
+    )
+    .await?;
+    let ratio = percentile(rust.clone(), 0.5).as_secs_f64()
+        / percentile(wasm.clone(), 0.5).as_secs_f64().max(1e-9);
+    out.insert("wasm".into(), figures(wasm));
+    out.insert("udsRust".into(), figures(rust));
+    out.insert(
+        "wasmSpeedupOverUdsRust".into(),
+        json!((ratio * 10.0).round() / 10.0),
+    );
+    call(&uds, json!({"op": "skill.start", "name": "uds-python"})).await?;
+    out.insert("udsPython".into(), figures(hook_times(&uds, n).await?));
+    uds.stop_services().await;
+    Ok(out)
 }
 
 /// Writes a legacy skill whose service file `file` holds `bytes`.
