@@ -56,6 +56,10 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A SQLite write ran, but the batch it was committed in failed (or
+    /// could not begin): it was not made durable.
+    #[error("database error: {0}")]
+    Commit(String),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,

@@ -24,6 +24,7 @@ mod postgres;
 mod schema;
 mod sqlite;
 mod store;
+mod writer;
 
 pub use error::StoreError;
 pub use store::{

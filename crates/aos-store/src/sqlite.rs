@@ -1,6 +1,7 @@
 //! The SQLite backend (rusqlite). One thread owns the write connection and
-//! runs each write operation whole — read, check, write, commit — so a write
-//! costs one thread hop however many statements it needs. Reads run on
+//! runs each write operation whole — read, check, write — so a write costs
+//! one thread hop however many statements it needs; writes that queue up
+//! while it is busy are committed together ([`writer`]). Reads run on
 //! blocking threads with their own connections (WAL: readers never wait for
 //! the writer).
 //!
@@ -15,16 +16,15 @@ use crate::common::{
 };
 use crate::schema;
 use crate::store::{HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage};
+use crate::writer::{self, Job};
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
     SessionStatus, now,
 };
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
-
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -150,15 +150,11 @@ impl SqliteStore {
                 lock: lock_path.display().to_string(),
             });
         }
-        let mut conn = open_writer(&path)?;
+        let conn = open_writer(&path)?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("aos-sqlite-writer".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job(&mut conn);
-                }
-            })?;
+            .spawn(move || writer::run(conn, rx))?;
         Ok(SqliteStore {
             jobs: Mutex::new(Some(tx)),
             readers: Arc::new(Readers {
@@ -171,21 +167,13 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` in an immediate transaction on the writer thread.
+    /// Runs `f` on the writer thread, in a savepoint of the batch it is
+    /// committed with ([`writer`]); answers once the batch is committed.
     async fn write<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
     ) -> Result<R> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let run = || -> Result<R> {
-                let t = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let r = f(&t)?;
-                t.commit()?;
-                Ok(r)
-            };
-            let _ = tx.send(run());
-        });
+        let (job, rx) = writer::job(f);
         let sender = self
             .jobs
             .lock()
