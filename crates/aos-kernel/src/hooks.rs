@@ -113,14 +113,17 @@ impl HookEngine {
         if handlers.is_empty() {
             return Ok(output);
         }
-        let input_text = json_text(input);
-        for h in handlers {
-            let call = h.instance.admit(
-                hook.into(),
-                input_text.clone(),
-                json_text(&output),
-                h.timeout,
-            );
+        let mut input_text = json_text(input);
+        let last = handlers.len() - 1;
+        for (i, h) in handlers.into_iter().enumerate() {
+            // The last handler takes the text itself.
+            let input = match i == last {
+                true => std::mem::take(&mut input_text),
+                false => input_text.clone(),
+            };
+            let call = h
+                .instance
+                .admit(hook.into(), input, json_text(&output), h.timeout);
             let result = bounded(&h, call).await;
             // A rewrite must be JSON; anything else counts as a failed handler.
             let result = result.and_then(|reply| match reply {

@@ -347,14 +347,15 @@ impl ServiceEntry {
     }
 }
 
-/// Hook name → handler, in registration order.
-type Handlers = Arc<Vec<(String, Arc<ServiceEntry>)>>;
+/// Hook name → its handlers, in registration order.
+type Handlers = Arc<std::collections::HashMap<String, Vec<Arc<ServiceEntry>>>>;
 
 /// All instances, and the hook handlers of the running ones.
 #[derive(Default)]
 pub struct ServiceTable {
     entries: RwLock<Vec<Arc<ServiceEntry>>>,
-    /// (hook name, entry) in registration order; copy-on-write for lock-free reads.
+    /// Handlers by hook name (a hook call looks up one name, it does not
+    /// scan every registration); copied on write.
     handlers: RwLock<Handlers>,
 }
 
@@ -364,7 +365,7 @@ impl ServiceTable {
         if let Ok(mut h) = self.handlers.write() {
             let mut next = (**h).clone();
             for name in e.registration.hooks.iter().chain(&e.registration.events) {
-                next.push((name.clone(), e.clone()));
+                next.entry(name.clone()).or_default().push(e.clone());
             }
             *h = Arc::new(next);
         }
@@ -376,11 +377,11 @@ impl ServiceTable {
     /// Removes an instance's handlers (it stays listed with its state).
     pub fn unregister(&self, instance_id: &str) {
         if let Ok(mut h) = self.handlers.write() {
-            let next: Vec<_> = h
-                .iter()
-                .filter(|(_, e)| e.instance_id != instance_id)
-                .cloned()
-                .collect();
+            let mut next = (**h).clone();
+            for list in next.values_mut() {
+                list.retain(|e| e.instance_id != instance_id);
+            }
+            next.retain(|_, list| !list.is_empty());
             *h = Arc::new(next);
         }
     }
@@ -396,10 +397,13 @@ impl ServiceTable {
         let Ok(h) = self.handlers.read() else {
             return Vec::new();
         };
-        let mut out: Vec<Arc<ServiceEntry>> = h
+        let Some(list) = h.get(hook) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Arc<ServiceEntry>> = list
             .iter()
-            .filter(|(n, e)| n == hook && e.in_scope(agent_id, session_id))
-            .map(|(_, e)| e.clone())
+            .filter(|e| e.in_scope(agent_id, session_id))
+            .cloned()
             .collect();
         out.sort_by_key(|e| e.owner.rank());
         out
@@ -410,8 +414,8 @@ impl ServiceTable {
         self.handlers
             .read()
             .map(|h| {
-                h.iter()
-                    .any(|(n, e)| n == hook && e.in_scope(agent_id, session_id))
+                h.get(hook)
+                    .is_some_and(|l| l.iter().any(|e| e.in_scope(agent_id, session_id)))
             })
             .unwrap_or(false)
     }
