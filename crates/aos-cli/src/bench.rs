@@ -235,11 +235,13 @@ async fn hook_times(k: &Kernel, n: usize) -> Result<Vec<Duration>> {
         agent_id: Some("ag_bench"),
         session_id: Some("se_bench"),
     };
-    // Each call gets its own output, made (and dropped) outside the timing:
-    // the figure is the hook round trip, not the bench's copying.
-    let outputs = vec![output; n];
+    // Each call gets its own output, made just before the timing (as the
+    // kernel makes a hook's payload right before the call; a copy made long
+    // before would be cold in the cache): the figure is the hook round trip,
+    // not the bench's copying.
     let mut out = Vec::with_capacity(n);
-    for o in outputs {
+    for _ in 0..n {
+        let o = output.clone();
         let t = Instant::now();
         let answer = k.hooks().admit("tool.before", scope, &input, o).await;
         out.push(t.elapsed());

@@ -347,7 +347,8 @@ impl ServiceEntry {
     }
 }
 
-/// Hook name → its handlers, in registration order.
+/// Hook name → its handlers in call order: system → agent → session, then
+/// registration order.
 type Handlers = Arc<std::collections::HashMap<String, Vec<Arc<ServiceEntry>>>>;
 
 /// All instances, and the hook handlers of the running ones.
@@ -365,7 +366,11 @@ impl ServiceTable {
         if let Ok(mut h) = self.handlers.write() {
             let mut next = (**h).clone();
             for name in e.registration.hooks.iter().chain(&e.registration.events) {
-                next.entry(name.clone()).or_default().push(e.clone());
+                // Kept in call order: after every entry of the same or a
+                // wider owner level (a stable insertion), so no call sorts.
+                let list = next.entry(name.clone()).or_default();
+                let at = list.partition_point(|x| x.owner.rank() <= e.owner.rank());
+                list.insert(at, e.clone());
             }
             *h = Arc::new(next);
         }
@@ -400,13 +405,10 @@ impl ServiceTable {
         let Some(list) = h.get(hook) else {
             return Vec::new();
         };
-        let mut out: Vec<Arc<ServiceEntry>> = list
-            .iter()
+        list.iter()
             .filter(|e| e.in_scope(agent_id, session_id))
             .cloned()
-            .collect();
-        out.sort_by_key(|e| e.owner.rank());
-        out
+            .collect()
     }
 
     /// Whether `hook` has any handler within scope.

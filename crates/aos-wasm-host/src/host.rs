@@ -58,6 +58,11 @@ impl Runtime {
         c.wasm_component_model(true);
         c.epoch_interruption(true);
         c.consume_fuel(fuel);
+        // Names guest functions for `perf` (a `/tmp/perf-PID.map`), so a
+        // profile shows where a skill's hook time goes (docs/performance.md).
+        if std::env::var_os("AOS_WASM_PERFMAP").is_some() {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if cfg.pooling {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_component_instances(256);

@@ -14,7 +14,9 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::Mutex;
+// futures' mutex: its uncontended unlock is one atomic operation (tokio's takes
+// the waiter list's lock on every release), and every hook call passes here.
+use futures::lock::Mutex;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
