@@ -21,7 +21,9 @@
 //! `service.error` is emitted.
 
 use crate::EventBus;
-use crate::services::{AdmitReply, CallFault, ServiceEntry, ServiceState, ServiceTable};
+use crate::services::{
+    AdmitReply, CallFault, HandlerList, ServiceEntry, ServiceState, ServiceTable,
+};
 use aos_store::{NewLogEntry, Store};
 use aos_types::{ErrorCode, SyscallError};
 use serde_json::{Value, json};
@@ -57,7 +59,7 @@ fn in_call_chain(instance_id: &str) -> bool {
 }
 
 /// The handlers of `hook` in scope that may be called from here.
-fn callable(table: &ServiceTable, hook: &str, scope: HookScope<'_>) -> Vec<Arc<ServiceEntry>> {
+fn callable(table: &ServiceTable, hook: &str, scope: HookScope<'_>) -> HandlerList {
     let mut handlers = table.handlers(hook, scope.agent_id, scope.session_id);
     handlers.retain(|h| !in_call_chain(&h.instance_id));
     handlers
@@ -322,20 +324,22 @@ impl HookEngine {
     }
 }
 
-/// Awaits a call into `h`, abandoning it after its deadline plus [`GRACE`].
-/// A call that answers in its first poll (a WASM handler making no syscall:
-/// its runtime's own deadline bounds that poll) needs no timer, and gets none.
+/// Awaits a call into `h`, abandoning it after its deadline plus [`GRACE`]
+/// from its start. A call that answers in its first poll (a WASM handler
+/// making no syscall: its runtime's own deadline bounds that poll) needs no
+/// timer, and gets none.
 async fn bounded<T>(
     h: &ServiceEntry,
     call: impl std::future::Future<Output = Result<T, CallFault>>,
 ) -> Result<T, CallFault> {
     use std::task::Poll;
+    let deadline = tokio::time::Instant::now() + h.timeout + GRACE;
     let mut call = std::pin::pin!(call);
     let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
     if let Poll::Ready(answer) = first {
         return answer;
     }
-    tokio::time::timeout(h.timeout + GRACE, call)
+    tokio::time::timeout_at(deadline, call)
         .await
         .unwrap_or(Err(CallFault::Timeout(h.timeout)))
 }

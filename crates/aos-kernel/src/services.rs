@@ -351,6 +351,10 @@ impl ServiceEntry {
 /// registration order.
 type Handlers = Arc<std::collections::HashMap<String, Vec<Arc<ServiceEntry>>>>;
 
+/// The handlers of one hook call: few, so kept inline (no allocation per
+/// hook call).
+pub type HandlerList = smallvec::SmallVec<[Arc<ServiceEntry>; 4]>;
+
 /// All instances, and the hook handlers of the running ones.
 #[derive(Default)]
 pub struct ServiceTable {
@@ -398,12 +402,12 @@ impl ServiceTable {
         hook: &str,
         agent_id: Option<&str>,
         session_id: Option<&str>,
-    ) -> Vec<Arc<ServiceEntry>> {
+    ) -> HandlerList {
         let Ok(h) = self.handlers.read() else {
-            return Vec::new();
+            return HandlerList::new();
         };
         let Some(list) = h.get(hook) else {
-            return Vec::new();
+            return HandlerList::new();
         };
         list.iter()
             .filter(|e| e.in_scope(agent_id, session_id))
