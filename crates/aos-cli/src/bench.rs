@@ -19,8 +19,12 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v.get(i).copied().unwrap_or_default()
 }
 
+/// Microseconds: to 0.01 under 10 µs (a WASM hook takes about one), else
+/// to 0.1.
 fn us(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e7).round() / 10.0
+    let us = d.as_secs_f64() * 1e6;
+    let scale = if us < 10.0 { 100.0 } else { 10.0 };
+    (us * scale).round() / scale
 }
 
 fn ms(d: Duration) -> f64 {
