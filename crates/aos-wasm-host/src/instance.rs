@@ -10,13 +10,11 @@ use aos_kernel::services::{
     AdmitReply, CallFault, InvokeReply, Registration, ServiceInstance, ServiceOwner, ServiceStart,
 };
 use futures::future::BoxFuture;
+use futures::lock::Mutex;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-// futures' mutex: its uncontended unlock is one atomic operation (tokio's takes
-// the waiter list's lock on every release), and every hook call passes here.
-use futures::lock::Mutex;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
@@ -43,6 +41,9 @@ struct Live {
 /// A component instance serving one service.
 pub(crate) struct WasmService {
     spec: InstanceSpec,
+    /// Every hook call into the instance passes this lock: futures' mutex,
+    /// whose uncontended unlock is one atomic operation (tokio's takes its
+    /// waiter list's lock on every release).
     live: Mutex<Option<Live>>,
     registration: Registration,
     closed: AtomicBool,
