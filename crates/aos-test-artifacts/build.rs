@@ -4,6 +4,7 @@ use std::path::Path;
 
 const GUESTS: &[(&str, &str)] = &[
     ("TEST_GUEST", "aos-test-guest"),
+    ("TEST_GUEST_V0_1", "aos-test-guest-v0-1"),
     ("MY_GUARD", "my-guard"),
     ("AOS_CONTEXT", "aos-context"),
     ("AOS_SKILL", "aos-skill"),
@@ -18,6 +19,7 @@ fn main() {
         &packages,
         &[
             "crates/aos-test-guest/src",
+            "crates/aos-test-guest-v0-1/src",
             "crates/aos-sdk/src",
             "skills/my-guard/src",
             "skills/aos-context/src",

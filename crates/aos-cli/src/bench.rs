@@ -126,9 +126,13 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
     Ok(Value::Object(data))
 }
 
-/// Blocks the WASM and Rust UDS calls alternate in, so that both paths see
-/// the same machine (a VM's speed drifts within seconds).
-const ROUNDS: usize = 2;
+/// Calls per block; the WASM and Rust UDS paths alternate in blocks this
+/// long, so both are sampled over the same stretch of time: a VM's speed
+/// drifts (a plain loop here ran 1.7× slower from one 200 ms to the next),
+/// and two long blocks could catch it fast for one path and slow for the
+/// other. Blocks, not single calls, so that each path runs warm as a hook
+/// chain does.
+const BLOCK: usize = 100;
 
 /// `tool.before` into the WASM guard (already started on `k`) and through
 /// the UDS shim: the Rust example service (built beside this binary),
@@ -167,9 +171,9 @@ async fn uds_figures(tmp: &Path, n: usize, k: &Kernel) -> Result<serde_json::Map
     let mut out = serde_json::Map::new();
     let v = call(&uds, json!({"op": "skill.start", "name": "uds-rust"})).await?;
     let (mut wasm, mut rust) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..ROUNDS {
-        wasm.extend(hook_times(k, n / ROUNDS).await?);
-        rust.extend(hook_times(&uds, n / ROUNDS).await?);
+    for _ in 0..n.div_ceil(BLOCK) {
+        wasm.extend(hook_times(k, BLOCK).await?);
+        rust.extend(hook_times(&uds, BLOCK).await?);
     }
     call(
         &uds,

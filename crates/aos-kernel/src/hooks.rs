@@ -115,17 +115,11 @@ impl HookEngine {
         if handlers.is_empty() {
             return Ok(output);
         }
-        let mut input_text = json_text(input);
-        let last = handlers.len() - 1;
-        for (i, h) in handlers.into_iter().enumerate() {
-            // The last handler takes the text itself.
-            let input = match i == last {
-                true => std::mem::take(&mut input_text),
-                false => input_text.clone(),
-            };
+        let input = Arc::new(json_text(input));
+        for h in handlers {
             let call = h
                 .instance
-                .admit(hook.into(), input, json_text(&output), h.timeout);
+                .admit(hook, input.clone(), json_text(&output), h.timeout);
             let result = bounded(&h, call).await;
             // A rewrite must be JSON; anything else counts as a failed handler.
             let result = result.and_then(|reply| match reply {
@@ -184,7 +178,7 @@ impl HookEngine {
         if ALGORITHM_HOOKS.contains(&hook) {
             handlers.drain(..handlers.len() - 1);
         }
-        let input_text = json_text(input);
+        let input_text = Arc::new(json_text(input));
         for h in handlers {
             // On failure the data passes through unchanged.
             if let Some(v) = self.call_one(&h, hook, &input_text, &output).await {
@@ -208,7 +202,8 @@ impl HookEngine {
     ) -> Option<T> {
         debug_assert!(ALGORITHM_HOOKS.contains(&hook), "{hook}");
         let h = callable(&self.table, hook, scope).pop()?;
-        self.call_one(&h, hook, &json_text(input), output).await
+        self.call_one(&h, hook, &Arc::new(json_text(input)), output)
+            .await
     }
 
     /// One transform call read as `T`; records its success or failure.
@@ -216,12 +211,12 @@ impl HookEngine {
         &self,
         h: &Arc<ServiceEntry>,
         hook: &str,
-        input: &str,
+        input: &Arc<String>,
         output: &Value,
     ) -> Option<T> {
         let call = h
             .instance
-            .transform(hook.into(), input.into(), json_text(output), h.timeout);
+            .transform(hook, input.clone(), json_text(output), h.timeout);
         let parsed = bounded(h, call).await.and_then(|text| {
             serde_json::from_str::<T>(&text)
                 .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))

@@ -150,22 +150,24 @@ pub enum CallFault {
 pub trait ServiceInstance: Send + Sync {
     /// What `init` registered.
     fn registration(&self) -> Registration;
-    /// An admission hook.
-    fn admit(
-        &self,
-        hook: String,
-        input: String,
+    /// An admission hook. `input` is the call's input as JSON text, shared
+    /// by every handler of the chain (a WASM 0.2.0 component receives it
+    /// only if it asks); `output` is the output so far.
+    fn admit<'a>(
+        &'a self,
+        hook: &'a str,
+        input: Arc<String>,
         output: String,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<AdmitReply, CallFault>>;
-    /// A transform hook.
-    fn transform(
-        &self,
-        hook: String,
-        input: String,
+    ) -> BoxFuture<'a, Result<AdmitReply, CallFault>>;
+    /// A transform hook, with the arguments of [`ServiceInstance::admit`].
+    fn transform<'a>(
+        &'a self,
+        hook: &'a str,
+        input: Arc<String>,
         output: String,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<String, CallFault>>;
+    ) -> BoxFuture<'a, Result<String, CallFault>>;
     /// An event hook.
     fn on_event(
         &self,

@@ -5,7 +5,7 @@
 //! like the Python original:
 //!
 //! ```no_run
-//! use aos_sdk::{Owner, Registration, Service, Value, Verdict};
+//! use aos_sdk::{Input, Owner, Registration, Service, Value, Verdict};
 //!
 //! struct Guard;
 //!
@@ -14,7 +14,7 @@
 //!         Ok(Registration::hooks(["tool.before"]))
 //!     }
 //!
-//!     fn admit(_hook: &str, _input: &Value, output: Value) -> Verdict {
+//!     fn admit(_hook: &str, _input: &Input, output: Value) -> Verdict {
 //!         let cmd = output["args"]["command"].as_str().unwrap_or("");
 //!         match ["rm -rf /", "DROP TABLE"].iter().find(|p| cmd.contains(*p)) {
 //!             Some(p) => Verdict::reject(format!("blocked: {p}")),
@@ -33,7 +33,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/v0.1",
+        path: "../../wit/v0.2",
         world: "skill-service",
         pub_export_macro: true,
         export_macro_name: "__export_skill_service",
@@ -42,9 +42,11 @@ pub mod bindings {
 }
 
 mod adapter;
+mod input;
 pub mod log;
 
 pub use adapter::Adapter;
+pub use input::Input;
 pub use serde;
 pub use serde_json::{self, Value, json};
 
@@ -218,23 +220,24 @@ pub trait Service: 'static {
     /// Called once at start-up: the hooks and events to register.
     fn register(owner: &Owner, config: &Value) -> Result<Registration, String>;
 
-    /// An admission hook.
-    fn admit(hook: &str, input: &Value, output: Value) -> Verdict {
+    /// An admission hook. `input` is fetched only if read.
+    fn admit(hook: &str, input: &Input, output: Value) -> Verdict {
         let _ = (hook, input, output);
         Verdict::Allow
     }
 
-    /// An admission hook answered on the JSON text of `input` and `output`,
-    /// for a handler that reads a field or two: a typed, borrowed
-    /// `serde_json::from_str` skips the rest, and no `Value` tree is built.
-    /// Return `None` to let [`Service::admit`] answer (the default).
-    fn admit_json(hook: &str, input: &str, output: &str) -> Option<Verdict> {
+    /// An admission hook answered on the JSON text of `output` (and of
+    /// `input`, [`Input::text`]), for a handler that reads a field or two: a
+    /// typed, borrowed `serde_json::from_str` skips the rest, and no `Value`
+    /// tree is built. Return `None` to let [`Service::admit`] answer (the
+    /// default).
+    fn admit_json(hook: &str, input: &Input, output: &str) -> Option<Verdict> {
         let _ = (hook, input, output);
         None
     }
 
     /// A transform hook: the new output. An error leaves the data unchanged.
-    fn transform(hook: &str, input: &Value, output: Value) -> Result<Value, String> {
+    fn transform(hook: &str, input: &Input, output: Value) -> Result<Value, String> {
         let _ = (hook, input);
         Ok(output)
     }
@@ -243,7 +246,7 @@ pub trait Service: 'static {
     /// is large and built by itself (a context engine): it need not become a
     /// `Value` tree first. `output` is the hook's output as JSON text.
     /// Return `None` to let [`Service::transform`] answer (the default).
-    fn transform_json(hook: &str, input: &Value, output: &str) -> Option<Result<String, String>> {
+    fn transform_json(hook: &str, input: &Input, output: &str) -> Option<Result<String, String>> {
         let _ = (hook, input, output);
         None
     }

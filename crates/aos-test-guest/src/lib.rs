@@ -16,7 +16,7 @@
 //! Commands (`invoke`): `echo ARGS…`, `events`, `read PATH`, `write PATH TEXT`,
 //! `env NAME`, `connect HOST:PORT`, `syscall OP JSON`, and the actions above.
 
-use aos_sdk::{Output, Owner, Registration, Service, Value, Verdict, json};
+use aos_sdk::{Input, Output, Owner, Registration, Service, Value, Verdict, json};
 use std::sync::Mutex;
 
 static CONFIG: Mutex<Option<Value>> = Mutex::new(None);
@@ -90,7 +90,7 @@ impl Service for TestGuest {
         Ok(Registration::hooks(names(config, "hooks")).with_events(names(config, "events")))
     }
 
-    fn admit(hook: &str, input: &Value, mut output: Value) -> Verdict {
+    fn admit(hook: &str, input: &Input, mut output: Value) -> Verdict {
         let what = action(hook);
         misbehave(&what);
         match what.as_str() {
@@ -115,7 +115,7 @@ impl Service for TestGuest {
         }
     }
 
-    fn transform(hook: &str, _input: &Value, mut output: Value) -> Result<Value, String> {
+    fn transform(hook: &str, _input: &Input, mut output: Value) -> Result<Value, String> {
         let what = action(hook);
         misbehave(&what);
         match what.as_str() {

@@ -276,28 +276,28 @@ impl ServiceInstance for UdsInstance {
         self.registration.clone()
     }
 
-    fn admit(
-        &self,
-        hook: String,
-        input: String,
+    fn admit<'a>(
+        &'a self,
+        hook: &'a str,
+        input: Arc<String>,
         output: String,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<AdmitReply, CallFault>> {
+    ) -> BoxFuture<'a, Result<AdmitReply, CallFault>> {
         Box::pin(async move {
-            let v = self.hook(&hook, &input, &output, timeout).await?;
+            let v = self.hook(hook, &input, &output, timeout).await?;
             Ok(protocol::admit_reply(v, &self.conn.skill))
         })
     }
 
-    fn transform(
-        &self,
-        hook: String,
-        input: String,
+    fn transform<'a>(
+        &'a self,
+        hook: &'a str,
+        input: Arc<String>,
         output: String,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<String, CallFault>> {
+    ) -> BoxFuture<'a, Result<String, CallFault>> {
         Box::pin(async move {
-            let v = self.hook(&hook, &input, &output, timeout).await?;
+            let v = self.hook(hook, &input, &output, timeout).await?;
             Ok(protocol::transform_reply(v).unwrap_or(output))
         })
     }

@@ -1,6 +1,7 @@
 //! WASM host benchmarks, side by side: a `tool.before` round trip through the
-//! hook engine with no handler and into the built-in guard component (JSON in
-//! and out); instantiation from `InstancePre`; component load from the disk
+//! hook engine with no handler, into the built-in guard component (JSON in
+//! and out; `aos:kernel@0.2.0`) and into the same guard logic built against
+//! `aos:kernel@0.1.0`; instantiation from `InstancePre`; component load from the disk
 //! cache (warm) and by compiling (cold).
 //!
 //! Run: `cargo bench -p aos-wasm-host --bench host`.
@@ -30,6 +31,15 @@ fn kernel(rt: &tokio::runtime::Runtime, dir: &Path) -> Kernel {
         std::fs::write(
             root.join("my-guard/SKILL.md"),
             "---\nname: my-guard\ndescription: guard\nservice: ./service.wasm\ncapabilities:\n  hooks: [tool.before]\n---\nx\n",
+        )
+        .expect("write");
+        // The same guard logic in a component built against aos:kernel@0.1.0.
+        std::fs::create_dir_all(root.join("guard-v0-1")).expect("mkdir");
+        std::fs::copy(aos_test_artifacts::TEST_GUEST_V0_1, root.join("guard-v0-1/service.wasm"))
+            .expect("copy");
+        std::fs::write(
+            root.join("guard-v0-1/SKILL.md"),
+            "---\nname: guard-v0-1\ndescription: guard\nservice: ./service.wasm\ncapabilities:\n  hooks: [tool.before, tool.after, session.started]\n---\nx\n",
         )
         .expect("write");
         let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", dir.display())).await.expect("store");
@@ -75,14 +85,26 @@ fn hook_round_trip(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("hook_round_trip/tool.before");
     g.bench_function(BenchmarkId::from_parameter("no_handler"), round_trip);
+    let started = call(&rt, &k, json!({"op": "skill.start", "name": "my-guard"}));
+    g.bench_function(BenchmarkId::from_parameter("wasm_guard"), round_trip);
+    call(
+        &rt,
+        &k,
+        json!({"op": "skill.stop", "instanceId": started["instanceId"]}),
+    );
+    call(&rt, &k, json!({"op": "skill.start", "name": "guard-v0-1"}));
+    g.bench_function(BenchmarkId::from_parameter("wasm_guard_v0_1"), round_trip);
+    g.finish();
+}
+
+/// Runs a syscall as the operator; its `data`.
+fn call(rt: &tokio::runtime::Runtime, k: &Kernel, req: serde_json::Value) -> serde_json::Value {
     rt.block_on(async {
-        let req =
-            Request::from_value(json!({"op": "skill.start", "name": "my-guard"})).expect("req");
+        let req = Request::from_value(req).expect("req");
         let r = serde_json::to_value(k.syscall(&Principal::Operator, req).await).expect("ser");
         assert_eq!(r["ok"], true, "{r}");
-    });
-    g.bench_function(BenchmarkId::from_parameter("wasm_guard"), round_trip);
-    g.finish();
+        r["data"].clone()
+    })
 }
 
 fn instantiation(c: &mut Criterion) {

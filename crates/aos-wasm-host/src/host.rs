@@ -1,10 +1,10 @@
 //! [`WasmHost`]: the engine, the linker, the component cache, the epoch
 //! ticker, and the kernel's `ServiceDriver` for `.wasm` services.
 
-use crate::bindings::SkillServicePre;
 use crate::cache::{self, Origin};
 use crate::instance::{InstanceSpec, WasmService};
 use crate::state::HostState;
+use crate::world::{self, Pre};
 use aos_kernel::services::{ServiceDriver, ServiceInstance, ServiceStart};
 use aos_manifest::ServiceKind;
 use futures::future::BoxFuture;
@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// One epoch tick; deadlines are counted in ticks.
@@ -49,7 +49,7 @@ struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     /// Pre-instantiated components by content key.
-    pres: Mutex<HashMap<String, SkillServicePre<HostState>>>,
+    pres: Mutex<HashMap<String, Pre>>,
 }
 
 impl Runtime {
@@ -75,10 +75,7 @@ impl Runtime {
         let engine = Engine::new(&c)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        crate::bindings::SkillService::add_to_linker::<HostState, HasSelf<HostState>>(
-            &mut linker,
-            |s| s,
-        )?;
+        world::add_to_linker(&mut linker)?;
         Ok(Runtime {
             engine,
             linker,
@@ -110,11 +107,7 @@ impl WasmHost {
     /// Loads a component (from the disk cache when possible) for the engine
     /// with fuel metering or without, type-checks its imports against the
     /// host once, and returns its pre-instantiation.
-    pub(crate) fn prepare(
-        &self,
-        path: &Path,
-        fuel: bool,
-    ) -> wasmtime::Result<(SkillServicePre<HostState>, Origin)> {
+    pub(crate) fn prepare(&self, path: &Path, fuel: bool) -> wasmtime::Result<(Pre, Origin)> {
         let rt = if fuel {
             &self.inner.metered
         } else {
@@ -127,7 +120,7 @@ impl WasmHost {
         }
         let (component, origin) =
             cache::load_bytes(&rt.engine, &self.inner.cache_dir, &bytes, &key)?;
-        let pre = SkillServicePre::new(rt.linker.instantiate_pre(&component)?)?;
+        let pre = Pre::new(rt.linker.instantiate_pre(&component)?, &rt.engine)?;
         if let Ok(mut m) = rt.pres.lock() {
             m.insert(key, pre.clone());
         }
@@ -159,7 +152,7 @@ impl WasmHost {
             let mut store = wasmtime::Store::new(self.engine(), HostState::bare());
             store.set_epoch_deadline(1000);
             let t = std::time::Instant::now();
-            pre.instantiate_async(&mut store)
+            pre.instantiate(&mut store)
                 .await
                 .map_err(|e| format!("{e:#}"))?;
             out.push(t.elapsed());
@@ -214,7 +207,7 @@ impl ServiceDriver for WasmHost {
             .map_err(|e| e.to_string())?;
             let (pre, origin) =
                 prepared.map_err(|e| format!("cannot load the component: {e:#}"))?;
-            tracing::debug!(skill = %spec.skill.name, ?origin, elapsed = ?started.elapsed(), "component ready");
+            tracing::debug!(skill = %spec.skill.name, ?origin, version = pre.version(), elapsed = ?started.elapsed(), "component ready");
             let net = crate::caps::resolve_net(&spec.skill.capabilities.net).await;
             let service = WasmService::start(InstanceSpec {
                 pre,

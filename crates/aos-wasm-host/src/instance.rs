@@ -2,17 +2,17 @@
 //! deadline, fuel), the serialised calls into its exports, and the revival
 //! of a trapped instance from its pre-instantiation.
 
-use crate::bindings::aos::kernel::types;
-use crate::bindings::{SkillService, SkillServicePre};
 use crate::host::TICK;
 use crate::state::HostState;
+use crate::world::{Call, Exports, HookCall, Pre, Reply};
 use aos_kernel::services::{
-    AdmitReply, CallFault, InvokeReply, Registration, ServiceInstance, ServiceOwner, ServiceStart,
+    AdmitReply, CallFault, InvokeReply, Registration, ServiceInstance, ServiceStart,
 };
 use futures::future::BoxFuture;
 use futures::lock::Mutex;
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -25,14 +25,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What it takes to (re)create an instance.
 pub(crate) struct InstanceSpec {
-    pub pre: SkillServicePre<HostState>,
+    pub pre: Pre,
     pub start: ServiceStart,
     pub net: HashSet<SocketAddr>,
 }
 
 struct Live {
     store: Store<HostState>,
-    bindings: SkillService,
+    exports: Exports,
     /// Set while a call runs; still set if the call was abandoned (its future
     /// dropped), which makes the next call start from a fresh instance.
     busy: bool,
@@ -46,25 +46,9 @@ pub(crate) struct WasmService {
     /// waiter list's lock on every release).
     live: Mutex<Option<Live>>,
     registration: Registration,
+    /// The service's configuration, as the JSON text `init` gets.
+    config: String,
     closed: AtomicBool,
-}
-
-enum Call {
-    Init,
-    Admit(String, String, String),
-    Transform(String, String, String),
-    Event(String, String),
-    Invoke(Vec<String>, Option<String>, String),
-    Shutdown,
-}
-
-enum Reply {
-    Init(Result<types::Registration, String>),
-    Admit(types::Verdict),
-    Transform(Result<String, String>),
-    Event,
-    Invoke(Result<types::InvokeOutput, String>),
-    Shutdown,
 }
 
 fn classify(e: &wasmtime::Error, timeout: Duration) -> CallFault {
@@ -90,18 +74,16 @@ impl WasmService {
     /// Instantiates and runs `init`.
     pub(crate) async fn start(spec: InstanceSpec) -> Result<WasmService, String> {
         let svc = WasmService {
+            config: spec.start.config.to_string(),
             spec,
             live: Mutex::new(None),
             registration: Registration::default(),
             closed: AtomicBool::new(false),
         };
         let timeout = svc.timeout();
-        match svc.run(Call::Init, timeout).await {
-            Ok(Reply::Init(Ok(r))) => Ok(WasmService {
-                registration: Registration {
-                    hooks: r.hooks,
-                    events: r.events,
-                },
+        match svc.run(svc.init(), timeout).await {
+            Ok(Reply::Init(Ok(registration))) => Ok(WasmService {
+                registration,
                 ..svc
             }),
             Ok(Reply::Init(Err(msg))) => Err(format!("init refused: {msg}")),
@@ -115,15 +97,6 @@ impl WasmService {
         limits
             .hook_timeout_ms
             .map_or(DEFAULT_TIMEOUT, Duration::from_millis)
-    }
-
-    fn owner(&self) -> types::Owner {
-        let (kind, id) = match &self.spec.start.owner {
-            ServiceOwner::System => (types::OwnerKind::System, None),
-            ServiceOwner::Agent(a) => (types::OwnerKind::Agent, Some(a.clone())),
-            ServiceOwner::Session(s) => (types::OwnerKind::Session, Some(s.clone())),
-        };
-        types::Owner { kind, id }
     }
 
     /// A fresh store and instance.
@@ -154,26 +127,27 @@ impl WasmService {
             skill: s.skill.name.clone(),
             port: s.syscalls.clone(),
             caller: None,
+            input: None,
         };
         let mut store = Store::new(self.spec.pre.engine(), state);
         store.limiter(|st| &mut st.limits);
         store.epoch_deadline_trap();
         arm(&mut store, self.timeout(), s.skill.capabilities.limits.fuel);
-        let bindings = self
+        let exports = self
             .spec
             .pre
-            .instantiate_async(&mut store)
+            .instantiate(&mut store)
             .await
             .map_err(|e| format!("instantiation failed: {}", classify(&e, self.timeout())))?;
         Ok(Live {
             store,
-            bindings,
+            exports,
             busy: false,
         })
     }
 
     /// Runs one call, serialised with every other call into this instance.
-    async fn run(&self, call: Call, timeout: Duration) -> Result<Reply, CallFault> {
+    async fn run(&self, call: Call<'_>, timeout: Duration) -> Result<Reply, CallFault> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(CallFault::Gone("the service was stopped".into()));
         }
@@ -181,22 +155,17 @@ impl WasmService {
         if guard.as_ref().is_none_or(|l| l.busy) {
             *guard = None;
             let mut live = self.instantiate().await.map_err(CallFault::Gone)?;
-            if !matches!(call, Call::Init) {
+            if !matches!(call, Call::Init { .. }) {
                 // A revived instance gets its init again (its registration is kept).
-                let config = self.spec.start.config.to_string();
                 live.busy = true;
-                let owner = self.owner();
-                let r = live
-                    .bindings
-                    .aos_kernel_service()
-                    .call_init(&mut live.store, &owner, &config)
-                    .await;
+                let r = live.exports.call(&mut live.store, self.init()).await;
                 live.busy = false;
                 match r {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(msg)) => {
+                    Ok(Reply::Init(Ok(_))) => {}
+                    Ok(Reply::Init(Err(msg))) => {
                         return Err(CallFault::Gone(format!("init refused on restart: {msg}")));
                     }
+                    Ok(_) => return Err(unexpected()),
                     Err(e) => return Err(classify(&e, timeout)),
                 }
             }
@@ -211,41 +180,7 @@ impl WasmService {
             self.spec.start.skill.capabilities.limits.fuel,
         );
         live.busy = true;
-        let Live {
-            store, bindings, ..
-        } = live;
-        let svc = bindings.aos_kernel_service();
-        let result = match call {
-            Call::Init => {
-                let config = self.spec.start.config.to_string();
-                svc.call_init(&mut *store, &self.owner(), &config)
-                    .await
-                    .map(Reply::Init)
-            }
-            Call::Admit(h, i, o) => svc
-                .call_admit(&mut *store, &h, &i, &o)
-                .await
-                .map(Reply::Admit),
-            Call::Transform(h, i, o) => svc
-                .call_transform(&mut *store, &h, &i, &o)
-                .await
-                .map(Reply::Transform),
-            Call::Event(n, p) => svc
-                .call_on_event(&mut *store, &n, &p)
-                .await
-                .map(|()| Reply::Event),
-            Call::Invoke(a, s, caller) => {
-                store.data_mut().caller = Some(caller);
-                let r = svc.call_invoke(&mut *store, &a, s.as_deref()).await;
-                store.data_mut().caller = None;
-                r.map(Reply::Invoke)
-            }
-            Call::Shutdown => svc
-                .call_shutdown(&mut *store)
-                .await
-                .map(|()| Reply::Shutdown),
-        };
-        match result {
+        match live.exports.call(&mut live.store, call).await {
             Ok(reply) => {
                 live.busy = false;
                 Ok(reply)
@@ -257,6 +192,40 @@ impl WasmService {
             }
         }
     }
+
+    /// The `init` call.
+    fn init(&self) -> Call<'_> {
+        Call::Init {
+            owner: &self.spec.start.owner,
+            config: &self.config,
+        }
+    }
+
+    /// A hook call; `hook` is one of the registration's `hooks`.
+    fn hook_call<'a>(
+        &self,
+        hook: &'a str,
+        input: Arc<String>,
+        output: &'a String,
+    ) -> Result<HookCall<'a>, CallFault> {
+        let index = position(&self.registration.hooks, hook)?;
+        Ok(HookCall {
+            hook,
+            index,
+            input,
+            output,
+        })
+    }
+}
+
+/// The index of `name` in a registration list (how 0.2.0 components are
+/// told which hook or event is called).
+fn position(names: &[String], name: &str) -> Result<u32, CallFault> {
+    names
+        .iter()
+        .position(|n| n == name)
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or_else(|| CallFault::Handler(format!("{name} is not in the service's registration")))
 }
 
 /// Sets the deadline (in epoch ticks) and the fuel for the next call.
@@ -278,34 +247,32 @@ impl ServiceInstance for WasmService {
         self.registration.clone()
     }
 
-    fn admit(
-        &self,
-        hook: String,
-        input: String,
+    fn admit<'a>(
+        &'a self,
+        hook: &'a str,
+        input: Arc<String>,
         output: String,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<AdmitReply, CallFault>> {
+    ) -> BoxFuture<'a, Result<AdmitReply, CallFault>> {
         Box::pin(async move {
-            match self.run(Call::Admit(hook, input, output), timeout).await? {
-                Reply::Admit(types::Verdict::Allow(v)) => Ok(AdmitReply::Allow(v)),
-                Reply::Admit(types::Verdict::Reject(r)) => Ok(AdmitReply::Reject(r)),
+            let call = Call::Admit(self.hook_call(hook, input, &output)?);
+            match self.run(call, timeout).await? {
+                Reply::Admit(verdict) => Ok(verdict),
                 _ => Err(unexpected()),
             }
         })
     }
 
-    fn transform(
-        &self,
-        hook: String,
-        input: String,
+    fn transform<'a>(
+        &'a self,
+        hook: &'a str,
+        input: Arc<String>,
         output: String,
         timeout: Duration,
-    ) -> BoxFuture<'_, Result<String, CallFault>> {
+    ) -> BoxFuture<'a, Result<String, CallFault>> {
         Box::pin(async move {
-            match self
-                .run(Call::Transform(hook, input, output), timeout)
-                .await?
-            {
+            let call = Call::Transform(self.hook_call(hook, input, &output)?);
+            match self.run(call, timeout).await? {
                 Reply::Transform(r) => r.map_err(CallFault::Handler),
                 _ => Err(unexpected()),
             }
@@ -319,7 +286,13 @@ impl ServiceInstance for WasmService {
         timeout: Duration,
     ) -> BoxFuture<'_, Result<(), CallFault>> {
         Box::pin(async move {
-            match self.run(Call::Event(name, payload), timeout).await? {
+            let index = position(&self.registration.events, &name)?;
+            let call = Call::Event {
+                name: &name,
+                index,
+                payload: &payload,
+            };
+            match self.run(call, timeout).await? {
                 Reply::Event => Ok(()),
                 _ => Err(unexpected()),
             }
@@ -334,14 +307,13 @@ impl ServiceInstance for WasmService {
         timeout: Duration,
     ) -> BoxFuture<'_, Result<InvokeReply, CallFault>> {
         Box::pin(async move {
-            let call = Call::Invoke(args, stdin, caller.to_string());
+            let call = Call::Invoke {
+                args: &args,
+                stdin: stdin.as_deref(),
+                caller: caller.to_string(),
+            };
             match self.run(call, timeout).await? {
-                Reply::Invoke(Ok(o)) => Ok(InvokeReply {
-                    exit_code: o.exit_code,
-                    stdout: o.stdout,
-                    stderr: o.stderr,
-                }),
-                Reply::Invoke(Err(msg)) => Err(CallFault::Handler(msg)),
+                Reply::Invoke(r) => r.map_err(CallFault::Handler),
                 _ => Err(unexpected()),
             }
         })

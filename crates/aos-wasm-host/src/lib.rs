@@ -18,11 +18,13 @@
 //! [`WasmHost`] implements the kernel's
 //! [`ServiceDriver`](aos_kernel::services::ServiceDriver).
 
-mod bindings;
 mod cache;
 mod caps;
 mod host;
 mod instance;
 mod state;
+mod v0_1;
+mod v0_2;
+mod world;
 
 pub use host::{WasmHost, WasmHostConfig};

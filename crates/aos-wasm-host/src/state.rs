@@ -1,8 +1,8 @@
-//! The per-instance store data and the host side of the `syscall` and `log`
-//! imports.
+//! The per-instance store data and the host side of the imports, shared by
+//! every version of the world (each version's module converts its types).
 
-use crate::bindings::aos::kernel::{log, syscall, types};
 use aos_kernel::services::SyscallPort;
+use aos_types::{Data, ErrorCode, SyscallError};
 use std::sync::Arc;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
@@ -20,6 +20,9 @@ pub(crate) struct HostState {
     pub port: Arc<dyn SyscallPort>,
     /// Who ran the command in progress (JSON), while an `invoke` runs.
     pub caller: Option<String>,
+    /// The input of the hook call in progress (JSON), while an `admit` or
+    /// `transform` of a 0.2.0 component runs.
+    pub input: Option<Arc<String>>,
 }
 
 impl HostState {
@@ -32,6 +35,7 @@ impl HostState {
             skill: "bare".into(),
             port: Arc::new(NoKernel),
             caller: None,
+            input: None,
         }
     }
 }
@@ -67,34 +71,38 @@ impl WasiView for HostState {
     }
 }
 
-impl types::Host for HostState {}
-
-impl syscall::Host for HostState {
-    async fn call(
+impl HostState {
+    /// The `syscall` import of every version: `service.caller` is answered
+    /// here (while a command runs); every other op goes to the kernel, which
+    /// checks the skill's rights.
+    pub(crate) async fn syscall(
         &mut self,
         op: String,
         payload: String,
-    ) -> wasmtime::Result<Result<String, types::SyscallError>> {
+    ) -> Result<String, SyscallError> {
         if op == aos_types::CALLER_OP {
-            return Ok(self.caller.clone().ok_or_else(|| types::SyscallError {
-                code: aos_types::ErrorCode::RequestInvalid.as_str().to_string(),
-                message: format!("{op} answers only while a command (`invoke`) runs"),
-                details: None,
-            }));
+            return self.caller.clone().ok_or_else(|| {
+                SyscallError::new(
+                    ErrorCode::RequestInvalid,
+                    format!("{op} answers only while a command (`invoke`) runs"),
+                )
+            });
         }
-        match self.port.call(op, payload).await {
-            Ok(data) => Ok(Ok(data.into_json())),
-            Err(e) => Ok(Err(types::SyscallError {
-                code: e.code.as_str().to_string(),
-                message: e.message,
-                details: e.details.map(|d| d.to_string()),
-            })),
-        }
+        self.port.call(op, payload).await.map(Data::into_json)
     }
-}
 
-impl log::Host for HostState {
-    async fn write(&mut self, level: log::Level, mut message: String) -> wasmtime::Result<()> {
+    /// The `hook.input` import (0.2.0 on): the input of the hook call in
+    /// progress, `null` outside one.
+    pub(crate) fn hook_input(&self) -> String {
+        self.input
+            .as_deref()
+            .map_or("null", String::as_str)
+            .to_string()
+    }
+
+    /// The `log` import of every version: one line to the daemon's logs,
+    /// with the skill's name, cut at [`MAX_LOG_LINE`] bytes.
+    pub(crate) fn log(&self, level: tracing::Level, mut message: String) {
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
             while !message.is_char_boundary(cut) {
@@ -104,12 +112,11 @@ impl log::Host for HostState {
         }
         let skill = self.skill.as_str();
         match level {
-            log::Level::Trace => tracing::trace!(skill, "{message}"),
-            log::Level::Debug => tracing::debug!(skill, "{message}"),
-            log::Level::Info => tracing::info!(skill, "{message}"),
-            log::Level::Warn => tracing::warn!(skill, "{message}"),
-            log::Level::Error => tracing::error!(skill, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(skill, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(skill, "{message}"),
+            tracing::Level::INFO => tracing::info!(skill, "{message}"),
+            tracing::Level::WARN => tracing::warn!(skill, "{message}"),
+            tracing::Level::ERROR => tracing::error!(skill, "{message}"),
         }
-        Ok(())
     }
 }

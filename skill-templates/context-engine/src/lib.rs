@@ -4,7 +4,7 @@
 //! session (`--owner session:ID`) or an agent to replace the system engine
 //! there: for `context.assemble` the most specific engine wins.
 
-use aos_sdk::{Owner, Registration, Service, Value, json, syscall};
+use aos_sdk::{Input, Owner, Registration, Service, Value, json, syscall};
 
 struct Engine;
 
@@ -38,7 +38,7 @@ impl Service for Engine {
         Ok(Registration::hooks(["context.assemble"]))
     }
 
-    fn transform(_hook: &str, input: &Value, _output: Value) -> Result<Value, String> {
+    fn transform(_hook: &str, input: &Input, _output: Value) -> Result<Value, String> {
         let session = input["sessionId"].as_str().ok_or("no sessionId")?;
         let mut messages = Vec::new();
         let mut cursor: Option<String> = None;

@@ -3,7 +3,7 @@
 //! (`aos skill start guard --config '{"blocked": ["sudo "]}'`), else the
 //! defaults below.
 
-use aos_sdk::{Owner, Registration, Service, Value, Verdict};
+use aos_sdk::{Input, Owner, Registration, Service, Value, Verdict};
 use std::sync::OnceLock;
 
 const DEFAULT_BLOCKED: [&str; 3] = ["rm -rf /", "DROP TABLE", ":(){ :|:& };:"];
@@ -21,7 +21,7 @@ impl Service for Guard {
         Ok(Registration::hooks(["tool.before"]))
     }
 
-    fn admit(_hook: &str, _input: &Value, output: Value) -> Verdict {
+    fn admit(_hook: &str, _input: &Input, output: Value) -> Verdict {
         let command = output["args"]["command"].as_str().unwrap_or("");
         let blocked = BLOCKED.get().map(Vec::as_slice).unwrap_or_default();
         match blocked.iter().find(|p| command.contains(p.as_str())) {

@@ -11,7 +11,7 @@
 
 mod project;
 
-use aos_sdk::{Owner, Registration, Service, Value, json, syscall, syscall_as};
+use aos_sdk::{Input, Owner, Registration, Service, Value, json, syscall, syscall_as};
 use project::{Ctx, Msg, Pairing, Ref};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -59,7 +59,7 @@ impl Service for ContextEngine {
         )
     }
 
-    fn transform(hook: &str, input: &Value, output: Value) -> Result<Value, String> {
+    fn transform(hook: &str, input: &Input, output: Value) -> Result<Value, String> {
         match hook {
             "tool.after" => fold_large(input, output),
             "context.compact" => Ok(compact(output)),
@@ -69,7 +69,7 @@ impl Service for ContextEngine {
 
     /// The context is written as JSON text from the messages serialised
     /// when they became final: no tree is built or copied per answer.
-    fn transform_json(hook: &str, input: &Value, _output: &str) -> Option<Result<String, String>> {
+    fn transform_json(hook: &str, input: &Input, _output: &str) -> Option<Result<String, String>> {
         (hook == "context.assemble").then(|| assemble(input))
     }
 

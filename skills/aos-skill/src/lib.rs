@@ -12,7 +12,7 @@
 
 mod rank;
 
-use aos_sdk::{Caller, Output, Owner, Registration, Service, Value, json, syscall};
+use aos_sdk::{Caller, Input, Output, Owner, Registration, Service, Value, json, syscall};
 
 /// Most results of a search unless `--limit` says otherwise.
 const DEFAULT_LIMIT: usize = 20;
@@ -26,7 +26,7 @@ impl Service for Discovery {
         Ok(Registration::hooks(["skill.discovery.resolve"]))
     }
 
-    fn transform(hook: &str, input: &Value, output: Value) -> Result<Value, String> {
+    fn transform(hook: &str, input: &Input, output: Value) -> Result<Value, String> {
         if hook != "skill.discovery.resolve" {
             return Ok(output);
         }

@@ -4,7 +4,7 @@
 //! ([`Service::admit_json`]): a typed, borrowed parse of `args.command` that
 //! skips everything else, instead of two `Value` trees per call.
 
-use aos_sdk::{Owner, Registration, Service, Value, Verdict};
+use aos_sdk::{Input, Owner, Registration, Service, Value, Verdict};
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -48,13 +48,13 @@ impl Service for Guard {
         Ok(Registration::hooks(["tool.before"]))
     }
 
-    fn admit_json(_hook: &str, _input: &str, output: &str) -> Option<Verdict> {
+    fn admit_json(_hook: &str, _input: &Input, output: &str) -> Option<Verdict> {
         // Output of another shape: let `admit` look at it as a `Value`.
         let out: Output<'_> = serde_json::from_str(output).ok()?;
         Some(check(out.args.command.as_deref().unwrap_or("")))
     }
 
-    fn admit(_hook: &str, _input: &Value, output: Value) -> Verdict {
+    fn admit(_hook: &str, _input: &Input, output: Value) -> Verdict {
         check(output["args"]["command"].as_str().unwrap_or(""))
     }
 }
@@ -66,7 +66,7 @@ mod tests {
     use super::*;
 
     fn verdict(output: &str) -> Option<Verdict> {
-        Guard::admit_json("tool.before", "{}", output)
+        Guard::admit_json("tool.before", &Input::from(Value::Null), output)
     }
 
     #[test]
@@ -103,7 +103,7 @@ mod tests {
         assert!(matches!(
             Guard::admit(
                 "tool.before",
-                &Value::Null,
+                &Input::from(Value::Null),
                 serde_json::json!({"args":{"command":"DROP TABLE x"}})
             ),
             Verdict::Reject(_)
