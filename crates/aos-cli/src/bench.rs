@@ -243,15 +243,15 @@ async fn hook_times(k: &Kernel, n: usize) -> Result<Vec<Duration>> {
         agent_id: Some("ag_bench"),
         session_id: Some("se_bench"),
     };
-    // Each call gets its own output, made just before the timing (as the
-    // kernel makes a hook's payload right before the call; a copy made long
-    // before would be cold in the cache): the figure is the hook round trip,
-    // not the bench's copying.
+    // Each call gets its own input and output, made just before the timing
+    // and handed over (as the kernel makes a hook's payload right before the
+    // call; a copy made long before would be cold in the cache): the figure
+    // is the hook round trip, not the bench's copying.
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let o = output.clone();
+        let (i, o) = (input.clone(), output.clone());
         let t = Instant::now();
-        let answer = k.hooks().admit("tool.before", scope, &input, o).await;
+        let answer = k.hooks().admit("tool.before", scope, i, o).await;
         out.push(t.elapsed());
         answer.map_err(|e| anyhow!("{e}"))?;
     }

@@ -22,7 +22,7 @@
 
 use crate::EventBus;
 use crate::services::{
-    AdmitReply, CallFault, HandlerList, ServiceEntry, ServiceState, ServiceTable,
+    AdmitReply, CallFault, HandlerList, HookInput, ServiceEntry, ServiceState, ServiceTable,
 };
 use aos_store::{NewLogEntry, Store};
 use aos_types::{ErrorCode, SyscallError};
@@ -103,11 +103,13 @@ impl HookEngine {
 
     /// Runs the admission chain of `hook`. Returns the (possibly rewritten)
     /// `output`, or `hook.rejected` naming the hook, the skill and the reason.
+    /// `input` is a `&Value`, or a `Value` handed over, which is then written
+    /// as JSON only if a handler reads it ([`HookInput`]).
     pub async fn admit(
         &self,
         hook: &str,
         scope: HookScope<'_>,
-        input: &Value,
+        input: impl Into<HookInput>,
         mut output: Value,
     ) -> Result<Value, SyscallError> {
         debug_assert!(aos_types::hook_point(hook).is_some(), "{hook}");
@@ -115,7 +117,7 @@ impl HookEngine {
         if handlers.is_empty() {
             return Ok(output);
         }
-        let input = Arc::new(json_text(input));
+        let input = input.into();
         for h in handlers {
             let call = h
                 .instance
@@ -154,7 +156,7 @@ impl HookEngine {
         &self,
         hook: &str,
         scope: HookScope<'_>,
-        input: &Value,
+        input: impl Into<HookInput>,
         output: Value,
     ) -> Value {
         self.transform_by(hook, scope, input, output).await.0
@@ -166,7 +168,7 @@ impl HookEngine {
         &self,
         hook: &str,
         scope: HookScope<'_>,
-        input: &Value,
+        input: impl Into<HookInput>,
         mut output: Value,
     ) -> (Value, Option<String>) {
         debug_assert!(aos_types::hook_point(hook).is_some(), "{hook}");
@@ -178,10 +180,10 @@ impl HookEngine {
         if ALGORITHM_HOOKS.contains(&hook) {
             handlers.drain(..handlers.len() - 1);
         }
-        let input_text = Arc::new(json_text(input));
+        let input = input.into();
         for h in handlers {
             // On failure the data passes through unchanged.
-            if let Some(v) = self.call_one(&h, hook, &input_text, &output).await {
+            if let Some(v) = self.call_one(&h, hook, &input, &output).await {
                 output = v;
                 by = Some(h.skill_name.clone());
             }
@@ -197,13 +199,12 @@ impl HookEngine {
         &self,
         hook: &str,
         scope: HookScope<'_>,
-        input: &Value,
+        input: impl Into<HookInput>,
         output: &Value,
     ) -> Option<T> {
         debug_assert!(ALGORITHM_HOOKS.contains(&hook), "{hook}");
         let h = callable(&self.table, hook, scope).pop()?;
-        self.call_one(&h, hook, &Arc::new(json_text(input)), output)
-            .await
+        self.call_one(&h, hook, &input.into(), output).await
     }
 
     /// One transform call read as `T`; records its success or failure.
@@ -211,7 +212,7 @@ impl HookEngine {
         &self,
         h: &Arc<ServiceEntry>,
         hook: &str,
-        input: &Arc<String>,
+        input: &HookInput,
         output: &Value,
     ) -> Option<T> {
         let call = h
@@ -320,21 +321,22 @@ impl HookEngine {
 }
 
 /// Awaits a call into `h`, abandoning it after its deadline plus [`GRACE`]
-/// from its start. A call that answers in its first poll (a WASM handler
-/// making no syscall: its runtime's own deadline bounds that poll) needs no
-/// timer, and gets none.
+/// from its first wait. A call that answers in its first poll (a WASM
+/// handler making no syscall: its runtime's own deadline bounds that poll)
+/// needs no timer, and gets none — nor a reading of the clock. A call that
+/// waits (a UDS service at once; a WASM handler in a syscall, after at most
+/// its own deadline of running) is bounded from there.
 async fn bounded<T>(
     h: &ServiceEntry,
     call: impl std::future::Future<Output = Result<T, CallFault>>,
 ) -> Result<T, CallFault> {
     use std::task::Poll;
-    let deadline = tokio::time::Instant::now() + h.timeout + GRACE;
     let mut call = std::pin::pin!(call);
     let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
     if let Poll::Ready(answer) = first {
         return answer;
     }
-    tokio::time::timeout_at(deadline, call)
+    tokio::time::timeout(h.timeout + GRACE, call)
         .await
         .unwrap_or(Err(CallFault::Timeout(h.timeout)))
 }

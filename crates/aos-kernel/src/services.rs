@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 /// Who a service instance runs for.
@@ -145,18 +145,65 @@ pub enum CallFault {
     Gone(String),
 }
 
+/// The `input` of a hook call: shared by every handler of its chain, and
+/// written as JSON text at most once, when a handler's runtime first needs
+/// it — a chain of 0.2.0 components that never read their input never has
+/// it written. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HookInput(Arc<InputText>);
+
+#[derive(Debug)]
+struct InputText {
+    /// The value, when the caller handed it over (written lazily).
+    value: Option<Value>,
+    text: OnceLock<String>,
+}
+
+impl HookInput {
+    /// The input as JSON text.
+    pub fn text(&self) -> &String {
+        self.0.text.get_or_init(|| {
+            self.0
+                .value
+                .as_ref()
+                .map(|v| serde_json::to_string(v).unwrap_or_default())
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// An input handed over: written only if a handler needs its text.
+impl From<Value> for HookInput {
+    fn from(value: Value) -> HookInput {
+        HookInput(Arc::new(InputText {
+            value: Some(value),
+            text: OnceLock::new(),
+        }))
+    }
+}
+
+/// A borrowed input: written now (a copy of the value would cost more).
+impl From<&Value> for HookInput {
+    fn from(value: &Value) -> HookInput {
+        HookInput(Arc::new(InputText {
+            value: None,
+            text: OnceLock::from(serde_json::to_string(value).unwrap_or_default()),
+        }))
+    }
+}
+
 /// A running service instance. Calls into one instance are serialised by the
 /// runtime; different instances run in parallel.
 pub trait ServiceInstance: Send + Sync {
     /// What `init` registered.
     fn registration(&self) -> Registration;
-    /// An admission hook. `input` is the call's input as JSON text, shared
-    /// by every handler of the chain (a WASM 0.2.0 component receives it
-    /// only if it asks); `output` is the output so far.
+    /// An admission hook. `input` is the call's input, shared by every
+    /// handler of the chain (a WASM 0.2.0 component receives it only if it
+    /// asks); `output` is the output so far, as JSON text.
     fn admit<'a>(
         &'a self,
         hook: &'a str,
-        input: Arc<String>,
+        input: HookInput,
         output: String,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<AdmitReply, CallFault>>;
@@ -164,7 +211,7 @@ pub trait ServiceInstance: Send + Sync {
     fn transform<'a>(
         &'a self,
         hook: &'a str,
-        input: Arc<String>,
+        input: HookInput,
         output: String,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, CallFault>>;
@@ -472,5 +519,24 @@ pub fn may_register(owner: &ServiceOwner, hook: &aos_types::HookPoint) -> bool {
         (ServiceOwner::Session(_), Transform) => ["session.", "tool.", "compute.", "context."]
             .iter()
             .any(|p| hook.name.starts_with(p)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hook_input_is_written_once_whether_handed_over_or_borrowed() {
+        let v = serde_json::json!({"sessionId": "se_1", "n": 2});
+        let lazy = HookInput::from(v.clone());
+        assert!(lazy.0.text.get().is_none(), "not written before it is read");
+        let shared = lazy.clone();
+        assert_eq!(lazy.text(), r#"{"n":2,"sessionId":"se_1"}"#);
+        assert!(
+            std::ptr::eq(lazy.text(), shared.text()),
+            "written once, shared"
+        );
+        assert_eq!(HookInput::from(&v).text(), lazy.text());
     }
 }

@@ -7,8 +7,8 @@ use crate::conn::Conn;
 use crate::process::{self, Launch};
 use crate::protocol;
 use aos_kernel::services::{
-    AdmitReply, CallFault, InvokeReply, Registration, ServiceDriver, ServiceInstance, ServiceOwner,
-    ServiceStart,
+    AdmitReply, CallFault, HookInput, InvokeReply, Registration, ServiceDriver, ServiceInstance,
+    ServiceOwner, ServiceStart,
 };
 use aos_manifest::ServiceKind;
 use futures::future::BoxFuture;
@@ -279,12 +279,12 @@ impl ServiceInstance for UdsInstance {
     fn admit<'a>(
         &'a self,
         hook: &'a str,
-        input: Arc<String>,
+        input: HookInput,
         output: String,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<AdmitReply, CallFault>> {
         Box::pin(async move {
-            let v = self.hook(hook, &input, &output, timeout).await?;
+            let v = self.hook(hook, input.text(), &output, timeout).await?;
             Ok(protocol::admit_reply(v, &self.conn.skill))
         })
     }
@@ -292,12 +292,12 @@ impl ServiceInstance for UdsInstance {
     fn transform<'a>(
         &'a self,
         hook: &'a str,
-        input: Arc<String>,
+        input: HookInput,
         output: String,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, CallFault>> {
         Box::pin(async move {
-            let v = self.hook(hook, &input, &output, timeout).await?;
+            let v = self.hook(hook, input.text(), &output, timeout).await?;
             Ok(protocol::transform_reply(v).unwrap_or(output))
         })
     }

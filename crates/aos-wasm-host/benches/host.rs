@@ -70,15 +70,16 @@ fn hook_round_trip(c: &mut Criterion) {
         agent_id: Some("ag_b"),
         session_id: Some("se_b"),
     };
-    // Each call gets its own output, copied right before the call (as the
-    // kernel builds a payload right before its hook call): copies made in a
-    // batch ahead of the timing are cold in the cache by their turn and
-    // made writing them out look several times slower. The copy is in both
-    // figures; `wasm_guard - no_handler` is the handler's cost.
+    // Each call gets its own input and output, copied right before the call
+    // and handed over (as the kernel builds a payload right before its hook
+    // call): copies made in a batch ahead of the timing are cold in the
+    // cache by their turn and made writing them out look several times
+    // slower. The copies are in every figure; `wasm_guard - no_handler` is
+    // the handler's cost.
     let round_trip = |b: &mut criterion::Bencher<'_>| {
         b.to_async(&rt).iter(|| async {
             k.hooks()
-                .admit("tool.before", scope, &input, output.clone())
+                .admit("tool.before", scope, input.clone(), output.clone())
                 .await
                 .expect("allow")
         });

@@ -6,13 +6,12 @@ use crate::host::TICK;
 use crate::state::HostState;
 use crate::world::{Call, Exports, HookCall, Pre, Reply};
 use aos_kernel::services::{
-    AdmitReply, CallFault, InvokeReply, Registration, ServiceInstance, ServiceStart,
+    AdmitReply, CallFault, HookInput, InvokeReply, Registration, ServiceInstance, ServiceStart,
 };
 use futures::future::BoxFuture;
 use futures::lock::Mutex;
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -205,7 +204,7 @@ impl WasmService {
     fn hook_call<'a>(
         &self,
         hook: &'a str,
-        input: Arc<String>,
+        input: HookInput,
         output: &'a String,
     ) -> Result<HookCall<'a>, CallFault> {
         let index = position(&self.registration.hooks, hook)?;
@@ -250,7 +249,7 @@ impl ServiceInstance for WasmService {
     fn admit<'a>(
         &'a self,
         hook: &'a str,
-        input: Arc<String>,
+        input: HookInput,
         output: String,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<AdmitReply, CallFault>> {
@@ -266,7 +265,7 @@ impl ServiceInstance for WasmService {
     fn transform<'a>(
         &'a self,
         hook: &'a str,
-        input: Arc<String>,
+        input: HookInput,
         output: String,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, CallFault>> {

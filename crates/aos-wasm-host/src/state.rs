@@ -1,7 +1,7 @@
 //! The per-instance store data and the host side of the imports, shared by
 //! every version of the world (each version's module converts its types).
 
-use aos_kernel::services::SyscallPort;
+use aos_kernel::services::{HookInput, SyscallPort};
 use aos_types::{Data, ErrorCode, SyscallError};
 use std::sync::Arc;
 use wasmtime::StoreLimits;
@@ -22,7 +22,7 @@ pub(crate) struct HostState {
     pub caller: Option<String>,
     /// The input of the hook call in progress (JSON), while an `admit` or
     /// `transform` of a 0.2.0 component runs.
-    pub input: Option<Arc<String>>,
+    pub input: Option<HookInput>,
 }
 
 impl HostState {
@@ -95,9 +95,8 @@ impl HostState {
     /// progress, `null` outside one.
     pub(crate) fn hook_input(&self) -> String {
         self.input
-            .as_deref()
-            .map_or("null", String::as_str)
-            .to_string()
+            .as_ref()
+            .map_or_else(|| "null".to_string(), |i| i.text().clone())
     }
 
     /// The `log` import of every version: one line to the daemon's logs,

@@ -49,14 +49,16 @@ pub(crate) async fn call(
             }))
         }
         Call::Admit(c) => {
-            let v = svc.call_admit(store, c.hook, &c.input, c.output).await?;
+            let v = svc
+                .call_admit(store, c.hook, c.input.text(), c.output)
+                .await?;
             Reply::Admit(match v {
                 types::Verdict::Allow(v) => AdmitReply::Allow(v),
                 types::Verdict::Reject(r) => AdmitReply::Reject(r),
             })
         }
         Call::Transform(c) => Reply::Transform(
-            svc.call_transform(store, c.hook, &c.input, c.output)
+            svc.call_transform(store, c.hook, c.input.text(), c.output)
                 .await?,
         ),
         Call::Event { name, payload, .. } => {

@@ -7,8 +7,7 @@
 
 use crate::state::HostState;
 use crate::{v0_1, v0_2};
-use aos_kernel::services::{AdmitReply, InvokeReply, Registration, ServiceOwner};
-use std::sync::Arc;
+use aos_kernel::services::{AdmitReply, HookInput, InvokeReply, Registration, ServiceOwner};
 use wasmtime::component::{InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
@@ -42,7 +41,7 @@ pub(crate) struct HookCall<'a> {
     pub hook: &'a str,
     /// Its index in the registration's `hooks`, for 0.2.0 on.
     pub index: u32,
-    pub input: Arc<String>,
+    pub input: HookInput,
     pub output: &'a String,
 }
 

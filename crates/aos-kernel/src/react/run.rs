@@ -478,7 +478,7 @@ impl Turn<'_> {
         let mut before = ids.clone();
         before["lastSeq"] = json!(self.last_seq);
         hooks
-            .admit("compute.before", self.scope(), &before, json!({}))
+            .admit("compute.before", self.scope(), before, json!({}))
             .await?;
         let mut wire = Vec::with_capacity(messages.len() + 1);
         if let Some(s) = system["system"].as_str().filter(|s| !s.is_empty()) {
@@ -593,7 +593,7 @@ impl Turn<'_> {
             .admit(
                 "tool.before",
                 self.scope(),
-                &before_in,
+                before_in,
                 json!({ "args": args }),
             )
             .await
@@ -656,7 +656,7 @@ impl Turn<'_> {
             .transform(
                 "tool.after",
                 self.scope(),
-                &after_in,
+                after_in,
                 json!({ "result": raw }),
             )
             .await;

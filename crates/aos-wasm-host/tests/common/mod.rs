@@ -117,12 +117,14 @@ impl Env {
             agent_id: agent,
             session_id: session,
         };
+        // Handed over, as the kernel's hot hooks do: written as JSON only if
+        // a handler reads it (the UDS tests pass theirs borrowed).
         self.k
             .hooks()
             .admit(
                 hook,
                 scope,
-                &json!({"sessionId": session, "agentId": agent}),
+                json!({"sessionId": session, "agentId": agent}),
                 output,
             )
             .await
