@@ -5,6 +5,7 @@ use std::path::Path;
 const GUESTS: &[(&str, &str)] = &[
     ("TEST_GUEST", "aos-test-guest"),
     ("TEST_GUEST_V0_1", "aos-test-guest-v0-1"),
+    ("TEST_GUEST_DIRECT", "aos-test-guest-direct"),
     ("MY_GUARD", "my-guard"),
     ("AOS_CONTEXT", "aos-context"),
     ("AOS_SKILL", "aos-skill"),
@@ -20,6 +21,7 @@ fn main() {
         &[
             "crates/aos-test-guest/src",
             "crates/aos-test-guest-v0-1/src",
+            "crates/aos-test-guest-direct/src",
             "crates/aos-sdk/src",
             "skills/my-guard/src",
             "skills/aos-context/src",

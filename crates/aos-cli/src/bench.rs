@@ -214,6 +214,7 @@ fn wasm_host(tmp: &Path) -> Result<WasmHost> {
     WasmHost::new(WasmHostConfig {
         cache_dir: tmp.join("cache"),
         pooling: false,
+        direct_calls: true,
     })
     .map_err(|e| anyhow!("{e:#}"))
 }
@@ -266,6 +267,7 @@ fn load_times(path: &Path, tmp: &Path, rounds: usize) -> Result<(Duration, Durat
         let host = WasmHost::new(WasmHostConfig {
             cache_dir: cache.clone(),
             pooling: false,
+            direct_calls: true,
         })
         .map_err(|e| anyhow!("{e:#}"))?;
         let t = Instant::now();

@@ -238,6 +238,11 @@ pub trait ServiceInstance: Send + Sync {
     fn pid(&self) -> Option<u32> {
         None
     }
+    /// How the runtime runs it (for a WASM component: the interface version
+    /// it was bound to and how calls reach it), shown by `service.list`.
+    fn runtime(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// The result of a command.
@@ -391,6 +396,7 @@ impl ServiceEntry {
             "calls": self.calls.load(Ordering::Relaxed),
             "consecutiveFailures": self.failures.load(Ordering::Relaxed),
             "pid": self.instance.pid(),
+            "runtime": self.instance.runtime(),
             "restarts": self.restarts,
         })
     }

@@ -23,7 +23,7 @@ fn guard() -> &'static Path {
     Path::new(aos_test_artifacts::MY_GUARD)
 }
 
-fn kernel(rt: &tokio::runtime::Runtime, dir: &Path) -> Kernel {
+fn kernel(rt: &tokio::runtime::Runtime, dir: &Path, direct_calls: bool) -> Kernel {
     rt.block_on(async {
         let root = dir.join("skills");
         std::fs::create_dir_all(root.join("my-guard")).expect("mkdir");
@@ -43,7 +43,7 @@ fn kernel(rt: &tokio::runtime::Runtime, dir: &Path) -> Kernel {
         )
         .expect("write");
         let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", dir.display())).await.expect("store");
-        let host = WasmHost::new(WasmHostConfig { cache_dir: dir.join("cache"), pooling: false }).expect("host");
+        let host = WasmHost::new(WasmHostConfig { cache_dir: dir.join("cache"), pooling: false, direct_calls }).expect("host");
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
         let config = KernelConfig {
             home: dir.to_path_buf(),
@@ -63,7 +63,7 @@ fn kernel(rt: &tokio::runtime::Runtime, dir: &Path) -> Kernel {
 fn hook_round_trip(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("rt");
     let tmp = tempfile::tempdir().expect("tmp");
-    let k = kernel(&rt, tmp.path());
+    let k = kernel(&rt, tmp.path(), true);
     let input = json!({"toolCallId": "call_1", "agentId": "ag_b", "sessionId": "se_b"});
     let output = json!({"args": {"command": "ls -la /tmp", "timeoutMs": 10000}});
     let scope = HookScope {
@@ -76,26 +76,53 @@ fn hook_round_trip(c: &mut Criterion) {
     // cache by their turn and made writing them out look several times
     // slower. The copies are in every figure; `wasm_guard - no_handler` is
     // the handler's cost.
-    let round_trip = |b: &mut criterion::Bencher<'_>| {
-        b.to_async(&rt).iter(|| async {
-            k.hooks()
-                .admit("tool.before", scope, input.clone(), output.clone())
-                .await
-                .expect("allow")
-        });
-    };
+    let round_trip = |k| admit_bench(&rt, k, scope, &input, &output);
     let mut g = c.benchmark_group("hook_round_trip/tool.before");
-    g.bench_function(BenchmarkId::from_parameter("no_handler"), round_trip);
+    g.bench_function(BenchmarkId::from_parameter("no_handler"), round_trip(&k));
     let started = call(&rt, &k, json!({"op": "skill.start", "name": "my-guard"}));
-    g.bench_function(BenchmarkId::from_parameter("wasm_guard"), round_trip);
+    g.bench_function(BenchmarkId::from_parameter("wasm_guard"), round_trip(&k));
+    // The same guard called on a fiber, as every component was before
+    // direct calls (and as one that can wait still is).
+    let fiber_dir = tempfile::tempdir().expect("tmp");
+    let fiber = kernel(&rt, fiber_dir.path(), false);
+    call(
+        &rt,
+        &fiber,
+        json!({"op": "skill.start", "name": "my-guard"}),
+    );
+    g.bench_function(
+        BenchmarkId::from_parameter("wasm_guard_fiber"),
+        round_trip(&fiber),
+    );
     call(
         &rt,
         &k,
         json!({"op": "skill.stop", "instanceId": started["instanceId"]}),
     );
     call(&rt, &k, json!({"op": "skill.start", "name": "guard-v0-1"}));
-    g.bench_function(BenchmarkId::from_parameter("wasm_guard_v0_1"), round_trip);
+    g.bench_function(
+        BenchmarkId::from_parameter("wasm_guard_v0_1"),
+        round_trip(&k),
+    );
     g.finish();
+}
+
+/// `tool.before` admitted by `k`, each call on copies of `input` and `output`.
+fn admit_bench<'a>(
+    rt: &'a tokio::runtime::Runtime,
+    k: &'a Kernel,
+    scope: HookScope<'a>,
+    input: &'a serde_json::Value,
+    output: &'a serde_json::Value,
+) -> impl FnMut(&mut criterion::Bencher<'_>) + 'a {
+    move |b| {
+        b.to_async(rt).iter(|| async {
+            k.hooks()
+                .admit("tool.before", scope, input.clone(), output.clone())
+                .await
+                .expect("allow")
+        });
+    }
 }
 
 /// Runs a syscall as the operator; its `data`.
@@ -116,6 +143,7 @@ fn instantiation(c: &mut Criterion) {
         let host = WasmHost::new(WasmHostConfig {
             cache_dir: tmp.path().join("cache"),
             pooling,
+            direct_calls: true,
         })
         .expect("host");
         let name = if pooling { "pooling" } else { "on_demand" };
@@ -146,6 +174,7 @@ fn loading(c: &mut Criterion) {
                 let host = WasmHost::new(WasmHostConfig {
                     cache_dir: dir.path().to_path_buf(),
                     pooling: false,
+                    direct_calls: true,
                 })
                 .expect("host");
                 (dir, host)
@@ -157,6 +186,7 @@ fn loading(c: &mut Criterion) {
     let host = WasmHost::new(WasmHostConfig {
         cache_dir: tmp.path().join("warm"),
         pooling: false,
+        direct_calls: true,
     })
     .expect("host");
     host.load(guard()).expect("prime");

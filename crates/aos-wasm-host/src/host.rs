@@ -26,6 +26,10 @@ pub struct WasmHostConfig {
     /// Use the pooling instance allocator (faster instantiation, reserves
     /// address space up front).
     pub pooling: bool,
+    /// Call a component that imports nothing that can wait directly, on
+    /// the caller's stack; when off, every component is called on a fiber
+    /// of its own (`AOS_WASM_DIRECT=0` in the daemon; benchmarks compare).
+    pub direct_calls: bool,
 }
 
 /// The skill host. Cheap to clone.
@@ -44,10 +48,13 @@ struct Inner {
     cache_dir: PathBuf,
 }
 
-/// An engine, its linker and its pre-instantiated components.
+/// An engine, its linkers and its pre-instantiated components.
 struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
+    /// The same imports for components called directly (`direct.rs`),
+    /// unless direct calls are off.
+    direct: Option<Linker<HostState>>,
     /// Pre-instantiated components by content key.
     pres: Mutex<HashMap<String, Pre>>,
 }
@@ -76,9 +83,17 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         world::add_to_linker(&mut linker)?;
+        let direct = if cfg.direct_calls {
+            let mut direct = linker.clone();
+            crate::direct::add_to_linker(&mut direct)?;
+            Some(direct)
+        } else {
+            None
+        };
         Ok(Runtime {
             engine,
             linker,
+            direct,
             pres: Mutex::new(HashMap::new()),
         })
     }
@@ -120,7 +135,12 @@ impl WasmHost {
         }
         let (component, origin) =
             cache::load_bytes(&rt.engine, &self.inner.cache_dir, &bytes, &key)?;
-        let pre = Pre::new(rt.linker.instantiate_pre(&component)?, &rt.engine)?;
+        let pre = match &rt.direct {
+            Some(direct) if !crate::direct::can_wait(&component, &rt.engine) => {
+                Pre::new(direct.instantiate_pre(&component)?, &rt.engine, true)?
+            }
+            _ => Pre::new(rt.linker.instantiate_pre(&component)?, &rt.engine, false)?,
+        };
         if let Ok(mut m) = rt.pres.lock() {
             m.insert(key, pre.clone());
         }

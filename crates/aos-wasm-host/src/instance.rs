@@ -47,6 +47,9 @@ pub(crate) struct WasmService {
     registration: Registration,
     /// The service's configuration, as the JSON text `init` gets.
     config: String,
+    /// How calls reach the instance (`direct` or `fiber`, set at start; a
+    /// revived instance is made the same way).
+    calls: &'static str,
     closed: AtomicBool,
 }
 
@@ -77,14 +80,19 @@ impl WasmService {
             spec,
             live: Mutex::new(None),
             registration: Registration::default(),
+            calls: "fiber",
             closed: AtomicBool::new(false),
         };
         let timeout = svc.timeout();
         match svc.run(svc.init(), timeout).await {
-            Ok(Reply::Init(Ok(registration))) => Ok(WasmService {
-                registration,
-                ..svc
-            }),
+            Ok(Reply::Init(Ok(registration))) => {
+                let calls = svc.live.lock().await.as_ref().map(|l| l.exports.calls());
+                Ok(WasmService {
+                    registration,
+                    calls: calls.unwrap_or(svc.calls),
+                    ..svc
+                })
+            }
             Ok(Reply::Init(Err(msg))) => Err(format!("init refused: {msg}")),
             Ok(_) => Err("init answered out of turn".into()),
             Err(fault) => Err(format!("init failed: {fault}")),
@@ -244,6 +252,13 @@ fn unexpected() -> CallFault {
 impl ServiceInstance for WasmService {
     fn registration(&self) -> Registration {
         self.registration.clone()
+    }
+
+    fn runtime(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "interface": format!("aos:kernel@{}", self.spec.pre.version()),
+            "calls": self.calls,
+        }))
     }
 
     fn admit<'a>(

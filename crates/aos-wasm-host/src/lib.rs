@@ -5,7 +5,9 @@
 //!   cached on disk under `$AOS_HOME/cache`, keyed by their content hash and
 //!   the engine's configuration; instances come from a pre-instantiated
 //!   [`InstancePre`](wasmtime::component::InstancePre).
-//! - One instance per running service; calls into it are serialised.
+//! - One instance per running service; calls into it are serialised. A
+//!   component that imports nothing that can wait is called directly on
+//!   the caller's stack; any other on a fiber of its own.
 //! - Deny by default: the filesystem is only the preopened directories of
 //!   `capabilities.fs`, the network only the `capabilities.net` addresses,
 //!   the environment only the `capabilities.env` names; syscalls are checked
@@ -20,6 +22,7 @@
 
 mod cache;
 mod caps;
+mod direct;
 mod host;
 mod instance;
 mod state;

@@ -6,6 +6,11 @@
 //! The `syscall` import is async (it awaits the kernel), the others answer
 //! at once; all are trappable: the outer `wasmtime::Result` is a trap, the
 //! inner `Result` is the error the guest sees.
+//!
+//! A component that imports nothing that can wait (no `syscall`; see
+//! `direct.rs`) is called directly, on the caller's stack
+//! ([`call_direct`]); any other on a fiber of its own ([`call`]), so an
+//! import can wait without blocking the thread.
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -20,9 +25,27 @@ mod generated {
     });
 }
 
+/// The same world with direct (synchronous) calls into its exports; the
+/// imports and types are those of [`generated`].
+mod direct {
+    wasmtime::component::bindgen!({
+        path: "../../wit/v0.2",
+        world: "skill-service",
+        with: {
+            "aos:kernel/types": super::generated::aos::kernel::types,
+            "aos:kernel/syscall": super::generated::aos::kernel::syscall,
+            "aos:kernel/hook": super::generated::aos::kernel::hook,
+            "aos:kernel/log": super::generated::aos::kernel::log,
+        },
+        // The imports are `generated`'s, whose `syscall` is async.
+        require_store_data_send: true,
+    });
+}
+
 use crate::state::HostState;
 use crate::world::{Call, Reply};
 use aos_kernel::services::{AdmitReply, InvokeReply, Registration, ServiceOwner};
+pub(crate) use direct::SkillService as DirectService;
 use generated::aos::kernel::{hook, log, syscall, types};
 pub(crate) use generated::{SkillService, SkillServicePre};
 use wasmtime::Store;
@@ -36,8 +59,19 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     SkillService::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
 }
 
-/// Runs `call` on the exports of a 0.2.0 component. A hook's input is in
-/// the store for the length of the call.
+/// Instantiates `pre` for direct calls (`Pre::V0_2Direct`: nothing it
+/// imports can wait; wasmtime refuses a synchronous instantiation
+/// otherwise).
+pub(crate) fn instantiate_direct(
+    pre: &SkillServicePre<HostState>,
+    store: &mut Store<HostState>,
+) -> wasmtime::Result<DirectService> {
+    let instance = pre.instance_pre().instantiate(&mut *store)?;
+    DirectService::new(store, &instance)
+}
+
+/// Runs `call` on the exports of a 0.2.0 component, on a fiber. A hook's
+/// input is in the store for the length of the call.
 pub(crate) async fn call(
     b: &SkillService,
     store: &mut Store<HostState>,
@@ -46,21 +80,13 @@ pub(crate) async fn call(
     let svc = b.aos_kernel_service();
     Ok(match call {
         Call::Init { owner, config } => {
-            let r = svc.call_init(store, &owner_of(owner), config).await?;
-            Reply::Init(r.map(|r| Registration {
-                hooks: r.hooks,
-                events: r.events,
-            }))
+            registration(svc.call_init(store, &owner_of(owner), config).await?)
         }
         Call::Admit(c) => {
             store.data_mut().input = Some(c.input);
             let v = svc.call_admit(&mut *store, c.index, c.output).await;
             store.data_mut().input = None;
-            let v = v?;
-            Reply::Admit(match v {
-                types::Verdict::Allow(v) => AdmitReply::Allow(v),
-                types::Verdict::Reject(r) => AdmitReply::Reject(r),
-            })
+            verdict(v?)
         }
         Call::Transform(c) => {
             store.data_mut().input = Some(c.input);
@@ -73,18 +99,71 @@ pub(crate) async fn call(
             Reply::Event
         }
         Call::Invoke { args, stdin, .. } => {
-            let r = svc.call_invoke(store, args, stdin).await?;
-            Reply::Invoke(r.map(|o| InvokeReply {
-                exit_code: o.exit_code,
-                stdout: o.stdout,
-                stderr: o.stderr,
-            }))
+            invoke_reply(svc.call_invoke(store, args, stdin).await?)
         }
         Call::Shutdown => {
             svc.call_shutdown(store).await?;
             Reply::Shutdown
         }
     })
+}
+
+/// [`call`], made directly on the caller's stack (no fiber): for a
+/// component instantiated by [`instantiate_direct`].
+pub(crate) fn call_direct(
+    b: &DirectService,
+    store: &mut Store<HostState>,
+    call: Call<'_>,
+) -> wasmtime::Result<Reply> {
+    let svc = b.aos_kernel_service();
+    Ok(match call {
+        Call::Init { owner, config } => {
+            registration(svc.call_init(store, &owner_of(owner), config)?)
+        }
+        Call::Admit(c) => {
+            store.data_mut().input = Some(c.input);
+            let v = svc.call_admit(&mut *store, c.index, c.output);
+            store.data_mut().input = None;
+            verdict(v?)
+        }
+        Call::Transform(c) => {
+            store.data_mut().input = Some(c.input);
+            let r = svc.call_transform(&mut *store, c.index, c.output);
+            store.data_mut().input = None;
+            Reply::Transform(r?)
+        }
+        Call::Event { index, payload, .. } => {
+            svc.call_on_event(store, index, payload)?;
+            Reply::Event
+        }
+        Call::Invoke { args, stdin, .. } => invoke_reply(svc.call_invoke(store, args, stdin)?),
+        Call::Shutdown => {
+            svc.call_shutdown(store)?;
+            Reply::Shutdown
+        }
+    })
+}
+
+fn registration(r: Result<types::Registration, String>) -> Reply {
+    Reply::Init(r.map(|r| Registration {
+        hooks: r.hooks,
+        events: r.events,
+    }))
+}
+
+fn verdict(v: types::Verdict) -> Reply {
+    Reply::Admit(match v {
+        types::Verdict::Allow(v) => AdmitReply::Allow(v),
+        types::Verdict::Reject(r) => AdmitReply::Reject(r),
+    })
+}
+
+fn invoke_reply(r: Result<types::InvokeOutput, String>) -> Reply {
+    Reply::Invoke(r.map(|o| InvokeReply {
+        exit_code: o.exit_code,
+        stdout: o.stdout,
+        stderr: o.stderr,
+    }))
 }
 
 fn owner_of(owner: &ServiceOwner) -> types::Owner {

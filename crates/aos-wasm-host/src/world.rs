@@ -66,17 +66,29 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 pub(crate) enum Pre {
     V0_1(v0_1::SkillServicePre<HostState>),
     V0_2(v0_2::SkillServicePre<HostState>),
+    /// A 0.2.0 component that imports nothing that can wait, linked for
+    /// direct calls (`direct.rs`).
+    V0_2Direct(v0_2::SkillServicePre<HostState>),
 }
 
 /// A live instance's exports.
 pub(crate) enum Exports {
     V0_1(v0_1::SkillService),
     V0_2(v0_2::SkillService),
+    /// A 0.2.0 component that imports nothing that can wait: called
+    /// directly, on the caller's stack.
+    V0_2Direct(v0_2::DirectService),
 }
 
 impl Pre {
-    /// Binds `pre` to the newest version whose `service` it exports.
-    pub(crate) fn new(pre: InstancePre<HostState>, engine: &Engine) -> wasmtime::Result<Pre> {
+    /// Binds `pre` to the newest version whose `service` it exports; a
+    /// 0.2.0 component linked for `direct` calls gets them (0.1.0 ones are
+    /// always called on a fiber).
+    pub(crate) fn new(
+        pre: InstancePre<HostState>,
+        engine: &Engine,
+        direct: bool,
+    ) -> wasmtime::Result<Pre> {
         let exports: Vec<String> = pre
             .component()
             .component_type()
@@ -85,7 +97,12 @@ impl Pre {
             .collect();
         let exported = |version: &str| exports.iter().any(|e| e == &service_export(version));
         if exported(v0_2::VERSION) {
-            Ok(Pre::V0_2(v0_2::SkillServicePre::new(pre)?))
+            let pre = v0_2::SkillServicePre::new(pre)?;
+            Ok(if direct {
+                Pre::V0_2Direct(pre)
+            } else {
+                Pre::V0_2(pre)
+            })
         } else if exported(v0_1::VERSION) {
             Ok(Pre::V0_1(v0_1::SkillServicePre::new(pre)?))
         } else {
@@ -106,17 +123,18 @@ impl Pre {
     pub(crate) fn version(&self) -> &'static str {
         match self {
             Pre::V0_1(_) => v0_1::VERSION,
-            Pre::V0_2(_) => v0_2::VERSION,
+            Pre::V0_2(_) | Pre::V0_2Direct(_) => v0_2::VERSION,
         }
     }
 
     pub(crate) fn engine(&self) -> &Engine {
         match self {
             Pre::V0_1(p) => p.engine(),
-            Pre::V0_2(p) => p.engine(),
+            Pre::V0_2(p) | Pre::V0_2Direct(p) => p.engine(),
         }
     }
 
+    /// Instantiates into `store`.
     pub(crate) async fn instantiate(
         &self,
         store: &mut Store<HostState>,
@@ -124,6 +142,7 @@ impl Pre {
         Ok(match self {
             Pre::V0_1(p) => Exports::V0_1(p.instantiate_async(store).await?),
             Pre::V0_2(p) => Exports::V0_2(p.instantiate_async(store).await?),
+            Pre::V0_2Direct(p) => Exports::V0_2Direct(v0_2::instantiate_direct(p, store)?),
         })
     }
 }
@@ -143,11 +162,23 @@ impl Exports {
         let reply = match self {
             Exports::V0_1(b) => v0_1::call(b, store, call).await,
             Exports::V0_2(b) => v0_2::call(b, store, call).await,
+            Exports::V0_2Direct(b) => v0_2::call_direct(b, store, call),
         };
         if invoke {
             store.data_mut().caller = None;
         }
         reply
+    }
+}
+
+impl Exports {
+    /// How calls reach the instance: `direct` on the caller's stack, or on
+    /// a `fiber` of its own (what an import that waits needs).
+    pub(crate) fn calls(&self) -> &'static str {
+        match self {
+            Exports::V0_2Direct(_) => "direct",
+            Exports::V0_1(_) | Exports::V0_2(_) => "fiber",
+        }
     }
 }
 

@@ -55,6 +55,7 @@ impl Env {
         let host = WasmHost::new(WasmHostConfig {
             cache_dir: home.path().join("cache"),
             pooling: false,
+            direct_calls: true,
         })
         .expect("host");
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
