@@ -119,10 +119,7 @@ impl HookEngine {
         }
         let input = input.into();
         for h in handlers {
-            let call = h
-                .instance
-                .admit(hook, input.clone(), json_text(&output), h.timeout);
-            let result = bounded(&h, call).await;
+            let result = admit_one(&h, hook, &input, json_text(&output)).await;
             // A rewrite must be JSON; anything else counts as a failed handler.
             let result = result.and_then(|reply| match reply {
                 AdmitReply::Allow(Some(text)) => serde_json::from_str::<Value>(&text)
@@ -215,13 +212,12 @@ impl HookEngine {
         input: &HookInput,
         output: &Value,
     ) -> Option<T> {
-        let call = h
-            .instance
-            .transform(hook, input.clone(), json_text(output), h.timeout);
-        let parsed = bounded(h, call).await.and_then(|text| {
-            serde_json::from_str::<T>(&text)
-                .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
-        });
+        let parsed = transform_one(h, hook, input, json_text(output))
+            .await
+            .and_then(|text| {
+                serde_json::from_str::<T>(&text)
+                    .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
+            });
         match parsed {
             Ok(v) => {
                 self.succeeded(h);
@@ -317,6 +313,39 @@ impl HookEngine {
             },
             json!({ "instanceId": h.instance_id, "skillName": h.skill_name, "message": message }),
         );
+    }
+}
+
+/// One admission call into `h`: answered at once if its runtime can, else
+/// awaited within its deadline.
+async fn admit_one(
+    h: &ServiceEntry,
+    hook: &str,
+    input: &HookInput,
+    output: String,
+) -> Result<AdmitReply, CallFault> {
+    match h.instance.admit_now(hook, input, &output, h.timeout) {
+        Some(answer) => answer,
+        None => bounded(h, h.instance.admit(hook, input.clone(), output, h.timeout)).await,
+    }
+}
+
+/// One transform call into `h`, as [`admit_one`].
+async fn transform_one(
+    h: &ServiceEntry,
+    hook: &str,
+    input: &HookInput,
+    output: String,
+) -> Result<String, CallFault> {
+    match h.instance.transform_now(hook, input, &output, h.timeout) {
+        Some(answer) => answer,
+        None => {
+            bounded(
+                h,
+                h.instance.transform(hook, input.clone(), output, h.timeout),
+            )
+            .await
+        }
     }
 }
 

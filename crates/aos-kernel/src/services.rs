@@ -207,6 +207,18 @@ pub trait ServiceInstance: Send + Sync {
         output: String,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<AdmitReply, CallFault>>;
+    /// [`ServiceInstance::admit`] answered at once, without a future, when
+    /// the runtime can (a WASM component called directly, not busy); `None`
+    /// sends the caller to [`ServiceInstance::admit`].
+    fn admit_now(
+        &self,
+        _hook: &str,
+        _input: &HookInput,
+        _output: &String,
+        _timeout: Duration,
+    ) -> Option<Result<AdmitReply, CallFault>> {
+        None
+    }
     /// A transform hook, with the arguments of [`ServiceInstance::admit`].
     fn transform<'a>(
         &'a self,
@@ -215,6 +227,17 @@ pub trait ServiceInstance: Send + Sync {
         output: String,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, CallFault>>;
+    /// [`ServiceInstance::transform`] answered at once, as
+    /// [`ServiceInstance::admit_now`].
+    fn transform_now(
+        &self,
+        _hook: &str,
+        _input: &HookInput,
+        _output: &String,
+        _timeout: Duration,
+    ) -> Option<Result<String, CallFault>> {
+        None
+    }
     /// An event hook.
     fn on_event(
         &self,

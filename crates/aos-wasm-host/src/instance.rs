@@ -181,23 +181,46 @@ impl WasmService {
         let Some(live) = guard.as_mut() else {
             return Err(CallFault::Gone("no instance".into()));
         };
+        self.arm(&mut live.store, timeout);
+        live.busy = true;
+        let reply = live.exports.call(&mut live.store, call).await;
+        settle(&mut guard, reply, timeout)
+    }
+
+    /// Runs a hook call at once, without a future, if the instance is
+    /// called directly (`direct.rs`), live and free; else gives the call
+    /// back (the kernel then makes it through [`WasmService::run`]).
+    fn run_now<'c>(
+        &self,
+        call: Call<'c>,
+        timeout: Duration,
+    ) -> Result<Result<Reply, CallFault>, Call<'c>> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(call);
+        }
+        let Some(mut guard) = self.live.try_lock() else {
+            return Err(call);
+        };
+        let Some(live) = guard.as_mut().filter(|l| !l.busy) else {
+            return Err(call);
+        };
+        let Live { store, exports, .. } = live;
+        let Exports::V0_2Direct(exports) = exports else {
+            return Err(call);
+        };
+        self.arm(store, timeout);
+        // No `busy` mark: a direct call cannot be abandoned half-way.
+        let reply = crate::v0_2::call_direct(exports, store, call);
+        Ok(settle(&mut guard, reply, timeout))
+    }
+
+    /// Sets the deadline and fuel of the next call into `store`.
+    fn arm(&self, store: &mut Store<HostState>, timeout: Duration) {
         arm(
-            &mut live.store,
+            store,
             timeout,
             self.spec.start.skill.capabilities.limits.fuel,
         );
-        live.busy = true;
-        match live.exports.call(&mut live.store, call).await {
-            Ok(reply) => {
-                live.busy = false;
-                Ok(reply)
-            }
-            Err(e) => {
-                // A trapped instance may not be entered again: start afresh next time.
-                *guard = None;
-                Err(classify(&e, timeout))
-            }
-        }
     }
 
     /// The `init` call.
@@ -235,6 +258,27 @@ fn position(names: &[String], name: &str) -> Result<u32, CallFault> {
         .ok_or_else(|| CallFault::Handler(format!("{name} is not in the service's registration")))
 }
 
+/// The outcome of a call into the instance in `guard`: a trapped instance
+/// may not be entered again, and is dropped to start afresh next time.
+fn settle(
+    guard: &mut Option<Live>,
+    reply: wasmtime::Result<Reply>,
+    timeout: Duration,
+) -> Result<Reply, CallFault> {
+    match reply {
+        Ok(reply) => {
+            if let Some(live) = guard.as_mut() {
+                live.busy = false;
+            }
+            Ok(reply)
+        }
+        Err(e) => {
+            *guard = None;
+            Err(classify(&e, timeout))
+        }
+    }
+}
+
 /// Sets the deadline (in epoch ticks) and the fuel for the next call.
 fn arm(store: &mut Store<HostState>, timeout: Duration, fuel: Option<u64>) {
     let ticks = (timeout.as_millis() / TICK.as_millis().max(1)) as u64 + 1;
@@ -242,6 +286,22 @@ fn arm(store: &mut Store<HostState>, timeout: Duration, fuel: Option<u64>) {
     // A skill with a fuel limit runs on the metering engine (see `host.rs`).
     if let Some(f) = fuel {
         let _ = store.set_fuel(f);
+    }
+}
+
+/// An admission call's answer.
+fn admitted(reply: Reply) -> Result<AdmitReply, CallFault> {
+    match reply {
+        Reply::Admit(verdict) => Ok(verdict),
+        _ => Err(unexpected()),
+    }
+}
+
+/// A transform call's answer.
+fn transformed(reply: Reply) -> Result<String, CallFault> {
+    match reply {
+        Reply::Transform(r) => r.map_err(CallFault::Handler),
+        _ => Err(unexpected()),
     }
 }
 
@@ -270,11 +330,23 @@ impl ServiceInstance for WasmService {
     ) -> BoxFuture<'a, Result<AdmitReply, CallFault>> {
         Box::pin(async move {
             let call = Call::Admit(self.hook_call(hook, input, &output)?);
-            match self.run(call, timeout).await? {
-                Reply::Admit(verdict) => Ok(verdict),
-                _ => Err(unexpected()),
-            }
+            admitted(self.run(call, timeout).await?)
         })
+    }
+
+    fn admit_now(
+        &self,
+        hook: &str,
+        input: &HookInput,
+        output: &String,
+        timeout: Duration,
+    ) -> Option<Result<AdmitReply, CallFault>> {
+        let call = match self.hook_call(hook, input.clone(), output) {
+            Ok(c) => Call::Admit(c),
+            Err(fault) => return Some(Err(fault)),
+        };
+        let reply = self.run_now(call, timeout).ok()?;
+        Some(reply.and_then(admitted))
     }
 
     fn transform<'a>(
@@ -286,11 +358,23 @@ impl ServiceInstance for WasmService {
     ) -> BoxFuture<'a, Result<String, CallFault>> {
         Box::pin(async move {
             let call = Call::Transform(self.hook_call(hook, input, &output)?);
-            match self.run(call, timeout).await? {
-                Reply::Transform(r) => r.map_err(CallFault::Handler),
-                _ => Err(unexpected()),
-            }
+            transformed(self.run(call, timeout).await?)
         })
+    }
+
+    fn transform_now(
+        &self,
+        hook: &str,
+        input: &HookInput,
+        output: &String,
+        timeout: Duration,
+    ) -> Option<Result<String, CallFault>> {
+        let call = match self.hook_call(hook, input.clone(), output) {
+            Ok(c) => Call::Transform(c),
+            Err(fault) => return Some(Err(fault)),
+        };
+        let reply = self.run_now(call, timeout).ok()?;
+        Some(reply.and_then(transformed))
     }
 
     fn on_event(

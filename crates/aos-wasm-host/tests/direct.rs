@@ -136,3 +136,32 @@ async fn a_direct_component_that_traps_spins_or_hoards_is_contained_and_revived(
     assert_eq!(s["state"], "running", "{s}");
     assert_eq!(s["runtime"]["calls"], "direct", "{s}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_finds_the_direct_instance_busy_waits_its_turn() {
+    let e = env().await;
+    e.start("direct", "system", json!({})).await;
+    // One call spins until its deadline, holding the instance ...
+    let spinning = {
+        let k = e.k.clone();
+        tokio::spawn(async move {
+            let scope = aos_kernel::hooks::HookScope::default();
+            k.hooks()
+                .admit("tool.before", scope, &json!({}), act("loop"))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // ... the next one cannot run at once: it waits for the instance, which
+    // the deadline frees (and revives), and is then answered.
+    let v = e
+        .admit("tool.before", None, None, act("allow"))
+        .await
+        .expect("answered after the spinning call");
+    assert_eq!(v, act("allow"));
+    let err = spinning
+        .await
+        .expect("join")
+        .expect_err("the spinning call hit its deadline");
+    assert!(err.message.contains("deadline"), "{}", err.message);
+}

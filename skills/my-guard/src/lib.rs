@@ -49,6 +49,14 @@ impl Service for Guard {
     }
 
     fn admit_json(_hook: &str, _input: &Input, output: &str) -> Option<Verdict> {
+        // Most commands are harmless. When no blocked pattern occurs anywhere
+        // in the output's text and the text has no escape (so every string in
+        // it, the command too, is written character for character), the
+        // command holds none either: allowed without parsing (parsing was
+        // most of the guard's time per hook).
+        if !output.contains('\\') && !BLOCKED.iter().any(|p| occurs(output, p)) {
+            return Some(Verdict::Allow);
+        }
         // Output of another shape: let `admit` look at it as a `Value`.
         let out: Output<'_> = serde_json::from_str(output).ok()?;
         Some(check(out.args.command.as_deref().unwrap_or("")))
@@ -67,6 +75,20 @@ mod tests {
 
     fn verdict(output: &str) -> Option<Verdict> {
         Guard::admit_json("tool.before", &Input::from(Value::Null), output)
+    }
+
+    #[test]
+    fn escaped_commands_and_patterns_elsewhere_are_judged_on_the_parsed_command() {
+        // Escapes hide a pattern from a scan of the text: the command is parsed.
+        let v = verdict(r#"{"args":{"command":"rm -rf \/"}}"#);
+        assert!(matches!(v, Some(Verdict::Reject(r)) if r == "blocked: rm -rf /"));
+        let v = verdict(r#"{"args":{"command":"psql -c '\u0044ROP TABLE users'"}}"#);
+        assert!(matches!(v, Some(Verdict::Reject(r)) if r == "blocked: DROP TABLE"));
+        // A pattern outside the command does not block it.
+        let v = verdict(r#"{"args":{"command":"ls"},"note":"DROP TABLE"}"#);
+        assert!(matches!(v, Some(Verdict::Allow)));
+        // Not JSON and no pattern: allowed, as `admit` on `null` would.
+        assert!(matches!(verdict("not json"), Some(Verdict::Allow)));
     }
 
     #[test]
@@ -97,9 +119,13 @@ mod tests {
 
     #[test]
     fn other_shapes_fall_back_to_the_value_path() {
-        assert!(verdict("[1]").is_none());
-        assert!(verdict(r#"{"args":{"command":7}}"#).is_none());
+        // With no pattern in the text, any shape is allowed at once (the
+        // value path would find no command either) ...
+        assert!(matches!(verdict("[1]"), Some(Verdict::Allow)));
         assert!(matches!(verdict(r#"{"other":1}"#), Some(Verdict::Allow)));
+        // ... with one, a shape the typed parse refuses goes to `admit`.
+        assert!(verdict(r#"["DROP TABLE"]"#).is_none());
+        assert!(verdict(r#"{"args":{"command":7},"x":"DROP TABLE"}"#).is_none());
         assert!(matches!(
             Guard::admit(
                 "tool.before",
