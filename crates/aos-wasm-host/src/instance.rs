@@ -214,6 +214,20 @@ impl WasmService {
         Ok(settle(&mut guard, reply, timeout))
     }
 
+    /// A hook call answered at once ([`WasmService::run_now`]) and read by
+    /// `read`; `None` when it cannot be.
+    fn hook_now<T>(
+        &self,
+        call: Result<Call<'_>, CallFault>,
+        timeout: Duration,
+        read: fn(Reply) -> Result<T, CallFault>,
+    ) -> Option<Result<T, CallFault>> {
+        match call {
+            Ok(call) => Some(self.run_now(call, timeout).ok()?.and_then(read)),
+            Err(fault) => Some(Err(fault)),
+        }
+    }
+
     /// Sets the deadline and fuel of the next call into `store`.
     fn arm(&self, store: &mut Store<HostState>, timeout: Duration) {
         arm(
@@ -341,12 +355,8 @@ impl ServiceInstance for WasmService {
         output: &String,
         timeout: Duration,
     ) -> Option<Result<AdmitReply, CallFault>> {
-        let call = match self.hook_call(hook, input.clone(), output) {
-            Ok(c) => Call::Admit(c),
-            Err(fault) => return Some(Err(fault)),
-        };
-        let reply = self.run_now(call, timeout).ok()?;
-        Some(reply.and_then(admitted))
+        let call = self.hook_call(hook, input.clone(), output).map(Call::Admit);
+        self.hook_now(call, timeout, admitted)
     }
 
     fn transform<'a>(
@@ -369,12 +379,10 @@ impl ServiceInstance for WasmService {
         output: &String,
         timeout: Duration,
     ) -> Option<Result<String, CallFault>> {
-        let call = match self.hook_call(hook, input.clone(), output) {
-            Ok(c) => Call::Transform(c),
-            Err(fault) => return Some(Err(fault)),
-        };
-        let reply = self.run_now(call, timeout).ok()?;
-        Some(reply.and_then(transformed))
+        let call = self
+            .hook_call(hook, input.clone(), output)
+            .map(Call::Transform);
+        self.hook_now(call, timeout, transformed)
     }
 
     fn on_event(

@@ -70,42 +70,50 @@ pub(crate) fn instantiate_direct(
     DirectService::new(store, &instance)
 }
 
-/// Runs `call` on the exports of a 0.2.0 component, on a fiber. A hook's
-/// input is in the store for the length of the call.
+/// The body of [`call`] and [`call_direct`]: `$svc`'s calls, each followed
+/// by `$($wait)*` (`.await` on a fiber, nothing for a direct call). A
+/// hook's input is in the store for the length of the call.
+macro_rules! dispatch {
+    ($svc:ident, $store:ident, $call:ident $($wait:tt)*) => {
+        Ok(match $call {
+            Call::Init { owner, config } => {
+                registration($svc.call_init($store, &owner_of(owner), config)$($wait)*?)
+            }
+            Call::Admit(c) => {
+                $store.data_mut().input = Some(c.input);
+                let v = $svc.call_admit(&mut *$store, c.index, c.output)$($wait)*;
+                $store.data_mut().input = None;
+                verdict(v?)
+            }
+            Call::Transform(c) => {
+                $store.data_mut().input = Some(c.input);
+                let r = $svc.call_transform(&mut *$store, c.index, c.output)$($wait)*;
+                $store.data_mut().input = None;
+                Reply::Transform(r?)
+            }
+            Call::Event { index, payload, .. } => {
+                $svc.call_on_event($store, index, payload)$($wait)*?;
+                Reply::Event
+            }
+            Call::Invoke { args, stdin, .. } => {
+                invoke_reply($svc.call_invoke($store, args, stdin)$($wait)*?)
+            }
+            Call::Shutdown => {
+                $svc.call_shutdown($store)$($wait)*?;
+                Reply::Shutdown
+            }
+        })
+    };
+}
+
+/// Runs `call` on the exports of a 0.2.0 component, on a fiber.
 pub(crate) async fn call(
     b: &SkillService,
     store: &mut Store<HostState>,
     call: Call<'_>,
 ) -> wasmtime::Result<Reply> {
     let svc = b.aos_kernel_service();
-    Ok(match call {
-        Call::Init { owner, config } => {
-            registration(svc.call_init(store, &owner_of(owner), config).await?)
-        }
-        Call::Admit(c) => {
-            store.data_mut().input = Some(c.input);
-            let v = svc.call_admit(&mut *store, c.index, c.output).await;
-            store.data_mut().input = None;
-            verdict(v?)
-        }
-        Call::Transform(c) => {
-            store.data_mut().input = Some(c.input);
-            let r = svc.call_transform(&mut *store, c.index, c.output).await;
-            store.data_mut().input = None;
-            Reply::Transform(r?)
-        }
-        Call::Event { index, payload, .. } => {
-            svc.call_on_event(store, index, payload).await?;
-            Reply::Event
-        }
-        Call::Invoke { args, stdin, .. } => {
-            invoke_reply(svc.call_invoke(store, args, stdin).await?)
-        }
-        Call::Shutdown => {
-            svc.call_shutdown(store).await?;
-            Reply::Shutdown
-        }
-    })
+    dispatch!(svc, store, call.await)
 }
 
 /// [`call`], made directly on the caller's stack (no fiber): for a
@@ -116,32 +124,7 @@ pub(crate) fn call_direct(
     call: Call<'_>,
 ) -> wasmtime::Result<Reply> {
     let svc = b.aos_kernel_service();
-    Ok(match call {
-        Call::Init { owner, config } => {
-            registration(svc.call_init(store, &owner_of(owner), config)?)
-        }
-        Call::Admit(c) => {
-            store.data_mut().input = Some(c.input);
-            let v = svc.call_admit(&mut *store, c.index, c.output);
-            store.data_mut().input = None;
-            verdict(v?)
-        }
-        Call::Transform(c) => {
-            store.data_mut().input = Some(c.input);
-            let r = svc.call_transform(&mut *store, c.index, c.output);
-            store.data_mut().input = None;
-            Reply::Transform(r?)
-        }
-        Call::Event { index, payload, .. } => {
-            svc.call_on_event(store, index, payload)?;
-            Reply::Event
-        }
-        Call::Invoke { args, stdin, .. } => invoke_reply(svc.call_invoke(store, args, stdin)?),
-        Call::Shutdown => {
-            svc.call_shutdown(store)?;
-            Reply::Shutdown
-        }
-    })
+    dispatch!(svc, store, call)
 }
 
 fn registration(r: Result<types::Registration, String>) -> Reply {
