@@ -47,9 +47,9 @@ pub(crate) struct WasmService {
     registration: Registration,
     /// The service's configuration, as the JSON text `init` gets.
     config: String,
-    /// How calls reach the instance (`direct` or `fiber`, set at start; a
-    /// revived instance is made the same way).
-    calls: &'static str,
+    /// Whether calls reach the instance directly, on the caller's stack
+    /// (`direct.rs`), or on a fiber; fixed by how the component was linked.
+    direct: bool,
     closed: AtomicBool,
 }
 
@@ -77,22 +77,18 @@ impl WasmService {
     pub(crate) async fn start(spec: InstanceSpec) -> Result<WasmService, String> {
         let svc = WasmService {
             config: spec.start.config.to_string(),
+            direct: matches!(spec.pre, Pre::V0_2Direct(_)),
             spec,
             live: Mutex::new(None),
             registration: Registration::default(),
-            calls: "fiber",
             closed: AtomicBool::new(false),
         };
         let timeout = svc.timeout();
         match svc.run(svc.init(), timeout).await {
-            Ok(Reply::Init(Ok(registration))) => {
-                let calls = svc.live.lock().await.as_ref().map(|l| l.exports.calls());
-                Ok(WasmService {
-                    registration,
-                    calls: calls.unwrap_or(svc.calls),
-                    ..svc
-                })
-            }
+            Ok(Reply::Init(Ok(registration))) => Ok(WasmService {
+                registration,
+                ..svc
+            }),
             Ok(Reply::Init(Err(msg))) => Err(format!("init refused: {msg}")),
             Ok(_) => Err("init answered out of turn".into()),
             Err(fault) => Err(format!("init failed: {fault}")),
@@ -214,18 +210,24 @@ impl WasmService {
         Ok(settle(&mut guard, reply, timeout))
     }
 
-    /// A hook call answered at once ([`WasmService::run_now`]) and read by
-    /// `read`; `None` when it cannot be.
-    fn hook_now<T>(
+    /// A hook call made `kind` answered at once ([`WasmService::run_now`])
+    /// and read by `read`; `None` when it cannot be (at once for an
+    /// instance called on a fiber).
+    fn hook_now<'c, T>(
         &self,
-        call: Result<Call<'_>, CallFault>,
+        (hook, input, output): (&'c str, &HookInput, &'c String),
         timeout: Duration,
+        kind: fn(HookCall<'c>) -> Call<'c>,
         read: fn(Reply) -> Result<T, CallFault>,
     ) -> Option<Result<T, CallFault>> {
-        match call {
-            Ok(call) => Some(self.run_now(call, timeout).ok()?.and_then(read)),
-            Err(fault) => Some(Err(fault)),
+        if !self.direct {
+            return None;
         }
+        let call = match self.hook_call(hook, input.clone(), output) {
+            Ok(c) => kind(c),
+            Err(fault) => return Some(Err(fault)),
+        };
+        Some(self.run_now(call, timeout).ok()?.and_then(read))
     }
 
     /// Sets the deadline and fuel of the next call into `store`.
@@ -331,7 +333,7 @@ impl ServiceInstance for WasmService {
     fn runtime(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({
             "interface": format!("aos:kernel@{}", self.spec.pre.version()),
-            "calls": self.calls,
+            "calls": if self.direct { "direct" } else { "fiber" },
         }))
     }
 
@@ -355,8 +357,7 @@ impl ServiceInstance for WasmService {
         output: &String,
         timeout: Duration,
     ) -> Option<Result<AdmitReply, CallFault>> {
-        let call = self.hook_call(hook, input.clone(), output).map(Call::Admit);
-        self.hook_now(call, timeout, admitted)
+        self.hook_now((hook, input, output), timeout, Call::Admit, admitted)
     }
 
     fn transform<'a>(
@@ -379,10 +380,7 @@ impl ServiceInstance for WasmService {
         output: &String,
         timeout: Duration,
     ) -> Option<Result<String, CallFault>> {
-        let call = self
-            .hook_call(hook, input.clone(), output)
-            .map(Call::Transform);
-        self.hook_now(call, timeout, transformed)
+        self.hook_now((hook, input, output), timeout, Call::Transform, transformed)
     }
 
     fn on_event(

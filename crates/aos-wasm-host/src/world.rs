@@ -171,17 +171,6 @@ impl Exports {
     }
 }
 
-impl Exports {
-    /// How calls reach the instance: `direct` on the caller's stack, or on
-    /// a `fiber` of its own (what an import that waits needs).
-    pub(crate) fn calls(&self) -> &'static str {
-        match self {
-            Exports::V0_2Direct(_) => "direct",
-            Exports::V0_1(_) | Exports::V0_2(_) => "fiber",
-        }
-    }
-}
-
 /// The name of the `service` export of `version`.
 fn service_export(version: &str) -> String {
     format!("aos:kernel/service@{version}")
