@@ -1,0 +1,102 @@
+//! Real bash under a real confinement: what a command can and cannot reach.
+
+use aos_sandbox::{Cgroups, Confinement, Network, Policy, effective_abi};
+use std::path::Path;
+use std::process::Stdio;
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    work: std::path::PathBuf,
+    secret: std::path::PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let root = tempfile::tempdir().expect("tempdir");
+    let work = root.path().join("work");
+    std::fs::create_dir(&work).expect("work");
+    let secret = root.path().join("token");
+    std::fs::write(&secret, "operator-secret").expect("secret");
+    Dirs {
+        work,
+        secret,
+        _root: root,
+    }
+}
+
+fn policy(d: &Dirs) -> Policy {
+    Policy {
+        read_write: vec![d.work.clone()],
+        ..Policy::new()
+    }
+}
+
+async fn run(policy: &Policy, cwd: &Path, script: &str) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new("/bin/bash");
+    cmd.arg("-c")
+        .arg(script)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .stdin(Stdio::null());
+    let c = Confinement::prepare(policy, effective_abi(), &Cgroups::none("test"), "se_test")
+        .expect("prepare");
+    c.install(&mut cmd);
+    let out = cmd.output().await.expect("spawn");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test]
+async fn files_outside_the_grant_are_denied_and_the_work_dir_is_writable() {
+    let d = dirs();
+    let p = policy(&d);
+    let (code, out) = run(&p, &d.work, &format!("cat {}", d.secret.display())).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("Permission denied"), "{out}");
+    let (code, out) = run(&p, &d.work, "echo hi > f && cat f && ls /usr/bin/env").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("hi"), "{out}");
+    let (code, out) = run(&p, &d.work, "echo x > /etc/aos-escape").await;
+    assert_ne!(code, 0, "{out}");
+}
+
+#[tokio::test]
+async fn the_parent_cannot_be_signalled_or_traced() {
+    let d = dirs();
+    let p = policy(&d);
+    let me = std::process::id();
+    let (code, out) = run(&p, &d.work, &format!("kill -0 {me}")).await;
+    assert_ne!(code, 0, "{out}");
+    let (code, out) = run(&p, &d.work, &format!("cat /proc/{me}/environ")).await;
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("Permission denied"), "{out}");
+}
+
+#[tokio::test]
+async fn tcp_follows_the_network_rule() {
+    let d = dirs();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
+    let (code, out) = run(&policy(&d), &d.work, &script).await;
+    assert_ne!(code, 0, "none: {out}");
+    let all = Policy {
+        network: Network::All,
+        ..policy(&d)
+    };
+    let (code, out) = run(&all, &d.work, &script).await;
+    assert_eq!(code, 0, "all: {out}");
+    let ports = Policy {
+        network: Network::Ports([port].into()),
+        ..policy(&d)
+    };
+    let (code, out) = run(&ports, &d.work, &script).await;
+    assert_eq!(code, 0, "ports: {out}");
+    let api = Policy {
+        api_port: Some(port),
+        ..policy(&d)
+    };
+    let (code, out) = run(&api, &d.work, &script).await;
+    assert_eq!(code, 0, "api port: {out}");
+}
