@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BashSpec {
     /// The command line.
     pub command: String,
@@ -36,6 +36,9 @@ pub struct BashSpec {
     /// in place by the next command, it costs no inode and no block
     /// allocation (ext4 flushes a truncated-and-rewritten file on close).
     pub pid_file: Option<PathBuf>,
+    /// The sandbox the command enters between fork and exec (`None`:
+    /// unconfined, the operator's opt-out).
+    pub confinement: Option<aos_sandbox::Confinement>,
 }
 
 /// How it ended.
@@ -100,7 +103,11 @@ pub async fn run(
     mut interrupt: watch::Receiver<bool>,
 ) -> std::io::Result<BashResult> {
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(bash_path())
+    let mut cmd = tokio::process::Command::new(bash_path());
+    if let Some(c) = spec.confinement {
+        c.install(&mut cmd);
+    }
+    let mut child = cmd
         .arg("-c")
         .arg(&spec.command)
         .current_dir(&spec.cwd)

@@ -15,6 +15,7 @@ fn spec(cmd: &str, dir: &std::path::Path) -> BashSpec {
         timeout: Duration::from_secs(10),
         max_output: 1000,
         pid_file: None,
+        confinement: None,
     }
 }
 

@@ -401,7 +401,7 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
     let config = KernelConfig {
         defaults: AoscbDefaults {
             max_turns: 100_000,
-            ..AoscbDefaults::from_json(crate::config::AOSCB_JSON)?
+            ..AoscbDefaults::from_json(crate::config::AOSCB_JSON).map_err(anyhow::Error::msg)?
         },
         llm: aos_llm::LlmConfig {
             base_url: llm.url(),
@@ -454,6 +454,7 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
             timeout: Duration::from_secs(10),
             max_output: 1 << 20,
             pid_file: None,
+            confinement: None,
         };
         let t = Instant::now();
         aos_bash::run(spec, rx).await?;

@@ -21,6 +21,36 @@ pub fn default_home() -> PathBuf {
     home.join(".aos")
 }
 
+/// Makes `home` readable by its owner only: files this process creates from
+/// now on are 0600 and directories 0700 (umask 077), and what an earlier
+/// start left wider — the home and its directories, the token, the store
+/// files, `config.toml`, `daemon.json`, logs — is narrowed now.
+pub fn secure_home(home: &Path) -> Result<()> {
+    use nix::sys::stat::{Mode, umask};
+    use std::os::unix::fs::PermissionsExt;
+    umask(Mode::from_bits_truncate(0o077));
+    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
+    let narrow = |p: &Path, mode: u32| -> Result<()> {
+        let meta = std::fs::symlink_metadata(p)?;
+        if !meta.file_type().is_symlink() && meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("cannot make {} private", p.display()))?;
+        }
+        Ok(())
+    };
+    narrow(home, 0o700)?;
+    for dir in [home.to_path_buf(), home.join("logs")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            narrow(&e.path(), if is_dir { 0o700 } else { 0o600 })?;
+        }
+    }
+    Ok(())
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -37,6 +67,8 @@ struct FileConfig {
     node_id: Option<String>,
     lease_ttl_ms: Option<u64>,
     llm_base_url: Option<String>,
+    bash_sandbox: Option<String>,
+    bash_system_paths: Option<Vec<String>>,
 }
 
 /// Everything `aos daemon start` resolved.
@@ -58,6 +90,31 @@ pub struct DaemonConfig {
     pub kernel: KernelConfig,
 }
 
+/// The bash sandbox: on unless `AOS_BASH_SANDBOX`, `config.toml`'s
+/// `bash_sandbox` or `aoscb.json`'s `bashSandbox` (in that order) says `off`.
+fn bash_sandbox(
+    defaults: &AoscbDefaults,
+    file: Option<String>,
+    system_paths: Option<Vec<String>>,
+) -> Result<aos_kernel::BashSandbox> {
+    let enabled = match env("AOS_BASH_SANDBOX").or(file) {
+        Some(v) => aos_kernel::parse_switch("AOS_BASH_SANDBOX / bash_sandbox", Some(&v))
+            .map_err(anyhow::Error::msg)?,
+        None => defaults.sandbox_enabled().map_err(anyhow::Error::msg)?,
+    };
+    let mut s = aos_kernel::BashSandbox {
+        enabled,
+        ..Default::default()
+    };
+    if let Some(paths) = system_paths {
+        if let Some(p) = paths.iter().find(|p| !Path::new(p).is_absolute()) {
+            bail!("bash_system_paths: {p:?} is not an absolute path");
+        }
+        s.system_paths = paths.into_iter().map(PathBuf::from).collect();
+    }
+    Ok(s)
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -66,6 +123,7 @@ impl DaemonConfig {
     /// Resolves flags, environment, config file and defaults.
     pub fn resolve(args: &StartArgs) -> Result<DaemonConfig> {
         let home = absolute(&args.home.clone().unwrap_or_else(default_home));
+        secure_home(&home)?;
         for sub in ["run", "logs", "cache", "sessions"] {
             std::fs::create_dir_all(home.join(sub))
                 .with_context(|| format!("cannot create {}", home.join(sub).display()))?;
@@ -105,8 +163,9 @@ impl DaemonConfig {
             .filter(|s| !s.is_empty())
             .map(|s| absolute(Path::new(s)))
             .collect();
-        let mut defaults =
-            AoscbDefaults::from_json(AOSCB_JSON).context("the built-in aoscb.json is invalid")?;
+        let mut defaults = AoscbDefaults::from_json(AOSCB_JSON)
+            .map_err(anyhow::Error::msg)
+            .context("the built-in aoscb.json is invalid")?;
         if let Some(m) = env("AOS_MODEL").or(file.model) {
             defaults.model = m;
         }
@@ -119,6 +178,7 @@ impl DaemonConfig {
                 .with_context(|| format!("AOS_LEASE_TTL_MS={v} is not a number"))?,
             None => file.lease_ttl_ms.unwrap_or(1_800_000),
         };
+        let bash_sandbox = bash_sandbox(&defaults, file.bash_sandbox, file.bash_system_paths)?;
         let (token, token_file) = operator_token(&home)?;
         Ok(DaemonConfig {
             kernel: KernelConfig {
@@ -133,6 +193,7 @@ impl DaemonConfig {
                 bin_dir: std::env::current_exe()
                     .ok()
                     .and_then(|p| p.parent().map(PathBuf::from)),
+                bash_sandbox,
             },
             home,
             bind,

@@ -137,6 +137,7 @@ fn redact(url: &str) -> String {
 /// Starts the daemon in the background and waits until it answers `/health`.
 pub fn start_detached(args: &StartArgs) -> Result<Value> {
     let home = std::path::absolute(args.home.clone().unwrap_or_else(default_home))?;
+    crate::config::secure_home(&home)?;
     std::fs::create_dir_all(home.join("logs"))?;
     refuse_if_running(&home)?;
     let log_path = home.join("logs").join("daemon.log");

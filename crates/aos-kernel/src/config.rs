@@ -22,6 +22,10 @@ pub struct AoscbDefaults {
     /// Turn cap per dispatch.
     #[serde(default = "default_turns")]
     pub max_turns: i64,
+    /// `"on"` (default) confines the agent's bash; `"off"` is the operator's
+    /// explicit opt-out (also `AOS_BASH_SANDBOX=off`).
+    #[serde(default)]
+    pub bash_sandbox: Option<String>,
 }
 
 fn default_fold() -> i64 {
@@ -42,14 +46,22 @@ impl Default for AoscbDefaults {
             auto_fold_threshold: default_fold(),
             compaction_threshold: default_compaction(),
             max_turns: default_turns(),
+            bash_sandbox: None,
         }
     }
 }
 
 impl AoscbDefaults {
     /// Parses `aoscb.json` text.
-    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let d: AoscbDefaults = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        d.sandbox_enabled()?;
+        Ok(d)
+    }
+
+    /// Whether `bashSandbox` leaves the sandbox on.
+    pub fn sandbox_enabled(&self) -> Result<bool, String> {
+        parse_switch("bashSandbox", self.bash_sandbox.as_deref())
     }
 
     /// The first AOSCB of a new store.
@@ -68,6 +80,15 @@ impl AoscbDefaults {
             compaction_threshold: self.compaction_threshold,
             max_turns: self.max_turns,
         }
+    }
+}
+
+/// Reads an on/off switch: absent or `on` is on, `off` is off.
+pub fn parse_switch(name: &str, v: Option<&str>) -> Result<bool, String> {
+    match v {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(format!("{name} must be \"on\" or \"off\", not {other:?}")),
     }
 }
 
@@ -92,6 +113,8 @@ pub struct KernelConfig {
     pub llm: aos_llm::LlmConfig,
     /// The directory holding the `aos` binary, put first on bash's `PATH`.
     pub bin_dir: Option<PathBuf>,
+    /// How the agent's bash is confined.
+    pub bash_sandbox: crate::BashSandbox,
 }
 
 impl KernelConfig {
@@ -110,6 +133,7 @@ impl KernelConfig {
             watch_skills: false,
             llm: aos_llm::LlmConfig::default(),
             bin_dir: None,
+            bash_sandbox: crate::BashSandbox::default(),
         }
     }
 

@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     pub dispatches: crate::react::Dispatches,
     /// The daemon's API URL, for bash (`AOS_API_URL`); set once bound.
     pub api_url: Mutex<String>,
+    /// The bash sandbox's view of this machine.
+    pub sandbox: crate::sandbox::SandboxState,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -140,6 +142,7 @@ impl Kernel {
                 service_tokens: Mutex::new(HashMap::new()),
                 dispatches: crate::react::Dispatches::default(),
                 api_url: Mutex::new(String::new()),
+                sandbox: crate::sandbox::SandboxState::probe(&config.bash_sandbox),
                 config,
             }),
         };
@@ -243,6 +246,9 @@ impl Kernel {
     /// waits for them up to `grace`.
     pub async fn drain_dispatches(&self, grace: std::time::Duration) {
         crate::react::interrupt_all(self, grace).await;
+        for session in self.inner.dispatches.running_sessions() {
+            crate::sandbox::release(self, &session).await;
+        }
     }
 
     /// Runs `context.assemble` for a session with `trigger` (`rebuild`,
@@ -413,9 +419,14 @@ impl Kernel {
         let (agent, session) = ServiceGrant::scope_ids(params);
         if let Some(a) = agent
             && a != agent_id
-            && !op.starts_with("agent.")
         {
             return Err(denied(format!("act for agent {a}")));
+        }
+        if let Some(d) = params.get("dispatchId").and_then(Value::as_str)
+            && let Some(owner) = self.dispatch_agent(d)
+            && owner != agent_id
+        {
+            return Err(denied(format!("follow dispatch {d} of another agent")));
         }
         if let Some(s) = session
             && s != session_id
@@ -640,6 +651,11 @@ impl Kernel {
         tokio::sync::broadcast::Receiver<crate::react::StreamEvent>,
     )> {
         crate::react::stream(self, dispatch_id)
+    }
+
+    /// The agent a dispatch belongs to (who may follow it).
+    pub fn dispatch_agent(&self, dispatch_id: &str) -> Option<String> {
+        crate::react::dispatch_agent(self, dispatch_id)
     }
 
     /// Tells the kernel its API URL (bash gets it as `AOS_API_URL`).

@@ -19,10 +19,12 @@ mod principal;
 mod react;
 pub use react::StreamEvent;
 mod recovery;
+mod sandbox;
+pub use sandbox::BashSandbox;
 pub mod services;
 mod skills;
 
-pub use config::{AoscbDefaults, KernelConfig};
+pub use config::{AoscbDefaults, KernelConfig, parse_switch};
 pub use events::{Event, EventBus, EventFilter};
 pub use kernel::Kernel;
 pub use principal::{Principal, ServiceGrant};

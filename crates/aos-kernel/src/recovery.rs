@@ -100,6 +100,7 @@ fn kill_leftovers(k: &Kernel, session_id: &str) {
 /// interrupt fact, frees the session.
 async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
     kill_leftovers(k, &scb.session_id);
+    crate::sandbox::release(k, &scb.session_id).await;
     let from = scb
         .last_message_seq
         .unwrap_or(0)

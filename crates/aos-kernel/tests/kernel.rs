@@ -19,6 +19,7 @@ fn config(roots: Vec<PathBuf>, defaults: AoscbDefaults) -> KernelConfig {
         watch_skills: false,
         llm: Default::default(),
         bin_dir: None,
+        bash_sandbox: Default::default(),
     }
 }
 

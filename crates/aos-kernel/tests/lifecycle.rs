@@ -28,6 +28,7 @@ fn config(roots: Vec<PathBuf>, watch: bool) -> KernelConfig {
         watch_skills: watch,
         llm: Default::default(),
         bin_dir: None,
+        bash_sandbox: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ async fn env_on(replies: Vec<Reply>, store: aos_store::Store, db: tempfile::Temp
         watch_skills: false,
         llm: llm.config(2),
         bin_dir: None,
+        bash_sandbox: Default::default(),
     };
     let k = Kernel::start(store, config, vec![]).await.expect("kernel");
     Env {

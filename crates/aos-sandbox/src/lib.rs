@@ -14,12 +14,14 @@
 
 mod caps;
 mod cgroup;
+mod grants;
 mod policy;
 mod probe;
 mod rules;
 mod seccomp;
 
 pub use cgroup::{Cgroups, Joiner};
+pub use grants::{Grants, MAX_PORTS};
 pub use policy::{DEFAULT_SYSTEM_PATHS, Limits, Network, Policy, WRITABLE_DEVICES};
 pub use probe::{REQUIRED_ABI, Report, UDP_ABI, UNIX_SOCKET_ABI, effective_abi, kernel_abi};
 

@@ -246,13 +246,15 @@ async fn dispatch_stream(
             &format!("dispatch {id:?} is not known to this daemon"),
         );
     };
-    if let aos_kernel::Principal::Session { session_id, .. } = &principal
-        && *session_id != session
+    if let aos_kernel::Principal::Session { agent_id, .. } = &principal
+        && st.kernel.dispatch_agent(&id).as_deref() != Some(agent_id.as_str())
     {
         return error_response(
             "",
             ErrorCode::PermissionDenied,
-            "this token may only follow its own session's dispatches",
+            &format!(
+                "a session token may only follow its own agent's dispatches, not those of session {session}"
+            ),
         );
     }
     // Replay what already happened, then follow; end right after `done`.

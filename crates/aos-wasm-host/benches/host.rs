@@ -55,6 +55,7 @@ fn kernel(rt: &tokio::runtime::Runtime, dir: &Path, direct_calls: bool) -> Kerne
             watch_skills: false,
             llm: Default::default(),
             bin_dir: None,
+            bash_sandbox: Default::default(),
         };
         Kernel::start(store, config, drivers).await.expect("kernel")
     })

@@ -33,6 +33,7 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
         params::positive("autoFoldThreshold", v)?;
     }
     params::rules("defaultSkills", &c.default_skills)?;
+    check_permissions(c.permissions.as_ref())?;
     let id = new_id(IdKind::Agent);
     let t = now();
     let acb = Acb {
@@ -103,11 +104,21 @@ struct List {
     limit: Option<i64>,
 }
 
-pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
+pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
     let q: List = decode("agent.list", params)?;
     let limit = params::limit(q.limit, 100)?;
     if let Some(c) = &q.cursor {
         params::id("cursor", c)?;
+    }
+    if let Principal::Session { agent_id, .. } = p {
+        // A session token sees its own agent only.
+        let own = k.inner.store.agent_get(agent_id).await.sys()?;
+        let shown = q.status.is_none_or(|s| s == own.status)
+            && q.cursor
+                .as_deref()
+                .is_none_or(|c| c < own.agent_id.as_str());
+        let agents = if shown { vec![own] } else { Vec::new() };
+        return Ok(Done::data(json!({ "agents": agents, "nextCursor": null })));
     }
     let agents = k
         .inner
@@ -133,6 +144,17 @@ struct Update {
     permissions: Option<Value>,
 }
 
+/// `permissions.network` and `permissions.limits` are the bash sandbox's:
+/// checked here, so a bad grant is refused, not found at the next dispatch.
+fn check_permissions(p: Option<&Value>) -> Result<(), aos_types::SyscallError> {
+    match p {
+        Some(p) => aos_sandbox::Grants::from_permissions(Some(p))
+            .map(drop)
+            .map_err(aos_types::SyscallError::invalid),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn archived(acb: &Acb) -> StoreError {
     StoreError::Rejected {
         code: "agent.archived",
@@ -155,6 +177,7 @@ pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
     if let Some(r) = &u.default_skills {
         params::rules("defaultSkills", r)?;
     }
+    check_permissions(u.permissions.as_ref())?;
     let acb = k
         .inner
         .store

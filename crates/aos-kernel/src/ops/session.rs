@@ -114,8 +114,13 @@ enum Order {
     Desc,
 }
 
-pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
-    let q: List = decode("session.list", params)?;
+pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
+    let mut q: List = decode("session.list", params)?;
+    if let Principal::Session { agent_id, .. } = p {
+        // A session token lists its own agent's sessions only (another
+        // agent's id was refused by the authorization).
+        q.agent_id = Some(agent_id.clone());
+    }
     let limit = params::limit(q.limit, 100)?;
     for (f, v) in [("agentId", &q.agent_id), ("cursor", &q.cursor)] {
         if let Some(v) = v {

@@ -31,6 +31,7 @@ pub(crate) async fn health(k: &Kernel, p: Map<String, Value>) -> OpResult {
         "store": store,
         "backend": format!("{:?}", k.inner.store.backend()).to_lowercase(),
         "skills": { "valid": index.valid_count(), "invalid": index.entries.len() - index.valid_count() },
+        "bashSandbox": crate::sandbox::report(k),
     })))
 }
 

@@ -149,6 +149,14 @@ pub struct Dispatches {
 }
 
 impl Dispatches {
+    /// Sessions with a dispatch running now.
+    pub(crate) fn running_sessions(&self) -> Vec<String> {
+        self.running
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn register(
         &self,
         k: &Kernel,
@@ -313,6 +321,7 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
         ));
     }
     let scb = crate::ops::session::writable(k, &d.session_id).await?;
+    crate::sandbox::admit_dispatch(k, &scb.session_id)?;
     let scope = HookScope {
         agent_id: Some(&scb.agent_id),
         session_id: Some(&scb.session_id),
@@ -377,6 +386,11 @@ pub(crate) fn work_dir(cfg: &crate::KernelConfig, session_id: &str) -> std::path
     cfg.home.join("sessions").join(session_id).join("work")
 }
 
+/// The session's temporary directory (`TMPDIR` of its commands).
+pub(crate) fn tmp_dir(cfg: &crate::KernelConfig, session_id: &str) -> std::path::PathBuf {
+    cfg.home.join("sessions").join(session_id).join("tmp")
+}
+
 /// The file naming the process group of the session's running command
 /// (empty between commands). One per session: a session runs one dispatch
 /// at a time (its lease).
@@ -389,6 +403,7 @@ pub(crate) fn pid_file(cfg: &crate::KernelConfig, session_id: &str) -> std::path
 /// creates them again if they were removed).
 pub(crate) fn make_dirs(cfg: &crate::KernelConfig, session_id: &str) {
     let made = std::fs::create_dir_all(work_dir(cfg, session_id))
+        .and_then(|()| std::fs::create_dir_all(tmp_dir(cfg, session_id)))
         .and_then(|()| std::fs::create_dir_all(running_dir(cfg, session_id)))
         .and_then(|()| std::fs::File::create(pid_file(cfg, session_id)).map(drop));
     if let Err(e) = made {
@@ -499,6 +514,7 @@ fn start(k: &Kernel, state: Arc<DispatchState>, lease: String, first_seq: i64) {
         let renewal = lease::renew(&k, &state.session_id, &lease);
         state.outcome.send_modify(|o| o.status = "running".into());
         let outcome = run::run(&k, &state, lease.clone(), first_seq).await;
+        crate::sandbox::release(&k, &state.session_id).await;
         renewal.abort();
         lease::release(&k, &state.session_id, &lease).await;
         if let Ok(mut r) = k.inner.dispatches.running.lock() {
@@ -588,6 +604,11 @@ pub(crate) async fn interrupt_all(k: &Kernel, grace: Duration) {
 
 /// The stream of a dispatch: its session, the events so far and the live
 /// receiver; `None` if this daemon does not know the dispatch.
+/// The agent whose session a dispatch runs in.
+pub(crate) fn dispatch_agent(k: &Kernel, id: &str) -> Option<String> {
+    Some(k.inner.dispatches.get(id)?.agent_id.clone())
+}
+
 pub(crate) fn stream(
     k: &Kernel,
     id: &str,

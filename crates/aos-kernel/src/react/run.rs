@@ -50,6 +50,8 @@ struct Turn<'a> {
     compacted_at: i64,
     /// The fallback context's messages read so far (from `context_from`).
     own: Vec<Message>,
+    /// How the session's commands are confined (`None`: sandbox off).
+    policy: Option<aos_sandbox::Policy>,
 }
 
 /// Runs one dispatch to its end and reports how it ended.
@@ -61,6 +63,14 @@ pub(crate) async fn run(
 ) -> Outcome {
     let scb = match k.inner.store.session_get(&state.session_id).await.sys() {
         Ok(s) => s,
+        Err(e) => return failed(None, Usage::default(), &e),
+    };
+    let policy = match k.inner.store.agent_get(&scb.agent_id).await.sys() {
+        Ok(acb) => crate::sandbox::policy(k, &acb, &scb.session_id),
+        Err(e) => Err(e),
+    };
+    let policy = match policy {
+        Ok(p) => p,
         Err(e) => return failed(None, Usage::default(), &e),
     };
     let token = k.issue_session_token(&scb.agent_id, &scb.session_id, &state.id);
@@ -77,6 +87,7 @@ pub(crate) async fn run(
         context_from: first_seq,
         compacted_at: -1,
         own: Vec::new(),
+        policy,
     };
     let outcome = match t.go().await {
         Ok(o) => o,
@@ -628,6 +639,14 @@ impl Turn<'_> {
             );
         }
         let mut raw = result.output.clone();
+        if result.exit_code != 0
+            && let Some(note) = self
+                .policy
+                .as_ref()
+                .and_then(|p| crate::sandbox::hint(p, &self.scb.agent_id, &result.output))
+        {
+            raw.push_str(&note);
+        }
         if result.truncated {
             raw.push_str(&format!(
                 "\n[output truncated: {} of {} bytes kept]",
@@ -687,7 +706,9 @@ impl Turn<'_> {
     ) -> std::io::Result<aos_bash::BashResult> {
         let cfg = &self.k.inner.config;
         let work = super::work_dir(cfg, &self.scb.session_id);
+        let tmp = super::tmp_dir(cfg, &self.scb.session_id);
         std::fs::create_dir_all(&work)?;
+        std::fs::create_dir_all(&tmp)?;
         let mut path = String::new();
         if let Some(bin) = &cfg.bin_dir {
             path.push_str(&format!("{}:", bin.display()));
@@ -696,6 +717,7 @@ impl Turn<'_> {
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), path),
             ("HOME".into(), work.display().to_string()),
+            ("TMPDIR".into(), tmp.display().to_string()),
             ("LANG".into(), "C.UTF-8".into()),
         ];
         if let Some(m) = extra_env.as_object() {
@@ -718,6 +740,13 @@ impl Turn<'_> {
             ("AOS_AGENT_ID".into(), self.scb.agent_id.clone()),
             ("AOS_SESSION_ID".into(), self.scb.session_id.clone()),
         ]);
+        let confinement = match &self.policy {
+            Some(p) => Some(
+                crate::sandbox::confine(self.k, p, &self.scb.session_id)
+                    .map_err(|e| std::io::Error::other(e.message))?,
+            ),
+            None => None,
+        };
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut irx = self.state.interrupt.subscribe();
         let forward = tokio::spawn(async move {
@@ -732,6 +761,7 @@ impl Turn<'_> {
             timeout,
             max_output: MAX_OUTPUT,
             pid_file: Some(super::pid_file(cfg, &self.scb.session_id)),
+            confinement,
         };
         let r = aos_bash::run(spec, rx).await;
         forward.abort();
