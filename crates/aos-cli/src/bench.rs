@@ -2,7 +2,7 @@
 //! process on a throw-away home, printed as one nested JSON document (a key
 //! like `hook.wasm.p50Us` is the path `{"hook":{"wasm":{"p50Us":…}}}`).
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aos_kernel::hooks::HookScope;
 use aos_kernel::services::ServiceDriver;
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
@@ -32,7 +32,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The sections of the report, each measurable alone (`--only`).
-pub const SECTIONS: &[&str] = &["hook", "wasm", "store", "context", "turn"];
+pub const SECTIONS: &[&str] = &["hook", "wasm", "store", "context", "bash", "turn"];
 
 /// Runs every measurement, or only the `only` section.
 pub fn run(quick: bool, skills: Option<String>, only: Option<String>) -> Result<Value> {
@@ -80,7 +80,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
             }),
         );
     }
-    if want("hook") || want("store") || want("context") {
+    if want("hook") || want("store") || want("context") || want("bash") {
         let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", tmp.display())).await?;
         let config = KernelConfig::embedded(tmp.clone(), vec![root.clone()]);
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(&tmp)?)];
@@ -102,6 +102,12 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
             data.insert(
                 "context".into(),
                 context_figures(&k, if quick { 50 } else { 500 }).await?,
+            );
+        }
+        if want("bash") {
+            data.insert(
+                "bash".into(),
+                spawn_figures(&tmp, if quick { 200 } else { 1_000 }).await?,
             );
         }
         k.stop_services().await;
@@ -386,6 +392,54 @@ async fn context_figures(k: &Kernel, n: usize) -> Result<Value> {
         json!({ "rebuild10kMs": ms(percentile(rebuilds, 0.5)), "historyRead10kMs": ms(percentile(reads, 0.5)),
                 "incrementalUs": us(percentile(incremental, 0.5)) }),
     )
+}
+
+/// `bash -c true` unconfined and sandboxed (the default policy of a session,
+/// its cgroup included), alternating, in this process with a kernel and its
+/// WASM services loaded — a daemon's memory, which a `fork` copies.
+async fn spawn_figures(tmp: &Path, runs: usize) -> Result<Value> {
+    let work = tmp.join("bash-work");
+    std::fs::create_dir_all(&work)?;
+    let policy = aos_sandbox::Policy {
+        read_write: vec![work.clone()],
+        api_port: Some(8420),
+        ..aos_sandbox::Policy::new()
+    };
+    let cgroups = aos_sandbox::Cgroups::detect();
+    let session = format!("bench-{}", std::process::id());
+    let abi = aos_sandbox::effective_abi();
+    let spec = |confinement| aos_bash::BashSpec {
+        command: "true".into(),
+        cwd: work.clone(),
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        timeout: Duration::from_secs(10),
+        max_output: 1 << 20,
+        pid_file: None,
+        confinement,
+    };
+    let (mut plain, mut boxed) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let t = Instant::now();
+        aos_bash::run(spec(None), rx).await?;
+        plain.push(t.elapsed());
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let t = Instant::now();
+        let c = aos_sandbox::Confinement::prepare(&policy, abi, &cgroups, &session)
+            .map_err(|e| anyhow!("{e}"))?;
+        let r = aos_bash::run(spec(Some(c)), rx).await?;
+        boxed.push(t.elapsed());
+        if r.exit_code != 0 {
+            bail!("the sandboxed `true` failed: {}", r.output);
+        }
+    }
+    cgroups.release(&session).await;
+    let (p, s) = (percentile(plain, 0.5), percentile(boxed, 0.5));
+    Ok(json!({
+        "plainSpawnUs": us(p), "sandboxedSpawnUs": us(s),
+        "ratio": (s.as_secs_f64() / p.as_secs_f64().max(1e-9) * 100.0).round() / 100.0,
+        "landlockAbi": abi, "cgroup": cgroups.available(), "runs": runs,
+    }))
 }
 
 /// ReAct turns against the scripted OpenAI server (answering at once) with

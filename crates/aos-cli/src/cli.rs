@@ -39,6 +39,9 @@ pub enum Command {
     /// Stored content.
     #[command(subcommand)]
     Content(ContentCmd),
+    /// The agent's bash sandbox on this machine.
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
     /// Messages to other agents (through the `aos-a2a` service).
     #[command(subcommand)]
     A2a(A2aCmd),
@@ -137,6 +140,20 @@ pub enum AgentCmd {
         /// Display name.
         #[arg(long)]
         name: Option<String>,
+        /// Permissions as JSON, e.g. `{"network": [443]}` (see docs/security.md).
+        #[arg(long)]
+        permissions: Option<String>,
+    },
+    /// Change an agent's name or permissions.
+    Update {
+        /// Agent id.
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Permissions as JSON, e.g. `{"network": "all"}` (replaces the old ones).
+        #[arg(long)]
+        permissions: Option<String>,
     },
     /// List agents.
     List,
@@ -150,6 +167,14 @@ pub enum AgentCmd {
         /// Agent id.
         id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCmd {
+    /// What the bash sandbox enforces here: the running daemon's view, or
+    /// this machine's when no daemon runs. Exit 1 when commands would be
+    /// refused.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]

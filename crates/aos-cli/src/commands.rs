@@ -1,7 +1,9 @@
 //! Client commands: each maps to one syscall; the response document is printed
 //! as it came.
 
-use crate::cli::{A2aCmd, AgentCmd, Cli, Command, ContentCmd, DaemonCmd, SessionCmd, SkillCmd};
+use crate::cli::{
+    A2aCmd, AgentCmd, Cli, Command, ContentCmd, DaemonCmd, SandboxCmd, SessionCmd, SkillCmd,
+};
 use crate::client::Client;
 use crate::daemon;
 use anyhow::{Context, Result, bail};
@@ -79,6 +81,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             only,
             ..
         } => (crate::bench::run(quick, skills, only)?, true),
+        Command::Sandbox(SandboxCmd::Check) => sandbox_check(),
         Command::Version => (
             json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
             true,
@@ -119,6 +122,44 @@ fn print(doc: &Value, pretty: bool) {
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
+/// A JSON-valued flag.
+fn json_arg(flag: &str, v: Option<String>) -> Result<Value> {
+    match v {
+        None => Ok(Value::Null),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{flag} is not valid JSON: {e}")),
+    }
+}
+
+/// `aos sandbox check`: the daemon's `bashSandbox` health section when one
+/// answers, else a probe of this machine with the environment's settings.
+fn sandbox_check() -> (Value, bool) {
+    let from_daemon = Client::discover()
+        .ok()
+        .and_then(|c| c.call(&json!({ "op": "system.health" })).ok())
+        .filter(|doc| doc["ok"] == json!(true))
+        .map(|doc| (doc["data"]["bashSandbox"].clone(), "daemon"));
+    let (report, source) = from_daemon.unwrap_or_else(|| {
+        let on = std::env::var("AOS_BASH_SANDBOX").map_or(true, |v| v != "off");
+        let cgroups = if on {
+            aos_sandbox::Cgroups::detect()
+        } else {
+            aos_sandbox::Cgroups::none("the bash sandbox is off")
+        };
+        (
+            serde_json::to_value(aos_sandbox::Report::probe(on, &cgroups)).unwrap_or_default(),
+            "this machine (no daemon answered)",
+        )
+    });
+    let ready = report["ready"] == json!(true);
+    let mut data = report;
+    data["source"] = json!(source);
+    (
+        json!({ "ok": ready, "op": "sandbox.check", "data": data }),
+        ready,
+    )
+}
+
 fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m.into_iter().filter(|(_, v)| !v.is_null()).collect(),
@@ -148,7 +189,19 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
     let (op, params) = match cmd {
         Command::Call { op, payload } => (op, payload_params(payload)?),
         Command::Agent(a) => match a {
-            AgentCmd::Create { name } => ("agent.create", obj(json!({ "displayName": name }))),
+            AgentCmd::Create { name, permissions } => (
+                "agent.create",
+                obj(json!({ "displayName": name, "permissions": json_arg("--permissions", permissions)? })),
+            ),
+            AgentCmd::Update {
+                id,
+                name,
+                permissions,
+            } => (
+                "agent.update",
+                obj(json!({ "agentId": id, "displayName": name,
+                            "permissions": json_arg("--permissions", permissions)? })),
+            ),
             AgentCmd::List => ("agent.list", Map::new()),
             AgentCmd::Get { id } => ("agent.get", obj(json!({ "agentId": id }))),
             AgentCmd::Archive { id } => ("agent.archive", obj(json!({ "agentId": id }))),
@@ -216,6 +269,7 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
         Command::Daemon(_)
         | Command::A2a(_)
         | Command::Version
+        | Command::Sandbox(_)
         | Command::Bench { .. }
         | Command::Send { .. }
         | Command::Run { .. } => bail!("not a single syscall"),

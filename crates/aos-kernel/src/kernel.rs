@@ -246,8 +246,8 @@ impl Kernel {
     /// waits for them up to `grace`.
     pub async fn drain_dispatches(&self, grace: std::time::Duration) {
         crate::react::interrupt_all(self, grace).await;
-        for session in self.inner.dispatches.running_sessions() {
-            crate::sandbox::release(self, &session).await;
+        for d in self.inner.dispatches.all_running() {
+            crate::sandbox::release(self, &d.session_id).await;
         }
     }
 

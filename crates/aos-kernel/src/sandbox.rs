@@ -5,7 +5,7 @@
 //! denied command's output gets. The mechanism is `aos-sandbox`.
 
 use crate::kernel::Kernel;
-use aos_sandbox::{Cgroups, Confinement, Grants, Network, Policy, Report};
+use aos_sandbox::{Cgroups, Confinement, Grants, Network, Policy, Prepared, Report};
 use aos_types::{Acb, ErrorCode, SyscallError};
 use serde_json::json;
 use std::path::PathBuf;
@@ -40,6 +40,14 @@ impl Default for BashSandbox {
 pub(crate) struct SandboxState {
     pub cgroups: Cgroups,
     pub abi: i32,
+    /// The configured system paths as read rules (private files left out).
+    pub system_rules: Vec<PathBuf>,
+}
+
+/// A dispatch's sandbox: its policy and the policy compiled.
+pub(crate) struct SessionSandbox {
+    pub policy: Policy,
+    prepared: Prepared,
 }
 
 impl SandboxState {
@@ -49,9 +57,15 @@ impl SandboxState {
         } else {
             Cgroups::none("the bash sandbox is off")
         };
+        let system_rules = if cfg.enabled {
+            aos_sandbox::system_rules(&cfg.system_paths)
+        } else {
+            Vec::new()
+        };
         SandboxState {
             cgroups,
             abi: aos_sandbox::effective_abi(),
+            system_rules,
         }
     }
 }
@@ -84,12 +98,12 @@ pub(crate) fn admit_dispatch(k: &Kernel, session_id: &str) -> Result<(), Syscall
     Ok(())
 }
 
-/// The policy of a session's commands, or `None` when the sandbox is off.
-pub(crate) fn policy(
+/// The sandbox of a session's commands, or `None` when it is off.
+pub(crate) fn prepare(
     k: &Kernel,
     agent: &Acb,
     session_id: &str,
-) -> Result<Option<Policy>, SyscallError> {
+) -> Result<Option<SessionSandbox>, SyscallError> {
     let cfg = &k.inner.config;
     if !cfg.bash_sandbox.enabled {
         return Ok(None);
@@ -100,9 +114,9 @@ pub(crate) fn policy(
             agent.agent_id
         ))
     })?;
-    let mut read_exec = cfg.bash_sandbox.system_paths.clone();
+    let mut read_exec = k.inner.sandbox.system_rules.clone();
     read_exec.extend(cfg.bin_dir.clone());
-    Ok(Some(Policy {
+    let policy = Policy {
         read_exec,
         read_only: cfg.skill_roots.clone(),
         read_write: vec![
@@ -113,7 +127,17 @@ pub(crate) fn policy(
         api_port: api_port(&k.api_url()),
         limits: grants.limits,
         run_as: cfg.bash_sandbox.run_as,
-    }))
+    };
+    let prepared = Prepared::new(&policy, k.inner.sandbox.abi).map_err(sandbox_error)?;
+    Ok(Some(SessionSandbox { policy, prepared }))
+}
+
+fn sandbox_error(e: aos_sandbox::SandboxError) -> SyscallError {
+    let code = match e {
+        aos_sandbox::SandboxError::Unsupported { .. } => ErrorCode::Unavailable,
+        aos_sandbox::SandboxError::Setup(_) => ErrorCode::Internal,
+    };
+    SyscallError::new(code, e.to_string())
 }
 
 fn api_port(url: &str) -> Option<u16> {
@@ -122,20 +146,15 @@ fn api_port(url: &str) -> Option<u16> {
     host.rsplit_once(':')?.1.parse().ok()
 }
 
-/// Prepares one command's confinement.
+/// One command's confinement.
 pub(crate) fn confine(
     k: &Kernel,
-    policy: &Policy,
+    s: &SessionSandbox,
     session_id: &str,
 ) -> Result<Confinement, SyscallError> {
-    let s = &k.inner.sandbox;
-    Confinement::prepare(policy, s.abi, &s.cgroups, session_id).map_err(|e| {
-        let code = match e {
-            aos_sandbox::SandboxError::Unsupported { .. } => ErrorCode::Unavailable,
-            aos_sandbox::SandboxError::Setup(_) => ErrorCode::Internal,
-        };
-        SyscallError::new(code, e.to_string())
-    })
+    s.prepared
+        .confinement(&k.inner.sandbox.cgroups, session_id)
+        .map_err(sandbox_error)
 }
 
 /// Kills whatever the session's commands left running (its cgroup).

@@ -6,7 +6,8 @@
 //! and seccomp filters restrict it and everything it starts.
 //!
 //! The parent does all the work that allocates or reads files
-//! ([`Confinement::prepare`]); the child only makes system calls.
+//! ([`Prepared`], once per dispatch; [`Prepared::confinement`], per
+//! command); the child only makes system calls.
 //!
 //! This is the one crate of the workspace with `unsafe` code: `pre_exec`
 //! and the raw system calls it makes.
@@ -22,7 +23,10 @@ mod seccomp;
 
 pub use cgroup::{Cgroups, Joiner};
 pub use grants::{Grants, MAX_PORTS};
-pub use policy::{DEFAULT_SYSTEM_PATHS, Limits, Network, Policy, WRITABLE_DEVICES};
+pub use policy::{
+    DEFAULT_SYSTEM_PATHS, Limits, Network, Policy, WALKED_PATHS, WRITABLE_DEVICES, readable_parts,
+    system_rules,
+};
 pub use probe::{REQUIRED_ABI, Report, UDP_ABI, UNIX_SOCKET_ABI, effective_abi, kernel_abi};
 
 use landlock::RulesetCreated;
@@ -49,6 +53,19 @@ pub enum SandboxError {
     Setup(String),
 }
 
+/// A policy compiled for this kernel: the Landlock ruleset, the seccomp
+/// filters, the limits. Built once (per dispatch); each command gets a
+/// [`Confinement`] from it.
+#[derive(Debug)]
+pub struct Prepared {
+    ruleset: RulesetCreated,
+    filters: seccomp::Filters,
+    rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    drop_caps: Option<u32>,
+    run_as: Option<(u32, u32)>,
+    processes: u64,
+}
+
 /// A command's confinement, prepared in the parent and entered by the child.
 #[derive(Debug)]
 pub struct Confinement {
@@ -60,16 +77,10 @@ pub struct Confinement {
     run_as: Option<(u32, u32)>,
 }
 
-impl Confinement {
+impl Prepared {
     /// Builds the Landlock ruleset and picks the seccomp filters for
-    /// `policy` on a kernel of Landlock ABI `abi`, and opens the session's
-    /// cgroups (`session` names them) for the child to join.
-    pub fn prepare(
-        policy: &Policy,
-        abi: i32,
-        cgroups: &Cgroups,
-        session: &str,
-    ) -> Result<Confinement, SandboxError> {
+    /// `policy` on a kernel of Landlock ABI `abi`.
+    pub fn new(policy: &Policy, abi: i32) -> Result<Prepared, SandboxError> {
         if abi < REQUIRED_ABI {
             return Err(SandboxError::Unsupported {
                 kernel: abi,
@@ -80,13 +91,6 @@ impl Confinement {
         let ruleset = rules::ruleset(policy, abi)?;
         let allow_udp = policy.network == Network::All || abi >= UDP_ABI;
         let filters = seccomp::filters(allow_udp, abi >= UNIX_SOCKET_ABI)?;
-        let joiner = if cgroups.available() {
-            cgroups
-                .join_handles(session, policy.limits.processes)
-                .map_err(|e| SandboxError::Setup(format!("session cgroup: {e}")))?
-        } else {
-            Joiner::default()
-        };
         let l = &policy.limits;
         let mut rlimits = vec![
             (libc::RLIMIT_NOFILE, l.open_files),
@@ -99,14 +103,54 @@ impl Confinement {
         }
         // SAFETY: geteuid(2) cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
-        Ok(Confinement {
-            ruleset: Some(ruleset),
+        Ok(Prepared {
+            ruleset,
             filters,
-            joiner,
             rlimits,
             drop_caps: root.then(caps::last_cap),
             run_as: policy.run_as,
+            processes: l.processes,
         })
+    }
+
+    /// One command's confinement: the ruleset shared (a duplicated fd), the
+    /// session's cgroups (`session` names them) opened for the child to join.
+    pub fn confinement(
+        &self,
+        cgroups: &Cgroups,
+        session: &str,
+    ) -> Result<Confinement, SandboxError> {
+        let joiner = if cgroups.available() {
+            cgroups
+                .join_handles(session, self.processes)
+                .map_err(|e| SandboxError::Setup(format!("session cgroup: {e}")))?
+        } else {
+            Joiner::default()
+        };
+        let ruleset = self
+            .ruleset
+            .try_clone()
+            .map_err(|e| SandboxError::Setup(format!("landlock ruleset: {e}")))?;
+        Ok(Confinement {
+            ruleset: Some(ruleset),
+            filters: self.filters.clone(),
+            joiner,
+            rlimits: self.rlimits.clone(),
+            drop_caps: self.drop_caps,
+            run_as: self.run_as,
+        })
+    }
+}
+
+impl Confinement {
+    /// [`Prepared::new`] and [`Prepared::confinement`] in one step.
+    pub fn prepare(
+        policy: &Policy,
+        abi: i32,
+        cgroups: &Cgroups,
+        session: &str,
+    ) -> Result<Confinement, SandboxError> {
+        Prepared::new(policy, abi)?.confinement(cgroups, session)
     }
 
     /// Installs the confinement on `cmd`: the child enters it after `fork`,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The network a confined command reaches besides the daemon's API port.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -93,11 +93,11 @@ pub const DEFAULT_SYSTEM_PATHS: &[&str] = &[
     "/opt",
     "/proc",
     "/sys",
-    "/dev",
     "/run/systemd/resolve",
 ];
 
-/// Device files a command may also write (and `ioctl`).
+/// The device files a command may use (read, write, `ioctl`) — nothing else
+/// of `/dev`: a disk's device file is the daemon user's to read.
 pub const WRITABLE_DEVICES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
@@ -105,6 +105,7 @@ pub const WRITABLE_DEVICES: &[&str] = &[
     "/dev/random",
     "/dev/urandom",
     "/dev/tty",
+    "/dev/ptmx",
     "/dev/pts",
     "/dev/shm",
 ];
@@ -131,8 +132,9 @@ pub struct Policy {
 impl Policy {
     /// A policy with the default system paths and nothing else.
     pub fn new() -> Policy {
+        let system: Vec<PathBuf> = DEFAULT_SYSTEM_PATHS.iter().map(PathBuf::from).collect();
         Policy {
-            read_exec: DEFAULT_SYSTEM_PATHS.iter().map(PathBuf::from).collect(),
+            read_exec: system_rules(&system),
             read_only: Vec::new(),
             read_write: Vec::new(),
             network: Network::None,
@@ -158,4 +160,83 @@ impl Default for Policy {
     fn default() -> Self {
         Policy::new()
     }
+}
+
+/// Most entries looked at under one system path by [`readable_parts`].
+const WALK_BUDGET: usize = 20_000;
+
+/// The parts of `root` a command may read when it runs with the daemon's
+/// user: every world-readable file and directory, without the entries that
+/// are not (`/etc/shadow`, private keys, `pg_hba.conf`…) — which a root
+/// daemon's bash would otherwise read by owner rights. A tree larger than
+/// the walk's budget is granted whole. Symbolic links need no rule (Landlock
+/// checks their target).
+pub fn readable_parts(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut budget = WALK_BUDGET;
+    if walk(root, &mut out, &mut budget) || budget == 0 {
+        return vec![root.to_path_buf()];
+    }
+    out
+}
+
+/// Whether `p` is readable as a whole; if not, its readable parts are in
+/// `out`.
+fn walk(p: &Path, out: &mut Vec<PathBuf>, budget: &mut usize) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return false;
+    };
+    if meta.file_type().is_symlink() {
+        return true;
+    }
+    if meta.permissions().mode() & 0o004 == 0 {
+        return false;
+    }
+    if !meta.is_dir() {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(p) else {
+        return false;
+    };
+    let mut clean = Vec::new();
+    let mut all = true;
+    for e in entries.flatten() {
+        if *budget == 0 {
+            return true;
+        }
+        *budget -= 1;
+        let child = e.path();
+        if walk(&child, out, budget) {
+            if !e.file_type().is_ok_and(|t| t.is_symlink()) {
+                clean.push(child);
+            }
+        } else {
+            all = false;
+        }
+    }
+    if !all {
+        out.extend(clean);
+    }
+    all
+}
+
+/// System paths whose trees are walked for entries other users may not read
+/// ([`readable_parts`]); the rest are granted whole (`/proc` and `/sys`
+/// change as processes come and go; `/usr` is too large to walk).
+pub const WALKED_PATHS: &[&str] = &["/etc", "/opt"];
+
+/// The read rules of `paths`: each walked path split into its readable
+/// parts, the others as they are.
+pub fn system_rules(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .flat_map(|p| {
+            if WALKED_PATHS.iter().any(|w| p == Path::new(w)) {
+                readable_parts(p)
+            } else {
+                vec![p.clone()]
+            }
+        })
+        .collect()
 }

@@ -100,3 +100,62 @@ async fn tcp_follows_the_network_rule() {
     let (code, out) = run(&api, &d.work, &script).await;
     assert_eq!(code, 0, "api port: {out}");
 }
+
+#[tokio::test]
+async fn private_system_files_and_devices_stay_closed_to_the_daemon_user() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let d = dirs();
+    let p = policy(&d);
+    let (code, out) = run(
+        &p,
+        &d.work,
+        "head -c 10 /etc/passwd >/dev/null && echo readable",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let private =
+        std::fs::metadata("/etc/shadow").is_ok_and(|m| m.permissions().mode() & 0o004 == 0);
+    assert!(private, "the test needs a private /etc/shadow");
+    let (code, out) = run(&p, &d.work, "cat /etc/shadow").await;
+    assert_ne!(code, 0, "/etc/shadow: {out}");
+    let disk = std::fs::read_dir("/dev")
+        .expect("/dev")
+        .flatten()
+        .find(|e| e.file_type().is_ok_and(|t| t.is_block_device()))
+        .expect("a block device");
+    let (code, out) = run(&p, &d.work, &format!("head -c 1 {}", disk.path().display())).await;
+    assert_ne!(code, 0, "{}: {out}", disk.path().display());
+    assert!(out.contains("Permission denied"), "{out}");
+}
+
+#[test]
+fn readable_parts_leave_out_what_others_may_not_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().expect("tempdir");
+    let r = root.path();
+    std::fs::create_dir_all(r.join("open/deep")).expect("dirs");
+    std::fs::create_dir_all(r.join("mixed")).expect("dirs");
+    for f in ["open/a", "open/deep/b", "mixed/public", "mixed/key", "top"] {
+        std::fs::write(r.join(f), "x").expect("file");
+        std::fs::set_permissions(r.join(f), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    std::fs::set_permissions(r.join("mixed/key"), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod");
+    for d in [
+        r.to_path_buf(),
+        r.join("open"),
+        r.join("open/deep"),
+        r.join("mixed"),
+    ] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let mut parts = aos_sandbox::readable_parts(r);
+    parts.sort();
+    assert_eq!(
+        parts,
+        vec![r.join("mixed/public"), r.join("open"), r.join("top")]
+    );
+    std::fs::set_permissions(r.join("mixed/key"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    assert_eq!(aos_sandbox::readable_parts(r), vec![r.to_path_buf()]);
+}

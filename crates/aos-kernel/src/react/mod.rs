@@ -149,14 +149,6 @@ pub struct Dispatches {
 }
 
 impl Dispatches {
-    /// Sessions with a dispatch running now.
-    pub(crate) fn running_sessions(&self) -> Vec<String> {
-        self.running
-            .lock()
-            .map(|r| r.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
     fn register(
         &self,
         k: &Kernel,
@@ -602,13 +594,13 @@ pub(crate) async fn interrupt_all(k: &Kernel, grace: Duration) {
     }
 }
 
-/// The stream of a dispatch: its session, the events so far and the live
-/// receiver; `None` if this daemon does not know the dispatch.
 /// The agent whose session a dispatch runs in.
 pub(crate) fn dispatch_agent(k: &Kernel, id: &str) -> Option<String> {
     Some(k.inner.dispatches.get(id)?.agent_id.clone())
 }
 
+/// The stream of a dispatch: its session, the events so far and the live
+/// receiver; `None` if this daemon does not know the dispatch.
 pub(crate) fn stream(
     k: &Kernel,
     id: &str,

@@ -51,7 +51,7 @@ struct Turn<'a> {
     /// The fallback context's messages read so far (from `context_from`).
     own: Vec<Message>,
     /// How the session's commands are confined (`None`: sandbox off).
-    policy: Option<aos_sandbox::Policy>,
+    sandbox: Option<crate::sandbox::SessionSandbox>,
 }
 
 /// Runs one dispatch to its end and reports how it ended.
@@ -65,11 +65,11 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(e) => return failed(None, Usage::default(), &e),
     };
-    let policy = match k.inner.store.agent_get(&scb.agent_id).await.sys() {
-        Ok(acb) => crate::sandbox::policy(k, &acb, &scb.session_id),
+    let sandbox = match k.inner.store.agent_get(&scb.agent_id).await.sys() {
+        Ok(acb) => crate::sandbox::prepare(k, &acb, &scb.session_id),
         Err(e) => Err(e),
     };
-    let policy = match policy {
+    let sandbox = match sandbox {
         Ok(p) => p,
         Err(e) => return failed(None, Usage::default(), &e),
     };
@@ -87,7 +87,7 @@ pub(crate) async fn run(
         context_from: first_seq,
         compacted_at: -1,
         own: Vec::new(),
-        policy,
+        sandbox,
     };
     let outcome = match t.go().await {
         Ok(o) => o,
@@ -641,9 +641,9 @@ impl Turn<'_> {
         let mut raw = result.output.clone();
         if result.exit_code != 0
             && let Some(note) = self
-                .policy
+                .sandbox
                 .as_ref()
-                .and_then(|p| crate::sandbox::hint(p, &self.scb.agent_id, &result.output))
+                .and_then(|s| crate::sandbox::hint(&s.policy, &self.scb.agent_id, &result.output))
         {
             raw.push_str(&note);
         }
@@ -740,7 +740,7 @@ impl Turn<'_> {
             ("AOS_AGENT_ID".into(), self.scb.agent_id.clone()),
             ("AOS_SESSION_ID".into(), self.scb.session_id.clone()),
         ]);
-        let confinement = match &self.policy {
+        let confinement = match &self.sandbox {
             Some(p) => Some(
                 crate::sandbox::confine(self.k, p, &self.scb.session_id)
                     .map_err(|e| std::io::Error::other(e.message))?,
