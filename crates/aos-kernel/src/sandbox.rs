@@ -172,6 +172,7 @@ const DENIALS: &[&str] = &[
     "PermissionError",
     "EACCES",
     "EPERM",
+    "Invalid cross-device link",
 ];
 
 /// A note for the agent when a command's output shows a refusal: what the

@@ -113,18 +113,18 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProg
 
 fn denied_calls() -> Result<BpfProgram, SandboxError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|n| (*n as i64, Vec::new())).collect();
+        DENIED.iter().map(|n| (*n, Vec::new())).collect();
     let clone = NAMESPACE_FLAGS
         .iter()
         .map(|f| rule(vec![cond(0, Op::MaskedEq(*f), *f)?]))
         .collect::<Result<Vec<_>, _>>()?;
-    rules.insert(libc::SYS_clone as i64, clone);
+    rules.insert(libc::SYS_clone, clone);
     compile(rules, libc::EPERM)
 }
 
 fn no_clone3() -> Result<BpfProgram, SandboxError> {
     compile(
-        BTreeMap::from([(libc::SYS_clone3 as i64, Vec::new())]),
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
         libc::ENOSYS,
     )
 }
@@ -186,10 +186,7 @@ fn sockets(allow_udp: bool, allow_unix: bool) -> Result<BpfProgram, SandboxError
             ])?);
         }
     }
-    compile(
-        BTreeMap::from([(libc::SYS_socket as i64, socket)]),
-        libc::EACCES,
-    )
+    compile(BTreeMap::from([(libc::SYS_socket, socket)]), libc::EACCES)
 }
 
 /// The filters for a command: compiled once per variant, shared after.
