@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use aos_kernel::{AoscbDefaults, KernelConfig};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The repo's `aoscb.json`, compiled in.
@@ -27,7 +27,6 @@ pub fn default_home() -> PathBuf {
 /// files, `config.toml`, `daemon.json`, logs — is narrowed now.
 pub fn secure_home(home: &Path) -> Result<()> {
     use nix::sys::stat::{Mode, umask};
-    use std::os::unix::fs::PermissionsExt;
     umask(Mode::from_bits_truncate(0o077));
     std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
     let narrow = |p: &Path, mode: u32| -> Result<()> {
@@ -69,6 +68,7 @@ struct FileConfig {
     llm_base_url: Option<String>,
     bash_sandbox: Option<String>,
     bash_system_paths: Option<Vec<String>>,
+    bash_user: Option<String>,
 }
 
 /// Everything `aos daemon start` resolved.
@@ -88,6 +88,24 @@ pub struct DaemonConfig {
     pub token_file: PathBuf,
     /// Kernel settings.
     pub kernel: KernelConfig,
+}
+
+/// `AOS_BASH_USER` or `config.toml`'s `bash_user`: the user the agent's
+/// commands run as (a root daemon only).
+fn bash_user(file: Option<String>) -> Result<Option<(u32, u32)>> {
+    let Some(name) = env("AOS_BASH_USER").or(file) else {
+        return Ok(None);
+    };
+    let ids = aos_sandbox::lookup_user(&name).with_context(|| {
+        format!("bash_user {name:?} is not a user of this machine (/etc/passwd)")
+    })?;
+    if ids.0 == 0 {
+        bail!("bash_user {name:?} is root: name an unprivileged user");
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!("bash_user {name:?} needs the daemon to run as root (to switch users)");
+    }
+    Ok(Some(ids))
 }
 
 /// The bash sandbox: on unless `AOS_BASH_SANDBOX`, `config.toml`'s
@@ -123,16 +141,25 @@ impl DaemonConfig {
     /// Resolves flags, environment, config file and defaults.
     pub fn resolve(args: &StartArgs) -> Result<DaemonConfig> {
         let home = absolute(&args.home.clone().unwrap_or_else(default_home));
-        secure_home(&home)?;
-        for sub in ["run", "logs", "cache", "sessions"] {
-            std::fs::create_dir_all(home.join(sub))
-                .with_context(|| format!("cannot create {}", home.join(sub).display()))?;
-        }
         let file: FileConfig = match std::fs::read_to_string(home.join("config.toml")) {
             Ok(text) => toml::from_str(&text)
                 .with_context(|| format!("invalid {}", home.join("config.toml").display()))?,
             Err(_) => FileConfig::default(),
         };
+        let run_as = bash_user(file.bash_user.clone())?;
+        secure_home(&home)?;
+        for sub in ["run", "logs", "cache", "sessions"] {
+            std::fs::create_dir_all(home.join(sub))
+                .with_context(|| format!("cannot create {}", home.join(sub).display()))?;
+        }
+        if run_as.is_some() {
+            // Commands of another user reach their work dirs through these
+            // (traverse only: no listing; what lies in them stays 0600/0700).
+            for dir in [home.clone(), home.join("sessions")] {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+                    .with_context(|| format!("cannot open {} for traversal", dir.display()))?;
+            }
+        }
         let port = match (args.port, env("AOS_PORT")) {
             (Some(p), _) => p,
             (None, Some(p)) => p
@@ -178,7 +205,8 @@ impl DaemonConfig {
                 .with_context(|| format!("AOS_LEASE_TTL_MS={v} is not a number"))?,
             None => file.lease_ttl_ms.unwrap_or(1_800_000),
         };
-        let bash_sandbox = bash_sandbox(&defaults, file.bash_sandbox, file.bash_system_paths)?;
+        let mut bash_sandbox = bash_sandbox(&defaults, file.bash_sandbox, file.bash_system_paths)?;
+        bash_sandbox.run_as = run_as;
         let (token, token_file) = operator_token(&home)?;
         Ok(DaemonConfig {
             kernel: KernelConfig {

@@ -1010,3 +1010,33 @@ fn the_home_is_private_and_narrowed_again_at_restart() {
     assert_eq!(mode(&fx.home.join("aos.db")), 0o600, "aos.db after restart");
     assert_eq!(fx.d.token(), token, "the same token");
 }
+
+// ---------------------------------------------------------------------------
+// A configured user.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn commands_run_as_the_configured_user_and_still_only_in_their_session() {
+    let fx = Fx::start(&[("AOS_BASH_USER", "nobody")]);
+    let agent = fx.agent();
+    let sid = fx.session(&agent);
+    let token_path = fx.home.join("token");
+    let commands = strings(&[
+        "id -u",
+        "echo mine > f && cat f && mktemp >/dev/null && echo tmp-ok",
+        &format!("cat {}", token_path.display()),
+        "ls $HOME/../..",
+    ]);
+    let out = fx.run(&sid, &commands);
+    out[0].assert_ok("65534");
+    out[1].assert_ok("tmp-ok");
+    out[2].assert_denied();
+    assert!(out[3].exit.is_some_and(|c| c != 0), "{:?}", out[3]);
+    assert!(!history_text(&fx.d, &sid).contains(&fx.d.token()));
+    assert_eq!(
+        mode(&fx.home) & 0o777,
+        0o711,
+        "the home lets the user through, no more"
+    );
+    assert_eq!(mode(&token_path) & 0o777, 0o600);
+}

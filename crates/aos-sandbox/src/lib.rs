@@ -24,8 +24,8 @@ mod seccomp;
 pub use cgroup::{Cgroups, Joiner};
 pub use grants::{Grants, MAX_PORTS};
 pub use policy::{
-    DEFAULT_SYSTEM_PATHS, Limits, Network, Policy, WALKED_PATHS, WRITABLE_DEVICES, readable_parts,
-    system_rules,
+    DEFAULT_SYSTEM_PATHS, Limits, Network, Policy, WALKED_PATHS, WRITABLE_DEVICES, lookup_user,
+    readable_parts, system_rules,
 };
 pub use probe::{REQUIRED_ABI, Report, UDP_ABI, UNIX_SOCKET_ABI, effective_abi, kernel_abi};
 
@@ -92,15 +92,12 @@ impl Prepared {
         let allow_udp = policy.network == Network::All || abi >= UDP_ABI;
         let filters = seccomp::filters(allow_udp, abi >= UNIX_SOCKET_ABI)?;
         let l = &policy.limits;
-        let mut rlimits = vec![
+        let rlimits = vec![
             (libc::RLIMIT_NOFILE, l.open_files),
             (libc::RLIMIT_FSIZE, l.file_size_mb.saturating_mul(1 << 20)),
             (libc::RLIMIT_CPU, l.cpu_seconds),
             (libc::RLIMIT_CORE, 0),
         ];
-        if policy.run_as.is_some() {
-            rlimits.push((libc::RLIMIT_NPROC, l.processes));
-        }
         // SAFETY: geteuid(2) cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         Ok(Prepared {

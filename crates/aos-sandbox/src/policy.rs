@@ -42,7 +42,7 @@ pub struct Limits {
     #[serde(default = "Limits::default_open_files")]
     pub open_files: u64,
     /// Processes and threads alive at once in the session's sandbox (the
-    /// cgroup's `pids.max`; `RLIMIT_NPROC` when running as another user).
+    /// cgroup's `pids.max`).
     #[serde(default = "Limits::default_processes")]
     pub processes: u64,
     /// Largest file a process may write, in MiB (`RLIMIT_FSIZE`).
@@ -239,4 +239,14 @@ pub fn system_rules(paths: &[PathBuf]) -> Vec<PathBuf> {
             }
         })
         .collect()
+}
+
+/// A user's uid and primary gid, by name or number, from `/etc/passwd`.
+pub fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        let (user, uid, gid) = (f.first()?, f.get(2)?, f.get(3)?);
+        (*user == name || *uid == name).then(|| Some((uid.parse().ok()?, gid.parse().ok()?)))?
+    })
 }

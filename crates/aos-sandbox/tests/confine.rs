@@ -159,3 +159,41 @@ fn readable_parts_leave_out_what_others_may_not_read() {
         .expect("chmod");
     assert_eq!(aos_sandbox::readable_parts(r), vec![r.to_path_buf()]);
 }
+
+#[tokio::test]
+async fn commands_can_run_as_another_user_without_privileges() {
+    let d = dirs();
+    let (uid, gid) = aos_sandbox::lookup_user("nobody").expect("the nobody user");
+    std::os::unix::fs::chown(&d.work, Some(uid), Some(gid)).expect("chown");
+    let p = Policy {
+        run_as: Some((uid, gid)),
+        ..policy(&d)
+    };
+    let (code, out) = run(&p, &d.work, "id -u; id -G; echo x > mine && cat mine").await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines().take(2).collect::<Vec<_>>(),
+        vec![uid.to_string(), gid.to_string()]
+    );
+    let (code, out) = run(&p, &d.work, "grep Cap /proc/self/status").await;
+    assert_eq!(code, 0, "{out}");
+    for line in out.lines() {
+        assert!(
+            line.ends_with("0000000000000000"),
+            "a capability is left: {out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_root_command_keeps_no_capability() {
+    let d = dirs();
+    let (code, out) = run(&policy(&d), &d.work, "grep Cap /proc/self/status").await;
+    assert_eq!(code, 0, "{out}");
+    for line in out.lines() {
+        assert!(
+            line.ends_with("0000000000000000"),
+            "a capability is left: {out}"
+        );
+    }
+}

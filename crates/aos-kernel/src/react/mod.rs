@@ -394,13 +394,36 @@ pub(crate) fn pid_file(cfg: &crate::KernelConfig, session_id: &str) -> std::path
 /// session is created, so no command pays for a new inode (a command
 /// creates them again if they were removed).
 pub(crate) fn make_dirs(cfg: &crate::KernelConfig, session_id: &str) {
-    let made = std::fs::create_dir_all(work_dir(cfg, session_id))
-        .and_then(|()| std::fs::create_dir_all(tmp_dir(cfg, session_id)))
+    let made = command_dirs(cfg, session_id)
+        .map(drop)
         .and_then(|()| std::fs::create_dir_all(running_dir(cfg, session_id)))
         .and_then(|()| std::fs::File::create(pid_file(cfg, session_id)).map(drop));
     if let Err(e) = made {
         tracing::warn!(session = %session_id, error = %e, "cannot create the session's directories");
     }
+}
+
+/// Creates the session's work and temp dirs if missing and returns them;
+/// when commands run as another user, that user owns them and the session's
+/// directory lets it through (traverse only).
+pub(crate) fn command_dirs(
+    cfg: &crate::KernelConfig,
+    session_id: &str,
+) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let (work, tmp) = (work_dir(cfg, session_id), tmp_dir(cfg, session_id));
+    for dir in [&work, &tmp] {
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir)?;
+            if let Some((uid, gid)) = cfg.bash_sandbox.run_as.filter(|_| cfg.bash_sandbox.enabled) {
+                use std::os::unix::fs::PermissionsExt;
+                std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+                if let Some(session) = dir.parent() {
+                    std::fs::set_permissions(session, std::fs::Permissions::from_mode(0o711))?;
+                }
+            }
+        }
+    }
+    Ok((work, tmp))
 }
 
 /// The id of a dispatch's user message: derived from the dispatch id, so a

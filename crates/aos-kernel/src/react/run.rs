@@ -705,10 +705,7 @@ impl Turn<'_> {
         extra_env: &Value,
     ) -> std::io::Result<aos_bash::BashResult> {
         let cfg = &self.k.inner.config;
-        let work = super::work_dir(cfg, &self.scb.session_id);
-        let tmp = super::tmp_dir(cfg, &self.scb.session_id);
-        std::fs::create_dir_all(&work)?;
-        std::fs::create_dir_all(&tmp)?;
+        let (work, tmp) = super::command_dirs(cfg, &self.scb.session_id)?;
         let mut path = String::new();
         if let Some(bin) = &cfg.bin_dir {
             path.push_str(&format!("{}:", bin.display()));
