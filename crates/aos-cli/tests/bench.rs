@@ -68,12 +68,23 @@ fn the_other_sections_report_their_figures() {
 }
 
 #[test]
+fn the_bash_section_reports_plain_and_sandboxed_spawns() {
+    let (ok, doc) = bench("bash");
+    assert!(ok, "{doc}");
+    let plain = figure(&doc, "/data/bash/plainSpawnUs");
+    let boxed = figure(&doc, "/data/bash/sandboxedSpawnUs");
+    let ratio = figure(&doc, "/data/bash/ratio");
+    assert!((ratio - boxed / plain).abs() < 0.02 + ratio * 0.01, "{doc}");
+    assert_eq!(doc["data"]["bash"]["cgroup"], true, "{doc}");
+}
+
+#[test]
 fn an_unknown_section_is_refused_by_name() {
     let (ok, doc) = bench("everything");
     assert!(!ok);
     let msg = doc["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        msg.contains("--only takes one of hook, wasm, store, context, turn"),
+        msg.contains("--only takes one of hook, wasm, store, context, bash, turn"),
         "{doc}"
     );
 }

@@ -12,10 +12,11 @@
 mod common;
 
 use aos_testkit::{Reply, ScriptedLlm};
-use common::{Daemon, history, skill_roots, tool_parts};
+use common::{AOS, Daemon, history, skill_roots, tool_parts};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -1039,4 +1040,99 @@ fn commands_run_as_the_configured_user_and_still_only_in_their_session() {
         "the home lets the user through, no more"
     );
     assert_eq!(mode(&token_path) & 0o777, 0o600);
+}
+
+// ---------------------------------------------------------------------------
+// A command that times out, and a daemon that stops, leave nothing running.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn processes_left_running_die_after_a_timeout_and_at_daemon_stop() {
+    let _reaper = Reaper(&["3122", "3123", "3124"]);
+    let fx = Fx::start(&[]);
+    let agent = fx.agent();
+    let sid = fx.session(&agent);
+    // The model asks for a 300 ms timeout: the command is killed, its
+    // setsid child lives until the dispatch ends.
+    fx.llm.push([
+        Reply::ToolCalls(vec![(
+            "sbx-timeout".into(),
+            "bash".into(),
+            json!({"command": "setsid sleep 3122 >/dev/null 2>&1 < /dev/null & sleep 3123",
+                   "timeoutMs": 300})
+            .to_string(),
+        )]),
+        Reply::text("done"),
+    ]);
+    let dispatch = fx.dispatch(&sid, "time out");
+    assert_eq!(fx.wait(&dispatch)["status"], "completed");
+    assert_eq!(sleepers("3122"), Vec::<u32>::new(), "setsid child gone");
+    assert_eq!(sleepers("3123"), Vec::<u32>::new(), "the command gone");
+
+    // `aos daemon stop` while a command runs.
+    let ids = fx.script(&strings(&[
+        "setsid sleep 3124 >/dev/null 2>&1 < /dev/null & sleep 30",
+    ]));
+    let _dispatch = fx.dispatch(&sid, "sleep");
+    wait_until("the sleep runs", 20, || !sleepers("3124").is_empty());
+    let out = Command::new(AOS)
+        .args(["daemon", "stop", "--home"])
+        .arg(&fx.home)
+        .output()
+        .expect("aos daemon stop");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_until("the setsid child is gone", 20, || {
+        sleepers("3124").is_empty()
+    });
+    assert_eq!(processes_of(&sid), 0, "nothing of the session runs");
+    drop(ids);
+}
+
+// ---------------------------------------------------------------------------
+// `aos sandbox check`.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sandbox_check_reports_the_daemon_and_the_machine() {
+    let fx = Fx::start(&[]);
+    let doc = fx.d.ok(&["sandbox", "check"]);
+    let data = &doc["data"];
+    assert_eq!(data["source"], "daemon", "{doc}");
+    assert_eq!(
+        (data["mode"].as_str(), data["ready"].as_bool()),
+        (Some("on"), Some(true))
+    );
+    assert!(
+        data["landlockAbi"].as_i64().is_some_and(|a| a >= 6),
+        "{doc}"
+    );
+    assert!(
+        data["enforced"].as_array().is_some_and(|e| !e.is_empty()),
+        "{doc}"
+    );
+
+    // No daemon, a kernel that lacks the ABI: refused, exit 1.
+    let empty = tempfile::tempdir().expect("tmp");
+    let out = Command::new(AOS)
+        .args(["sandbox", "check"])
+        .env("AOS_HOME", empty.path())
+        .env("AOS_LANDLOCK_ABI", "5")
+        .env_remove("AOS_API_URL")
+        .env_remove("AOS_API_TOKEN")
+        .output()
+        .expect("aos sandbox check");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    assert_eq!(doc["data"]["ready"], false, "{doc}");
+    assert_eq!(doc["data"]["landlockAbi"], 5, "{doc}");
+    assert!(
+        doc["data"]["missing"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("ABI 5")),
+        "{doc}"
+    );
 }
