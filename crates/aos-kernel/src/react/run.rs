@@ -65,14 +65,6 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(e) => return failed(None, Usage::default(), &e),
     };
-    let sandbox = match k.inner.store.agent_get(&scb.agent_id).await.sys() {
-        Ok(acb) => crate::sandbox::prepare(k, &acb, &scb.session_id),
-        Err(e) => Err(e),
-    };
-    let sandbox = match sandbox {
-        Ok(p) => p,
-        Err(e) => return failed(None, Usage::default(), &e),
-    };
     let token = k.issue_session_token(&scb.agent_id, &scb.session_id, &state.id);
     let mut t = Turn {
         k,
@@ -87,9 +79,20 @@ pub(crate) async fn run(
         context_from: first_seq,
         compacted_at: -1,
         own: Vec::new(),
-        sandbox,
+        sandbox: None,
     };
-    let outcome = match t.go().await {
+    let sandbox = match k.inner.store.agent_get(&t.scb.agent_id).await.sys() {
+        Ok(acb) => crate::sandbox::prepare(k, &acb, &t.scb.session_id),
+        Err(e) => Err(e),
+    };
+    let ran = match sandbox {
+        Ok(s) => {
+            t.sandbox = s;
+            t.go().await
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = match ran {
         Ok(o) => o,
         Err(e) => {
             let _ = t.record_error(&e).await;
