@@ -417,28 +417,42 @@ async fn spawn_figures(tmp: &Path, runs: usize) -> Result<Value> {
         pid_file: None,
         confinement,
     };
-    let (mut plain, mut boxed) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    // Once per dispatch: the policy compiled.
+    let t = Instant::now();
+    let prepared = aos_sandbox::Prepared::new(&policy, abi).map_err(|e| anyhow!("{e}"))?;
+    let prepare = t.elapsed();
+    let no_cgroup = aos_sandbox::Cgroups::none("measured without");
+    let mut times: [Vec<Duration>; 3] = Default::default();
     for _ in 0..runs {
-        let (_tx, rx) = tokio::sync::watch::channel(false);
-        let t = Instant::now();
-        aos_bash::run(spec(None), rx).await?;
-        plain.push(t.elapsed());
-        let (_tx, rx) = tokio::sync::watch::channel(false);
-        let t = Instant::now();
-        let c = aos_sandbox::Confinement::prepare(&policy, abi, &cgroups, &session)
-            .map_err(|e| anyhow!("{e}"))?;
-        let r = aos_bash::run(spec(Some(c)), rx).await?;
-        boxed.push(t.elapsed());
-        if r.exit_code != 0 {
-            bail!("the sandboxed `true` failed: {}", r.output);
+        for (i, groups) in [None, Some(&cgroups), Some(&no_cgroup)]
+            .into_iter()
+            .enumerate()
+        {
+            let (_tx, rx) = tokio::sync::watch::channel(false);
+            let t = Instant::now();
+            let c = match groups {
+                Some(g) => Some(
+                    prepared
+                        .confinement(g, &session)
+                        .map_err(|e| anyhow!("{e}"))?,
+                ),
+                None => None,
+            };
+            let r = aos_bash::run(spec(c), rx).await?;
+            times[i].push(t.elapsed());
+            if r.exit_code != 0 {
+                bail!("`true` failed: {}", r.output);
+            }
         }
     }
     cgroups.release(&session).await;
-    let (p, s) = (percentile(plain, 0.5), percentile(boxed, 0.5));
+    let [plain, boxed, bare] = times.map(|t| percentile(t, 0.5));
+    let ratio =
+        |a: Duration| (a.as_secs_f64() / plain.as_secs_f64().max(1e-9) * 100.0).round() / 100.0;
     Ok(json!({
-        "plainSpawnUs": us(p), "sandboxedSpawnUs": us(s),
-        "ratio": (s.as_secs_f64() / p.as_secs_f64().max(1e-9) * 100.0).round() / 100.0,
-        "landlockAbi": abi, "cgroup": cgroups.available(), "runs": runs,
+        "plainSpawnUs": us(plain), "sandboxedSpawnUs": us(boxed), "ratio": ratio(boxed),
+        "sandboxedNoCgroupUs": us(bare), "noCgroupRatio": ratio(bare),
+        "prepareUs": us(prepare), "landlockAbi": abi, "cgroup": cgroups.available(), "runs": runs,
     }))
 }
 

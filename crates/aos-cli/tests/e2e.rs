@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{AOS, Daemon, history, skill_roots, tool_parts};
+use common::{AOS, Daemon, history, processes_of, skill_roots, tool_parts};
 
 fn post(url: &str, token: Option<&str>, body: &str) -> (u16, Value) {
     let mut req = ureq::post(&format!("{url}/v1/syscall")).set("Content-Type", "application/json");
@@ -401,19 +401,6 @@ fn a_new_skill_from_a_template_runs_in_the_daemon() {
         (code, doc["error"]["code"].as_str()),
         (1, Some("not_found"))
     );
-}
-
-/// Processes whose environment says they run for session `sid`.
-fn processes_of(sid: &str) -> usize {
-    let marker = format!("AOS_SESSION_ID={sid}");
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
-        })
-        .count()
 }
 
 #[test]

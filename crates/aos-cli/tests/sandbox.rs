@@ -12,7 +12,7 @@
 mod common;
 
 use aos_testkit::{Reply, ScriptedLlm};
-use common::{AOS, Daemon, history, skill_roots, tool_parts};
+use common::{AOS, Daemon, history, processes_of, skill_roots, tool_parts};
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -319,19 +319,6 @@ fn sleepers(arg: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Processes whose environment says they run for session `sid`.
-fn processes_of(sid: &str) -> usize {
-    let marker = format!("AOS_SESSION_ID={sid}");
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
-        })
-        .count()
-}
-
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -428,14 +415,17 @@ fn the_operator_token_the_store_and_the_config_are_out_of_reach() {
     out[0].assert_denied_with_note();
     // A hard link into the work dir would carry the work dir's rights to
     // the token: Landlock refuses it with EXDEV ("Invalid cross-device
-    // link"), not EACCES, so only the failure and its lack of effect are
-    // asserted here.
+    // link"), not EACCES; the sandbox's note explains it all the same.
     let hard = "ln $HOME/../../../token $HOME/token-hardlink; cat $HOME/token-hardlink".to_string();
     let hard = fx.run(&sid, std::slice::from_ref(&hard));
     let o = &hard[0];
     assert!(
         o.exit.is_some_and(|c| c != 0) && !o.text.contains(&token),
         "the hard link failed: {o:#?}"
+    );
+    assert!(
+        o.text.contains("[sandbox:"),
+        "the refusal is explained: {o:#?}"
     );
     assert!(
         !fx.work(&sid).join("token-hardlink").exists(),
@@ -1134,5 +1124,60 @@ fn sandbox_check_reports_the_daemon_and_the_machine() {
             .as_str()
             .is_some_and(|m| m.contains("ABI 5")),
         "{doc}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Limits from the agent's permissions.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn limits_follow_the_agents_permissions() {
+    let fx = Fx::start(&[]);
+    let agent = fx.agent();
+    let sid = fx.session(&agent);
+    let show = strings(&["echo $(ulimit -n) $(ulimit -f) $(ulimit -t)"]);
+    let out = fx.run(&sid, &show);
+    // Defaults: 1024 files, 1024 MiB (in 1 KiB blocks), 600 s.
+    out[0].assert_ok("1024 1048576 600");
+    let (doc, code) = fx.d.call(
+        "agent.update",
+        json!({"agentId": agent, "permissions": {"limits":
+            {"openFiles": 64, "fileSizeMb": 1, "cpuSeconds": 5, "processes": 16}}}),
+    );
+    assert_eq!(code, 0, "{doc}");
+    let out = fx.run(
+        &sid,
+        &strings(&[
+            "echo $(ulimit -n) $(ulimit -f) $(ulimit -t)",
+            "head -c 2000000 /dev/zero > big; echo status=$?; stat -c %s big",
+            "for i in $(seq 40); do sleep 1 & done 2>&1 | grep -c 'fork' ; wait",
+        ]),
+    );
+    out[0].assert_ok("64 1024 5");
+    assert!(
+        out[1].text.contains("1048576") && !out[1].text.contains("status=0"),
+        "the file stops at 1 MiB: {:#?}",
+        out[1]
+    );
+    assert!(
+        out[2].text.trim().parse::<u32>().is_ok_and(|n| n > 0),
+        "forks beyond 16 processes fail: {:#?}",
+        out[2]
+    );
+    // A bad limit is refused and changes nothing.
+    let (doc, code) = fx.d.call(
+        "agent.update",
+        json!({"agentId": agent, "permissions": {"limits": {"openFiles": 0}}}),
+    );
+    assert_eq!(
+        (code, doc["error"]["code"].as_str()),
+        (1, Some("request.invalid")),
+        "{doc}"
+    );
+    let acb = fx.d.ok(&["agent", "get", &agent]);
+    assert_eq!(
+        acb["data"]["permissions"]["limits"]["openFiles"], 64,
+        "{acb}"
     );
 }

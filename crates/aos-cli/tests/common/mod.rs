@@ -146,3 +146,16 @@ pub fn tool_parts(h: &[Value]) -> Vec<Value> {
         .filter(|p| p["type"] == "tool-bash")
         .collect()
 }
+
+/// Processes whose environment says they run for session `sid`.
+pub fn processes_of(sid: &str) -> usize {
+    let marker = format!("AOS_SESSION_ID={sid}");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+        })
+        .count()
+}
