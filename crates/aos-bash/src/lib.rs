@@ -103,36 +103,15 @@ pub async fn run(
     mut interrupt: watch::Receiver<bool>,
 ) -> std::io::Result<BashResult> {
     let started = Instant::now();
-    let mut cmd = tokio::process::Command::new(bash_path());
-    if let Some(c) = spec.confinement {
-        c.install(&mut cmd);
-    }
-    let mut child = cmd
-        .arg("-c")
-        .arg(&spec.command)
-        .current_dir(&spec.cwd)
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()?;
+    let (mut child, stdout, stderr) = start(&spec)?;
     let pgid = child.id().and_then(|p| i32::try_from(p).ok());
     let pid_file = match (&spec.pid_file, pgid) {
         (Some(f), Some(p)) => write_pid_file(f, p).ok(),
         _ => None,
     };
     let buf = Arc::new(Mutex::new(Captured::default()));
-    let out = child
-        .stdout
-        .take()
-        .map(|s| tokio::spawn(drain(s, buf.clone(), spec.max_output)));
-    let err = child
-        .stderr
-        .take()
-        .map(|s| tokio::spawn(drain(s, buf.clone(), spec.max_output)));
+    let out = Some(tokio::spawn(drain(stdout, buf.clone(), spec.max_output)));
+    let err = Some(tokio::spawn(drain(stderr, buf.clone(), spec.max_output)));
     let (mut timed_out, mut interrupted) = (false, false);
     let status = tokio::select! {
         s = child.wait() => Some(s?),
@@ -177,6 +156,65 @@ pub async fn run(
         interrupted,
         elapsed: started.elapsed(),
     })
+}
+
+/// A running command: spawned by tokio (`posix_spawn`) when unconfined, by
+/// the sandbox's vfork when confined.
+enum Proc {
+    Plain(tokio::process::Child),
+    Confined(aos_sandbox::Child),
+}
+
+impl Proc {
+    fn id(&self) -> Option<u32> {
+        match self {
+            Proc::Plain(c) => c.id(),
+            Proc::Confined(c) => Some(c.id()),
+        }
+    }
+
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self {
+            Proc::Plain(c) => c.wait().await,
+            Proc::Confined(c) => c.wait().await,
+        }
+    }
+}
+
+type Output = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
+/// Starts `bash -c COMMAND` in its own process group, stdin on /dev/null,
+/// stdout and stderr piped; killed if dropped before it ends.
+fn start(spec: &BashSpec) -> std::io::Result<(Proc, Output, Output)> {
+    let Some(confinement) = spec.confinement.as_ref() else {
+        let mut child = tokio::process::Command::new(bash_path())
+            .arg("-c")
+            .arg(&spec.command)
+            .current_dir(&spec.cwd)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let (out, err) = match (child.stdout.take(), child.stderr.take()) {
+            (Some(o), Some(e)) => (o, e),
+            _ => return Err(std::io::Error::other("bash started without its pipes")),
+        };
+        return Ok((Proc::Plain(child), Box::new(out), Box::new(err)));
+    };
+    let run = aos_sandbox::SpawnSpec {
+        program: bash_path(),
+        args: &["bash", "-c", &spec.command],
+        env: &spec.env,
+        cwd: &spec.cwd,
+    };
+    let s = aos_sandbox::spawn(&run, confinement)?;
+    let out = tokio::net::unix::pipe::Receiver::from_owned_fd(s.stdout)?;
+    let err = tokio::net::unix::pipe::Receiver::from_owned_fd(s.stderr)?;
+    Ok((Proc::Confined(s.child), Box::new(out), Box::new(err)))
 }
 
 fn kill_group(pgid: Option<i32>) {

@@ -155,3 +155,42 @@ fn leftover_groups_are_killed_only_when_they_are_ours() {
         "no file, nothing to do"
     );
 }
+
+#[tokio::test]
+async fn a_confined_command_is_captured_and_killed_whole_at_its_timeout() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let policy = aos_sandbox::Policy {
+        read_write: vec![dir.path().to_path_buf()],
+        ..aos_sandbox::Policy::new()
+    };
+    let confine = || {
+        aos_sandbox::Confinement::prepare(
+            &policy,
+            aos_sandbox::effective_abi(),
+            &aos_sandbox::Cgroups::none("test"),
+            "se_bash_test",
+        )
+        .expect("prepare")
+    };
+    let (_tx, rx) = watch::channel(false);
+    let mut s = spec(
+        "echo out; echo err >&2; cat /etc/shadow; exit 3",
+        dir.path(),
+    );
+    s.confinement = Some(confine());
+    let r = run(s, rx).await.expect("run");
+    assert_eq!(r.exit_code, 3);
+    assert!(
+        r.output.contains("out") && r.output.contains("err"),
+        "{}",
+        r.output
+    );
+    assert!(r.output.contains("Permission denied"), "{}", r.output);
+    let (_tx, rx) = watch::channel(false);
+    let mut s = spec("sleep 30 & sleep 31", dir.path());
+    s.timeout = Duration::from_millis(300);
+    s.confinement = Some(confine());
+    let t = std::time::Instant::now();
+    let r = run(s, rx).await.expect("run");
+    assert!(r.timed_out && t.elapsed() < Duration::from_secs(5), "{r:?}");
+}

@@ -1,5 +1,6 @@
 //! Confinement of the agent's bash. Every command a ReActUnit runs is
-//! confined in the child between `fork` and `exec` — no wrapper process:
+//! confined in the child between `clone` and `exec` ([`spawn`]: a vfork,
+//! not a copy of the daemon) — no wrapper process:
 //! it joins its session's cgroup, gets its rlimits, loses every capability
 //! (when the daemon is root) and optionally its user, then Landlock
 //! (`no_new_privs`, files, TCP ports, signal and abstract-socket scoping)
@@ -9,8 +10,8 @@
 //! ([`Prepared`], once per dispatch; [`Prepared::confinement`], per
 //! command); the child only makes system calls.
 //!
-//! This is the one crate of the workspace with `unsafe` code: `pre_exec`
-//! and the raw system calls it makes.
+//! This is the one crate of the workspace with `unsafe` code: the vfork
+//! spawn and the raw system calls of the child.
 #![allow(unsafe_code)]
 
 mod caps;
@@ -20,6 +21,7 @@ mod policy;
 mod probe;
 mod rules;
 mod seccomp;
+mod spawn;
 
 pub use cgroup::{Cgroups, Joiner};
 pub use grants::{Grants, MAX_PORTS};
@@ -28,6 +30,7 @@ pub use policy::{
     readable_parts, system_rules,
 };
 pub use probe::{REQUIRED_ABI, Report, UDP_ABI, UNIX_SOCKET_ABI, effective_abi, kernel_abi};
+pub use spawn::{Child, SpawnSpec, Spawned, spawn};
 
 use landlock::RulesetCreated;
 
@@ -69,7 +72,7 @@ pub struct Prepared {
 /// A command's confinement, prepared in the parent and entered by the child.
 #[derive(Debug)]
 pub struct Confinement {
-    ruleset: Option<RulesetCreated>,
+    ruleset: Option<std::os::fd::OwnedFd>,
     filters: seccomp::Filters,
     joiner: Joiner,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
@@ -128,8 +131,12 @@ impl Prepared {
             .ruleset
             .try_clone()
             .map_err(|e| SandboxError::Setup(format!("landlock ruleset: {e}")))?;
+        let ruleset: Option<std::os::fd::OwnedFd> = ruleset.into();
+        if ruleset.is_none() {
+            return Err(SandboxError::Setup("landlock gave no ruleset".into()));
+        }
         Ok(Confinement {
-            ruleset: Some(ruleset),
+            ruleset,
             filters: self.filters.clone(),
             joiner,
             rlimits: self.rlimits.clone(),
@@ -150,24 +157,15 @@ impl Confinement {
         Prepared::new(policy, abi)?.confinement(cgroups, session)
     }
 
-    /// Installs the confinement on `cmd`: the child enters it after `fork`,
-    /// before `exec`. A failure there fails the spawn with its error.
-    pub fn install(mut self, cmd: &mut tokio::process::Command) {
-        // SAFETY: `enter` makes only system calls (no locks, no allocation
-        // on its success path), as a forked child of a threaded process
-        // must; its state was prepared by the parent.
-        unsafe {
-            cmd.pre_exec(move || self.enter());
-        }
-    }
-
-    /// Runs in the child.
-    fn enter(&mut self) -> std::io::Result<()> {
+    /// Runs in the child before `exec`: only system calls, no allocation
+    /// (the child may share the daemon's memory); fails with an errno.
+    fn enter(&self) -> Result<(), libc::c_int> {
+        use spawn::{errno_of, last_errno};
         use std::os::fd::AsRawFd;
         for fd in &self.joiner.fds {
             // SAFETY: writes two bytes from a static buffer to an open fd.
             if unsafe { libc::write(fd.as_raw_fd(), b"0\n".as_ptr().cast(), 2) } < 0 {
-                return Err(std::io::Error::last_os_error());
+                return Err(last_errno());
             }
         }
         for (resource, value) in &self.rlimits {
@@ -176,26 +174,41 @@ impl Confinement {
                 rlim_max: *value,
             };
             // SAFETY: setrlimit(2) with a valid struct.
-            if unsafe { libc::setrlimit(*resource, &lim) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            errno_of(unsafe { libc::setrlimit(*resource, &lim) })?;
         }
+        let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EPERM);
         if let Some(last) = self.drop_caps {
-            caps::drop_bounding(last)?;
+            caps::drop_bounding(last).map_err(errno)?;
         }
         if let Some((uid, gid)) = self.run_as {
-            caps::switch_user(uid, gid)?;
+            caps::switch_user(uid, gid).map_err(errno)?;
         }
         if self.drop_caps.is_some() {
-            caps::clear()?;
+            caps::clear().map_err(errno)?;
         }
-        if let Some(ruleset) = self.ruleset.take() {
-            ruleset
-                .restrict_self()
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-        }
-        for filter in self.filters.iter() {
-            seccompiler::apply_filter(filter).map_err(|e| std::io::Error::other(e.to_string()))?;
+        // SAFETY: prctl(2), landlock_restrict_self(2) and seccomp(2) with a
+        // ruleset fd and filters prepared by the parent.
+        unsafe {
+            errno_of(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+            let fd = self.ruleset.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+            if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0) < 0 {
+                return Err(last_errno());
+            }
+            for filter in self.filters.iter() {
+                let prog = libc::sock_fprog {
+                    len: u16::try_from(filter.len()).map_err(|_| libc::E2BIG)?,
+                    filter: filter.as_ptr().cast_mut().cast(),
+                };
+                let r = libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    &prog as *const libc::sock_fprog,
+                );
+                if r < 0 {
+                    return Err(last_errno());
+                }
+            }
         }
         Ok(())
     }

@@ -2,11 +2,15 @@
 //! `seccompiler`:
 //! - system calls no agent command needs, that reach other processes or the
 //!   kernel's configuration, fail with `EPERM`;
+//! - so do sockets outside TCP/IP (and netlink route queries), UDP sockets
+//!   unless the network is `all` or Landlock checks UDP ports, and `AF_UNIX`
+//!   sockets unless Landlock scopes them;
 //! - `clone3` fails with `ENOSYS` (its flags live in memory a filter cannot
-//!   read; libc falls back to `clone`, whose namespace flags are checked);
-//! - sockets outside TCP/IP (and netlink route queries) fail with `EACCES`;
-//!   so do UDP sockets unless the network is `all` or Landlock checks UDP
-//!   ports, and `AF_UNIX` sockets unless Landlock scopes them.
+//!   read; libc falls back to `clone`, whose namespace flags are checked).
+//!
+//! Two filters, not one per rule group: loading a filter (checking and
+//! compiling it) is the largest part of a confined spawn's cost after `exec`
+//! itself (docs/performance.md).
 
 use crate::SandboxError;
 use seccompiler::{
@@ -111,7 +115,9 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProg
     filter.try_into().map_err(seccomp_err)
 }
 
-fn denied_calls() -> Result<BpfProgram, SandboxError> {
+/// Everything refused with `EPERM`: the [`DENIED`] calls, `clone` with
+/// namespace flags, and the sockets of [`socket_rules`].
+fn denied_calls(allow_udp: bool, allow_unix: bool) -> Result<BpfProgram, SandboxError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|n| (*n, Vec::new())).collect();
     let clone = NAMESPACE_FLAGS
@@ -119,6 +125,7 @@ fn denied_calls() -> Result<BpfProgram, SandboxError> {
         .map(|f| rule(vec![cond(0, Op::MaskedEq(*f), *f)?]))
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_clone, clone);
+    rules.insert(libc::SYS_socket, socket_rules(allow_udp, allow_unix)?);
     compile(rules, libc::EPERM)
 }
 
@@ -129,8 +136,8 @@ fn no_clone3() -> Result<BpfProgram, SandboxError> {
     )
 }
 
-/// The socket rules: which `socket(domain, type, protocol)` calls fail.
-fn sockets(allow_udp: bool, allow_unix: bool) -> Result<BpfProgram, SandboxError> {
+/// Which `socket(domain, type, protocol)` calls fail.
+fn socket_rules(allow_udp: bool, allow_unix: bool) -> Result<Vec<SeccompRule>, SandboxError> {
     const TYPE_MASK: u64 = 0xf;
     let (inet, inet6, netlink, unix) = (
         libc::AF_INET as u64,
@@ -156,16 +163,9 @@ fn sockets(allow_udp: bool, allow_unix: bool) -> Result<BpfProgram, SandboxError
         cond(2, Op::Ne, libc::NETLINK_ROUTE as u64)?,
     ])?);
     for family in [inet, inet6] {
-        // Types other than stream and datagram (raw, SCTP's seqpacket).
-        socket.push(rule(vec![
-            cond(0, Op::Eq, family)?,
-            cond(1, Op::MaskedEq(TYPE_MASK), 0)?,
-        ])?);
-        socket.push(rule(vec![
-            cond(0, Op::Eq, family)?,
-            cond(1, Op::MaskedEq(TYPE_MASK), 3)?,
-        ])?);
-        for t in 4..=TYPE_MASK {
+        // Types other than stream and datagram: raw, RDM, seqpacket (SCTP),
+        // DCCP, packet (the others do not exist).
+        for t in [3, 4, 5, 6, 10] {
             socket.push(rule(vec![
                 cond(0, Op::Eq, family)?,
                 cond(1, Op::MaskedEq(TYPE_MASK), t)?,
@@ -186,7 +186,7 @@ fn sockets(allow_udp: bool, allow_unix: bool) -> Result<BpfProgram, SandboxError
             ])?);
         }
     }
-    compile(BTreeMap::from([(libc::SYS_socket, socket)]), libc::EACCES)
+    Ok(socket)
 }
 
 /// The filters for a command: compiled once per variant, shared after.
@@ -196,9 +196,8 @@ pub(crate) fn filters(allow_udp: bool, allow_unix: bool) -> Result<Filters, Sand
     CACHE[slot]
         .get_or_init(|| {
             Ok(Arc::new(vec![
-                denied_calls()?,
+                denied_calls(allow_udp, allow_unix)?,
                 no_clone3()?,
-                sockets(allow_udp, allow_unix)?,
             ]))
         })
         .clone()

@@ -2,7 +2,6 @@
 
 use aos_sandbox::{Cgroups, Confinement, Network, Policy, effective_abi};
 use std::path::Path;
-use std::process::Stdio;
 
 struct Dirs {
     _root: tempfile::TempDir,
@@ -31,20 +30,27 @@ fn policy(d: &Dirs) -> Policy {
 }
 
 async fn run(policy: &Policy, cwd: &Path, script: &str) -> (i32, String) {
-    let mut cmd = tokio::process::Command::new("/bin/bash");
-    cmd.arg("-c")
-        .arg(script)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .stdin(Stdio::null());
+    use tokio::io::AsyncReadExt;
     let c = Confinement::prepare(policy, effective_abi(), &Cgroups::none("test"), "se_test")
         .expect("prepare");
-    c.install(&mut cmd);
-    let out = cmd.output().await.expect("spawn");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    let env = [(
+        "PATH".to_string(),
+        "/usr/local/bin:/usr/bin:/bin".to_string(),
+    )];
+    let spec = aos_sandbox::SpawnSpec {
+        program: Path::new("/bin/bash"),
+        args: &["bash", "-c", script],
+        env: &env,
+        cwd,
+    };
+    let mut s = aos_sandbox::spawn(&spec, &c).expect("spawn");
+    let mut text = String::new();
+    for fd in [s.stdout, s.stderr] {
+        let mut r = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).expect("pipe");
+        r.read_to_string(&mut text).await.expect("read");
+    }
+    let status = s.child.wait().await.expect("wait");
+    (status.code().unwrap_or(-1), text)
 }
 
 #[tokio::test]
@@ -196,4 +202,33 @@ async fn a_root_command_keeps_no_capability() {
             "a capability is left: {out}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_child_that_cannot_start_reports_why() {
+    let d = dirs();
+    let c = Confinement::prepare(
+        &policy(&d),
+        effective_abi(),
+        &Cgroups::none("test"),
+        "se_test",
+    )
+    .expect("prepare");
+    let spec = aos_sandbox::SpawnSpec {
+        program: Path::new("/bin/bash"),
+        args: &["bash", "-c", "true"],
+        env: &[],
+        cwd: &d.work.join("missing"),
+    };
+    let e = aos_sandbox::spawn(&spec, &c).err().expect("no such cwd");
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+    let spec = aos_sandbox::SpawnSpec {
+        program: Path::new("/nonexistent/bash"),
+        cwd: &d.work,
+        ..spec
+    };
+    let e = aos_sandbox::spawn(&spec, &c)
+        .err()
+        .expect("no such program");
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
 }
