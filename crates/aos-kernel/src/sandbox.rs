@@ -188,8 +188,7 @@ pub(crate) fn hint(policy: &Policy, agent_id: &str, output: &str) -> Option<Stri
             policy.api_port.map_or("?".into(), |p| p.to_string())
         ),
         n @ Network::Ports(_) => format!(
-            "TCP ports {} and the daemon's API — permissions.network is {}",
-            n.describe(),
+            "the daemon's API and the TCP ports of permissions.network = {}",
             n.describe()
         ),
     };

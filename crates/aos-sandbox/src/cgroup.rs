@@ -191,11 +191,6 @@ impl Cgroups {
         }
         found
     }
-
-    /// Whether the session's cgroup holds any process.
-    pub fn populated(&self, session: &str) -> bool {
-        self.dirs(session).iter().any(|d| !procs(d).is_empty())
-    }
 }
 
 fn procs(dir: &Path) -> Vec<i32> {
