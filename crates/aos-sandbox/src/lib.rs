@@ -4,7 +4,7 @@
 //! it joins its session's cgroup, gets its rlimits, loses every capability
 //! (when the daemon is root) and optionally its user, then Landlock
 //! (`no_new_privs`, files, TCP ports, signal and abstract-socket scoping)
-//! and seccomp filters restrict it and everything it starts.
+//! and a seccomp filter restrict it and everything it starts.
 //!
 //! The parent does all the work that allocates or reads files
 //! ([`Prepared`], once per dispatch; [`Prepared::confinement`], per
@@ -57,12 +57,12 @@ pub enum SandboxError {
 }
 
 /// A policy compiled for this kernel: the Landlock ruleset, the seccomp
-/// filters, the limits. Built once (per dispatch); each command gets a
+/// filter, the limits. Built once (per dispatch); each command gets a
 /// [`Confinement`] from it.
 #[derive(Debug)]
 pub struct Prepared {
     ruleset: RulesetCreated,
-    filters: seccomp::Filters,
+    filter: seccomp::Filter,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     drop_caps: Option<u32>,
     run_as: Option<(u32, u32)>,
@@ -73,7 +73,7 @@ pub struct Prepared {
 #[derive(Debug)]
 pub struct Confinement {
     ruleset: Option<std::os::fd::OwnedFd>,
-    filters: seccomp::Filters,
+    filter: seccomp::Filter,
     joiner: Joiner,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     drop_caps: Option<u32>,
@@ -81,7 +81,7 @@ pub struct Confinement {
 }
 
 impl Prepared {
-    /// Builds the Landlock ruleset and picks the seccomp filters for
+    /// Builds the Landlock ruleset and picks the seccomp filter for
     /// `policy` on a kernel of Landlock ABI `abi`.
     pub fn new(policy: &Policy, abi: i32) -> Result<Prepared, SandboxError> {
         if abi < REQUIRED_ABI {
@@ -93,7 +93,7 @@ impl Prepared {
         }
         let ruleset = rules::ruleset(policy, abi)?;
         let allow_udp = policy.network == Network::All || abi >= UDP_ABI;
-        let filters = seccomp::filters(allow_udp, abi >= UNIX_SOCKET_ABI)?;
+        let filter = seccomp::filter(allow_udp, abi >= UNIX_SOCKET_ABI)?;
         let l = &policy.limits;
         let rlimits = vec![
             (libc::RLIMIT_NOFILE, l.open_files),
@@ -105,7 +105,7 @@ impl Prepared {
         let root = unsafe { libc::geteuid() } == 0;
         Ok(Prepared {
             ruleset,
-            filters,
+            filter,
             rlimits,
             drop_caps: root.then(caps::last_cap),
             run_as: policy.run_as,
@@ -137,7 +137,7 @@ impl Prepared {
         }
         Ok(Confinement {
             ruleset,
-            filters: self.filters.clone(),
+            filter: self.filter.clone(),
             joiner,
             rlimits: self.rlimits.clone(),
             drop_caps: self.drop_caps,
@@ -187,27 +187,26 @@ impl Confinement {
             caps::clear().map_err(errno)?;
         }
         // SAFETY: prctl(2), landlock_restrict_self(2) and seccomp(2) with a
-        // ruleset fd and filters prepared by the parent.
+        // ruleset fd and a filter prepared by the parent.
         unsafe {
             errno_of(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
             let fd = self.ruleset.as_ref().map_or(-1, AsRawFd::as_raw_fd);
             if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0) < 0 {
                 return Err(last_errno());
             }
-            for filter in self.filters.iter() {
-                let prog = libc::sock_fprog {
-                    len: u16::try_from(filter.len()).map_err(|_| libc::E2BIG)?,
-                    filter: filter.as_ptr().cast_mut().cast(),
-                };
-                let r = libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    0,
-                    &prog as *const libc::sock_fprog,
-                );
-                if r < 0 {
-                    return Err(last_errno());
-                }
+            let filter = self.filter.instructions();
+            let prog = libc::sock_fprog {
+                len: u16::try_from(filter.len()).map_err(|_| libc::E2BIG)?,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            ) < 0
+            {
+                return Err(last_errno());
             }
         }
         Ok(())

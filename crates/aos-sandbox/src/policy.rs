@@ -1,6 +1,6 @@
 //! What a confined command may do: the files it reads, writes and runs, the
 //! network it reaches, the resources it uses. A [`Policy`] is plain data; the
-//! other modules turn it into Landlock rules, seccomp filters and limits.
+//! other modules turn it into Landlock rules, a seccomp filter and limits.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

@@ -1,30 +1,59 @@
-//! The seccomp filters of a confined command, compiled once per variant with
-//! `seccompiler`:
+//! The seccomp filter of a confined command, one classic BPF program
+//! assembled here once per variant:
 //! - system calls no agent command needs, that reach other processes or the
 //!   kernel's configuration, fail with `EPERM`;
-//! - so do sockets outside TCP/IP (and netlink route queries), UDP sockets
-//!   unless the network is `all` or Landlock checks UDP ports, and `AF_UNIX`
-//!   sockets unless Landlock scopes them;
+//! - so do sockets outside TCP/IP (and netlink other than route queries),
+//!   UDP sockets unless the network is `all` or Landlock checks UDP ports,
+//!   and `AF_UNIX` sockets unless Landlock scopes them; `clone` with a
+//!   namespace flag too;
 //! - `clone3` fails with `ENOSYS` (its flags live in memory a filter cannot
-//!   read; libc falls back to `clone`, whose namespace flags are checked).
+//!   read; libc falls back to `clone`, whose flags are checked);
+//! - another architecture's calls (32-bit `int 0x80`) kill the process and
+//!   x32 calls fail with `ENOSYS`: their numbers are not the ones checked.
 //!
-//! Two filters, not one per rule group: loading a filter (checking and
-//! compiling it) is the largest part of a confined spawn's cost after `exec`
-//! itself (docs/performance.md).
+//! The program is a binary search on the call number, not a chain of
+//! comparisons: when a filter is attached the kernel runs it once for every
+//! call number to learn which are always allowed (the seccomp action cache),
+//! so a filter's cost at every `exec` of a confined command grows with the
+//! path a call takes through it. `seccompiler`'s linear 289-instruction
+//! filter cost 200 µs a spawn; this one costs a tenth of it
+//! (docs/performance.md, 2026-12-03).
 
 use crate::SandboxError;
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition,
-    SeccompFilter, SeccompRule, TargetArch,
-};
-use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
-/// Compiled filters, applied in order.
-pub(crate) type Filters = Arc<Vec<BpfProgram>>;
+/// A compiled filter, shared by every command of a variant.
+#[derive(Clone)]
+pub(crate) struct Filter(Arc<[libc::sock_filter]>);
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Filter({} instructions)", self.0.len())
+    }
+}
+
+impl Filter {
+    /// The instructions.
+    pub(crate) fn instructions(&self) -> &[libc::sock_filter] {
+        &self.0
+    }
+}
+
+#[cfg(not(target_endian = "little"))]
+compile_error!(
+    "the seccomp filter reads the low 32 bits of arguments as on little-endian machines"
+);
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+/// x32 calls on x86_64 carry this bit.
+const X32_BIT: u32 = 0x4000_0000;
 
 /// System calls refused outright.
-const DENIED: &[libc::c_long] = &[
+pub(crate) const DENIED: &[libc::c_long] = &[
     libc::SYS_ptrace,
     libc::SYS_process_vm_readv,
     libc::SYS_process_vm_writev,
@@ -78,127 +107,177 @@ const DENIED: &[libc::c_long] = &[
 ];
 
 /// `clone` flags that make new namespaces.
-const NAMESPACE_FLAGS: &[u64] = &[
-    libc::CLONE_NEWUSER as u64,
-    libc::CLONE_NEWNS as u64,
-    libc::CLONE_NEWPID as u64,
-    libc::CLONE_NEWNET as u64,
-    libc::CLONE_NEWUTS as u64,
-    libc::CLONE_NEWIPC as u64,
-    libc::CLONE_NEWCGROUP as u64,
-];
+pub(crate) const NAMESPACE_FLAGS: u32 = (libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWCGROUP) as u32;
 
-fn cond(arg: u8, op: Op, value: u64) -> Result<SeccompCondition, SandboxError> {
-    SeccompCondition::new(arg, Len::Dword, op, value).map_err(seccomp_err)
+/// What the filter returns.
+pub(crate) const RET_ALLOW: u32 = 0x7fff_0000;
+pub(crate) const RET_KILL_PROCESS: u32 = 0x8000_0000;
+const RET_ERRNO: u32 = 0x0005_0000;
+
+pub(crate) const fn ret_errno(errno: i32) -> u32 {
+    RET_ERRNO | (errno as u32 & 0xffff)
 }
 
-fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, SandboxError> {
-    SeccompRule::new(conditions).map_err(seccomp_err)
+// Classic BPF opcodes.
+const LD_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+const JA: u16 = 0x05; // BPF_JMP | BPF_JA
+const JEQ_K: u16 = 0x15;
+const JGE_K: u16 = 0x35;
+const JSET_K: u16 = 0x45;
+const RET_K: u16 = 0x06;
+
+/// Offsets in `struct seccomp_data`: the call number, the architecture and
+/// the low 32 bits of an argument.
+const NR: u32 = 0;
+const ARCH: u32 = 4;
+const fn arg(i: u32) -> u32 {
+    16 + 8 * i
 }
 
-fn seccomp_err(e: impl std::fmt::Display) -> SandboxError {
-    SandboxError::Setup(format!("seccomp filter: {e}"))
+fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+fn ld(offset: u32) -> libc::sock_filter {
+    op(LD_ABS, 0, 0, offset)
+}
+fn ret(k: u32) -> libc::sock_filter {
+    op(RET_K, 0, 0, k)
+}
+/// Skips `skip` instructions when the accumulator equals `k`.
+fn skip_if_eq(k: u32, skip: u8) -> libc::sock_filter {
+    op(JEQ_K, skip, 0, k)
 }
 
-fn arch() -> Result<TargetArch, SandboxError> {
-    TargetArch::try_from(std::env::consts::ARCH).map_err(seccomp_err)
+/// What happens to one call number.
+#[derive(Clone, Copy)]
+enum Decision {
+    Refuse(i32),
+    Clone,
+    Socket,
 }
 
-fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, SandboxError> {
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(errno as u32),
-        arch()?,
-    )
-    .map_err(seccomp_err)?;
-    filter.try_into().map_err(seccomp_err)
+/// The instructions deciding `d` (ending in `ret`, the accumulator holding
+/// the call number on entry).
+fn decide(d: Decision, allow_udp: bool, allow_unix: bool) -> Vec<libc::sock_filter> {
+    let eperm = ret(ret_errno(libc::EPERM));
+    match d {
+        Decision::Refuse(errno) => vec![ret(ret_errno(errno))],
+        Decision::Clone => vec![
+            ld(arg(0)),
+            op(JSET_K, 0, 1, NAMESPACE_FLAGS),
+            eperm,
+            ret(RET_ALLOW),
+        ],
+        Decision::Socket => socket(allow_udp, allow_unix),
+    }
 }
 
-/// Everything refused with `EPERM`: the [`DENIED`] calls, `clone` with
-/// namespace flags, and the sockets of [`socket_rules`].
-fn denied_calls(allow_udp: bool, allow_unix: bool) -> Result<BpfProgram, SandboxError> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|n| (*n, Vec::new())).collect();
-    let clone = NAMESPACE_FLAGS
-        .iter()
-        .map(|f| rule(vec![cond(0, Op::MaskedEq(*f), *f)?]))
-        .collect::<Result<Vec<_>, _>>()?;
-    rules.insert(libc::SYS_clone, clone);
-    rules.insert(libc::SYS_socket, socket_rules(allow_udp, allow_unix)?);
-    compile(rules, libc::EPERM)
+/// `socket(domain, type, protocol)`: TCP/IP streams (TCP only), datagrams
+/// when `allow_udp`, netlink route queries, `AF_UNIX` when `allow_unix`.
+fn socket(allow_udp: bool, allow_unix: bool) -> Vec<libc::sock_filter> {
+    let allow = ret(RET_ALLOW);
+    let eperm = ret(ret_errno(libc::EPERM));
+    let dgram = if allow_udp { allow } else { eperm };
+    let unix = if allow_unix { allow } else { eperm };
+    vec![
+        ld(arg(0)),
+        skip_if_eq(libc::AF_INET as u32, 9),
+        skip_if_eq(libc::AF_INET6 as u32, 8),
+        skip_if_eq(libc::AF_UNIX as u32, 2),
+        skip_if_eq(libc::AF_NETLINK as u32, 2),
+        eperm,
+        unix,
+        // Netlink: route queries only (getaddrinfo, `ip addr`).
+        ld(arg(2)),
+        op(JEQ_K, 0, 1, libc::NETLINK_ROUTE as u32),
+        allow,
+        eperm,
+        // TCP/IP: streams whose protocol is TCP, datagrams; no raw, packet,
+        // SCTP or MPTCP sockets (Landlock checks TCP ports, not theirs).
+        ld(arg(1)),
+        op(AND_K, 0, 0, 0xf),
+        skip_if_eq(libc::SOCK_STREAM as u32, 3),
+        op(JEQ_K, 0, 1, libc::SOCK_DGRAM as u32),
+        dgram,
+        eperm,
+        ld(arg(2)),
+        skip_if_eq(0, 2),
+        skip_if_eq(libc::IPPROTO_TCP as u32, 1),
+        eperm,
+        allow,
+    ]
 }
 
-fn no_clone3() -> Result<BpfProgram, SandboxError> {
-    compile(
-        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
-        libc::ENOSYS,
-    )
-}
-
-/// Which `socket(domain, type, protocol)` calls fail.
-fn socket_rules(allow_udp: bool, allow_unix: bool) -> Result<Vec<SeccompRule>, SandboxError> {
-    const TYPE_MASK: u64 = 0xf;
-    let (inet, inet6, netlink, unix) = (
-        libc::AF_INET as u64,
-        libc::AF_INET6 as u64,
-        libc::AF_NETLINK as u64,
-        libc::AF_UNIX as u64,
-    );
-    let (stream, dgram) = (libc::SOCK_STREAM as u64, libc::SOCK_DGRAM as u64);
-    let mut socket = Vec::new();
-    // Any other family.
-    let mut other = vec![
-        cond(0, Op::Ne, inet)?,
-        cond(0, Op::Ne, inet6)?,
-        cond(0, Op::Ne, netlink)?,
+/// A binary search over `table` (sorted by call number): each leaf tests
+/// up to four numbers in turn, and everything else is allowed.
+fn search(table: &[(u32, Decision)], allow_udp: bool, allow_unix: bool) -> Vec<libc::sock_filter> {
+    if table.len() <= 4 {
+        let mut code = Vec::new();
+        for (nr, d) in table {
+            let body = decide(*d, allow_udp, allow_unix);
+            code.push(op(JEQ_K, 0, body.len() as u8, *nr));
+            code.extend(body);
+        }
+        code.push(ret(RET_ALLOW));
+        return code;
+    }
+    let (low, high) = table.split_at(table.len() / 2);
+    let low = search(low, allow_udp, allow_unix);
+    let high = search(high, allow_udp, allow_unix);
+    // `ja` takes a 32-bit offset: subtrees of any size.
+    let mut code = vec![
+        op(JGE_K, 0, 1, high_first(table)),
+        op(JA, 0, 0, low.len() as u32),
     ];
-    if allow_unix {
-        other.push(cond(0, Op::Ne, unix)?);
-    }
-    socket.push(rule(other)?);
-    // Netlink: route queries only (getaddrinfo, `ip addr`).
-    socket.push(rule(vec![
-        cond(0, Op::Eq, netlink)?,
-        cond(2, Op::Ne, libc::NETLINK_ROUTE as u64)?,
-    ])?);
-    for family in [inet, inet6] {
-        // Types other than stream and datagram: raw, RDM, seqpacket (SCTP),
-        // DCCP, packet (the others do not exist).
-        for t in [3, 4, 5, 6, 10] {
-            socket.push(rule(vec![
-                cond(0, Op::Eq, family)?,
-                cond(1, Op::MaskedEq(TYPE_MASK), t)?,
-            ])?);
-        }
-        // Streams are TCP (protocol 0 or IPPROTO_TCP): Landlock checks
-        // TCP ports, not MPTCP's or SCTP's.
-        socket.push(rule(vec![
-            cond(0, Op::Eq, family)?,
-            cond(1, Op::MaskedEq(TYPE_MASK), stream)?,
-            cond(2, Op::Ne, 0)?,
-            cond(2, Op::Ne, libc::IPPROTO_TCP as u64)?,
-        ])?);
-        if !allow_udp {
-            socket.push(rule(vec![
-                cond(0, Op::Eq, family)?,
-                cond(1, Op::MaskedEq(TYPE_MASK), dgram)?,
-            ])?);
-        }
-    }
-    Ok(socket)
+    code.extend(low);
+    code.extend(high);
+    code
 }
 
-/// The filters for a command: compiled once per variant, shared after.
-pub(crate) fn filters(allow_udp: bool, allow_unix: bool) -> Result<Filters, SandboxError> {
-    static CACHE: [OnceLock<Result<Filters, SandboxError>>; 4] = [const { OnceLock::new() }; 4];
+fn high_first(table: &[(u32, Decision)]) -> u32 {
+    table[table.len() / 2].0
+}
+
+/// Assembles the filter.
+fn assemble(allow_udp: bool, allow_unix: bool) -> Result<Filter, SandboxError> {
+    let mut table: Vec<(u32, Decision)> = DENIED
+        .iter()
+        .map(|nr| (*nr as u32, Decision::Refuse(libc::EPERM)))
+        .collect();
+    table.push((libc::SYS_clone3 as u32, Decision::Refuse(libc::ENOSYS)));
+    table.push((libc::SYS_clone as u32, Decision::Clone));
+    table.push((libc::SYS_socket as u32, Decision::Socket));
+    table.sort_by_key(|(nr, _)| *nr);
+    let mut code = vec![
+        ld(ARCH),
+        op(JEQ_K, 1, 0, AUDIT_ARCH),
+        ret(RET_KILL_PROCESS),
+        ld(NR),
+        op(JGE_K, 0, 1, X32_BIT),
+        ret(ret_errno(libc::ENOSYS)),
+    ];
+    code.extend(search(&table, allow_udp, allow_unix));
+    if code.len() > usize::from(u16::MAX) {
+        return Err(SandboxError::Setup("the seccomp filter is too long".into()));
+    }
+    Ok(Filter(code.into()))
+}
+
+/// The filter for a command: assembled once per variant, shared after.
+pub(crate) fn filter(allow_udp: bool, allow_unix: bool) -> Result<Filter, SandboxError> {
+    static CACHE: [OnceLock<Result<Filter, SandboxError>>; 4] = [const { OnceLock::new() }; 4];
     let slot = usize::from(allow_udp) * 2 + usize::from(allow_unix);
     CACHE[slot]
-        .get_or_init(|| {
-            Ok(Arc::new(vec![
-                denied_calls(allow_udp, allow_unix)?,
-                no_clone3()?,
-            ]))
-        })
+        .get_or_init(|| assemble(allow_udp, allow_unix))
         .clone()
 }
+
+#[cfg(test)]
+mod tests;
