@@ -95,7 +95,6 @@ pub fn new_skill(name: &str, template: &str) -> Result<Value> {
         .replace("path = \"../../crates/aos-sdk\"", "path = \"aos-sdk\"");
     let skill_md = skill_md
         .replace(&format!("name: {t}\n"), &format!("name: {name}\n"))
-        .replace(&format!("skill-data/{t}"), &format!("skill-data/{name}"))
         .replace(
             &format!("aos skill run {t} "),
             &format!("aos skill run {name} "),

@@ -1,6 +1,7 @@
 //! [`Kernel`]: start-up (`kernel.md` §4.1), the syscall entry point with its
 //! RuntimeLog discipline, and the SessionHistory append path every writer uses.
 
+use crate::authz::{self, Scope};
 use crate::events::EventBus;
 use crate::hooks::{HookEngine, HookScope};
 use crate::params::StoreResult;
@@ -277,7 +278,7 @@ impl Kernel {
 
     /// Executes one syscall for `principal`.
     pub async fn syscall(&self, principal: &Principal, req: Request) -> Response {
-        let Request { op, params } = req;
+        let Request { op, mut params } = req;
         let ids = LogIds::from_params(&params);
         let span = tracing::info_span!(
             "syscall",
@@ -296,7 +297,7 @@ impl Kernel {
                     ErrorCode::Unavailable,
                     "the daemon is stopping and accepts no new requests",
                 )),
-                Some(_) => match self.authorize(principal, &op, &params).await {
+                Some(_) => match self.authorize(principal, &op, &mut params).await {
                     Ok(()) => ops::route(self, principal, &op, params).await,
                     Err(e) => Err(e),
                 },
@@ -348,101 +349,49 @@ impl Kernel {
         }
     }
 
-    /// Checks a service's grant: the op (or its group) is listed, and the ids
-    /// it names lie within the service's owner scope.
+    /// Checks `op` for `p`: a service's grant lists the op (or its group), a
+    /// session token calls only [`SESSION_OPS`], and what the op touches lies
+    /// within the caller's scope ([`crate::authz`]); a list's filter may be
+    /// narrowed to that scope.
     async fn authorize(
         &self,
         p: &Principal,
         op: &str,
-        params: &Map<String, Value>,
+        params: &mut Map<String, Value>,
     ) -> Result<(), SyscallError> {
-        let g = match p {
-            Principal::Service(g) => g,
-            Principal::Session {
-                agent_id,
-                session_id,
-                ..
-            } => {
-                return self
-                    .authorize_session(agent_id, session_id, op, params)
-                    .await;
-            }
+        let (who, kind) = match p {
             Principal::Operator | Principal::Kernel => return Ok(()),
-        };
-        g.allows_op(op)?;
-        let (agent, session) = ServiceGrant::scope_ids(params);
-        let owner_agent = match &g.owner {
-            ServiceOwner::System => return Ok(()),
-            ServiceOwner::Agent(a) => Some(a.as_str()),
-            ServiceOwner::Session(_) => g.owner_agent.as_deref(),
-        };
-        if let Some(a) = agent
-            && Some(a) != owner_agent
-        {
-            return Err(g.out_of_scope(&format!("agent {a}")));
-        }
-        if let Some(s) = session {
-            let ok = match &g.owner {
-                ServiceOwner::Session(own) => own == s,
-                _ => match self.inner.store.session_get(s).await {
-                    Ok(scb) => Some(scb.agent_id.as_str()) == owner_agent,
-                    // Let the op report the missing session.
-                    Err(_) => true,
-                },
-            };
-            if !ok {
-                return Err(g.out_of_scope(&format!("session {s}")));
+            Principal::Service(g) => {
+                g.allows_op(op)?;
+                (format!("skill {}", g.skill), "service")
             }
-        }
-        Ok(())
+            Principal::Session { session_id, .. } => {
+                if !crate::principal::SESSION_OPS.contains(&op) {
+                    return Err(SyscallError::new(
+                        ErrorCode::PermissionDenied,
+                        format!(
+                            "the token of session {session_id} may not call {op} (operator only)"
+                        ),
+                    )
+                    .with_details(json!({ "missing": op, "principal": "session" })));
+                }
+                (format!("the token of session {session_id}"), "session")
+            }
+        };
+        let scope = Scope::of(p);
+        let caller = authz::Caller {
+            who,
+            kind,
+            scope: &scope,
+        };
+        authz::check(self, &caller, op, params).await
     }
 
-    /// A session token (a ReActUnit's bash): only [`SESSION_OPS`], and only
-    /// on its own agent and that agent's sessions and content.
-    async fn authorize_session(
-        &self,
-        agent_id: &str,
-        session_id: &str,
-        op: &str,
-        params: &Map<String, Value>,
-    ) -> Result<(), SyscallError> {
-        let denied = |what: String| {
-            SyscallError::new(
-                ErrorCode::PermissionDenied,
-                format!("the token of session {session_id} may not {what}"),
-            )
-            .with_details(json!({ "missing": op, "principal": "session" }))
-        };
-        if !crate::principal::SESSION_OPS.contains(&op) {
-            return Err(denied(format!("call {op} (operator only)")));
-        }
-        let (agent, session) = ServiceGrant::scope_ids(params);
-        if let Some(a) = agent
-            && a != agent_id
-        {
-            return Err(denied(format!("act for agent {a}")));
-        }
-        if let Some(d) = params.get("dispatchId").and_then(Value::as_str)
-            && let Some(owner) = self.dispatch_agent(d)
-            && owner != agent_id
-        {
-            return Err(denied(format!("follow dispatch {d} of another agent")));
-        }
-        if let Some(s) = session
-            && s != session_id
-            && let Ok(scb) = self.inner.store.session_get(s).await
-            && scb.agent_id != agent_id
-        {
-            return Err(denied(format!("touch session {s} of another agent")));
-        }
-        if let Some(c) = params.get("contentId").and_then(Value::as_str)
-            && let Ok((meta, _)) = self.inner.store.content_get(c).await
-            && let Ok(scb) = self.inner.store.session_get(&meta.session_id).await
-            && scb.agent_id != agent_id
-        {
-            return Err(denied(format!("read content {c} of another agent")));
-        }
-        Ok(())
+    /// Whether `p` may follow dispatch `id` (its stream): as `session.wait`.
+    pub async fn authorize_dispatch(&self, p: &Principal, id: &str) -> Result<(), SyscallError> {
+        let mut params = Map::new();
+        params.insert("dispatchId".into(), Value::String(id.to_string()));
+        self.authorize(p, "session.wait", &mut params).await
     }
 
     /// Issues a token scoped to one session (for the bash of one dispatch).
@@ -651,11 +600,6 @@ impl Kernel {
         tokio::sync::broadcast::Receiver<crate::react::StreamEvent>,
     )> {
         crate::react::stream(self, dispatch_id)
-    }
-
-    /// The agent a dispatch belongs to (who may follow it).
-    pub fn dispatch_agent(&self, dispatch_id: &str) -> Option<String> {
-        crate::react::dispatch_agent(self, dispatch_id)
     }
 
     /// Tells the kernel its API URL (bash gets it as `AOS_API_URL`).

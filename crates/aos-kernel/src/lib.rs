@@ -6,6 +6,7 @@
 //! [`aos_types::Response`]. Commands pass admission hooks and are written to
 //! the RuntimeLog; queries are not.
 
+pub mod authz;
 mod bootstrap;
 mod compaction;
 mod config;
@@ -27,5 +28,5 @@ mod skills;
 pub use config::{AoscbDefaults, KernelConfig, parse_switch};
 pub use events::{Event, EventBus, EventFilter};
 pub use kernel::Kernel;
-pub use principal::{Principal, ServiceGrant};
+pub use principal::{Principal, SESSION_OPS, ServiceGrant};
 pub use skills::SkillRegistry;

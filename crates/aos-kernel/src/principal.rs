@@ -5,7 +5,7 @@
 
 use crate::services::ServiceOwner;
 use aos_types::{ErrorCode, SyscallError, syscall_info};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use std::path::PathBuf;
 
 /// The authenticated caller of a syscall.
@@ -129,23 +129,5 @@ impl ServiceGrant {
             "missing": op, "capability": "capabilities.syscalls", "skill": self.skill,
             "manifest": self.manifest_path, "add": format!("syscalls: [{op}]"),
         })))
-    }
-
-    /// The ids a request names that must lie within the owner's scope.
-    pub fn scope_ids(params: &Map<String, Value>) -> (Option<&str>, Option<&str>) {
-        let get = |k| params.get(k).and_then(Value::as_str);
-        (get("agentId"), get("sessionId"))
-    }
-
-    /// The error for a request outside the owner's scope.
-    pub fn out_of_scope(&self, what: &str) -> SyscallError {
-        SyscallError::new(
-            ErrorCode::PermissionDenied,
-            format!(
-                "skill {} runs for {:?} and may not touch {what}",
-                self.skill, self.owner
-            ),
-        )
-        .with_details(json!({ "missing": "scope", "skill": self.skill, "target": what }))
     }
 }

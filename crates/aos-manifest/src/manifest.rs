@@ -89,7 +89,8 @@ pub struct Capabilities {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FsGrant {
-    /// Host path, starting with `$SKILL_DIR` or `$AOS_HOME`.
+    /// Host path, starting with `$SKILL_DIR` (read-only) or `$SKILL_DATA`
+    /// (the skill's data directory for the instance's owner).
     pub host: String,
     /// Absolute path seen by the guest.
     pub guest: String,
@@ -289,6 +290,53 @@ fn check_service(path: &str, dir: &Path) -> Result<ServiceSpec, ManifestError> {
     })
 }
 
+/// The roots an fs grant may start from. `$AOS_HOME` is the daemon's own
+/// (token, store, compiled-code cache): no grant may name it.
+pub const FS_ROOTS: [&str; 2] = ["$SKILL_DIR", "$SKILL_DATA"];
+
+/// A grant's host path: under `$SKILL_DIR` (read-only, always) or
+/// `$SKILL_DATA`, without `..`.
+fn check_fs_host(i: usize, g: &FsGrant) -> Result<(), ManifestError> {
+    let field = format!("capabilities.fs[{i}].host");
+    let root = FS_ROOTS.iter().find(|r| {
+        g.host == **r
+            || g.host
+                .strip_prefix(**r)
+                .is_some_and(|rest| rest.starts_with('/'))
+    });
+    let rest = g.host.split_once('/').map_or("", |(_, r)| r);
+    if g.host.starts_with("$AOS_HOME") {
+        return Err(bad(
+            field,
+            format!(
+                "{:?}: $AOS_HOME is the daemon's own (token, store, compiled code) and no grant may name it; \
+                 keep a service's state under $SKILL_DATA, a directory per skill and owner",
+                g.host
+            ),
+        ));
+    }
+    if root.is_none() || !is_contained(Path::new(rest)) {
+        return Err(bad(
+            field,
+            format!(
+                "{:?} must start with $SKILL_DIR or $SKILL_DATA and contain no `..`",
+                g.host
+            ),
+        ));
+    }
+    if root == Some(&"$SKILL_DIR") && g.mode == FsMode::Rw {
+        return Err(bad(
+            format!("capabilities.fs[{i}].mode"),
+            format!(
+                "{:?} is the skill's own directory, read-only to its service (it could rewrite its SKILL.md); \
+                 grant rw on $SKILL_DATA instead",
+                g.host
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_capabilities(c: &Capabilities) -> Result<(), ManifestError> {
     for (i, h) in c.hooks.iter().enumerate() {
         if hook_point(h).is_none() {
@@ -309,22 +357,7 @@ fn check_capabilities(c: &Capabilities) -> Result<(), ManifestError> {
         }
     }
     for (i, g) in c.fs.iter().enumerate() {
-        let root_ok = ["$SKILL_DIR", "$AOS_HOME"].iter().any(|r| {
-            g.host == *r
-                || g.host
-                    .strip_prefix(r)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        });
-        let rest = g.host.split_once('/').map_or("", |(_, r)| r);
-        if !root_ok || !is_contained(Path::new(rest)) {
-            return Err(bad(
-                format!("capabilities.fs[{i}].host"),
-                format!(
-                    "{:?} must start with $SKILL_DIR or $AOS_HOME and contain no `..`",
-                    g.host
-                ),
-            ));
-        }
+        check_fs_host(i, g)?;
         if !g.guest.starts_with('/') || !is_contained(Path::new(&g.guest[1..])) {
             return Err(bad(
                 format!("capabilities.fs[{i}].guest"),

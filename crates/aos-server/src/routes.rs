@@ -246,16 +246,8 @@ async fn dispatch_stream(
             &format!("dispatch {id:?} is not known to this daemon"),
         );
     };
-    if let aos_kernel::Principal::Session { agent_id, .. } = &principal
-        && st.kernel.dispatch_agent(&id).as_deref() != Some(agent_id.as_str())
-    {
-        return error_response(
-            "",
-            ErrorCode::PermissionDenied,
-            &format!(
-                "a session token may only follow its own agent's dispatches, not those of session {session}"
-            ),
-        );
+    if let Err(e) = st.kernel.authorize_dispatch(&principal, &id).await {
+        return error_response("", e.code, &format!("{} (session {session})", e.message));
     }
     // Replay what already happened, then follow; end right after `done`.
     let events = stream::unfold(

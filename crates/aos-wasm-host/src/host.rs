@@ -1,7 +1,7 @@
 //! [`WasmHost`]: the engine, the linker, the component cache, the epoch
 //! ticker, and the kernel's `ServiceDriver` for `.wasm` services.
 
-use crate::cache::{self, Origin};
+use crate::cache::{self, DiskCache, Origin};
 use crate::instance::{InstanceSpec, WasmService};
 use crate::state::HostState;
 use crate::world::{self, Pre};
@@ -21,7 +21,8 @@ pub(crate) const TICK: Duration = Duration::from_millis(1);
 /// How the host is set up.
 #[derive(Debug, Clone)]
 pub struct WasmHostConfig {
-    /// Where compiled components are cached (`$AOS_HOME/cache`).
+    /// Where compiled components are cached (`$AOS_HOME/cache`); their
+    /// key is `<cache_dir>.key`.
     pub cache_dir: PathBuf,
     /// Use the pooling instance allocator (faster instantiation, reserves
     /// address space up front).
@@ -45,7 +46,7 @@ struct Inner {
     /// costs a check in every basic block of the guest (~15 % of a
     /// CPU-bound call), so only skills that ask for a fuel limit pay it.
     metered: Runtime,
-    cache_dir: PathBuf,
+    cache: DiskCache,
 }
 
 /// An engine, its linkers and its pre-instantiated components.
@@ -100,8 +101,10 @@ impl Runtime {
 }
 
 impl WasmHost {
-    /// Creates the engines and linkers and starts the epoch ticker.
+    /// Creates the engines and linkers, opens the compile cache (creating
+    /// its key) and starts the epoch ticker.
     pub fn new(cfg: WasmHostConfig) -> wasmtime::Result<WasmHost> {
+        let cache = DiskCache::open(cfg.cache_dir.clone())?;
         let plain = Runtime::new(&cfg, false)?;
         let metered = Runtime::new(&cfg, true)?;
         spawn_ticker(&[&plain.engine, &metered.engine]);
@@ -109,7 +112,7 @@ impl WasmHost {
             inner: Arc::new(Inner {
                 plain,
                 metered,
-                cache_dir: cfg.cache_dir,
+                cache,
             }),
         })
     }
@@ -133,8 +136,7 @@ impl WasmHost {
         if let Some(pre) = rt.pres.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok((pre, Origin::Cached));
         }
-        let (component, origin) =
-            cache::load_bytes(&rt.engine, &self.inner.cache_dir, &bytes, &key)?;
+        let (component, origin) = self.inner.cache.load(&rt.engine, &bytes, &key)?;
         let pre = match &rt.direct {
             Some(direct) if !crate::direct::can_wait(&component, &rt.engine) => {
                 Pre::new(direct.instantiate_pre(&component)?, &rt.engine, true)?
@@ -156,7 +158,7 @@ impl WasmHost {
             let engine = self.engine();
             let bytes = cache::read(path)?;
             let key = cache::key(engine, &bytes);
-            let (_, origin) = cache::load_bytes(engine, &self.inner.cache_dir, &bytes, &key)?;
+            let (_, origin) = self.inner.cache.load(engine, &bytes, &key)?;
             Ok(origin == Origin::Cached)
         };
         run().map_err(|e| format!("{e:#}"))

@@ -109,6 +109,7 @@ impl WasmService {
             &s.skill,
             &s.skill_dir,
             &s.home,
+            &s.owner,
             self.spec.net.clone(),
             s.syscalls.clone(),
         )?;

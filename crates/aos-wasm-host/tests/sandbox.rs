@@ -21,7 +21,7 @@ async fn the_filesystem_is_only_the_preopened_directories() {
         let dir = guest(
             root,
             "fs",
-            "  fs:\n    - { host: \"$SKILL_DIR/data\", guest: /data, mode: ro }\n    - { host: \"$AOS_HOME/skill-data/fs\", guest: /state, mode: rw }",
+            "  fs:\n    - { host: \"$SKILL_DIR/data\", guest: /data, mode: ro }\n    - { host: \"$SKILL_DATA\", guest: /state, mode: rw }",
         );
         std::fs::create_dir_all(dir.join("data")).expect("mkdir");
         std::fs::write(dir.join("data/hello.txt"), "hello from data").expect("write");
@@ -44,9 +44,129 @@ async fn the_filesystem_is_only_the_preopened_directories() {
     assert!(!e.root.path().join("fs/data/new.txt").exists());
     let r = e.invoke("fs", &["write", "/state/note.txt", "kept"]).await;
     assert_eq!(exit(&r), 0, "{r}");
-    let written =
-        std::fs::read_to_string(e.home.path().join("skill-data/fs/note.txt")).expect("written");
+    let written = std::fs::read_to_string(e.home.path().join("skill-data/fs/system/note.txt"))
+        .expect("written");
     assert_eq!(written, "kept");
+}
+
+/// The error of starting `name` for the system.
+async fn start_error(e: &Env, name: &str) -> String {
+    let r = e
+        .call(json!({"op": "skill.start", "name": name, "owner": "system"}))
+        .await;
+    assert_eq!(r["ok"], false, "{name} must not start: {r}");
+    r["error"]["message"].as_str().unwrap_or("").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_grants_are_resolved_and_refused_when_a_symlink_leads_out() {
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("victim.txt"), "outside").expect("write");
+    let out = outside.path().to_path_buf();
+    let e = Env::new(|root| {
+        // A read-only grant that is a symlink to `/`, and one to a tree
+        // outside the skill.
+        let dir = guest(
+            root,
+            "to-root",
+            "  fs:\n    - { host: \"$SKILL_DIR/data\", guest: /data, mode: ro }",
+        );
+        std::os::unix::fs::symlink("/", dir.join("data")).expect("symlink");
+        let dir = guest(
+            root,
+            "to-out",
+            "  fs:\n    - { host: \"$SKILL_DIR/data\", guest: /data, mode: ro }",
+        );
+        std::os::unix::fs::symlink(&out, dir.join("data")).expect("symlink");
+        // A symlink to a directory inside the skill is fine; one inside a
+        // granted tree cannot be followed out of it.
+        let dir = guest(
+            root,
+            "inside",
+            "  fs:\n    - { host: \"$SKILL_DIR/data\", guest: /data, mode: ro }",
+        );
+        std::fs::create_dir_all(dir.join("real")).expect("mkdir");
+        std::fs::write(dir.join("real/ok.txt"), "inside").expect("write");
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("data")).expect("symlink");
+        std::os::unix::fs::symlink("/etc", dir.join("real/etc")).expect("symlink");
+        std::os::unix::fs::symlink(&out, dir.join("real/out")).expect("symlink");
+        // A writable data subdirectory that is a symlink elsewhere.
+        guest(
+            root,
+            "data-out",
+            "  fs:\n    - { host: \"$SKILL_DATA/out\", guest: /out, mode: rw }",
+        );
+    })
+    .await;
+    for name in ["to-root", "to-out"] {
+        let msg = start_error(&e, name).await;
+        assert!(
+            msg.contains("outside") && msg.contains("capabilities.fs[0]"),
+            "{name}: {msg}"
+        );
+        let r = e.invoke(name, &["read", "/data/etc/passwd"]).await;
+        assert_eq!(r["ok"], false, "a transient instance is refused too: {r}");
+    }
+    let r = e.invoke("inside", &["read", "/data/ok.txt"]).await;
+    assert_eq!((exit(&r), stdout(&r)), (0, "inside"), "{r}");
+    for path in ["/data/etc/passwd", "/data/out/victim.txt"] {
+        let r = e.invoke("inside", &["read", path]).await;
+        assert_eq!(exit(&r), 1, "{path} leads out of the preopen: {r}");
+    }
+    let data = e.home.path().join("skill-data/data-out/system");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::os::unix::fs::symlink(outside.path(), data.join("out")).expect("symlink");
+    let msg = start_error(&e, "data-out").await;
+    assert!(msg.contains("outside"), "{msg}");
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("victim.txt")).expect("read"),
+        "outside"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skill_data_is_per_owner_and_the_skill_dir_is_read_only() {
+    let e = Env::new(|root| {
+        guest(
+            root,
+            "notes",
+            "  fs:\n    - { host: \"$SKILL_DATA\", guest: /state, mode: rw }\n    - { host: \"$SKILL_DIR\", guest: /me, mode: ro }",
+        );
+    })
+    .await;
+    let (agent, session) = e.session().await;
+    let r = e
+        .invoke("notes", &["write", "/state/n.txt", "system's"])
+        .await;
+    assert_eq!(exit(&r), 0, "{r}");
+    let r = e
+        .call(json!({"op": "skill.invoke", "name": "notes", "sessionId": session, "args": ["write", "/state/n.txt", "session's"]}))
+        .await;
+    assert_eq!(r["data"]["exitCode"], 0, "{r}");
+    let base = e.home.path().join("skill-data/notes");
+    let read = |p: &str| std::fs::read_to_string(base.join(p)).expect("read");
+    assert_eq!(read("system/n.txt"), "system's");
+    assert_eq!(read(&format!("session-{session}/n.txt")), "session's");
+    let r = e
+        .call(json!({"op": "skill.invoke", "name": "notes", "sessionId": session, "args": ["read", "/state/../system/n.txt"]}))
+        .await;
+    assert_eq!(
+        r["data"]["exitCode"], 1,
+        "another owner's data is out of reach: {r}"
+    );
+    e.start("notes", &format!("agent:{agent}"), json!({})).await;
+    let r = e
+        .invoke(
+            "notes",
+            &["write", "/me/SKILL.md", "---\nname: notes\n---\n"],
+        )
+        .await;
+    assert_eq!(exit(&r), 1, "the skill's own directory is read-only: {r}");
+    assert!(
+        std::fs::read_to_string(e.root.path().join("notes/SKILL.md"))
+            .expect("read")
+            .contains("test skill notes")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,6 +269,54 @@ async fn syscalls_are_limited_to_the_declared_ones_and_the_owner_scope() {
         .call(json!({"op": "skill.invoke", "name": "reader", "sessionId": session, "args": ["syscall", "session.get", payload]}))
         .await;
     assert_eq!(r["data"]["exitCode"], 0, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_service_cannot_start_above_or_stop_outside_its_scope() {
+    let e = Env::new(|root| {
+        guest(
+            root,
+            "climber",
+            "  syscalls: [skill.write, skill.read, content.read, session.read]",
+        );
+    })
+    .await;
+    let (_, session) = e.session().await;
+    let (_, other) = e.session().await;
+    let ctx = e.start("aos-context", "system", json!({})).await;
+    e.start("climber", &format!("session:{session}"), json!({}))
+        .await;
+    let run = |args: Value| {
+        e.call(json!({"op": "skill.invoke", "name": "climber", "sessionId": session, "args": args}))
+    };
+    let secret = e
+        .ok(json!({"op": "content.put", "sessionId": other, "content": "other agent's secret"}))
+        .await;
+    let attempts = [
+        ("skill.start", json!({"name": "climber", "owner": "system"})),
+        ("skill.stop", json!({"instanceId": ctx})),
+        ("service.get", json!({"instanceId": ctx})),
+        ("content.read", json!({"contentId": secret["contentId"]})),
+        ("session.list", json!({})),
+    ];
+    for (op, payload) in attempts {
+        let r = run(json!(["syscall", op, payload.to_string()])).await;
+        let denied = r["data"]["stderr"] == "permission.denied";
+        let empty = op == "session.list" && !r["data"]["stdout"].to_string().contains(&other);
+        assert!(denied || empty, "{op} {payload}: {r}");
+    }
+    assert_eq!(
+        e.service(&ctx).await["state"],
+        "running",
+        "the system service still runs"
+    );
+    let r = run(json!([
+        "syscall",
+        "skill.start",
+        json!({"name": "climber", "owner": format!("session:{session}")}).to_string()
+    ]))
+    .await;
+    assert_eq!(r["data"]["exitCode"], 0, "its own level is fine: {r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,7 @@ use serde_json::json;
 const GUARD_CAPS: &str = "  hooks: [tool.before]";
 const ENGINE_CAPS: &str =
     "  hooks: [context.assemble]\n  syscalls: [session.read]\n  limits: { hookTimeoutMs: 2000 }";
-const COMMAND_CAPS: &str =
-    "  fs:\n    - { host: \"$AOS_HOME/skill-data/command\", guest: /state, mode: rw }";
+const COMMAND_CAPS: &str = "  fs:\n    - { host: \"$SKILL_DATA\", guest: /state, mode: rw }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guard_template_rejects_configured_patterns() {
@@ -99,7 +98,8 @@ async fn the_command_template_keeps_notes_in_its_own_directory() {
     let r = e.invoke("command", &["list"]).await;
     assert_eq!(r["data"]["stdout"], "first note\nsecond\n");
     let on_disk =
-        std::fs::read_to_string(e.home.path().join("skill-data/command/notes.txt")).expect("notes");
+        std::fs::read_to_string(e.home.path().join("skill-data/command/system/notes.txt"))
+            .expect("notes");
     assert_eq!(on_disk, "first note\nsecond\n");
     let r = e.invoke("command", &["bogus"]).await;
     assert_eq!(r["data"]["exitCode"], 2);

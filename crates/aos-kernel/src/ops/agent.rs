@@ -110,8 +110,9 @@ pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) 
     if let Some(c) = &q.cursor {
         params::id("cursor", c)?;
     }
-    if let Principal::Session { agent_id, .. } = p {
-        // A session token sees its own agent only.
+    if let Some(agent_id) = crate::authz::Scope::of(p).agent() {
+        // A scoped caller (a session token, an agent's or a session's
+        // service) sees its own agent only.
         let own = k.inner.store.agent_get(agent_id).await.sys()?;
         let shown = q.status.is_none_or(|s| s == own.status)
             && q.cursor

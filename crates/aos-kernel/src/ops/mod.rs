@@ -52,7 +52,7 @@ pub(crate) async fn route(
         "content.read" => content::read(k, params).await,
         "content.search" => content::search(k, params).await,
         "runtime.log.list" => log::list(k, params).await,
-        "service.list" => service::list(k, params).await,
+        "service.list" => service::list(k, p, params).await,
         "service.get" => service::get(k, params).await,
         "skill.start" => service::start(k, params).await,
         "skill.stop" => service::stop(k, params).await,

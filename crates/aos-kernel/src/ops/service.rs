@@ -428,14 +428,16 @@ enum ServiceStateParam {
     Error,
 }
 
-pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
+pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
     let q: List = decode("service.list", params)?;
+    let scope = crate::authz::Scope::of(p);
     let services: Vec<Value> = k
         .inner
         .hooks
         .table()
         .all()
         .iter()
+        .filter(|e| scope.has_owner(&e.owner, e.owner_agent.as_deref()))
         .filter(|e| q.skill_name.as_deref().is_none_or(|n| n == e.skill_name))
         .filter(|e| {
             q.state.as_ref().is_none_or(|s| {

@@ -116,10 +116,11 @@ enum Order {
 
 pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
     let mut q: List = decode("session.list", params)?;
-    if let Principal::Session { agent_id, .. } = p {
-        // A session token lists its own agent's sessions only (another
+    let scope = crate::authz::Scope::of(p);
+    if let Some(agent_id) = scope.agent() {
+        // A scoped caller lists its own agent's sessions only (another
         // agent's id was refused by the authorization).
-        q.agent_id = Some(agent_id.clone());
+        q.agent_id = Some(agent_id.to_string());
     }
     let limit = params::limit(q.limit, 100)?;
     for (f, v) in [("agentId", &q.agent_id), ("cursor", &q.cursor)] {
@@ -142,6 +143,10 @@ pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) 
     let next = (sessions.len() as i64 == limit)
         .then(|| sessions.last().map(|s| s.session_id.clone()))
         .flatten();
+    let mut sessions = sessions;
+    if let crate::authz::Scope::Session { session, .. } = &scope {
+        sessions.retain(|s| &s.session_id == session);
+    }
     Ok(Done::data(
         json!({ "sessions": sessions, "nextCursor": next }),
     ))

@@ -617,9 +617,10 @@ pub(crate) async fn interrupt_all(k: &Kernel, grace: Duration) {
     }
 }
 
-/// The agent whose session a dispatch runs in.
-pub(crate) fn dispatch_agent(k: &Kernel, id: &str) -> Option<String> {
-    Some(k.inner.dispatches.get(id)?.agent_id.clone())
+/// The agent and session of a dispatch this daemon knows.
+pub(crate) fn dispatch_owner(k: &Kernel, id: &str) -> Option<(String, String)> {
+    let d = k.inner.dispatches.get(id)?;
+    Some((d.agent_id.clone(), d.session_id.clone()))
 }
 
 /// The stream of a dispatch: its session, the events so far and the live
