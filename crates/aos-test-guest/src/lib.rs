@@ -10,7 +10,8 @@
 //! Actions: `allow`, `reject`, `rewrite` (sets `output.rewrittenBy = tag`),
 //! `tag` (appends `tag` to `output.trail`), `set` (merges the object
 //! `config.set[hook]` into the output), `error`, `loop` (spins forever),
-//! `trap` (panics), `bomb` (allocates without end), `syscall` (calls
+//! `trap` (panics), `bomb` (allocates without end), `sleep` (blocks ten
+//! minutes in a WASI timer), `syscall` (calls
 //! `session.get` on `input.sessionId`; rejects with the error code if it fails).
 //!
 //! Commands (`invoke`): `echo ARGS…`, `events`, `read PATH`, `write PATH TEXT`,
@@ -52,6 +53,8 @@ fn misbehave(what: &str) {
             }
         }
         "trap" => panic!("test guest trapped on purpose"),
+        // Blocks in a WASI timer: outside wasm, where no epoch reaches.
+        "sleep" => std::thread::sleep(std::time::Duration::from_secs(600)),
         "bomb" => {
             let mut hoard: Vec<Vec<u8>> = Vec::new();
             loop {

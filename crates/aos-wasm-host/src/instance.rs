@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime::{Store, Trap};
 
 /// Linear memory cap when a skill sets none.
 const DEFAULT_MEMORY_MB: u64 = 128;
@@ -119,11 +119,7 @@ impl WasmService {
             .limits
             .memory_mb
             .unwrap_or(DEFAULT_MEMORY_MB);
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(usize::try_from(memory_mb << 20).unwrap_or(usize::MAX))
-            .trap_on_grow_failure(true)
-            .instances(64)
-            .build();
+        let limits = crate::budget::Budget::mb(memory_mb);
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
@@ -137,10 +133,7 @@ impl WasmService {
         store.limiter(|st| &mut st.limits);
         store.epoch_deadline_trap();
         arm(&mut store, self.timeout(), s.skill.capabilities.limits.fuel);
-        let exports = self
-            .spec
-            .pre
-            .instantiate(&mut store)
+        let exports = bounded(self.timeout(), self.spec.pre.instantiate(&mut store))
             .await
             .map_err(|e| format!("instantiation failed: {}", classify(&e, self.timeout())))?;
         Ok(Live {
@@ -162,7 +155,7 @@ impl WasmService {
             if !matches!(call, Call::Init { .. }) {
                 // A revived instance gets its init again (its registration is kept).
                 live.busy = true;
-                let r = live.exports.call(&mut live.store, self.init()).await;
+                let r = bounded(timeout, live.exports.call(&mut live.store, self.init())).await;
                 live.busy = false;
                 match r {
                     Ok(Reply::Init(Ok(_))) => {}
@@ -180,7 +173,7 @@ impl WasmService {
         };
         self.arm(&mut live.store, timeout);
         live.busy = true;
-        let reply = live.exports.call(&mut live.store, call).await;
+        let reply = bounded(timeout, live.exports.call(&mut live.store, call)).await;
         settle(&mut guard, reply, timeout)
     }
 
@@ -293,6 +286,24 @@ fn settle(
             *guard = None;
             Err(classify(&e, timeout))
         }
+    }
+}
+
+/// How long after its epoch deadline a call blocked outside wasm (a WASI
+/// timer or stream, a syscall) is abandoned.
+const WALL_SLACK: Duration = Duration::from_millis(50);
+
+/// `call` with a wall-clock deadline: the epoch deadline stops a guest
+/// that computes, but not one waiting in a host call; past `timeout` (and
+/// [`WALL_SLACK`]) the call is dropped as interrupted, and its instance,
+/// left mid-call, is discarded by [`settle`].
+async fn bounded<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    match tokio::time::timeout(timeout + WALL_SLACK, call).await {
+        Ok(r) => r,
+        Err(_) => Err(wasmtime::Error::new(Trap::Interrupt)),
     }
 }
 

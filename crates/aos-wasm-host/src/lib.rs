@@ -20,6 +20,7 @@
 //! [`WasmHost`] implements the kernel's
 //! [`ServiceDriver`](aos_kernel::services::ServiceDriver).
 
+mod budget;
 mod cache;
 mod caps;
 mod direct;

@@ -1,10 +1,10 @@
 //! The per-instance store data and the host side of the imports, shared by
 //! every version of the world (each version's module converts its types).
 
+use crate::budget::Budget;
 use aos_kernel::services::{HookInput, SyscallPort};
 use aos_types::{Data, ErrorCode, SyscallError};
 use std::sync::Arc;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -15,7 +15,7 @@ const MAX_LOG_LINE: usize = 64 * 1024;
 pub(crate) struct HostState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
-    pub limits: StoreLimits,
+    pub limits: Budget,
     pub skill: String,
     pub port: Arc<dyn SyscallPort>,
     /// Who ran the command in progress (JSON), while an `invoke` runs.
@@ -31,7 +31,7 @@ impl HostState {
         HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: wasmtime::StoreLimitsBuilder::new().build(),
+            limits: Budget::mb(4096),
             skill: "bare".into(),
             port: Arc::new(NoKernel),
             caller: None,

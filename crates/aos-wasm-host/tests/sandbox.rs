@@ -361,6 +361,54 @@ async fn loops_and_memory_bombs_are_stopped_while_others_are_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_blocked_in_a_host_call_ends_at_its_deadline() {
+    let e = Env::new(|root| {
+        guest(
+            root,
+            "sleeper",
+            "  hooks: [tool.before]\n  limits: { hookTimeoutMs: 300 }",
+        );
+    })
+    .await;
+    let (agent, session) = e.session().await;
+    let bound = Duration::from_secs(10);
+    // init blocked in a WASI timer: the start fails in time.
+    let t = Instant::now();
+    let r = e
+        .call(json!({"op": "skill.start", "name": "sleeper", "config": {"do": {"init": "sleep"}}}))
+        .await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(t.elapsed() < bound, "skill.start took {:?}", t.elapsed());
+    // A hook blocked: the call times out, the instance is replaced.
+    let id = e
+        .start(
+            "sleeper",
+            "system",
+            json!({"hooks": ["tool.before"], "do": {"tool.before": "sleep", "shutdown": "sleep"}}),
+        )
+        .await;
+    let t = Instant::now();
+    let r = e
+        .admit(
+            "tool.before",
+            Some(&agent),
+            Some(&session),
+            json!({"command": "ls"}),
+        )
+        .await;
+    assert!(
+        t.elapsed() < bound,
+        "the hook took {:?}: {r:?}",
+        t.elapsed()
+    );
+    // shutdown blocked: the stop ends in time.
+    let t = Instant::now();
+    let r = e.call(json!({"op": "skill.stop", "instanceId": id})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(t.elapsed() < bound, "skill.stop took {:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_in_every_export_is_contained() {
     let caps =
         "  hooks: [tool.before, tool.after, agent.started]\n  limits: { hookTimeoutMs: 300 }";
