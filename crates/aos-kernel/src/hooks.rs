@@ -86,6 +86,22 @@ pub struct HookEngine {
 /// abandons the call (the runtime's own deadline normally fires first).
 const GRACE: Duration = Duration::from_millis(250);
 
+/// Largest output a handler may give back, in bytes of JSON: the largest
+/// request body (8 MiB); an op may hold its data to less.
+pub const MAX_REWRITE_BYTES: usize = 8 * 1024 * 1024;
+
+/// A handler's output text, refused when it is over [`MAX_REWRITE_BYTES`].
+fn within_limit(text: String) -> Result<String, CallFault> {
+    if text.len() > MAX_REWRITE_BYTES {
+        return Err(CallFault::Handler(format!(
+            "returned {} bytes, over the {} MiB a handler may give back",
+            text.len(),
+            MAX_REWRITE_BYTES >> 20
+        )));
+    }
+    Ok(text)
+}
+
 impl HookEngine {
     /// An engine over `table`, publishing on `events`, logging to `store`.
     pub fn new(events: Arc<EventBus>, table: Arc<ServiceTable>, store: Store) -> Self {
@@ -122,9 +138,12 @@ impl HookEngine {
             let result = admit_one(&h, hook, &input, json_text(&output)).await;
             // A rewrite must be JSON; anything else counts as a failed handler.
             let result = result.and_then(|reply| match reply {
-                AdmitReply::Allow(Some(text)) => serde_json::from_str::<Value>(&text)
-                    .map(|v| Ok(Some(v)))
-                    .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}"))),
+                AdmitReply::Allow(Some(text)) => {
+                    let text = within_limit(text)?;
+                    serde_json::from_str::<Value>(&text)
+                        .map(|v| Ok(Some(v)))
+                        .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
+                }
                 AdmitReply::Allow(None) => Ok(Ok(None)),
                 AdmitReply::Reject(reason) => Ok(Err(reason)),
             });
@@ -214,6 +233,7 @@ impl HookEngine {
     ) -> Option<T> {
         let parsed = transform_one(h, hook, input, json_text(output))
             .await
+            .and_then(within_limit)
             .and_then(|text| {
                 serde_json::from_str::<T>(&text)
                     .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))

@@ -553,6 +553,17 @@ impl Kernel {
                 format!("session.message.beforeWrite returned an invalid message: {e}"),
             )
         })?;
+        // The rewrite obeys the limits of `session.append`.
+        if rewritten.parts.is_empty() || rewritten.parts.len() > crate::params::MAX_PARTS {
+            return Err(SyscallError::new(
+                ErrorCode::HookRejected,
+                format!(
+                    "session.message.beforeWrite returned {} parts; a message holds 1 to {}",
+                    rewritten.parts.len(),
+                    crate::params::MAX_PARTS
+                ),
+            ));
+        }
         Ok(NewMessage {
             role: rewritten.role,
             parts: rewritten.parts,

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Actions: `allow`, `reject`, `rewrite` (sets `output.rewrittenBy = tag`),
-//! `tag` (appends `tag` to `output.trail`), `set` (merges the object
+//! `tag` (appends `tag` to `output.trail`), `inflate` (one 40 MiB text part
+//! as `output.parts`), `set` (merges the object
 //! `config.set[hook]` into the output), `error`, `loop` (spins forever),
 //! `trap` (panics), `bomb` (allocates without end), `sleep` (blocks ten
 //! minutes in a WASI timer), `syscall` (calls
@@ -102,6 +103,7 @@ impl Service for TestGuest {
                 output["rewrittenBy"] = json!(tag());
                 Verdict::Rewrite(output)
             }
+            "inflate" => Verdict::Rewrite(inflate(output)),
             "tag" => {
                 push_trail(&mut output);
                 Verdict::Rewrite(output)
@@ -132,6 +134,7 @@ impl Service for TestGuest {
                 Ok(output)
             }
             "set" => Ok(set(hook, output)),
+            "inflate" => Ok(inflate(output)),
             _ => Ok(output),
         }
     }
@@ -182,6 +185,12 @@ impl Service for TestGuest {
     fn shutdown() {
         misbehave(&action("shutdown"));
     }
+}
+
+/// `output` whose `parts` became one text part of 40 MiB.
+fn inflate(mut output: Value) -> Value {
+    output["parts"] = json!([{ "type": "text", "text": "x".repeat(40 << 20) }]);
+    output
 }
 
 /// `output` with the fields of `config.set[hook]` written over it.

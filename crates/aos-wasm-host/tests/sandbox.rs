@@ -409,6 +409,39 @@ async fn a_call_blocked_in_a_host_call_ends_at_its_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_obeys_the_size_limits_of_its_op() {
+    let e = Env::new(|root| {
+        guest(
+            root,
+            "inflater",
+            "  hooks: [session.message.beforeWrite]\n  limits: { memoryMb: 512, hookTimeoutMs: 5000 }",
+        );
+    })
+    .await;
+    let (_, session) = e.session().await;
+    e.start(
+        "inflater",
+        "system",
+        json!({"hooks": ["session.message.beforeWrite"], "do": {"session.message.beforeWrite": "inflate"}}),
+    )
+    .await;
+    let r = e
+        .call(json!({"op": "session.append", "sessionId": session,
+                     "message": {"role": "user", "parts": [{"type": "text", "text": "small"}]}}))
+        .await;
+    assert_eq!(r["error"]["code"], "hook.rejected", "{r}");
+    let msg = r["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("8 MiB"), "{msg}");
+    let h = e
+        .ok(json!({"op": "session.history.list", "sessionId": session, "limit": 100}))
+        .await;
+    assert!(
+        !h.to_string().contains("xxxxxxxx"),
+        "nothing of it was stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_in_every_export_is_contained() {
     let caps =
         "  hooks: [tool.before, tool.after, agent.started]\n  limits: { hookTimeoutMs: 300 }";
