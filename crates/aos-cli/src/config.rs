@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The repo's `aoscb.json`, compiled in.
 pub(crate) const AOSCB_JSON: &str = include_str!("../../../aoscb.json");
@@ -69,6 +70,7 @@ struct FileConfig {
     bash_sandbox: Option<String>,
     bash_system_paths: Option<Vec<String>>,
     bash_user: Option<String>,
+    max_connections: Option<usize>,
 }
 
 /// Everything `aos daemon start` resolved.
@@ -88,6 +90,10 @@ pub struct DaemonConfig {
     pub token_file: PathBuf,
     /// Kernel settings.
     pub kernel: KernelConfig,
+    /// HTTP connections at once (`AOS_MAX_CONNECTIONS`, `max_connections`;
+    /// default 256) and the request-head timeout (`AOS_HEADER_TIMEOUT_MS`,
+    /// default 10 s).
+    pub connections: aos_server::ConnLimits,
 }
 
 /// `AOS_BASH_USER` or `config.toml`'s `bash_user`: the user the agent's
@@ -208,7 +214,25 @@ impl DaemonConfig {
         let mut bash_sandbox = bash_sandbox(&defaults, file.bash_sandbox, file.bash_system_paths)?;
         bash_sandbox.run_as = run_as;
         let (token, token_file) = operator_token(&home)?;
+        let mut connections = aos_server::ConnLimits::default();
+        if let Some(v) = env("AOS_MAX_CONNECTIONS") {
+            connections.max_connections = v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("AOS_MAX_CONNECTIONS={v} is not a positive number"))?;
+        } else if let Some(n) = file.max_connections {
+            connections.max_connections = n.max(1);
+        }
+        if let Some(v) = env("AOS_HEADER_TIMEOUT_MS") {
+            let ms: u64 =
+                v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                    format!("AOS_HEADER_TIMEOUT_MS={v} is not a positive number")
+                })?;
+            connections.header_read = Duration::from_millis(ms);
+        }
         Ok(DaemonConfig {
+            connections,
             kernel: KernelConfig {
                 home: home.clone(),
                 skill_roots,

@@ -42,6 +42,9 @@ pub fn start_foreground(args: &StartArgs) -> Result<()> {
     rt.block_on(serve(cfg))
 }
 
+/// The longest the daemon waits for its services to stop.
+const STOP_SERVICES: Duration = Duration::from_secs(15);
+
 async fn serve(cfg: DaemonConfig) -> Result<()> {
     let store = match Store::open(&cfg.db_url).await {
         Ok(s) => s,
@@ -91,25 +94,31 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
         Err(e) => tracing::error!(error = %e, "cannot resume the dispatch inbox"),
     }
     let k = kernel.clone();
-    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let served = aos_server::serve(listener, app, cfg.connections, async move {
         let reason = shutdown_signal().await;
         tracing::info!(reason, "stopping");
         k.begin_shutdown(reason);
     });
     // Streams (SSE) never end by themselves: bound the drain.
-    let result = tokio::select! {
-        r = served => r.map_err(anyhow::Error::from),
+    tokio::select! {
+        () = served => {}
         () = async {
             kernel.stopped().await;
             tokio::time::sleep(GRACE).await;
-        } => Ok(()),
-    };
+        } => {}
+    }
     kernel.drain_dispatches(Duration::from_secs(5)).await;
-    kernel.stop_services().await;
+    // Every call into a service is bounded; so is the whole stop.
+    if tokio::time::timeout(STOP_SERVICES, kernel.stop_services())
+        .await
+        .is_err()
+    {
+        tracing::warn!(after = ?STOP_SERVICES, "services did not all stop in time; exiting anyway");
+    }
     store.close().await;
     DaemonFile::remove_if_pid(&cfg.home, pid);
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
 async fn shutdown_signal() -> &'static str {

@@ -2,11 +2,14 @@
 //! `GET /v1/events` (SSE), `GET /health`, `GET /metrics`.
 //!
 //! [`app`] builds the router apart from any listener, so tests serve it on
-//! port 0 and the daemon serves it on its configured address.
+//! port 0 and the daemon serves it on its configured address with [`serve`]
+//! (a connection cap answered 503, a request-head timeout).
 
 mod auth;
+mod listen;
 mod metrics;
 mod routes;
 
+pub use listen::{ConnLimits, serve};
 pub use metrics::Metrics;
 pub use routes::{MAX_BODY_BYTES, app};
