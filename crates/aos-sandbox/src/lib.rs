@@ -73,7 +73,7 @@ pub struct Prepared {
 #[derive(Debug)]
 pub struct Confinement {
     ruleset: Option<std::os::fd::OwnedFd>,
-    filter: seccomp::Filter,
+    filter: Option<seccomp::Filter>,
     joiner: Joiner,
     rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     drop_caps: Option<u32>,
@@ -137,7 +137,7 @@ impl Prepared {
         }
         Ok(Confinement {
             ruleset,
-            filter: self.filter.clone(),
+            filter: Some(self.filter.clone()),
             joiner,
             rlimits: self.rlimits.clone(),
             drop_caps: self.drop_caps,
@@ -147,6 +147,20 @@ impl Prepared {
 }
 
 impl Confinement {
+    /// Only a cgroup to join: for processes the daemon starts that run
+    /// their own code unconfined (legacy skill services) but must not
+    /// outlive their owner — a `setsid` child stays in the cgroup.
+    pub fn cgroup_only(joiner: Joiner) -> Confinement {
+        Confinement {
+            ruleset: None,
+            filter: None,
+            joiner,
+            rlimits: Vec::new(),
+            drop_caps: None,
+            run_as: None,
+        }
+    }
+
     /// [`Prepared::new`] and [`Prepared::confinement`] in one step.
     pub fn prepare(
         policy: &Policy,
@@ -189,24 +203,27 @@ impl Confinement {
         // SAFETY: prctl(2), landlock_restrict_self(2) and seccomp(2) with a
         // ruleset fd and a filter prepared by the parent.
         unsafe {
-            errno_of(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
-            let fd = self.ruleset.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-            if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0) < 0 {
-                return Err(last_errno());
+            if let Some(fd) = &self.ruleset {
+                errno_of(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+                if libc::syscall(libc::SYS_landlock_restrict_self, fd.as_raw_fd(), 0) < 0 {
+                    return Err(last_errno());
+                }
             }
-            let filter = self.filter.instructions();
-            let prog = libc::sock_fprog {
-                len: u16::try_from(filter.len()).map_err(|_| libc::E2BIG)?,
-                filter: filter.as_ptr().cast_mut(),
-            };
-            if libc::syscall(
-                libc::SYS_seccomp,
-                libc::SECCOMP_SET_MODE_FILTER,
-                0,
-                &prog as *const libc::sock_fprog,
-            ) < 0
-            {
-                return Err(last_errno());
+            if let Some(filter) = &self.filter {
+                let filter = filter.instructions();
+                let prog = libc::sock_fprog {
+                    len: u16::try_from(filter.len()).map_err(|_| libc::E2BIG)?,
+                    filter: filter.as_ptr().cast_mut(),
+                };
+                if libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0,
+                    &prog as *const libc::sock_fprog,
+                ) < 0
+                {
+                    return Err(last_errno());
+                }
             }
         }
         Ok(())

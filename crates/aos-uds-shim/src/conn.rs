@@ -38,6 +38,8 @@ pub(crate) struct Conn {
     /// Why the shim killed the process, if it did.
     fault: Mutex<Option<String>>,
     malformed: AtomicU32,
+    /// Syscalls being answered; the read loop waits for a permit.
+    in_flight: Arc<tokio::sync::Semaphore>,
     /// `Some(reason)` once the process has ended.
     pub ended: watch::Sender<Option<String>>,
 }
@@ -56,7 +58,6 @@ impl Conn {
             skill,
             instance_id,
             pid,
-            config,
             welcome,
             port,
             writer: tokio::sync::Mutex::new(writer),
@@ -66,14 +67,28 @@ impl Conn {
             stopping: AtomicBool::new(false),
             fault: Mutex::new(None),
             malformed: AtomicU32::new(0),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             ended: watch::Sender::new(None),
+            config,
         }
     }
 
-    /// Writes one line.
+    /// Writes one line; a service that reads nothing for the write
+    /// deadline is killed.
     pub(crate) async fn send(&self, mut line: Vec<u8>) -> std::io::Result<()> {
         line.push(b'\n');
-        self.writer.lock().await.write_all(&line).await
+        let deadline = self.config.write_deadline;
+        let write = async { self.writer.lock().await.write_all(&line).await };
+        match tokio::time::timeout(deadline, write).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.fatal(format!("read nothing from its socket for {deadline:?}"));
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the service does not read its socket",
+                ))
+            }
+        }
     }
 
     /// The reason the process ended, if it has.
@@ -200,8 +215,16 @@ impl Conn {
                     let _ = self.send(e).await;
                 }
                 "syscall" => {
+                    // Back-pressure: past the in-flight limit, stop reading
+                    // until an answer is written.
+                    let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+                        return;
+                    };
                     let conn = self.clone();
-                    tokio::spawn(async move { conn.syscall(id, params).await });
+                    tokio::spawn(async move {
+                        conn.syscall(id, params).await;
+                        drop(permit);
+                    });
                 }
                 other => {
                     let msg = format!("the kernel takes `register` and `syscall`, not {other:?}");

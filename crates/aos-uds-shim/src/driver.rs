@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::UnixListener;
-use tokio::process::Child;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -136,6 +135,7 @@ async fn start(config: UdsConfig, spec: ServiceStart) -> Result<UdsInstance, Str
         set_env: environment(&spec, &socket, &python),
         skill: &spec.skill.name,
         instance: &spec.instance_id,
+        max_line: config.max_output_line,
     });
     let mut spawned = match spawned {
         Ok(s) => s,
@@ -189,11 +189,11 @@ async fn start(config: UdsConfig, spec: ServiceStart) -> Result<UdsInstance, Str
     };
     match handshake.await {
         Ok((conn, registration)) => {
-            tokio::spawn(watch(conn.clone(), spawned.child));
+            tokio::spawn(watch(conn.clone(), spawned));
             Ok(UdsInstance { conn, registration })
         }
         Err(e) => {
-            process::kill_group(spawned.pid);
+            spawned.group.kill(spawned.pid).await;
             let _ = spawned.child.wait().await;
             let _ = std::fs::remove_file(&socket);
             Err(e)
@@ -215,11 +215,14 @@ fn early_exit(
 
 /// Waits for the process to end, kills what it left in its group, fails
 /// what waits on it, and reports an exit nobody asked for.
-async fn watch(conn: Arc<Conn>, mut child: Child) {
-    let status = child.wait().await;
+async fn watch(conn: Arc<Conn>, mut spawned: process::Spawned) {
+    let status = spawned.child.wait().await;
     // Decided before the waiting calls fail (which may ask for a stop).
     let asked = conn.stopping.load(Ordering::SeqCst);
-    process::kill_group(conn.pid);
+    let left = spawned.group.kill(spawned.pid).await;
+    if left > 0 {
+        tracing::info!(skill = %conn.skill, instance = %conn.instance_id, left, "processes the service left behind were killed");
+    }
     let status = status.map_or_else(|e| format!("wait failed: {e}"), |s| format!("process {s}"));
     let reason = conn.finish(status);
     if asked {

@@ -30,6 +30,15 @@ pub struct UdsConfig {
     pub max_frame: usize,
     /// Malformed messages tolerated before the service is killed (16).
     pub max_malformed: u32,
+    /// Syscalls of one service answered at once (64): past them the shim
+    /// stops reading its socket until answers are written.
+    pub max_in_flight: usize,
+    /// Time a write to the service may wait for it to read (10 s); a
+    /// service that reads nothing longer is killed.
+    pub write_deadline: Duration,
+    /// Longest line of its stdout or stderr kept for the log (64 KiB); a
+    /// longer one is dropped and counted.
+    pub max_output_line: usize,
 }
 
 impl Default for UdsConfig {
@@ -39,6 +48,9 @@ impl Default for UdsConfig {
             shutdown_grace: Duration::from_secs(5),
             max_frame: 16 * 1024 * 1024,
             max_malformed: 16,
+            max_in_flight: 64,
+            write_deadline: Duration::from_secs(10),
+            max_output_line: 64 * 1024,
         }
     }
 }

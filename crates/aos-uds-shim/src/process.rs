@@ -1,15 +1,18 @@
 //! The service process: how it is started (interpreter by extension, a
-//! clean environment, its own process group, killed with the daemon), its
-//! stderr and stdout routed into the daemon's log, and the group killed.
+//! clean environment, its own process group and cgroup, killed with the
+//! daemon), its stderr and stdout routed into the daemon's log within a
+//! line length and a rate, and everything it started killed.
 
+use crate::frame::{Frame, FrameReader};
+use aos_sandbox::{Cgroups, Child, Confinement, Joiner, SpawnSpec};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::VecDeque;
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Daemon environment variables a service process inherits besides its
 /// declared `capabilities.env` ones.
@@ -43,8 +46,10 @@ pub struct Launch<'a> {
     pub set_env: Vec<(String, String)>,
     /// Skill name, for log lines.
     pub skill: &'a str,
-    /// Instance id, for log lines.
+    /// Instance id, for log lines and the cgroup's name.
     pub instance: &'a str,
+    /// Longest output line logged.
+    pub max_line: usize,
 }
 
 /// A started process: the child, its group, and the tail of its output.
@@ -55,7 +60,33 @@ pub struct Spawned {
     pub pid: u32,
     /// The last lines it printed.
     pub tail: Tail,
+    /// Its cgroup, which holds whatever it starts (a `setsid` child too).
+    pub group: Group,
 }
+
+/// The cgroup of one service instance (`svc-<instance id>`), where the
+/// machine has a writable cgroup v2; else nothing beyond the process group.
+pub struct Group {
+    name: String,
+}
+
+impl Group {
+    /// Kills the process group and every process left in the cgroup, and
+    /// removes the cgroup. Returns how many processes the cgroup still held.
+    pub async fn kill(&self, pid: u32) -> usize {
+        kill_group(pid);
+        cgroups().release(&self.name).await
+    }
+}
+
+/// The daemon's cgroups, found once.
+fn cgroups() -> &'static Cgroups {
+    static CGROUPS: OnceLock<Cgroups> = OnceLock::new();
+    CGROUPS.get_or_init(Cgroups::detect)
+}
+
+/// Processes and threads one service may have alive at once.
+const MAX_PROCESSES: u64 = 256;
 
 /// The last lines a process printed (stdout and stderr).
 #[derive(Clone, Default)]
@@ -80,64 +111,148 @@ impl Tail {
     }
 }
 
-/// Starts the process in its own process group, with a clean environment.
+/// `program` as a path: itself if it names one, else found on `PATH`.
+fn which(program: &str) -> std::io::Result<PathBuf> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{program} is not on PATH"),
+            )
+        })
+}
+
+/// Starts the process in its own process group and its own cgroup (where
+/// there is one), with a clean environment and stdin on `/dev/null`.
 pub fn spawn(l: Launch<'_>) -> std::io::Result<Spawned> {
     let (program, args) = command_for(l.service);
-    let mut cmd = Command::new(&program);
-    cmd.args(&args)
-        .current_dir(l.cwd)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    for name in BASE_ENV
+    let path = which(&program)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot run {program}: {e}")))?;
+    let mut env: Vec<(String, String)> = BASE_ENV
         .iter()
         .copied()
         .chain(l.pass_env.iter().map(String::as_str))
-    {
-        if let Some(v) = std::env::var_os(name) {
-            cmd.env(name, v);
-        }
-    }
-    for (k, v) in &l.set_env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().map_err(|e| {
+        .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
+        .collect();
+    env.extend(l.set_env.iter().cloned());
+    let argv: Vec<&str> = std::iter::once(program.as_str())
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    let group = Group {
+        name: format!("svc-{}", l.instance),
+    };
+    let joiner = if cgroups().available() {
+        cgroups().join_handles(&group.name, MAX_PROCESSES)?
+    } else {
+        Joiner::default()
+    };
+    let spawned = aos_sandbox::spawn(
+        &SpawnSpec {
+            program: &path,
+            args: &argv,
+            env: &env,
+            cwd: l.cwd,
+        },
+        &Confinement::cgroup_only(joiner),
+    )
+    .map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("cannot run {program} {}: {e}", args.join(" ")),
         )
     })?;
-    let pid = child
-        .id()
-        .ok_or_else(|| std::io::Error::other("the process ended before it could be watched"))?;
+    let pid = spawned.child.id();
     let tail = Tail::default();
-    if let Some(out) = child.stdout.take() {
-        pump(out, "stdout", &l, tail.clone());
-    }
-    if let Some(err) = child.stderr.take() {
-        pump(err, "stderr", &l, tail.clone());
-    }
-    Ok(Spawned { child, pid, tail })
+    pump(spawned.stdout, "stdout", &l, tail.clone())?;
+    pump(spawned.stderr, "stderr", &l, tail.clone())?;
+    Ok(Spawned {
+        child: spawned.child,
+        pid,
+        tail,
+        group,
+    })
 }
 
-/// Copies a process's output into the daemon's log, line by line.
-fn pump(
-    stream: impl AsyncRead + Unpin + Send + 'static,
-    name: &'static str,
-    l: &Launch<'_>,
-    tail: Tail,
-) {
-    let (skill, instance) = (l.skill.to_string(), l.instance.to_string());
+/// Copies a process's output into the daemon's log, line by line: a line
+/// over `max_output_line` bytes is dropped, and at most [`LINES_PER_SECOND`]
+/// lines a second are logged; what is dropped is counted and reported once
+/// a second.
+fn pump(fd: OwnedFd, name: &'static str, l: &Launch<'_>, tail: Tail) -> std::io::Result<()> {
+    let stream = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?;
+    let (skill, instance, max) = (l.skill.to_string(), l.instance.to_string(), l.max_line);
     tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        let mut frames = FrameReader::new(stream, max);
+        let mut rate = Rate::default();
+        while let Ok(Some(frame)) = frames.next().await {
+            let line = match frame {
+                Frame::Line(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Frame::TooLong => {
+                    rate.long += 1;
+                    continue;
+                }
+            };
             tail.push(&line);
-            tracing::info!(target: "aos::service", skill = %skill, instance = %instance, stream = name, "{line}");
+            if rate.admit() {
+                tracing::info!(target: "aos::service", skill = %skill, instance = %instance, stream = name, "{line}");
+            }
+            if let Some((dropped, long)) = rate.report() {
+                tracing::warn!(target: "aos::service", skill = %skill, instance = %instance, stream = name, dropped, long, "output lines dropped (over {LINES_PER_SECOND}/s, or over {max} bytes)");
+            }
         }
     });
+    Ok(())
+}
+
+/// Lines of a service's output logged per second at most.
+pub const LINES_PER_SECOND: u32 = 200;
+
+/// A per-second budget of log lines.
+#[derive(Default)]
+struct Rate {
+    window: Option<Instant>,
+    logged: u32,
+    dropped: u64,
+    long: u64,
+}
+
+impl Rate {
+    /// Whether this line is logged.
+    fn admit(&mut self) -> bool {
+        let now = Instant::now();
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            self.window = Some(now);
+            self.logged = 0;
+        }
+        self.logged += 1;
+        if self.logged > LINES_PER_SECOND {
+            self.dropped += 1;
+            return false;
+        }
+        true
+    }
+
+    /// What was dropped, once per window in which something was.
+    fn report(&mut self) -> Option<(u64, u64)> {
+        if self.logged != 1 || (self.dropped == 0 && self.long == 0) {
+            return None;
+        }
+        Some((
+            std::mem::take(&mut self.dropped),
+            std::mem::take(&mut self.long),
+        ))
+    }
 }
 
 /// Kills the whole process group (the service and whatever it forked).

@@ -362,3 +362,107 @@ async fn a_service_that_hangs_up_but_keeps_running_is_killed() {
     wait_gone(v["pid"].as_u64().expect("pid")).await;
     still_serves(&e).await;
 }
+
+/// This process's resident memory, in MiB.
+fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+async fn pid_in(e: &Env) -> u64 {
+    let path = e.root.path().join("svc/child.pid");
+    for _ in 0..200 {
+        if let Ok(t) = std::fs::read_to_string(&path)
+            && let Ok(pid) = t.trim().parse()
+        {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no child.pid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setsid_child_dies_with_its_service() {
+    let e = env("setsid-child").await;
+    let v = e.start("svc", "system").await;
+    let child = pid_in(&e).await;
+    assert!(alive(child), "the setsid child runs while the service does");
+    let id = v["instanceId"].as_str().expect("id");
+    e.ok(json!({"op": "skill.stop", "instanceId": id})).await;
+    wait_gone(child).await;
+    still_serves(&e).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_syscall_flood_that_reads_no_answer_is_bounded_and_killed() {
+    let config = aos_uds_shim::UdsConfig {
+        write_deadline: Duration::from_secs(2),
+        ..common::quick()
+    };
+    let e = Env::with(
+        |root| {
+            raw(
+                root,
+                "svc",
+                "syscall-flood",
+                "  hooks: [tool.before]\n  syscalls: [skill.read]",
+            )
+        },
+        config,
+        Default::default(),
+    )
+    .await;
+    let before = rss_mb();
+    let v = e.start("svc", "system").await;
+    let id = v["instanceId"].as_str().expect("id");
+    let v = e.wait_state(id, "error").await;
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("read nothing from its socket"),
+        "{v}"
+    );
+    let grown = rss_mb().saturating_sub(before);
+    assert!(grown < 300, "{grown} MiB more for an unread flood");
+    still_serves(&e).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_without_newlines_is_dropped_not_kept() {
+    let e = env("stdout-flood").await;
+    let before = rss_mb();
+    let v = e.start("svc", "system").await;
+    let (agent, sid) = e.session().await;
+    // It answers hooks after writing 300 MiB without a newline.
+    let mut answered = false;
+    for _ in 0..100 {
+        if e.admit(
+            "tool.before",
+            (&agent, &sid),
+            json!({"args": {"command": "ls"}}),
+        )
+        .await
+        .is_ok()
+        {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the service kept serving");
+    let grown = rss_mb().saturating_sub(before);
+    assert!(
+        grown < 150,
+        "{grown} MiB more for 300 MiB of output without a newline"
+    );
+    assert_eq!(
+        e.service(v["instanceId"].as_str().expect("id")).await["state"],
+        "running"
+    );
+}

@@ -39,6 +39,27 @@ if mode == 'fork-and-die':
     time.sleep(0.3)
     os._exit(7)
 
+if mode == 'setsid-child':
+    import subprocess
+    child = subprocess.Popen(['sleep', '300'], start_new_session=True)
+    open(os.path.join(here, 'child.pid'), 'w').write(str(child.pid))
+    mode = 'prompt'
+
+if mode == 'syscall-flood':
+    # Syscalls without reading a single answer.
+    line = (json.dumps({'jsonrpc': '2.0', 'id': 0, 'method': 'syscall',
+                        'params': {'op': 'skill.list'}}) + '\n').encode()
+    for i in range(150000):
+        s.sendall(line.replace(b'"id": 0', b'"id": %d' % (i + 10)))
+    time.sleep(60)
+
+if mode == 'stdout-flood':
+    chunk = b'y' * (1 << 20)
+    for _ in range(300):
+        sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+    mode = 'prompt'
+
 if mode == 'closes-socket':
     s.shutdown(socket.SHUT_RDWR)
     time.sleep(60)
