@@ -303,6 +303,53 @@ pub enum ServiceState {
     Error,
 }
 
+/// Lines of a service's log (output, `log` import) written per second at
+/// most; the rest is counted and reported once a second.
+pub const LINES_PER_SECOND: u32 = 200;
+
+/// A per-second budget of log lines for one service.
+#[derive(Debug, Default)]
+pub struct LogRate {
+    window: Option<std::time::Instant>,
+    logged: u32,
+    dropped: u64,
+    long: u64,
+}
+
+impl LogRate {
+    /// Whether this line is logged.
+    pub fn admit(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            self.window = Some(now);
+            self.logged = 0;
+        }
+        self.logged += 1;
+        if self.logged > LINES_PER_SECOND {
+            self.dropped += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Counts a line dropped for its length.
+    pub fn too_long(&mut self) {
+        self.long += 1;
+    }
+
+    /// (dropped for the rate, dropped for their length), once per window in
+    /// which something was dropped — right after [`LogRate::admit`] opened it.
+    pub fn report(&mut self) -> Option<(u64, u64)> {
+        if self.logged != 1 || (self.dropped == 0 && self.long == 0) {
+            return None;
+        }
+        Some((std::mem::take(&mut self.dropped), std::mem::take(&mut self.long)))
+    }
+}
+
 /// Consecutive failed calls after which a service is marked `error`.
 pub const MAX_CONSECUTIVE_FAILURES: u32 = 3;
 
@@ -554,6 +601,19 @@ pub fn may_register(owner: &ServiceOwner, hook: &aos_types::HookPoint) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_flood_is_cut_to_the_rate_and_reported_once() {
+        let mut rate = LogRate::default();
+        let logged = (0..100_000).filter(|_| rate.admit()).count();
+        assert_eq!(logged, LINES_PER_SECOND as usize, "within one second");
+        rate.too_long();
+        assert_eq!(rate.report(), None, "reported when the next window opens");
+        rate.window = rate.window.map(|w| w - Duration::from_secs(1));
+        assert!(rate.admit());
+        assert_eq!(rate.report(), Some((100_000 - 200, 1)));
+        assert_eq!(rate.report(), None, "once");
+    }
 
     #[test]
     fn a_hook_input_is_written_once_whether_handed_over_or_borrowed() {

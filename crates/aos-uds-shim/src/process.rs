@@ -4,6 +4,7 @@
 //! line length and a rate, and everything it started killed.
 
 use crate::frame::{Frame, FrameReader};
+use aos_kernel::services::{LINES_PER_SECOND, LogRate};
 use aos_sandbox::{Cgroups, Child, Confinement, Joiner, SpawnSpec};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -12,7 +13,6 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 /// Daemon environment variables a service process inherits besides its
 /// declared `capabilities.env` ones.
@@ -183,20 +183,20 @@ pub fn spawn(l: Launch<'_>) -> std::io::Result<Spawned> {
 }
 
 /// Copies a process's output into the daemon's log, line by line: a line
-/// over `max_output_line` bytes is dropped, and at most [`LINES_PER_SECOND`]
-/// lines a second are logged; what is dropped is counted and reported once
-/// a second.
+/// over `max_output_line` bytes is dropped, and at most
+/// [`LINES_PER_SECOND`] lines a second are logged; what is dropped is
+/// counted and reported once a second.
 fn pump(fd: OwnedFd, name: &'static str, l: &Launch<'_>, tail: Tail) -> std::io::Result<()> {
     let stream = tokio::net::unix::pipe::Receiver::from_owned_fd(fd)?;
     let (skill, instance, max) = (l.skill.to_string(), l.instance.to_string(), l.max_line);
     tokio::spawn(async move {
         let mut frames = FrameReader::new(stream, max);
-        let mut rate = Rate::default();
+        let mut rate = LogRate::default();
         while let Ok(Some(frame)) = frames.next().await {
             let line = match frame {
                 Frame::Line(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                 Frame::TooLong => {
-                    rate.long += 1;
+                    rate.too_long();
                     continue;
                 }
             };
@@ -210,49 +210,6 @@ fn pump(fd: OwnedFd, name: &'static str, l: &Launch<'_>, tail: Tail) -> std::io:
         }
     });
     Ok(())
-}
-
-/// Lines of a service's output logged per second at most.
-pub const LINES_PER_SECOND: u32 = 200;
-
-/// A per-second budget of log lines.
-#[derive(Default)]
-struct Rate {
-    window: Option<Instant>,
-    logged: u32,
-    dropped: u64,
-    long: u64,
-}
-
-impl Rate {
-    /// Whether this line is logged.
-    fn admit(&mut self) -> bool {
-        let now = Instant::now();
-        if self
-            .window
-            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
-        {
-            self.window = Some(now);
-            self.logged = 0;
-        }
-        self.logged += 1;
-        if self.logged > LINES_PER_SECOND {
-            self.dropped += 1;
-            return false;
-        }
-        true
-    }
-
-    /// What was dropped, once per window in which something was.
-    fn report(&mut self) -> Option<(u64, u64)> {
-        if self.logged != 1 || (self.dropped == 0 && self.long == 0) {
-            return None;
-        }
-        Some((
-            std::mem::take(&mut self.dropped),
-            std::mem::take(&mut self.long),
-        ))
-    }
 }
 
 /// Kills the whole process group (the service and whatever it forked).

@@ -128,6 +128,7 @@ impl WasmService {
             port: s.syscalls.clone(),
             caller: None,
             input: None,
+            log_rate: Default::default(),
         };
         let mut store = Store::new(self.spec.pre.engine(), state);
         store.limiter(|st| &mut st.limits);

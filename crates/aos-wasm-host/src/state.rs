@@ -2,7 +2,7 @@
 //! every version of the world (each version's module converts its types).
 
 use crate::budget::Budget;
-use aos_kernel::services::{HookInput, SyscallPort};
+use aos_kernel::services::{HookInput, LogRate, SyscallPort};
 use aos_types::{Data, ErrorCode, SyscallError};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -23,6 +23,8 @@ pub(crate) struct HostState {
     /// The input of the hook call in progress (JSON), while an `admit` or
     /// `transform` of a 0.2.0 component runs.
     pub input: Option<HookInput>,
+    /// The `log` import's budget.
+    pub log_rate: LogRate,
 }
 
 impl HostState {
@@ -36,6 +38,7 @@ impl HostState {
             port: Arc::new(NoKernel),
             caller: None,
             input: None,
+            log_rate: LogRate::default(),
         }
     }
 }
@@ -100,8 +103,16 @@ impl HostState {
     }
 
     /// The `log` import of every version: one line to the daemon's logs,
-    /// with the skill's name, cut at [`MAX_LOG_LINE`] bytes.
-    pub(crate) fn log(&self, level: tracing::Level, mut message: String) {
+    /// with the skill's name, cut at [`MAX_LOG_LINE`] bytes, within the
+    /// service's rate ([`aos_kernel::services::LINES_PER_SECOND`]).
+    pub(crate) fn log(&mut self, level: tracing::Level, mut message: String) {
+        let logged = self.log_rate.admit();
+        if let Some((dropped, _)) = self.log_rate.report() {
+            tracing::warn!(skill = %self.skill, dropped, "log lines dropped (over the rate)");
+        }
+        if !logged {
+            return;
+        }
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
             while !message.is_char_boundary(cut) {
