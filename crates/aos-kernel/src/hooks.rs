@@ -28,6 +28,7 @@ use aos_store::{NewLogEntry, Store};
 use aos_types::{ErrorCode, SyscallError};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Hooks where the last handler's output wins.
@@ -85,6 +86,31 @@ pub struct HookEngine {
 /// Extra time the kernel grants over a handler's own deadline before it
 /// abandons the call (the runtime's own deadline normally fires first).
 const GRACE: Duration = Duration::from_millis(250);
+
+tokio::task_local! {
+    /// How many event handlers deep the running code is: 0 for a request,
+    /// 1 inside a handler of an event a request caused, and so on.
+    static EVENT_DEPTH: u32;
+}
+
+/// Event handlers an event may be delivered through in a chain: a handler
+/// whose writes cause events (which cause its writes…) stops here.
+pub const MAX_EVENT_DEPTH: u32 = 8;
+
+/// Events one service may have handed to it and not yet handled.
+pub const MAX_QUEUED_EVENTS: u32 = 256;
+
+/// The event depth of the running code ([`MAX_EVENT_DEPTH`]).
+pub fn event_depth() -> u32 {
+    EVENT_DEPTH.try_with(|d| *d).unwrap_or(0)
+}
+
+/// Runs `f` at event depth `depth` (a runtime whose service makes its
+/// syscalls in a task of their own carries the depth of the event it
+/// handles over).
+pub async fn at_event_depth<F: std::future::Future>(depth: u32, f: F) -> F::Output {
+    EVENT_DEPTH.scope(depth, f).await
+}
 
 /// Largest output a handler may give back, in bytes of JSON: the largest
 /// request body (8 MiB); an op may hold its data to less.
@@ -256,22 +282,37 @@ impl HookEngine {
     }
 
     /// Fires an event hook: published on the bus and delivered, in the
-    /// background, to every subscribed service in scope.
+    /// background, to every subscribed service in scope — unless the event
+    /// is [`MAX_EVENT_DEPTH`] handlers deep (a handler's writes causing the
+    /// event again, and again), or the service has [`MAX_QUEUED_EVENTS`]
+    /// events not yet handled; those deliveries are dropped and counted.
     pub fn emit(&self, name: &str, scope: HookScope<'_>, payload: Value) {
         debug_assert!(aos_types::hook_point(name).is_some(), "{name}");
         let handlers = self.table.handlers(name, scope.agent_id, scope.session_id);
+        let depth = event_depth() + 1;
         if !handlers.is_empty() {
             let text = json_text(&payload);
             for h in handlers {
+                if depth > MAX_EVENT_DEPTH || !h.queue_event() {
+                    let dropped = h.events_dropped.fetch_add(1, Ordering::Relaxed);
+                    // Reported at the 1st, 2nd, 4th, 8th… drop.
+                    if (dropped + 1).is_power_of_two() {
+                        tracing::warn!(skill = %h.skill_name, instance = %h.instance_id, event = name, depth, dropped = dropped + 1,
+                            "event not delivered: caused by its own handlers {MAX_EVENT_DEPTH} deep, or {MAX_QUEUED_EVENTS} events queued");
+                    }
+                    continue;
+                }
                 let engine = self.clone();
                 let (name, text) = (name.to_string(), text.clone());
-                tokio::spawn(async move {
+                tokio::spawn(EVENT_DEPTH.scope(depth, async move {
                     let call = h.instance.on_event(name.clone(), text, h.timeout);
-                    match bounded(&h, call).await {
+                    let result = bounded(&h, call).await;
+                    h.events_queued.fetch_sub(1, Ordering::Relaxed);
+                    match result {
                         Ok(()) => engine.succeeded(&h),
                         Err(fault) => engine.failed(&h, &name, &fault).await,
                     }
-                });
+                }));
             }
         }
         self.events

@@ -346,7 +346,10 @@ impl LogRate {
         if self.logged != 1 || (self.dropped == 0 && self.long == 0) {
             return None;
         }
-        Some((std::mem::take(&mut self.dropped), std::mem::take(&mut self.long)))
+        Some((
+            std::mem::take(&mut self.dropped),
+            std::mem::take(&mut self.long),
+        ))
     }
 }
 
@@ -380,6 +383,10 @@ pub struct ServiceEntry {
     state: Mutex<(ServiceState, Option<String>)>,
     failures: AtomicU32,
     calls: AtomicU64,
+    /// Events handed to it and not yet handled.
+    pub(crate) events_queued: AtomicU32,
+    /// Events dropped: its queue was full, or they were too deep.
+    pub(crate) events_dropped: AtomicU64,
 }
 
 impl ServiceEntry {
@@ -410,6 +417,8 @@ impl ServiceEntry {
             state: Mutex::new((ServiceState::Running, None)),
             failures: AtomicU32::new(0),
             calls: AtomicU64::new(0),
+            events_queued: AtomicU32::new(0),
+            events_dropped: AtomicU64::new(0),
         }
     }
 
@@ -426,6 +435,15 @@ impl ServiceEntry {
         if let Ok(mut s) = self.state.lock() {
             *s = (state, error);
         }
+    }
+
+    /// Takes a place in its event queue; `false` when it is full.
+    pub(crate) fn queue_event(&self) -> bool {
+        self.events_queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < crate::hooks::MAX_QUEUED_EVENTS).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Records a call's outcome; true when this failure makes the service

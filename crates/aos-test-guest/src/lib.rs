@@ -11,6 +11,7 @@
 //! `tag` (appends `tag` to `output.trail`), `inflate` (one 40 MiB text part
 //! as `output.parts`), `set` (merges the object
 //! `config.set[hook]` into the output), `error`, `loop` (spins forever),
+//! `append` (an event handler appending to the event's session),
 //! `trap` (panics), `bomb` (allocates without end), `sleep` (blocks ten
 //! minutes in a WASI timer), `syscall` (calls
 //! `session.get` on `input.sessionId`; rejects with the error code if it fails).
@@ -139,8 +140,17 @@ impl Service for TestGuest {
         }
     }
 
-    fn on_event(name: &str, _payload: &Value) {
-        misbehave(&action(name));
+    fn on_event(name: &str, payload: &Value) {
+        let what = action(name);
+        misbehave(&what);
+        if what == "append" {
+            // Writes on every event it gets: its write causes the event again.
+            let _ = aos_sdk::syscall(
+                "session.append",
+                json!({ "sessionId": payload["sessionId"],
+                        "message": { "role": "user", "parts": [{ "type": "text", "text": "echo" }] } }),
+            );
+        }
         if let Ok(mut e) = EVENTS.lock() {
             e.push(name.to_string());
         }

@@ -19,6 +19,10 @@ use tokio::sync::{oneshot, watch};
 
 type Answer = Result<Value, String>;
 
+/// How long after an event a legacy service's syscalls count as its
+/// handler's (for the event depth limit).
+const EVENT_WINDOW: Duration = Duration::from_secs(2);
+
 /// The shared state of one running service.
 pub(crate) struct Conn {
     pub skill: String,
@@ -38,6 +42,9 @@ pub(crate) struct Conn {
     /// Why the shim killed the process, if it did.
     fault: Mutex<Option<String>>,
     malformed: AtomicU32,
+    /// The depth of the last event sent and when (its syscalls soon after
+    /// are taken as caused by it: events are notifications, unanswered).
+    last_event: Mutex<(u32, Option<std::time::Instant>)>,
     /// Syscalls being answered; the read loop waits for a permit.
     in_flight: Arc<tokio::sync::Semaphore>,
     /// `Some(reason)` once the process has ended.
@@ -67,6 +74,7 @@ impl Conn {
             stopping: AtomicBool::new(false),
             fault: Mutex::new(None),
             malformed: AtomicU32::new(0),
+            last_event: Mutex::new((0, None)),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             ended: watch::Sender::new(None),
             config,
@@ -89,6 +97,29 @@ impl Conn {
                 ))
             }
         }
+    }
+
+    /// Notes that an event of the running depth is being sent.
+    pub(crate) fn event_sent(&self) {
+        if let Ok(mut e) = self.last_event.lock() {
+            *e = (
+                aos_kernel::hooks::event_depth(),
+                Some(std::time::Instant::now()),
+            );
+        }
+    }
+
+    /// The depth a syscall now runs at: that of an event sent in the last
+    /// [`EVENT_WINDOW`], else 0.
+    fn event_depth(&self) -> u32 {
+        self.last_event
+            .lock()
+            .ok()
+            .and_then(|e| {
+                let (depth, at) = *e;
+                at.filter(|t| t.elapsed() < EVENT_WINDOW).map(|_| depth)
+            })
+            .unwrap_or(0)
     }
 
     /// The reason the process ended, if it has.
@@ -221,10 +252,11 @@ impl Conn {
                         return;
                     };
                     let conn = self.clone();
-                    tokio::spawn(async move {
+                    let depth = self.event_depth();
+                    tokio::spawn(aos_kernel::hooks::at_event_depth(depth, async move {
                         conn.syscall(id, params).await;
                         drop(permit);
-                    });
+                    }));
                 }
                 other => {
                     let msg = format!("the kernel takes `register` and `syscall`, not {other:?}");

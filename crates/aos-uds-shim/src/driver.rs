@@ -319,6 +319,7 @@ impl ServiceInstance for UdsInstance {
                 r#"{{"jsonrpc":"2.0","method":"event","params":{{"name":{},"payload":{payload}}}}}"#,
                 Value::from(name)
             );
+            self.conn.event_sent();
             match tokio::time::timeout(timeout, self.conn.send(line.into_bytes())).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(CallFault::Gone(format!("cannot write to the service: {e}"))),

@@ -442,6 +442,45 @@ async fn a_rewrite_obeys_the_size_limits_of_its_op() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_whose_writes_cause_its_event_stops_at_the_depth_limit() {
+    let e = Env::new(|root| {
+        guest(
+            root,
+            "echoer",
+            "  hooks: [context.ingest]\n  syscalls: [session.write]",
+        );
+    })
+    .await;
+    let (_, session) = e.session().await;
+    e.start(
+        "echoer",
+        "system",
+        json!({"events": ["context.ingest"], "do": {"context.ingest": "append"}}),
+    )
+    .await;
+    let count = || async {
+        let h = e
+            .ok(json!({"op": "session.history.list", "sessionId": session, "limit": 1000}))
+            .await;
+        h["messages"].as_array().map_or(0, Vec::len)
+    };
+    let before = count().await;
+    e.ok(json!({"op": "session.append", "sessionId": session,
+                "message": {"role": "user", "parts": [{"type": "text", "text": "start"}]}}))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = count().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count().await, settled, "the echo stopped");
+    let limit = aos_kernel::hooks::MAX_EVENT_DEPTH as usize;
+    let added = settled - before;
+    assert!(
+        (2..=1 + limit).contains(&added),
+        "{added} messages from one append (depth limit {limit})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_in_every_export_is_contained() {
     let caps =
         "  hooks: [tool.before, tool.after, agent.started]\n  limits: { hookTimeoutMs: 300 }";
