@@ -37,11 +37,35 @@ pub enum ManifestError {
     #[error("cannot read SKILL.md: {0}")]
     Io(String),
     /// Two skill roots hold a skill of the same name.
-    #[error("skill `{name}` is already provided by {first}; this copy is ignored")]
+    #[error(
+        "skill `{name}` is already provided by {first}; this copy ({this}) is refused — rename one of them"
+    )]
     Duplicate {
         /// The name.
         name: String,
         /// Directory of the copy that wins.
         first: String,
+        /// Directory of this copy.
+        this: String,
+    },
+    /// The skill directory is a symlink leading out of its root.
+    #[error(
+        "{dir} resolves to {target}, outside the skill root {root}; a skill root's skills must live in it"
+    )]
+    OutsideRoot {
+        /// The entry in the root.
+        dir: String,
+        /// Where it leads.
+        target: String,
+        /// The root.
+        root: String,
+    },
+    /// SKILL.md is larger than [`crate::MAX_SKILL_MD_BYTES`].
+    #[error("SKILL.md is {size} bytes; at most {max} are indexed")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The cap.
+        max: u64,
     },
 }

@@ -68,8 +68,9 @@ pub fn scan_roots(roots: &[PathBuf]) -> SkillIndex {
             .filter(|p| p.is_dir() && p.join("SKILL.md").is_file())
             .collect();
         dirs.sort();
+        let canonical_root = root.canonicalize().unwrap_or_else(|_| root.clone());
         for dir in dirs {
-            let entry = index_one(&dir);
+            let entry = index_one(&dir, &canonical_root);
             if let Some(first) = found
                 .iter()
                 .find(|e| e.name == entry.name && e.manifest.is_some())
@@ -79,6 +80,7 @@ pub fn scan_roots(roots: &[PathBuf]) -> SkillIndex {
                         ManifestError::Duplicate {
                             name: entry.name.clone(),
                             first: first.dir.display().to_string(),
+                            this: entry.dir.display().to_string(),
                         }
                         .to_string(),
                     ),
@@ -100,31 +102,78 @@ pub fn scan_roots(roots: &[PathBuf]) -> SkillIndex {
     index
 }
 
-fn index_one(dir: &Path) -> IndexedSkill {
-    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let name = dir
+/// Largest `SKILL.md` indexed, in bytes.
+pub const MAX_SKILL_MD_BYTES: u64 = 1 << 20;
+
+/// Reads and parses one skill directory. Its name is the entry's own name
+/// in the root (a symlink does not take its target's name), and a directory
+/// that resolves outside `root` is refused.
+fn index_one(entry: &Path, root: &Path) -> IndexedSkill {
+    let name = entry
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let parsed = std::fs::read(dir.join("SKILL.md"))
+    let dir = entry.canonicalize().unwrap_or_else(|_| entry.to_path_buf());
+    let failed = |dir: PathBuf, e: ManifestError| IndexedSkill {
+        name: name.clone(),
+        dir,
+        manifest: None,
+        error: Some(e.to_string()),
+    };
+    if !dir.starts_with(root) {
+        let e = ManifestError::OutsideRoot {
+            dir: entry.display().to_string(),
+            target: dir.display().to_string(),
+            root: root.display().to_string(),
+        };
+        return failed(entry.to_path_buf(), e);
+    }
+    let md = dir.join("SKILL.md");
+    match std::fs::metadata(&md) {
+        Ok(m) if m.len() > MAX_SKILL_MD_BYTES => {
+            let e = ManifestError::TooLarge {
+                size: m.len(),
+                max: MAX_SKILL_MD_BYTES,
+            };
+            return failed(dir, e);
+        }
+        _ => {}
+    }
+    let parsed = std::fs::File::open(&md)
+        .and_then(|f| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(f, MAX_SKILL_MD_BYTES + 1),
+                &mut bytes,
+            )?;
+            Ok(bytes)
+        })
         .map_err(|e| ManifestError::Io(e.to_string()))
         .and_then(|bytes| {
+            if bytes.len() as u64 > MAX_SKILL_MD_BYTES {
+                return Err(ManifestError::TooLarge {
+                    size: bytes.len() as u64,
+                    max: MAX_SKILL_MD_BYTES,
+                });
+            }
             String::from_utf8(bytes)
                 .map_err(|_| ManifestError::Io("SKILL.md is not valid UTF-8".into()))
         })
         .and_then(|text| parse_skill_md(&text, &dir));
     match parsed {
+        Ok(m) if m.name != name => failed(
+            dir,
+            ManifestError::NameMismatch {
+                name: m.name,
+                dir: name.clone(),
+            },
+        ),
         Ok(m) => IndexedSkill {
             name,
             dir,
             manifest: Some(m),
             error: None,
         },
-        Err(e) => IndexedSkill {
-            name,
-            dir,
-            manifest: None,
-            error: Some(e.to_string()),
-        },
+        Err(e) => failed(dir, e),
     }
 }

@@ -11,7 +11,7 @@ mod index;
 mod manifest;
 
 pub use error::ManifestError;
-pub use index::{IndexedSkill, SkillIndex, scan_roots};
+pub use index::{IndexedSkill, MAX_SKILL_MD_BYTES, SkillIndex, scan_roots};
 pub use manifest::{
     Capabilities, FsGrant, FsMode, Limits, RestartPolicy, ServiceKind, ServiceSpec, SkillManifest,
     parse_skill_md,

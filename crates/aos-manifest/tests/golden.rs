@@ -124,3 +124,88 @@ fn a_scan_reports_bad_skills_and_keeps_the_good() {
         .count();
     assert_eq!(dupes, dirs("good").len());
 }
+
+fn write_skill(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("SKILL.md"),
+        format!("---\nname: {name}\ndescription: d\n---\nbody\n"),
+    )
+    .expect("write");
+    dir
+}
+
+#[test]
+fn a_symlinked_skill_keeps_its_own_name_and_stays_in_its_root() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (early, builtin, elsewhere) = (
+        tmp.path().join("early"),
+        tmp.path().join("builtin"),
+        tmp.path().join("elsewhere"),
+    );
+    write_skill(&builtin, "aos-context");
+    write_skill(&elsewhere, "aos-context");
+    write_skill(&early, "real");
+    // The attack: a link in an earlier root, named for the built-in's
+    // target, or pointing inside its own root under another name.
+    std::os::unix::fs::symlink(elsewhere.join("aos-context"), early.join("aos-context"))
+        .expect("link");
+    std::os::unix::fs::symlink(early.join("real"), early.join("alias")).expect("link");
+    let index = scan_roots(&[early.clone(), builtin.clone()]);
+    let winner = index
+        .entries
+        .iter()
+        .find(|e| e.name == "aos-context" && e.manifest.is_some())
+        .expect("the built-in is served");
+    assert!(
+        winner
+            .dir
+            .starts_with(builtin.canonicalize().expect("canon")),
+        "{winner:?}"
+    );
+    let refused: Vec<_> = index
+        .entries
+        .iter()
+        .filter_map(|e| e.error.clone())
+        .collect();
+    assert!(
+        refused.iter().any(|e| e.contains("outside the skill root")),
+        "{refused:?}"
+    );
+    assert!(index.get("alias").is_none(), "a link takes no other name");
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.contains("must equal its directory name `alias`")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn an_oversized_skill_md_and_a_duplicate_are_refused_with_paths() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let big = write_skill(&a, "big");
+    let mut text = std::fs::read_to_string(big.join("SKILL.md")).expect("read");
+    text.push_str(&"x".repeat(aos_manifest::MAX_SKILL_MD_BYTES as usize));
+    std::fs::write(big.join("SKILL.md"), text).expect("write");
+    let first = write_skill(&a, "same");
+    let second = write_skill(&b, "same");
+    let index = scan_roots(&[a, b]);
+    assert!(index.get("big").is_none());
+    let e = index
+        .entry("big")
+        .and_then(|e| e.error.clone())
+        .expect("error");
+    assert!(e.contains("at most 1048576"), "{e}");
+    let dupe = index
+        .entries
+        .iter()
+        .find_map(|e| e.error.clone().filter(|x| x.contains("already provided")))
+        .expect("duplicate");
+    for dir in [first, second] {
+        let dir = dir.canonicalize().expect("canon");
+        assert!(dupe.contains(&dir.display().to_string()), "{dupe}");
+    }
+}
