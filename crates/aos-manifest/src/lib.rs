@@ -13,6 +13,6 @@ mod manifest;
 pub use error::ManifestError;
 pub use index::{IndexedSkill, MAX_SKILL_MD_BYTES, SkillIndex, scan_roots};
 pub use manifest::{
-    Capabilities, FsGrant, FsMode, Limits, RestartPolicy, ServiceKind, ServiceSpec, SkillManifest,
-    parse_skill_md,
+    Capabilities, FsGrant, FsMode, Limits, NetProtocol, RestartPolicy, ServiceKind, ServiceSpec,
+    SkillManifest, net_entry, parse_skill_md,
 };

@@ -74,7 +74,7 @@ pub struct Capabilities {
     /// Host directories preopened into the guest.
     #[serde(default)]
     pub fs: Vec<FsGrant>,
-    /// Outbound `host:port` the service may reach.
+    /// Outbound `host:port` (TCP) or `udp://host:port` the service may reach.
     #[serde(default)]
     pub net: Vec<String>,
     /// Environment variables passed through.
@@ -290,6 +290,29 @@ fn check_service(path: &str, dir: &Path) -> Result<ServiceSpec, ManifestError> {
     })
 }
 
+/// The protocol of a `capabilities.net` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetProtocol {
+    /// `host:port` or `tcp://host:port`: connects.
+    Tcp,
+    /// `udp://host:port`: datagrams.
+    Udp,
+}
+
+/// A `capabilities.net` entry read: its protocol and `host:port`.
+pub fn net_entry(entry: &str) -> Option<(NetProtocol, &str)> {
+    let (proto, rest) = match entry.split_once("://") {
+        Some(("tcp", r)) => (NetProtocol::Tcp, r),
+        Some(("udp", r)) => (NetProtocol::Udp, r),
+        Some(_) => return None,
+        None => (NetProtocol::Tcp, entry),
+    };
+    let ok = rest
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && !h.contains('/') && p.parse::<u16>().is_ok());
+    ok.then_some((proto, rest))
+}
+
 /// The roots an fs grant may start from. `$AOS_HOME` is the daemon's own
 /// (token, store, compiled-code cache): no grant may name it.
 pub const FS_ROOTS: [&str; 2] = ["$SKILL_DIR", "$SKILL_DATA"];
@@ -366,13 +389,12 @@ fn check_capabilities(c: &Capabilities) -> Result<(), ManifestError> {
         }
     }
     for (i, n) in c.net.iter().enumerate() {
-        let ok = n
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-        if !ok {
+        if net_entry(n).is_none() {
             return Err(bad(
                 format!("capabilities.net[{i}]"),
-                format!("{n:?} must be host:port, e.g. \"api.example.com:443\""),
+                format!(
+                    "{n:?} must be host:port for TCP (\"api.example.com:443\"), or udp://host:port for UDP"
+                ),
             ));
         }
     }

@@ -17,7 +17,8 @@
 //! `session.get` on `input.sessionId`; rejects with the error code if it fails).
 //!
 //! Commands (`invoke`): `echo ARGS…`, `events`, `read PATH`, `write PATH TEXT`,
-//! `env NAME`, `connect HOST:PORT`, `syscall OP JSON`, and the actions above.
+//! `env NAME`, `connect HOST:PORT`, `udp HOST:PORT` (one datagram),
+//! `syscall OP JSON`, and the actions above.
 
 use aos_sdk::{Input, Output, Owner, Registration, Service, Value, Verdict, json};
 use std::sync::Mutex;
@@ -178,6 +179,12 @@ impl Service for TestGuest {
             },
             "connect" => match std::net::TcpStream::connect(arg(1)) {
                 Ok(_) => Output::ok("connected"),
+                Err(e) => Output::fail(1, e.to_string()),
+            },
+            "udp" => match std::net::UdpSocket::bind("0.0.0.0:0")
+                .and_then(|s| s.send_to(b"ping", arg(1)))
+            {
+                Ok(_) => Output::ok("sent"),
                 Err(e) => Output::fail(1, e.to_string()),
             },
             "syscall" => {

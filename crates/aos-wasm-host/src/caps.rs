@@ -8,7 +8,7 @@
 //! (cap-std) refuses any path, symlinks included, that leads out of it.
 
 use aos_kernel::services::{ServiceOwner, SyscallPort};
-use aos_manifest::{FsMode, SkillManifest};
+use aos_manifest::{FsMode, NetProtocol, SkillManifest};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -78,18 +78,38 @@ fn resolve(i: usize, host: &str, skill_dir: &Path, data: &Path) -> Result<PathBu
     Ok(path)
 }
 
-/// Resolves the allowed `host:port` entries to socket addresses.
-pub(crate) async fn resolve_net(entries: &[String]) -> HashSet<SocketAddr> {
-    let mut out = HashSet::new();
+/// The addresses a service may reach, by protocol, and whether it may
+/// resolve names at all (only when an entry names a host, not an address).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NetGrant {
+    tcp: HashSet<SocketAddr>,
+    udp: HashSet<SocketAddr>,
+    names: bool,
+}
+
+/// Resolves the `capabilities.net` entries (`host:port` for TCP,
+/// `udp://host:port`) to socket addresses.
+pub(crate) async fn resolve_net(entries: &[String]) -> NetGrant {
+    let mut grant = NetGrant::default();
     for e in entries {
-        match tokio::net::lookup_host(e.as_str()).await {
-            Ok(addrs) => out.extend(addrs),
+        let Some((proto, host_port)) = aos_manifest::net_entry(e) else {
+            continue;
+        };
+        if host_port.parse::<SocketAddr>().is_err() {
+            grant.names = true;
+        }
+        let set = match proto {
+            NetProtocol::Tcp => &mut grant.tcp,
+            NetProtocol::Udp => &mut grant.udp,
+        };
+        match tokio::net::lookup_host(host_port).await {
+            Ok(addrs) => set.extend(addrs),
             Err(err) => {
                 tracing::warn!(entry = %e, error = %err, "capabilities.net entry does not resolve")
             }
         }
     }
-    out
+    grant
 }
 
 /// Builds the WASI context of one instance.
@@ -98,7 +118,7 @@ pub(crate) fn wasi_ctx(
     skill_dir: &Path,
     home: &Path,
     owner: &ServiceOwner,
-    net: HashSet<SocketAddr>,
+    net: NetGrant,
     port: Arc<dyn SyscallPort>,
 ) -> Result<WasiCtx, String> {
     let caps = &skill.capabilities;
@@ -120,27 +140,32 @@ pub(crate) fn wasi_ctx(
         }
     }
     // No network at all unless the manifest lists addresses; then each
-    // connect and send is checked against them.
-    let any_net = !caps.net.is_empty();
-    b.allow_ip_name_lookup(any_net)
-        .allow_tcp(any_net)
-        .allow_udp(any_net);
+    // connect (TCP entries) and datagram (udp:// entries) is checked
+    // against them, and names resolve only if an entry names a host.
+    b.allow_ip_name_lookup(net.names)
+        .allow_tcp(!net.tcp.is_empty())
+        .allow_udp(!net.udp.is_empty());
     let skill_name = skill.name.clone();
     let net = Arc::new(net);
     b.socket_addr_check(move |addr, usage| {
+        let wildcard = addr.ip().is_unspecified() && addr.port() == 0;
         let allowed = match usage {
             // The implicit bind before an outbound connect or send.
-            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
-                addr.ip().is_unspecified() && addr.port() == 0 && !net.is_empty()
-            }
-            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => net.contains(&addr),
+            SocketAddrUse::TcpBind => wildcard && !net.tcp.is_empty(),
+            SocketAddrUse::UdpBind => wildcard && !net.udp.is_empty(),
+            SocketAddrUse::TcpConnect => net.tcp.contains(&addr),
+            SocketAddrUse::UdpSend => net.udp.contains(&addr),
             // Listening and accepting are never granted.
             _ => false,
         };
         if !allowed && matches!(usage, SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend) {
+            let entry = match usage {
+                SocketAddrUse::TcpConnect => format!("\"{addr}\""),
+                _ => format!("\"udp://{addr}\""),
+            };
             port.denied(
                 "capabilities.net",
-                format!("add \"{addr}\" to capabilities.net in {skill_name}/SKILL.md"),
+                format!("add {entry} to capabilities.net in {skill_name}/SKILL.md"),
             );
         }
         Box::pin(async move { allowed })

@@ -10,8 +10,6 @@ use aos_kernel::services::{
 };
 use futures::future::BoxFuture;
 use futures::lock::Mutex;
-use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -26,7 +24,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) struct InstanceSpec {
     pub pre: Pre,
     pub start: ServiceStart,
-    pub net: HashSet<SocketAddr>,
+    pub net: crate::caps::NetGrant,
 }
 
 struct Live {

@@ -204,6 +204,35 @@ async fn the_network_is_only_the_declared_addresses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn net_entries_carry_their_protocol_and_names_resolve_only_when_declared() {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let (t, u) = (
+        tcp.local_addr().expect("addr"),
+        udp.local_addr().expect("addr"),
+    );
+    let e = Env::new(|root| {
+        guest(root, "tcp-only", &format!("  net: [\"{t}\"]"));
+        guest(root, "udp-too", &format!("  net: [\"{t}\", \"udp://{u}\"]"));
+    })
+    .await;
+    // A datagram to an address declared for TCP is refused.
+    let r = e.invoke("tcp-only", &["udp", &t.to_string()]).await;
+    assert_eq!(exit(&r), 1, "{r}");
+    let r = e.invoke("udp-too", &["udp", &t.to_string()]).await;
+    assert_eq!(exit(&r), 1, "udp to the TCP entry: {r}");
+    let r = e.invoke("udp-too", &["udp", &u.to_string()]).await;
+    assert_eq!((exit(&r), stdout(&r)), (0, "sent"), "{r}");
+    // Only addresses declared: no name lookup at all.
+    let r = e
+        .invoke("tcp-only", &["connect", &format!("localhost:{}", t.port())])
+        .await;
+    assert_eq!(exit(&r), 1, "{r}");
+    let r = e.invoke("tcp-only", &["connect", &t.to_string()]).await;
+    assert_eq!((exit(&r), stdout(&r)), (0, "connected"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_listed_environment_variables_are_visible() {
     // cargo sets these for every test process.
     let e = Env::new(|root| {
