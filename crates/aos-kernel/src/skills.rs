@@ -19,6 +19,56 @@ pub const AOS_SKILL: &str = "aos";
 pub struct SkillRegistry {
     roots: Vec<PathBuf>,
     index: RwLock<Arc<SkillIndex>>,
+    /// The grants each skill's services were last started with.
+    started: std::sync::Mutex<BTreeMap<String, Grants>>,
+}
+
+/// What a skill's `SKILL.md` grants its service, as lists of strings.
+pub type Grants = BTreeMap<&'static str, Vec<String>>;
+
+/// The grants of `c`, one sorted list per kind.
+pub fn grants_of(c: &aos_manifest::Capabilities) -> Grants {
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let fs =
+        c.fs.iter()
+            .map(|g| format!("{} -> {} ({:?})", g.host, g.guest, g.mode).to_lowercase())
+            .collect();
+    let l = &c.limits;
+    let limits = vec![
+        format!("memoryMb={:?}", l.memory_mb),
+        format!("hookTimeoutMs={:?}", l.hook_timeout_ms),
+        format!("fuel={:?}", l.fuel),
+    ];
+    BTreeMap::from([
+        ("hooks", sorted(c.hooks.clone())),
+        ("syscalls", sorted(c.syscalls.clone())),
+        ("fs", sorted(fs)),
+        ("net", sorted(c.net.clone())),
+        ("env", sorted(c.env.clone())),
+        ("limits", limits),
+    ])
+}
+
+/// What `now` adds to and removes from `before`, per kind; `None` if equal.
+pub fn grants_diff(before: &Grants, now: &Grants) -> Option<serde_json::Value> {
+    let mut added = serde_json::Map::new();
+    let mut removed = serde_json::Map::new();
+    for (kind, list) in now {
+        let old = before.get(kind).cloned().unwrap_or_default();
+        let plus: Vec<&String> = list.iter().filter(|x| !old.contains(x)).collect();
+        let minus: Vec<&String> = old.iter().filter(|x| !list.contains(x)).collect();
+        if !plus.is_empty() {
+            added.insert((*kind).into(), serde_json::json!(plus));
+        }
+        if !minus.is_empty() {
+            removed.insert((*kind).into(), serde_json::json!(minus));
+        }
+    }
+    (!added.is_empty() || !removed.is_empty())
+        .then(|| serde_json::json!({ "added": added, "removed": removed }))
 }
 
 impl SkillRegistry {
@@ -28,6 +78,7 @@ impl SkillRegistry {
         SkillRegistry {
             roots,
             index: RwLock::new(Arc::new(index)),
+            started: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -37,6 +88,17 @@ impl SkillRegistry {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Notes the grants a service of `skill` starts with; returns how they
+    /// differ from the last start's (none at the first start).
+    pub fn note_start(&self, skill: &str, grants: Grants) -> Option<serde_json::Value> {
+        let mut started = self.started.lock().ok()?;
+        let diff = started
+            .get(skill)
+            .and_then(|before| grants_diff(before, &grants));
+        started.insert(skill.to_string(), grants);
+        diff
     }
 
     /// The roots, in priority order.

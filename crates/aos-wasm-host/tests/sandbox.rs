@@ -233,6 +233,40 @@ async fn net_entries_carry_their_protocol_and_names_resolve_only_when_declared()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_skill_md_never_widens_a_running_service_and_the_next_start_shows_the_diff() {
+    let e = Env::new(|root| {
+        guest(root, "widening", "  syscalls: [session.read]");
+    })
+    .await;
+    let id = e.start("widening", "system", json!({})).await;
+    let md = e.root.path().join("widening/SKILL.md");
+    let text = std::fs::read_to_string(&md).expect("read");
+    std::fs::write(
+        &md,
+        text.replace("[session.read]", "[session.read, system.write]"),
+    )
+    .expect("write");
+    e.ok(json!({"op": "skill.index.refresh"})).await;
+    let update = json!({"maxTurns": 3}).to_string();
+    let r = e
+        .invoke("widening", &["syscall", "system.update", &update])
+        .await;
+    assert_eq!(
+        r["data"]["stderr"], "permission.denied",
+        "the running service keeps its grant: {r}"
+    );
+    e.ok(json!({"op": "skill.stop", "instanceId": id})).await;
+    e.start("widening", "system", json!({})).await;
+    let changed = e.log("skill.grants.changed").await;
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(
+        changed[0]["data"]["diff"]["added"]["syscalls"],
+        json!(["system.write"]),
+        "{changed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_listed_environment_variables_are_visible() {
     // cargo sets these for every test process.
     let e = Env::new(|root| {

@@ -208,6 +208,33 @@ async fn restart(k: &Kernel, e: &ServiceEntry) {
 
 /// Starts an instance (admission, runtime start, `init`, registration
 /// check) without registering it.
+/// Writes `skill.grants.changed` to the RuntimeLog when the skill's
+/// `SKILL.md` grants differ from those its last service started with (a
+/// running service keeps the grants it started with).
+async fn log_grant_changes(k: &Kernel, name: &str, caps: &aos_manifest::Capabilities) {
+    let Some(diff) = k
+        .inner
+        .skills
+        .note_start(name, crate::skills::grants_of(caps))
+    else {
+        return;
+    };
+    tracing::warn!(skill = name, %diff, "the skill's grants changed since its last start");
+    let entry = aos_store::NewLogEntry {
+        level: "warn",
+        op: "skill.grants.changed".into(),
+        owner_type: "skill".into(),
+        owner_id: Some(name.to_string()),
+        agent_id: None,
+        session_id: None,
+        refs: None,
+        data: Some(json!({ "skill": name, "diff": diff })),
+    };
+    if let Err(e) = k.inner.store.log_append(entry).await {
+        tracing::error!(error = %e, "cannot write the RuntimeLog");
+    }
+}
+
 async fn launch(
     k: &Kernel,
     name: &str,
@@ -236,6 +263,7 @@ async fn launch(
         ))
     })?;
     let owner_agent = owner_agent(k, &owner).await?;
+    log_grant_changes(k, name, &skill.capabilities).await;
     let scope = scope_of(&owner, owner_agent.as_deref());
     let input = json!({ "skillName": name, "ownerType": owner.kind(), "ownerId": owner.id() });
     k.inner
