@@ -178,16 +178,19 @@ impl Kernel {
         let watcher = self.inner.skills.watch(move || {
             if let Some(inner) = weak.upgrade() {
                 let k = Kernel { inner };
-                let index = k.inner.skills.refresh();
-                tracing::info!(
-                    skills = index.valid_count(),
-                    "skill roots changed; re-indexed"
-                );
-                k.emit(
-                    "skill.index.refresh.after",
-                    HookScope::default(),
-                    json!({ "indexedCount": index.valid_count(), "cause": "watch" }),
-                );
+                // On a blocking thread: no request waits behind a scan.
+                tokio::spawn(async move {
+                    let index = k.inner.skills.refresh_async().await;
+                    tracing::info!(
+                        skills = index.valid_count(),
+                        "skill roots changed; re-indexed"
+                    );
+                    k.emit(
+                        "skill.index.refresh.after",
+                        HookScope::default(),
+                        json!({ "indexedCount": index.valid_count(), "cause": "watch" }),
+                    );
+                });
             }
         });
         match watcher {

@@ -2,7 +2,7 @@
 //! every re-index, a filesystem watcher that re-indexes on change, and the
 //! three-level default-skill resolution.
 
-use aos_manifest::{SkillIndex, scan_roots};
+use aos_manifest::{ScanCache, SkillIndex, scan_roots_cached};
 use aos_types::{SkillDefaultRule, Switch};
 use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
@@ -21,6 +21,8 @@ pub struct SkillRegistry {
     index: RwLock<Arc<SkillIndex>>,
     /// The grants each skill's services were last started with.
     started: std::sync::Mutex<BTreeMap<String, Grants>>,
+    /// What the last scan read, so a re-index parses only what changed.
+    cache: std::sync::Mutex<ScanCache>,
 }
 
 /// What a skill's `SKILL.md` grants its service, as lists of strings.
@@ -74,11 +76,13 @@ pub fn grants_diff(before: &Grants, now: &Grants) -> Option<serde_json::Value> {
 impl SkillRegistry {
     /// Scans `roots` once.
     pub fn new(roots: Vec<PathBuf>) -> Self {
-        let index = scan_roots(&roots);
+        let mut cache = ScanCache::default();
+        let index = scan_roots_cached(&roots, &mut cache);
         SkillRegistry {
             roots,
             index: RwLock::new(Arc::new(index)),
             started: std::sync::Mutex::new(BTreeMap::new()),
+            cache: std::sync::Mutex::new(cache),
         }
     }
 
@@ -106,14 +110,30 @@ impl SkillRegistry {
         &self.roots
     }
 
-    /// Re-scans the roots and swaps the index in; returns the new snapshot.
+    /// Re-scans the roots (parsing only the `SKILL.md` files that changed)
+    /// and swaps the index in; returns the new snapshot. Blocking: call it
+    /// off the async workers ([`SkillRegistry::refresh_async`]).
     pub fn refresh(&self) -> Arc<SkillIndex> {
-        let fresh = Arc::new(scan_roots(&self.roots));
+        let fresh = match self.cache.lock() {
+            Ok(mut cache) => scan_roots_cached(&self.roots, &mut cache),
+            Err(poisoned) => scan_roots_cached(&self.roots, &mut poisoned.into_inner()),
+        };
+        let fresh = Arc::new(fresh);
         match self.index.write() {
             Ok(mut g) => *g = fresh.clone(),
             Err(poisoned) => *poisoned.into_inner() = fresh.clone(),
         }
         fresh
+    }
+
+    /// [`SkillRegistry::refresh`] on a blocking thread, so no request
+    /// waits behind a scan.
+    pub async fn refresh_async(self: &Arc<Self>) -> Arc<SkillIndex> {
+        let me = self.clone();
+        match tokio::task::spawn_blocking(move || me.refresh()).await {
+            Ok(index) => index,
+            Err(_) => self.snapshot(),
+        }
     }
 
     /// Watches the roots; calls `on_change` (debounced) after a `SKILL.md`

@@ -2,8 +2,9 @@
 
 use crate::{ManifestError, SkillManifest, parse_skill_md};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// One directory found under a skill root, usable or not.
 #[derive(Debug, Clone, Serialize)]
@@ -53,9 +54,47 @@ impl SkillIndex {
     }
 }
 
+/// What a scan remembers between runs: each skill directory as last read,
+/// with the stamp it was read at, so a re-index parses only what changed.
+#[derive(Debug, Default)]
+pub struct ScanCache {
+    entries: HashMap<PathBuf, (Stamp, IndexedSkill)>,
+    /// `SKILL.md` files parsed by the last scan (the rest came from here).
+    pub parsed: usize,
+}
+
+/// When a skill directory was last read: its `SKILL.md`'s and its own
+/// modification times and sizes, and where it resolves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    md: Option<(SystemTime, u64, u64)>,
+    dir: Option<SystemTime>,
+    target: PathBuf,
+}
+
+fn stamp(entry: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(entry.join("SKILL.md"))
+        .ok()
+        .and_then(|m| Some((m.modified().ok()?, m.len(), m.ino())));
+    Stamp {
+        md,
+        dir: std::fs::metadata(entry).and_then(|m| m.modified()).ok(),
+        target: entry.canonicalize().unwrap_or_default(),
+    }
+}
+
 /// Scans each root in order. A name found in an earlier root wins; later copies
 /// are reported as duplicates. Unreadable roots are skipped with a warning.
 pub fn scan_roots(roots: &[PathBuf]) -> SkillIndex {
+    scan_roots_cached(roots, &mut ScanCache::default())
+}
+
+/// [`scan_roots`], reading again only the skill directories whose stamp
+/// changed since `cache` last saw them.
+pub fn scan_roots_cached(roots: &[PathBuf], cache: &mut ScanCache) -> SkillIndex {
+    let mut seen: HashMap<PathBuf, (Stamp, IndexedSkill)> = HashMap::new();
+    cache.parsed = 0;
     let mut index = SkillIndex::default();
     let mut found: Vec<IndexedSkill> = Vec::new();
     for root in roots {
@@ -70,7 +109,15 @@ pub fn scan_roots(roots: &[PathBuf]) -> SkillIndex {
         dirs.sort();
         let canonical_root = root.canonicalize().unwrap_or_else(|_| root.clone());
         for dir in dirs {
-            let entry = index_one(&dir, &canonical_root);
+            let now = stamp(&dir);
+            let entry = match cache.entries.remove(&dir) {
+                Some((then, entry)) if then == now => entry,
+                _ => {
+                    cache.parsed += 1;
+                    index_one(&dir, &canonical_root)
+                }
+            };
+            seen.insert(dir.clone(), (now, entry.clone()));
             if let Some(first) = found
                 .iter()
                 .find(|e| e.name == entry.name && e.manifest.is_some())
@@ -99,6 +146,7 @@ pub fn scan_roots(roots: &[PathBuf]) -> SkillIndex {
         }
     }
     index.entries = found;
+    cache.entries = seen;
     index
 }
 

@@ -11,7 +11,9 @@ mod index;
 mod manifest;
 
 pub use error::ManifestError;
-pub use index::{IndexedSkill, MAX_SKILL_MD_BYTES, SkillIndex, scan_roots};
+pub use index::{
+    IndexedSkill, MAX_SKILL_MD_BYTES, ScanCache, SkillIndex, scan_roots, scan_roots_cached,
+};
 pub use manifest::{
     Capabilities, FsGrant, FsMode, Limits, NetProtocol, RestartPolicy, ServiceKind, ServiceSpec,
     SkillManifest, net_entry, parse_skill_md,

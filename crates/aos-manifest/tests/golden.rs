@@ -209,3 +209,35 @@ fn an_oversized_skill_md_and_a_duplicate_are_refused_with_paths() {
         assert!(dupe.contains(&dir.display().to_string()), "{dupe}");
     }
 }
+
+#[test]
+fn a_re_index_parses_only_what_changed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("root");
+    for n in ["one", "two", "three"] {
+        write_skill(&root, n);
+    }
+    let mut cache = aos_manifest::ScanCache::default();
+    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), &mut cache);
+    assert_eq!((index.valid_count(), cache.parsed), (3, 3));
+    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), &mut cache);
+    assert_eq!(
+        (index.valid_count(), cache.parsed),
+        (3, 0),
+        "nothing changed"
+    );
+    // A change (another size) to one SKILL.md; a new skill.
+    std::fs::write(
+        root.join("two/SKILL.md"),
+        "---\nname: two\ndescription: changed\n---\nnew body\n",
+    )
+    .expect("write");
+    write_skill(&root, "four");
+    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), &mut cache);
+    assert_eq!((index.valid_count(), cache.parsed), (4, 2));
+    assert_eq!(index.get("two").expect("two").description, "changed");
+    std::fs::remove_dir_all(root.join("one")).expect("rm");
+    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), &mut cache);
+    assert_eq!((index.valid_count(), cache.parsed), (3, 0));
+    assert!(index.get("one").is_none());
+}

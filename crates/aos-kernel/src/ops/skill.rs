@@ -172,7 +172,7 @@ pub(crate) async fn index_refresh(k: &Kernel, params: Map<String, Value>) -> OpR
             )
             .await?;
     }
-    let index = k.inner.skills.refresh();
+    let index = k.inner.skills.refresh_async().await;
     let errors: Vec<Value> = index
         .entries
         .iter()
