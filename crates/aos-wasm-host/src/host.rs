@@ -83,6 +83,7 @@ impl Runtime {
         let engine = Engine::new(&c)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        crate::names::add_to_linker(&mut linker)?;
         world::add_to_linker(&mut linker)?;
         let direct = if cfg.direct_calls {
             let mut direct = linker.clone();

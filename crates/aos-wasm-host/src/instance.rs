@@ -127,6 +127,7 @@ impl WasmService {
             caller: None,
             input: None,
             log_rate: Default::default(),
+            net_names: crate::names::declared(&s.skill.capabilities.net),
         };
         let mut store = Store::new(self.spec.pre.engine(), state);
         store.limiter(|st| &mut st.limits);

@@ -26,6 +26,7 @@ mod caps;
 mod direct;
 mod host;
 mod instance;
+mod names;
 mod state;
 mod v0_1;
 mod v0_2;

@@ -25,6 +25,8 @@ pub(crate) struct HostState {
     pub input: Option<HookInput>,
     /// The `log` import's budget.
     pub log_rate: LogRate,
+    /// The host names the instance may resolve (`capabilities.net`).
+    pub net_names: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 impl HostState {
@@ -39,6 +41,7 @@ impl HostState {
             caller: None,
             input: None,
             log_rate: LogRate::default(),
+            net_names: Default::default(),
         }
     }
 }

@@ -233,6 +233,52 @@ async fn net_entries_carry_their_protocol_and_names_resolve_only_when_declared()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_declared_names_resolve() {
+    use std::net::ToSocketAddrs;
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = tcp.local_addr().expect("addr").port();
+    // A second name this machine resolves to the listener: its hostname.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    let resolves = (host.as_str(), port)
+        .to_socket_addrs()
+        .is_ok_and(|mut a| a.any(|a| a.ip().is_loopback()));
+    assert!(
+        resolves,
+        "the test needs {host} in /etc/hosts as a loopback address"
+    );
+    let e = Env::new(|root| {
+        guest(
+            root,
+            "named",
+            &format!("  net: [\"localhost:{port}\", \"{host}:1\"]"),
+        );
+        guest(root, "one-name", &format!("  net: [\"localhost:{port}\"]"));
+    })
+    .await;
+    let r = e
+        .invoke("one-name", &["connect", &format!("localhost:{port}")])
+        .await;
+    assert_eq!(
+        (exit(&r), stdout(&r)),
+        (0, "connected"),
+        "a declared name: {r}"
+    );
+    let r = e
+        .invoke("one-name", &["connect", &format!("{host}:{port}")])
+        .await;
+    assert_eq!(exit(&r), 1, "an undeclared name does not even resolve: {r}");
+    assert!(stdout(&r).is_empty());
+    // Declared (for another port), it resolves; the connect is then checked.
+    let r = e
+        .invoke("named", &["connect", &format!("{host}:{port}")])
+        .await;
+    assert_eq!(exit(&r), 0, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_skill_md_never_widens_a_running_service_and_the_next_start_shows_the_diff() {
     let e = Env::new(|root| {
         guest(root, "widening", "  syscalls: [session.read]");
