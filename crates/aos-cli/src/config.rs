@@ -71,6 +71,7 @@ struct FileConfig {
     bash_system_paths: Option<Vec<String>>,
     bash_user: Option<String>,
     max_connections: Option<usize>,
+    builtin_skills: Option<String>,
 }
 
 /// Everything `aos daemon start` resolved.
@@ -94,6 +95,24 @@ pub struct DaemonConfig {
     /// default 256) and the request-head timeout (`AOS_HEADER_TIMEOUT_MS`,
     /// default 10 s).
     pub connections: aos_server::ConnLimits,
+}
+
+/// The root of the built-in skills, whose names no other root may take:
+/// `AOS_BUILTIN_SKILLS` or `config.toml`'s `builtin_skills` (one of the
+/// skill roots), else the default root `./skills` when it is one of them.
+fn builtin_root(roots: &[PathBuf], file: Option<String>) -> Result<Option<PathBuf>> {
+    if let Some(named) = env("AOS_BUILTIN_SKILLS").or(file) {
+        let p = absolute(Path::new(&named));
+        if !roots.contains(&p) {
+            bail!(
+                "builtin_skills {} is not one of the skill roots",
+                p.display()
+            );
+        }
+        return Ok(Some(p));
+    }
+    let default = absolute(Path::new("./skills"));
+    Ok(roots.contains(&default).then_some(default))
 }
 
 /// `AOS_BASH_USER` or `config.toml`'s `bash_user`: the user the agent's
@@ -196,6 +215,7 @@ impl DaemonConfig {
             .filter(|s| !s.is_empty())
             .map(|s| absolute(Path::new(s)))
             .collect();
+        let builtin_skills = builtin_root(&skill_roots, file.builtin_skills.clone())?;
         let mut defaults = AoscbDefaults::from_json(AOSCB_JSON)
             .map_err(anyhow::Error::msg)
             .context("the built-in aoscb.json is invalid")?;
@@ -236,6 +256,7 @@ impl DaemonConfig {
             kernel: KernelConfig {
                 home: home.clone(),
                 skill_roots,
+                builtin_skills,
                 node_id,
                 system_name: env("AOS_SYSTEM_NAME").unwrap_or_else(|| "agentos".into()),
                 defaults,

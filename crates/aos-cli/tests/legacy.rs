@@ -37,6 +37,26 @@ def service():
     return {'hooks': {}, 'commands': commands}
 "#;
 
+/// A service whose command follows the dispatch stream named by its
+/// argument with its own token, and prints the outcome.
+const STREAM_FOLLOWER: &str = r#"
+import json, os, urllib.request, urllib.error
+from aos_sdk import define_service
+
+@define_service
+def service():
+    def commands(args, stdin):
+        req = urllib.request.Request(
+            os.environ['AOS_API_URL'] + '/v1/dispatch/' + args[0] + '/stream',
+            headers={'Authorization': 'Bearer ' + os.environ['AOS_API_TOKEN']})
+        try:
+            body = urllib.request.urlopen(req, timeout=10).read().decode()
+            return 'followed' if 'event: done' in body else 'incomplete'
+        except urllib.error.HTTPError as e:
+            return json.loads(e.read()).get('error', {}).get('code', 'error')
+    return {'hooks': {}, 'commands': commands}
+"#;
+
 fn write_skill(root: &Path, name: &str, source: &str, caps: &str) {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -141,4 +161,72 @@ fn legacy_services_run_in_the_daemon_with_their_grant_only() {
         !pid_alive(guard_pid),
         "the service process outlived the daemon"
     );
+}
+
+#[test]
+fn a_legacy_token_follows_only_its_own_agents_dispatches() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let llm = rt.block_on(ScriptedLlm::start(vec![
+        Reply::text("answer for a"),
+        Reply::text("answer for b"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("skills");
+    write_skill(
+        &root,
+        "follower",
+        STREAM_FOLLOWER,
+        "  syscalls: [session.read]",
+    );
+    let roots = format!(
+        "{}:{}",
+        aos_testkit::builtin_skills().display(),
+        root.display()
+    );
+    let home = tmp.path().join("home");
+    let d = Daemon::launch_env(&home, None, &roots, &[("AOS_LLM_BASE_URL", &llm.url())]);
+    let session_of = |d: &Daemon| {
+        let a = d.ok(&["agent", "create"]);
+        let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
+        let s = d.ok(&["session", "create", "--agent", &aid]);
+        (
+            aid,
+            s["data"]["sessionId"]
+                .as_str()
+                .expect("session")
+                .to_string(),
+        )
+    };
+    let (a, sa) = session_of(&d);
+    let (_, sb) = session_of(&d);
+    let dispatch = |sid: &str| {
+        let (doc, code) = d.aos(&["send", sid, "hello"]);
+        assert_eq!(code, 0, "{doc}");
+        doc["data"]["dispatchId"]
+            .as_str()
+            .expect("dispatch")
+            .to_string()
+    };
+    let (da, db) = (dispatch(&sa), dispatch(&sb));
+    d.ok(&[
+        "skill",
+        "start",
+        "follower",
+        "--owner",
+        &format!("agent:{a}"),
+    ]);
+    let run = |dispatch: &str| {
+        let (r, code) = d.call(
+            "skill.invoke",
+            json!({"name": "follower", "sessionId": sa, "args": [dispatch]}),
+        );
+        assert_eq!(code, 0, "{r}");
+        r["data"]["stdout"].as_str().unwrap_or("").to_string()
+    };
+    assert_eq!(run(&da), "followed", "its own agent's dispatch");
+    assert_eq!(run(&db), "permission.denied", "another agent's dispatch");
 }

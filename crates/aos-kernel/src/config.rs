@@ -99,6 +99,9 @@ pub struct KernelConfig {
     pub home: PathBuf,
     /// Skill roots, in priority order.
     pub skill_roots: Vec<PathBuf>,
+    /// The root (one of `skill_roots`) holding the built-in skills, whose
+    /// names no other root may take.
+    pub builtin_skills: Option<PathBuf>,
     /// This daemon's name (lease holder, logs).
     pub node_id: String,
     /// System name written to the AOSCB.
@@ -126,6 +129,7 @@ impl KernelConfig {
         KernelConfig {
             home,
             skill_roots,
+            builtin_skills: None,
             node_id: "embedded".into(),
             system_name: "aos".into(),
             defaults: AoscbDefaults::default(),

@@ -124,7 +124,10 @@ impl Kernel {
             .map_err(|e| SyscallError::internal(format!("cannot set up the LLM client: {e}")))?;
         let kernel = Kernel {
             inner: Arc::new(Inner {
-                skills: Arc::new(SkillRegistry::new(config.skill_roots.clone())),
+                skills: Arc::new(SkillRegistry::new(
+                    config.skill_roots.clone(),
+                    config.builtin_skills.clone(),
+                )),
                 hooks: HookEngine::new(
                     events.clone(),
                     Arc::new(ServiceTable::default()),

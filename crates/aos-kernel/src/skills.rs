@@ -18,6 +18,7 @@ pub const AOS_SKILL: &str = "aos";
 #[derive(Debug)]
 pub struct SkillRegistry {
     roots: Vec<PathBuf>,
+    builtin: Option<PathBuf>,
     index: RwLock<Arc<SkillIndex>>,
     /// The grants each skill's services were last started with.
     started: std::sync::Mutex<BTreeMap<String, Grants>>,
@@ -74,12 +75,14 @@ pub fn grants_diff(before: &Grants, now: &Grants) -> Option<serde_json::Value> {
 }
 
 impl SkillRegistry {
-    /// Scans `roots` once.
-    pub fn new(roots: Vec<PathBuf>) -> Self {
+    /// Scans `roots` once; the names of the skills in `builtin` (one of
+    /// them) are reserved.
+    pub fn new(roots: Vec<PathBuf>, builtin: Option<PathBuf>) -> Self {
         let mut cache = ScanCache::default();
-        let index = scan_roots_cached(&roots, &mut cache);
+        let index = scan_roots_cached(&roots, builtin.as_deref(), &mut cache);
         SkillRegistry {
             roots,
+            builtin,
             index: RwLock::new(Arc::new(index)),
             started: std::sync::Mutex::new(BTreeMap::new()),
             cache: std::sync::Mutex::new(cache),
@@ -115,8 +118,12 @@ impl SkillRegistry {
     /// off the async workers ([`SkillRegistry::refresh_async`]).
     pub fn refresh(&self) -> Arc<SkillIndex> {
         let fresh = match self.cache.lock() {
-            Ok(mut cache) => scan_roots_cached(&self.roots, &mut cache),
-            Err(poisoned) => scan_roots_cached(&self.roots, &mut poisoned.into_inner()),
+            Ok(mut cache) => scan_roots_cached(&self.roots, self.builtin.as_deref(), &mut cache),
+            Err(poisoned) => scan_roots_cached(
+                &self.roots,
+                self.builtin.as_deref(),
+                &mut poisoned.into_inner(),
+            ),
         };
         let fresh = Arc::new(fresh);
         match self.index.write() {

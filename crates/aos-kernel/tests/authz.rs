@@ -65,6 +65,7 @@ async fn world() -> World {
     let config = KernelConfig {
         home: home.path().to_path_buf(),
         skill_roots: vec![aos_testkit::builtin_skills()],
+        builtin_skills: None,
         node_id: "authz-test".into(),
         system_name: "test".into(),
         defaults: AoscbDefaults::default(),

@@ -12,6 +12,7 @@ fn config(roots: Vec<PathBuf>, defaults: AoscbDefaults) -> KernelConfig {
     KernelConfig {
         home: std::env::temp_dir(),
         skill_roots: roots,
+        builtin_skills: None,
         node_id: "test-node".into(),
         system_name: "test".into(),
         defaults,

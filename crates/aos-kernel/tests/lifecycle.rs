@@ -14,6 +14,7 @@ fn config(roots: Vec<PathBuf>, watch: bool) -> KernelConfig {
     KernelConfig {
         home: std::env::temp_dir(),
         skill_roots: roots,
+        builtin_skills: None,
         node_id: "this-node".into(),
         system_name: "test".into(),
         defaults: AoscbDefaults {

@@ -25,6 +25,7 @@ async fn env_on(replies: Vec<Reply>, store: aos_store::Store, db: tempfile::Temp
     let config = KernelConfig {
         home: home.path().to_path_buf(),
         skill_roots: vec![aos_testkit::builtin_skills()],
+        builtin_skills: None,
         node_id: "react-test".into(),
         system_name: "test".into(),
         defaults: AoscbDefaults {

@@ -48,6 +48,18 @@ pub enum ManifestError {
         /// Directory of this copy.
         this: String,
     },
+    /// A skill of a built-in skill's name outside the built-in root.
+    #[error(
+        "`{name}` is the name of a built-in skill ({first}); this copy ({this}) is refused — rename it"
+    )]
+    Reserved {
+        /// The name.
+        name: String,
+        /// The built-in's directory.
+        first: String,
+        /// Directory of this copy.
+        this: String,
+    },
     /// The skill directory is a symlink leading out of its root.
     #[error(
         "{dir} resolves to {target}, outside the skill root {root}; a skill root's skills must live in it"

@@ -87,29 +87,32 @@ fn stamp(entry: &Path) -> Stamp {
 /// Scans each root in order. A name found in an earlier root wins; later copies
 /// are reported as duplicates. Unreadable roots are skipped with a warning.
 pub fn scan_roots(roots: &[PathBuf]) -> SkillIndex {
-    scan_roots_cached(roots, &mut ScanCache::default())
+    scan_roots_cached(roots, None, &mut ScanCache::default())
 }
 
 /// [`scan_roots`], reading again only the skill directories whose stamp
-/// changed since `cache` last saw them.
-pub fn scan_roots_cached(roots: &[PathBuf], cache: &mut ScanCache) -> SkillIndex {
+/// changed since `cache` last saw them. The names of the skills in
+/// `builtin` (one of the roots: the built-in skills) are reserved: a skill
+/// of such a name in any other root is refused, whatever the roots' order.
+pub fn scan_roots_cached(
+    roots: &[PathBuf],
+    builtin: Option<&Path>,
+    cache: &mut ScanCache,
+) -> SkillIndex {
     let mut seen: HashMap<PathBuf, (Stamp, IndexedSkill)> = HashMap::new();
     cache.parsed = 0;
-    let mut index = SkillIndex::default();
+    // The built-in root first: its names are taken before any other root's.
+    let builtin = builtin.and_then(|b| roots.iter().find(|r| r.as_path() == b));
+    let ordered = builtin
+        .into_iter()
+        .chain(roots.iter().filter(|r| Some(*r) != builtin));
+    let builtin_dir = builtin.map(|b| b.canonicalize().unwrap_or_else(|_| b.clone()));
     let mut found: Vec<IndexedSkill> = Vec::new();
-    for root in roots {
-        let Ok(read) = std::fs::read_dir(root) else {
-            continue;
-        };
-        let mut dirs: Vec<PathBuf> = read
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_dir() && p.join("SKILL.md").is_file())
-            .collect();
-        dirs.sort();
-        let canonical_root = root.canonicalize().unwrap_or_else(|_| root.clone());
-        for dir in dirs {
+    for root in ordered {
+        let reserved = builtin.is_some() && Some(root) != builtin;
+        for dir in skill_dirs(root) {
             let now = stamp(&dir);
+            let canonical_root = root.canonicalize().unwrap_or_else(|_| root.clone());
             let entry = match cache.entries.remove(&dir) {
                 Some((then, entry)) if then == now => entry,
                 _ => {
@@ -118,28 +121,35 @@ pub fn scan_roots_cached(roots: &[PathBuf], cache: &mut ScanCache) -> SkillIndex
                 }
             };
             seen.insert(dir.clone(), (now, entry.clone()));
-            if let Some(first) = found
+            let first = found
                 .iter()
-                .find(|e| e.name == entry.name && e.manifest.is_some())
-            {
-                found.push(IndexedSkill {
-                    error: Some(
-                        ManifestError::Duplicate {
-                            name: entry.name.clone(),
-                            first: first.dir.display().to_string(),
-                            this: entry.dir.display().to_string(),
-                        }
-                        .to_string(),
-                    ),
-                    manifest: None,
-                    ..entry
-                });
+                .find(|e| e.name == entry.name && e.manifest.is_some());
+            let Some(first) = first else {
+                found.push(entry);
                 continue;
-            }
-            found.push(entry);
+            };
+            let (name, first, this) = (
+                entry.name.clone(),
+                first.dir.display().to_string(),
+                entry.dir.display().to_string(),
+            );
+            let is_builtin = builtin_dir
+                .as_deref()
+                .is_some_and(|b| Path::new(&first).starts_with(b));
+            let error = if reserved && is_builtin {
+                ManifestError::Reserved { name, first, this }
+            } else {
+                ManifestError::Duplicate { name, first, this }
+            };
+            found.push(IndexedSkill {
+                error: Some(error.to_string()),
+                manifest: None,
+                ..entry
+            });
         }
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut index = SkillIndex::default();
     for (i, e) in found.iter().enumerate() {
         if e.manifest.is_some() {
             index.by_name.insert(e.name.clone(), i);
@@ -148,6 +158,20 @@ pub fn scan_roots_cached(roots: &[PathBuf], cache: &mut ScanCache) -> SkillIndex
     index.entries = found;
     cache.entries = seen;
     index
+}
+
+/// The first-level directories of `root` holding a `SKILL.md`, sorted.
+fn skill_dirs(root: &Path) -> Vec<PathBuf> {
+    let Ok(read) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = read
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join("SKILL.md").is_file())
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 /// Largest `SKILL.md` indexed, in bytes.

@@ -218,9 +218,9 @@ fn a_re_index_parses_only_what_changed() {
         write_skill(&root, n);
     }
     let mut cache = aos_manifest::ScanCache::default();
-    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), &mut cache);
+    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), None, &mut cache);
     assert_eq!((index.valid_count(), cache.parsed), (3, 3));
-    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), &mut cache);
+    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), None, &mut cache);
     assert_eq!(
         (index.valid_count(), cache.parsed),
         (3, 0),
@@ -233,11 +233,53 @@ fn a_re_index_parses_only_what_changed() {
     )
     .expect("write");
     write_skill(&root, "four");
-    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), &mut cache);
+    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), None, &mut cache);
     assert_eq!((index.valid_count(), cache.parsed), (4, 2));
     assert_eq!(index.get("two").expect("two").description, "changed");
     std::fs::remove_dir_all(root.join("one")).expect("rm");
-    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), &mut cache);
+    let index = aos_manifest::scan_roots_cached(std::slice::from_ref(&root), None, &mut cache);
     assert_eq!((index.valid_count(), cache.parsed), (3, 0));
     assert!(index.get("one").is_none());
+}
+
+#[test]
+fn built_in_names_are_reserved_whatever_the_order_of_roots() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (mine, builtin) = (tmp.path().join("mine"), tmp.path().join("builtin"));
+    let real = write_skill(&builtin, "aos-context");
+    let impostor = write_skill(&mine, "aos-context");
+    write_skill(&mine, "own");
+    let mut cache = aos_manifest::ScanCache::default();
+    let roots = [mine.clone(), builtin.clone()];
+    let index = aos_manifest::scan_roots_cached(&roots, Some(&builtin), &mut cache);
+    let served = index
+        .entries
+        .iter()
+        .find(|e| e.name == "aos-context" && e.manifest.is_some())
+        .expect("served");
+    assert_eq!(served.dir, real.canonicalize().expect("canon"));
+    let refused = index
+        .entries
+        .iter()
+        .find_map(|e| e.error.clone().filter(|x| x.contains("built-in skill")))
+        .expect("the impostor is refused");
+    assert!(
+        refused.contains(
+            &impostor
+                .canonicalize()
+                .expect("canon")
+                .display()
+                .to_string()
+        ),
+        "{refused}"
+    );
+    assert!(index.get("own").is_some());
+    // Without a built-in root, an earlier root still wins, as documented.
+    let index = aos_manifest::scan_roots(&roots);
+    let first = index
+        .entries
+        .iter()
+        .find(|e| e.name == "aos-context" && e.manifest.is_some())
+        .expect("served");
+    assert_eq!(first.dir, impostor.canonicalize().expect("canon"));
 }

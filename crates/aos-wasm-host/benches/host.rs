@@ -48,6 +48,7 @@ fn kernel(rt: &tokio::runtime::Runtime, dir: &Path, direct_calls: bool) -> Kerne
         let config = KernelConfig {
             home: dir.to_path_buf(),
             skill_roots: vec![root],
+            builtin_skills: None,
             node_id: "bench".into(),
             system_name: "bench".into(),
             defaults: AoscbDefaults::default(),
