@@ -17,7 +17,8 @@
 //! `session.get` on `input.sessionId`; rejects with the error code if it fails).
 //!
 //! Commands (`invoke`): `echo ARGS…`, `events`, `read PATH`, `write PATH TEXT`,
-//! `env NAME`, `connect HOST:PORT`, `udp HOST:PORT` (one datagram),
+//! `env NAME`, `connect HOST:PORT`, `udp HOST:PORT` (one datagram), `spam N`
+//! (N log lines),
 //! `syscall OP JSON`, and the actions above.
 
 use aos_sdk::{Input, Output, Owner, Registration, Service, Value, Verdict, json};
@@ -181,6 +182,13 @@ impl Service for TestGuest {
                 Ok(_) => Output::ok("connected"),
                 Err(e) => Output::fail(1, e.to_string()),
             },
+            "spam" => {
+                let n: usize = arg(1).parse().unwrap_or(0);
+                for i in 0..n {
+                    aos_sdk::log::info(&format!("spam line {i}"));
+                }
+                Output::ok(format!("logged {n}"))
+            }
             "udp" => match std::net::UdpSocket::bind("0.0.0.0:0")
                 .and_then(|s| s.send_to(b"ping", arg(1)))
             {

@@ -589,6 +589,47 @@ async fn a_handler_whose_writes_cause_its_event_stops_at_the_depth_limit() {
     );
 }
 
+/// Counts the lines written to it.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.iter().filter(|b| **b == b'\n').count();
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// One thread: the subscriber below is this thread's, and so is every task.
+#[tokio::test(flavor = "current_thread")]
+async fn a_log_flood_is_cut_to_the_rate() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let e = Env::new(|root| {
+        guest(root, "spammer", "  limits: { hookTimeoutMs: 5000 }");
+    })
+    .await;
+    let before = lines.0.load(std::sync::atomic::Ordering::Relaxed);
+    let r = e.invoke("spammer", &["spam", "20000"]).await;
+    assert_eq!(stdout(&r), "logged 20000", "{r}");
+    let logged = lines.0.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let rate = aos_kernel::services::LINES_PER_SECOND as usize;
+    // One call within a few seconds: a few windows' worth, not 20 000.
+    assert!(
+        logged >= rate / 2 && logged < rate * 10,
+        "{logged} lines logged of 20 000"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_in_every_export_is_contained() {
     let caps =
