@@ -145,3 +145,13 @@ impl<T> StoreResult<T> for Result<T, StoreError> {
         self.map_err(store_err)
     }
 }
+
+/// A model name: not blank, at most [`MAX_NAME_CHARS`] characters.
+pub fn model(field: &str, value: &str) -> Result<(), SyscallError> {
+    if value.trim().is_empty() {
+        return Err(SyscallError::invalid(format!(
+            "`{field}` must not be empty: name a model, e.g. \"openai/gpt-4o-mini\""
+        )));
+    }
+    short_text(field, value)
+}

@@ -449,6 +449,66 @@ async fn archived_objects_refuse_writes(store: Store) {
     assert!(a["data"]["archivedAt"].is_string());
 }
 
+/// Issue 19, items 5, 7 and 8: the documented answers.
+async fn review_defects_answer_as_documented(store: Store) {
+    let k = kernel(store).await;
+    let (agent, sid) = new_session(&k).await;
+    let before = history(&k, &sid).await.len();
+    // 5: a negative expectedRevision is a conflict, not an unconditional append.
+    for rev in [-1, -7] {
+        err(
+            &k,
+            json!({"op": "session.append", "sessionId": sid, "expectedRevision": rev, "message": text("x")}),
+            "revision.conflict",
+        )
+        .await;
+    }
+    assert_eq!(
+        history(&k, &sid).await.len(),
+        before,
+        "nothing was appended"
+    );
+    // 8: a blank model is refused, as by system.update.
+    for m in ["", "   "] {
+        err(
+            &k,
+            json!({"op": "agent.create", "model": m}),
+            "request.invalid",
+        )
+        .await;
+        err(
+            &k,
+            json!({"op": "agent.update", "agentId": agent, "model": m}),
+            "request.invalid",
+        )
+        .await;
+    }
+    // 7: content for an archived session, or a session of an archived
+    // agent, and session.update on the latter, are refused.
+    let s2 = ok(&k, json!({"op": "session.create", "agentId": agent})).await;
+    let sid2 = s2["data"]["sessionId"].as_str().expect("id").to_string();
+    ok(&k, json!({"op": "session.archive", "sessionId": sid})).await;
+    err(
+        &k,
+        json!({"op": "content.put", "sessionId": sid, "content": "x"}),
+        "session.archived",
+    )
+    .await;
+    ok(&k, json!({"op": "agent.archive", "agentId": agent})).await;
+    err(
+        &k,
+        json!({"op": "content.put", "sessionId": sid2, "content": "x"}),
+        "agent.archived",
+    )
+    .await;
+    err(
+        &k,
+        json!({"op": "session.update", "sessionId": sid2, "title": "t"}),
+        "agent.archived",
+    )
+    .await;
+}
+
 async fn third_party_skills_index_and_load(store: Store) {
     let k = kernel(store).await;
     let (_, sid) = new_session(&k).await;
@@ -740,4 +800,5 @@ on_both_backends!(
     runtime_log_records_commands_not_queries,
     engine_less_machinery_answers_clearly,
     a2a_envelopes_are_checked,
+    review_defects_answer_as_documented,
 );

@@ -292,6 +292,15 @@ async fn a_busy_session_refuses_or_queues() {
     let q = e.ok(json!({"op": "session.dispatch", "sessionId": sid, "queue": true, "message": {"role": "user", "content": "two"}})).await;
     assert_eq!(q["queued"], true);
     let second = q["dispatchId"].as_str().expect("id").to_string();
+    // Issue 19, item 4: a wait that times out tells queued from running.
+    let early = e
+        .ok(json!({"op": "session.wait", "dispatchId": second, "timeoutMs": 10}))
+        .await;
+    assert_eq!(early["status"], "queued", "{early}");
+    let early = e
+        .ok(json!({"op": "session.wait", "dispatchId": first, "timeoutMs": 10}))
+        .await;
+    assert_eq!(early["status"], "running", "{early}");
     assert_eq!(e.wait(&first).await["finalText"], "first");
     assert_eq!(e.wait(&second).await["finalText"], "second");
     let h = e.history(&sid).await;

@@ -359,12 +359,12 @@ impl PgStore {
         let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE sessions SET last_message_seq = COALESCE(last_message_seq, 0) + $1, message_count = message_count + $1, revision = revision + 1, updated_at = $2 \
-             WHERE session_id = $3 AND status <> 'archived' AND ($4 < 0 OR revision = $4) RETURNING {SCB_COLUMNS}"
+             WHERE session_id = $3 AND status <> 'archived' AND ($4::BIGINT IS NULL OR revision = $4) RETURNING {SCB_COLUMNS}"
         ))
         .bind(n)
         .bind(&time)
         .bind(&session_id)
-        .bind(expected.unwrap_or(-1))
+        .bind(expected)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {

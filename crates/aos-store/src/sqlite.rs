@@ -537,9 +537,9 @@ impl SqliteStore {
             let cols = t
                 .prepare_cached(&format!(
                     "UPDATE sessions SET last_message_seq = COALESCE(last_message_seq, 0) + ?1, message_count = message_count + ?1, revision = revision + 1, updated_at = ?2 \
-                     WHERE session_id = ?3 AND status <> 'archived' AND (?4 < 0 OR revision = ?4) RETURNING {SCB_COLUMNS}"
+                     WHERE session_id = ?3 AND status <> 'archived' AND (?4 IS NULL OR revision = ?4) RETURNING {SCB_COLUMNS}"
                 ))?
-                .query_row(params![n, time, session_id, expected.unwrap_or(-1)], scb_row)
+                .query_row(params![n, time, session_id, expected], scb_row)
                 .optional()?;
             let Some(cols) = cols else {
                 return Err(append_refusal(session_load(t, &session_id), &session_id, expected));

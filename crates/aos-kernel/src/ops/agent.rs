@@ -27,7 +27,7 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
         params::short_text("displayName", n)?;
     }
     if let Some(m) = &c.model {
-        params::short_text("model", m)?;
+        params::model("model", m)?;
     }
     if let Some(v) = c.auto_fold_threshold {
         params::positive("autoFoldThreshold", v)?;
@@ -170,7 +170,7 @@ pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
         params::short_text("displayName", n)?;
     }
     if let Some(m) = &u.model {
-        params::short_text("model", m)?;
+        params::model("model", m)?;
     }
     if let Some(v) = u.auto_fold_threshold {
         params::positive("autoFoldThreshold", v)?;

@@ -1,7 +1,6 @@
 //! `content.put`, `content.read`, `content.search`.
 
 use crate::kernel::{Done, Kernel, OpResult};
-use crate::ops::session::load;
 use crate::params::{self, StoreResult, decode};
 use aos_store::StoreError;
 use aos_types::{ErrorCode, SyscallError};
@@ -28,7 +27,7 @@ pub(crate) async fn put(k: &Kernel, params: Map<String, Value>) -> OpResult {
             "`content` is larger than 8 MiB",
         ));
     }
-    let scb = load(k, &p.session_id).await?;
+    let scb = crate::ops::session::not_archived(k, &p.session_id).await?;
     let meta = k
         .inner
         .store

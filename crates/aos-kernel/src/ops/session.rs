@@ -181,6 +181,7 @@ pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
     if let Some(r) = &u.default_skills {
         params::rules("defaultSkills", r)?;
     }
+    not_archived(k, &u.session_id).await?;
     let scb = k
         .inner
         .store
@@ -273,16 +274,22 @@ struct Append {
 
 /// Checks that a session accepts new messages from a client.
 pub(crate) async fn writable(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
+    let scb = not_archived(k, session_id).await?;
+    if scb.status == SessionStatus::Initializing {
+        return Err(SyscallError::new(
+            ErrorCode::SessionNotReady,
+            format!("session {session_id} is still bootstrapping"),
+        ));
+    }
+    Ok(scb)
+}
+
+/// Checks that neither a session nor its agent is archived (what changing
+/// a session, or storing content for it, needs).
+pub(crate) async fn not_archived(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
     let scb = load(k, session_id).await?;
-    match scb.status {
-        SessionStatus::Archived => return Err(params::store_err(session_archived(&scb))),
-        SessionStatus::Initializing => {
-            return Err(SyscallError::new(
-                ErrorCode::SessionNotReady,
-                format!("session {session_id} is still bootstrapping"),
-            ));
-        }
-        SessionStatus::Ready => {}
+    if scb.status == SessionStatus::Archived {
+        return Err(params::store_err(session_archived(&scb)));
     }
     let agent = k.inner.store.agent_get(&scb.agent_id).await.sys()?;
     if agent.status == AgentStatus::Archived {

@@ -49,12 +49,7 @@ struct Update {
 pub(crate) async fn update(k: &Kernel, p: Map<String, Value>) -> OpResult {
     let u: Update = decode("system.update", p)?;
     if let Some(m) = &u.model {
-        if m.trim().is_empty() {
-            return Err(aos_types::SyscallError::invalid(
-                "`model` must not be empty",
-            ));
-        }
-        params::short_text("model", m)?;
+        params::model("model", m)?;
     }
     for (f, v) in [
         ("autoFoldThreshold", u.auto_fold_threshold),

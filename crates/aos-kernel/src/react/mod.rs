@@ -560,11 +560,8 @@ pub(crate) async fn wait(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let mut rx = state.outcome.subscribe();
     let outcome = match tokio::time::timeout(timeout, rx.wait_for(Outcome::finished)).await {
         Ok(Ok(o)) => o.clone(),
-        _ => {
-            let mut o = state.outcome.borrow().clone();
-            o.status = "running".into();
-            o
-        }
+        // Not finished in time: as it is now (`queued` or `running`).
+        _ => state.outcome.borrow().clone(),
     };
     Ok(Done::data(json!(outcome)))
 }
