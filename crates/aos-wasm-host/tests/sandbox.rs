@@ -313,6 +313,20 @@ async fn a_changed_skill_md_never_widens_a_running_service_and_the_next_start_sh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skill_copied_in_just_now_starts_at_once() {
+    // Issue 19, item 11: `cp -r … skills/ && aos skill start …` with no
+    // watcher run in between.
+    let e = Env::new(|_| {}).await;
+    guest(e.root.path(), "fresh", "  syscalls: []");
+    let id = e.start("fresh", "system", json!({})).await;
+    assert_eq!(e.service(&id).await["state"], "running");
+    let r = e
+        .call(json!({"op": "skill.start", "name": "never-there", "owner": "system"}))
+        .await;
+    assert_eq!(r["error"]["code"], "skill.not_found", "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_listed_environment_variables_are_visible() {
     // cargo sets these for every test process.
     let e = Env::new(|root| {

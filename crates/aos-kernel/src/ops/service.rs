@@ -241,7 +241,12 @@ async fn launch(
     owner: ServiceOwner,
     config: Value,
 ) -> Result<ServiceEntry, SyscallError> {
-    let index = k.inner.skills.snapshot();
+    let mut index = k.inner.skills.snapshot();
+    if index.entry(name).is_none() {
+        // Copied in a moment ago, before the watcher's re-index: look again
+        // (only what changed is read) before answering not found.
+        index = k.inner.skills.refresh_async().await;
+    }
     let entry = index.entry(name).ok_or_else(|| {
         SyscallError::new(
             ErrorCode::SkillNotFound,
