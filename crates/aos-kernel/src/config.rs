@@ -26,6 +26,12 @@ pub struct AoscbDefaults {
     /// explicit opt-out (also `AOS_BASH_SANDBOX=off`).
     #[serde(default)]
     pub bash_sandbox: Option<String>,
+    /// `"compat"` (default): a legacy service whose SKILL.md has no
+    /// `capabilities:` block runs as in the original project (its hooks
+    /// granted, its syscalls its owner's scope), with a warning; `"strict"`
+    /// refuses it.
+    #[serde(default)]
+    pub legacy_services: Option<String>,
 }
 
 fn default_fold() -> i64 {
@@ -47,6 +53,7 @@ impl Default for AoscbDefaults {
             compaction_threshold: default_compaction(),
             max_turns: default_turns(),
             bash_sandbox: None,
+            legacy_services: None,
         }
     }
 }
@@ -56,7 +63,19 @@ impl AoscbDefaults {
     pub fn from_json(text: &str) -> Result<Self, String> {
         let d: AoscbDefaults = serde_json::from_str(text).map_err(|e| e.to_string())?;
         d.sandbox_enabled()?;
+        d.legacy_strict()?;
         Ok(d)
+    }
+
+    /// Whether `legacyServices` is `"strict"`.
+    pub fn legacy_strict(&self) -> Result<bool, String> {
+        match self.legacy_services.as_deref() {
+            None | Some("compat") => Ok(false),
+            Some("strict") => Ok(true),
+            Some(other) => Err(format!(
+                "legacyServices is \"compat\" or \"strict\", not {other:?}"
+            )),
+        }
     }
 
     /// Whether `bashSandbox` leaves the sandbox on.

@@ -31,6 +31,10 @@ pub struct SkillManifest {
     pub service: Option<ServiceSpec>,
     /// What the service may do.
     pub capabilities: Capabilities,
+    /// Whether the frontmatter has a `capabilities:` block at all (a legacy
+    /// service without one runs as in the original project).
+    #[serde(skip)]
+    pub capabilities_declared: bool,
     /// Unknown frontmatter fields, kept as they were.
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
@@ -168,9 +172,12 @@ pub fn parse_skill_md(text: &str, dir: &Path) -> Result<SkillManifest, ManifestE
         Some(Value::String(p)) => Some(check_service(&p, dir)?),
         Some(_) => return Err(bad("service", "must be a path like ./service.wasm")),
     };
-    let capabilities = match fields.remove("capabilities") {
-        None | Some(Value::Null) => Capabilities::default(),
-        Some(v) => serde_json::from_value(v).map_err(|e| bad("capabilities", e.to_string()))?,
+    let (capabilities, capabilities_declared) = match fields.remove("capabilities") {
+        None | Some(Value::Null) => (Capabilities::default(), false),
+        Some(v) => (
+            serde_json::from_value(v).map_err(|e| bad("capabilities", e.to_string()))?,
+            true,
+        ),
     };
     check_capabilities(&capabilities)?;
     let mut warnings = Vec::new();
@@ -183,6 +190,7 @@ pub fn parse_skill_md(text: &str, dir: &Path) -> Result<SkillManifest, ManifestE
         compatibility: None,
         service,
         capabilities,
+        capabilities_declared,
         extra: Map::new(),
         warnings: Vec::new(),
         body: body.trim_start_matches(['\r', '\n']).to_string(),

@@ -300,3 +300,66 @@ async fn a_crash_is_announced_as_service_error_to_subscribers() {
     assert!(seen.starts_with("crasher: "), "{seen:?}");
     assert!(seen.contains("exit status: 3"), "{seen:?}");
 }
+
+/// The seed README's `my-guard/SKILL.md`, verbatim (no `capabilities:`).
+fn seed_skill_md() -> String {
+    let seed =
+        std::fs::read_to_string(aos_testkit::repo_root().join("../shared/seed/agentos-readme.txt"))
+            .expect("the seed README beside the repository");
+    let start = seed.find("---\nname: my-guard").expect("start");
+    let end_marker = "rejects destructive patterns.";
+    let end = seed[start..].find(end_marker).expect("end") + start + end_marker.len();
+    format!("{}\n", &seed[start..end])
+}
+
+fn seed_skill(root: &std::path::Path) {
+    let dir = root.join("my-guard");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("service.py"), SEED_MY_GUARD).expect("service");
+    std::fs::write(dir.join("SKILL.md"), seed_skill_md()).expect("SKILL.md");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_skill_runs_unchanged_and_is_told_what_to_declare() {
+    // Issue 19, item 10: the original project's skill, both files verbatim.
+    assert!(!seed_skill_md().contains("capabilities"));
+    let e = Env::new(seed_skill).await;
+    let v = e.start("my-guard", "system").await;
+    assert_eq!(v["state"], "running", "{v}");
+    let (agent, sid) = e.session().await;
+    let r = e
+        .admit(
+            "tool.before",
+            (&agent, &sid),
+            json!({"args": {"command": "rm -rf / --no-preserve-root"}}),
+        )
+        .await;
+    let err = r.expect_err("rejected");
+    assert!(err.message.contains("blocked: rm -rf /"), "{}", err.message);
+    let warned = e.log("skill.capabilities.missing").await;
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0]["data"]["add"]
+            .as_str()
+            .unwrap_or("")
+            .contains("hooks: [tool.before]"),
+        "{warned:?}"
+    );
+    // The operator's strict setting refuses it instead.
+    let strict = aos_kernel::AoscbDefaults {
+        legacy_services: Some("strict".into()),
+        ..Default::default()
+    };
+    let e = Env::with_defaults(seed_skill, quick(), Default::default(), strict).await;
+    let r = e
+        .call(json!({"op": "skill.start", "name": "my-guard"}))
+        .await;
+    assert_eq!(r["error"]["code"], "permission.denied", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("legacyServices"),
+        "{r}"
+    );
+}

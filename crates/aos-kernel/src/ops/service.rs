@@ -76,6 +76,7 @@ fn check_registration(
     skill: &SkillManifest,
     owner: &ServiceOwner,
     r: &Registration,
+    compat: bool,
 ) -> Result<(), SyscallError> {
     let md = format!("{}/SKILL.md", skill.name);
     for (name, want_event) in r
@@ -97,7 +98,7 @@ fn check_registration(
                 skill.name, hp.kind
             )));
         }
-        if !skill.capabilities.hooks.iter().any(|h| h == name) {
+        if !compat && !skill.capabilities.hooks.iter().any(|h| h == name) {
             return Err(SyscallError::new(
                 ErrorCode::PermissionDenied,
                 format!("skill {} registered {name} but does not declare it: add \"{name}\" to capabilities.hooks in {md}", skill.name),
@@ -208,6 +209,76 @@ async fn restart(k: &Kernel, e: &ServiceEntry) {
 
 /// Starts an instance (admission, runtime start, `init`, registration
 /// check) without registering it.
+/// Whether `skill` runs as a legacy service of the original project: a
+/// subprocess whose SKILL.md has no `capabilities:` block. Its hooks are
+/// granted as it registers them and its syscalls are its owner's scope,
+/// unless the operator set `legacyServices: "strict"`.
+fn legacy_compat(
+    k: &Kernel,
+    skill: &SkillManifest,
+    kind: ServiceKind,
+) -> Result<bool, SyscallError> {
+    if kind != ServiceKind::Legacy || skill.capabilities_declared {
+        return Ok(false);
+    }
+    if k.inner.config.defaults.legacy_strict().unwrap_or(true) {
+        return Err(SyscallError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "skill {} has no `capabilities:` block and legacyServices is \"strict\": declare the hooks and syscalls it uses in {}/SKILL.md",
+                skill.name, skill.name
+            ),
+        )
+        .with_details(json!({ "missing": "capabilities", "setting": "legacyServices" })));
+    }
+    Ok(true)
+}
+
+/// Every syscall group: the grant of a legacy service without a
+/// `capabilities:` block (its owner's scope still bounds what it reaches).
+fn all_groups() -> Vec<String> {
+    let mut groups: Vec<String> = aos_types::SYSCALLS
+        .iter()
+        .map(|s| s.group.to_string())
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// The RuntimeLog warning of a legacy service started without a
+/// `capabilities:` block, naming the block to add.
+async fn warn_undeclared(k: &Kernel, skill: &SkillManifest, r: &Registration) {
+    let mut hooks: Vec<&String> = r.hooks.iter().chain(&r.events).collect();
+    hooks.sort();
+    let block = format!(
+        "capabilities:\n  hooks: [{}]\n  syscalls: [the ops or groups it calls]",
+        hooks
+            .iter()
+            .map(|h| h.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    tracing::warn!(skill = %skill.name, "a legacy service without a capabilities: block runs with its owner's scope");
+    let entry = aos_store::NewLogEntry {
+        level: "warn",
+        op: "skill.capabilities.missing".into(),
+        owner_type: "skill".into(),
+        owner_id: Some(skill.name.clone()),
+        agent_id: None,
+        session_id: None,
+        refs: None,
+        data: Some(json!({
+            "skill": skill.name,
+            "message": format!("{}/SKILL.md has no capabilities: block; its hooks are granted as registered and its syscalls are its owner's scope. Add:\n{block}", skill.name),
+            "add": block,
+        })),
+    };
+    if let Err(e) = k.inner.store.log_append(entry).await {
+        tracing::error!(error = %e, "cannot write the RuntimeLog");
+    }
+}
+
 /// Writes `skill.grants.changed` to the RuntimeLog when the skill's
 /// `SKILL.md` grants differ from those its last service started with (a
 /// running service keeps the grants it started with).
@@ -268,6 +339,7 @@ async fn launch(
         ))
     })?;
     let owner_agent = owner_agent(k, &owner).await?;
+    let compat = legacy_compat(k, &skill, spec.kind)?;
     log_grant_changes(k, name, &skill.capabilities).await;
     let scope = scope_of(&owner, owner_agent.as_deref());
     let input = json!({ "skillName": name, "ownerType": owner.kind(), "ownerId": owner.id() });
@@ -292,7 +364,11 @@ async fn launch(
         instance_id: instance_id.clone(),
         owner: owner.clone(),
         owner_agent: owner_agent.clone(),
-        syscalls: skill.capabilities.syscalls.clone(),
+        syscalls: if compat {
+            all_groups()
+        } else {
+            skill.capabilities.syscalls.clone()
+        },
         manifest_path: entry.dir.join("SKILL.md"),
     };
     let timeout = skill
@@ -323,10 +399,13 @@ async fn launch(
         }
     };
     let registration = instance.registration();
-    if let Err(e) = check_registration(&skill, &owner, &registration) {
+    if let Err(e) = check_registration(&skill, &owner, &registration, compat) {
         k.revoke_service_tokens(&instance_id);
         instance.shutdown(timeout).await;
         return Err(e);
+    }
+    if compat {
+        warn_undeclared(k, &skill, &registration).await;
     }
     let mut entry = ServiceEntry::new(
         instance_id,

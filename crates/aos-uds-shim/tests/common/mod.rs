@@ -60,6 +60,16 @@ impl Env {
     }
 
     pub async fn with(setup: impl FnOnce(&Path), uds: UdsConfig, llm: aos_llm::LlmConfig) -> Env {
+        Env::with_defaults(setup, uds, llm, Default::default()).await
+    }
+
+    /// [`Env::with`] and the AOSCB defaults `defaults`.
+    pub async fn with_defaults(
+        setup: impl FnOnce(&Path),
+        uds: UdsConfig,
+        llm: aos_llm::LlmConfig,
+        defaults: aos_kernel::AoscbDefaults,
+    ) -> Env {
         let root = tempfile::tempdir().expect("root");
         setup(root.path());
         let home = tempfile::tempdir().expect("home");
@@ -70,6 +80,7 @@ impl Env {
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(UdsDriver::new(uds))];
         let config = KernelConfig {
             llm,
+            defaults,
             ..KernelConfig::embedded(home.path().to_path_buf(), vec![root.path().to_path_buf()])
         };
         let k = Kernel::start(store, config, drivers).await.expect("kernel");
