@@ -573,3 +573,47 @@ fn an_agent_works_through_bash_and_survives_a_crash() {
         "{doc}"
     );
 }
+
+#[test]
+fn an_agent_compacts_its_own_session_when_the_turn_ends() {
+    // Issue 19, item 12: `aos call session.compact` from the agent's bash, as
+    // the `aos` skill advises, was always `session.busy`.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash(
+            "c1",
+            "aos call session.compact --payload \"{\\\"sessionId\\\": \\\"$AOS_SESSION_ID\\\", \\\"reason\\\": \\\"agent asked\\\"}\"",
+        ),
+        aos_testkit::Reply::text("THE SUMMARY OF EVERYTHING"),
+        aos_testkit::Reply::text("compacted and done"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let d = Daemon::start_with_llm(&home, &llm.url());
+    let a = d.ok(&["agent", "create"]);
+    let aid = a["data"]["agentId"].as_str().expect("agent");
+    let s = d.ok(&["session", "create", "--agent", aid]);
+    let sid = s["data"]["sessionId"].as_str().expect("session");
+    let (doc, code) = d.aos(&["send", sid, "tidy up your context"]);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["data"]["finalText"], "compacted and done", "{doc}");
+    let h = common::history(&d, sid);
+    let text = serde_json::to_string(&h).expect("json");
+    assert!(
+        text.contains(r#"\"scheduled\":true"#),
+        "the command's answer: {text}"
+    );
+    assert!(
+        text.contains(r#""auto":false"#),
+        "a requested compaction: {text}"
+    );
+    assert!(
+        text.contains("THE SUMMARY OF EVERYTHING"),
+        "the compaction ran: {text}"
+    );
+    assert!(!text.contains("session.busy"), "{text}");
+}

@@ -63,7 +63,7 @@ pub(crate) async fn route(
         "session.dispatch" => crate::react::dispatch(k, p, params).await,
         "session.wait" => crate::react::wait(k, params).await,
         "session.interrupt" => crate::react::interrupt(k, params).await,
-        "session.compact" => crate::react::compact(k, params).await,
+        "session.compact" => crate::react::compact(k, p, params).await,
         "session.context.fold" => crate::context::fold(k, params, true).await,
         "session.context.unfold" => crate::context::fold(k, params, false).await,
         _ => Err(SyscallError::new(

@@ -85,9 +85,16 @@ pub(crate) struct DispatchState {
     /// as `dispatch.<event>`.
     bus: Arc<crate::EventBus>,
     agent_id: String,
+    /// A `session.compact` its own bash asked for: run when the turn ends.
+    compact_request: Mutex<Option<String>>,
 }
 
 impl DispatchState {
+    /// Takes the compaction the dispatch's own bash scheduled, if any.
+    pub(crate) fn take_compact_request(&self) -> Option<String> {
+        self.compact_request.lock().ok()?.take()
+    }
+
     /// Records and broadcasts a stream event.
     pub(crate) fn publish(&self, event: &'static str, data: Value) {
         let Ok(mut log) = self.stream.lock() else {
@@ -166,6 +173,7 @@ impl Dispatches {
             interrupt: watch::Sender::new(None),
             stream: Mutex::new(Vec::new()),
             live: tokio::sync::broadcast::channel(1024).0,
+            compact_request: Mutex::new(None),
         });
         if let Ok(mut all) = self.all.lock() {
             all.insert(state.id.clone(), state.clone());
@@ -470,10 +478,13 @@ struct Compact {
 
 /// `session.compact`: compacts an idle session now (phase `compacting` under
 /// a lease, so no dispatch starts meanwhile; queued ones run after).
-pub(crate) async fn compact(k: &Kernel, params: Map<String, Value>) -> OpResult {
+pub(crate) async fn compact(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
     let c: Compact = decode("session.compact", params)?;
     let reason = c.reason.unwrap_or_else(|| "requested".into());
     params::short_text("reason", &reason)?;
+    if let Some(done) = schedule_own_compaction(k, p, &c.session_id, &reason) {
+        return Ok(done);
+    }
     let scb = crate::ops::session::writable(k, &c.session_id).await?;
     if !crate::compaction::available(k, &scb) {
         return Err(SyscallError::new(
@@ -538,6 +549,34 @@ fn start(k: &Kernel, state: Arc<DispatchState>, lease: String, first_seq: i64) {
         state.end(outcome);
         inbox::next(&k, &state.session_id).await;
     });
+}
+
+/// `session.compact` from the bash of the session's own running dispatch:
+/// the dispatch holds the session, so the compaction is scheduled for when
+/// its current turn ends (the loop runs it before its next LLM call).
+fn schedule_own_compaction(
+    k: &Kernel,
+    p: &Principal,
+    session_id: &str,
+    reason: &str,
+) -> Option<Done> {
+    let Principal::Session {
+        session_id: own,
+        dispatch_id: Some(dispatch),
+        ..
+    } = p
+    else {
+        return None;
+    };
+    let running = k.inner.dispatches.running_in(session_id)?;
+    if own != session_id || &running.id != dispatch {
+        return None;
+    }
+    *running.compact_request.lock().ok()? = Some(reason.to_string());
+    Some(Done::data(json!({
+        "sessionId": session_id, "scheduled": true, "compacted": false,
+        "note": "runs when this turn ends, before the next model call",
+    })))
 }
 
 #[derive(Deserialize)]

@@ -226,7 +226,8 @@ impl Turn<'_> {
         threshold: i64,
     ) -> Result<aos_llm::ChatResponse, SyscallError> {
         let (mut req, mut base_url) = self.request(default_model).await?;
-        if self.over(&req, threshold) && self.compact(false).await? {
+        let asked = self.state.take_compact_request();
+        if (asked.is_some() || self.over(&req, threshold)) && self.compact(false, asked).await? {
             (req, base_url) = self.request(default_model).await?;
         }
         let mut retried = false;
@@ -255,7 +256,9 @@ impl Turn<'_> {
                     );
                     return Ok(resp);
                 }
-                Err(e) if e.is_context_overflow() && !retried && self.compact(true).await? => {
+                Err(e)
+                    if e.is_context_overflow() && !retried && self.compact(true, None).await? =>
+                {
                     retried = true;
                     (req, base_url) = self.request(default_model).await?;
                 }
@@ -280,10 +283,16 @@ impl Turn<'_> {
         estimate > threshold as u64
     }
 
-    /// Compacts inside the dispatch (phase `compacting`, then back). A
-    /// failure is recorded (RuntimeLog, `session.error`) and the loop goes on
-    /// with the context it has. Returns whether anything was compacted.
-    async fn compact(&mut self, overflow: bool) -> Result<bool, SyscallError> {
+    /// Compacts inside the dispatch (phase `compacting`, then back): for the
+    /// threshold, an overflow, or a request of the dispatch's own bash
+    /// (`asked`, its reason). A failure is recorded (RuntimeLog,
+    /// `session.error`) and the loop goes on with the context it has.
+    /// Returns whether anything was compacted.
+    async fn compact(
+        &mut self,
+        overflow: bool,
+        asked: Option<String>,
+    ) -> Result<bool, SyscallError> {
         use aos_types::SessionPhase;
         if !crate::compaction::available(self.k, &self.scb) {
             return Ok(false);
@@ -291,9 +300,9 @@ impl Turn<'_> {
         let sid = self.scb.session_id.clone();
         self.scb = super::set_phase(self.k, &sid, &self.lease, SessionPhase::Compacting).await?;
         let trigger = crate::compaction::Trigger {
-            auto: true,
+            auto: asked.is_none(),
             overflow,
-            reason: if overflow { "overflow" } else { "threshold" }.into(),
+            reason: asked.unwrap_or_else(|| if overflow { "overflow" } else { "threshold" }.into()),
         };
         let result = crate::compaction::run(self.k, &self.scb, &trigger).await;
         self.scb = super::set_phase(self.k, &sid, &self.lease, SessionPhase::Dispatched).await?;
