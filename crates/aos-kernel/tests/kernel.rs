@@ -483,6 +483,20 @@ async fn review_defects_answer_as_documented(store: Store) {
         )
         .await;
     }
+    // 6: any string SQLite takes, PostgreSQL takes: NUL in content and in
+    // a RuntimeLog filter.
+    let body = "before\0after\\0 and a backslash \\";
+    let put = ok(
+        &k,
+        json!({"op": "content.put", "sessionId": sid, "content": body}),
+    )
+    .await;
+    let id = put["data"]["contentId"].as_str().expect("contentId");
+    let read = ok(&k, json!({"op": "content.read", "contentId": id})).await;
+    let lines = read["data"].to_string();
+    assert!(lines.contains("before\\u0000after"), "{lines}");
+    let log = ok(&k, json!({"op": "runtime.log.list", "operation": "a\0b"})).await;
+    assert_eq!(log["data"]["entries"], json!([]), "{log}");
     // 7: content for an archived session, or a session of an archived
     // agent, and session.update on the latter, are refused.
     let s2 = ok(&k, json!({"op": "session.create", "agentId": agent})).await;

@@ -463,6 +463,15 @@ impl PgStore {
     }
 
     pub(crate) async fn log_list(&self, q: LogQuery) -> Result<Vec<RuntimeLogEntry>> {
+        // PostgreSQL text holds no NUL, so no stored value has one: such a
+        // filter matches nothing (as on SQLite) rather than failing.
+        let filters = [&q.agent_id, &q.session_id, &q.op, &q.level];
+        if filters
+            .iter()
+            .any(|f| f.as_deref().is_some_and(|v| v.contains('\0')))
+        {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
             "SELECT id, time, level, op, agent_id, session_id, doc FROM runtime_log \
              WHERE id > $1 AND ($2 = '' OR agent_id = $2) AND ($3 = '' OR session_id = $3) AND ($4 = '' OR op = $4) AND ($5 = '' OR level = $5) \
@@ -501,7 +510,7 @@ impl PgStore {
         .bind(meta.size_chars)
         .bind(meta.line_count)
         .bind(&meta.created_at)
-        .bind(body)
+        .bind(to_pg_text(&body))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -521,7 +530,7 @@ impl PgStore {
             line_count: r.try_get("line_count")?,
             created_at: r.try_get("created_at")?,
         };
-        Ok((meta, r.try_get("body")?))
+        Ok((meta, from_pg_text(r.try_get("body")?)))
     }
 
     pub(crate) async fn inbox_push(&self, e: InboxEntry) -> Result<()> {
@@ -563,5 +572,73 @@ impl PgStore {
             .fetch_optional(&self.pool)
             .await?
             .is_some())
+    }
+}
+
+/// Marks a stored text that was escaped to carry NUL characters, which
+/// PostgreSQL text cannot hold.
+const ESCAPED: &str = "\u{1}aos-escaped:";
+
+/// `text` as PostgreSQL can store it: unchanged, unless it holds a NUL (or
+/// could be mistaken for escaped text) — then [`ESCAPED`] and the text with
+/// `\` as `\\` and NUL as `\0`.
+pub(crate) fn to_pg_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\0') && !text.starts_with(ESCAPED) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + ESCAPED.len() + 16);
+    out.push_str(ESCAPED);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The text [`to_pg_text`] stored.
+pub(crate) fn from_pg_text(stored: String) -> String {
+    let Some(escaped) = stored.strip_prefix(ESCAPED) else {
+        return stored;
+    };
+    let mut out = String::with_capacity(escaped.len());
+    let mut chars = escaped.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::{ESCAPED, from_pg_text, to_pg_text};
+
+    #[test]
+    fn any_text_round_trips_and_plain_text_is_stored_as_is() {
+        for t in [
+            "plain",
+            "a\0b",
+            "\\0 not a nul",
+            "\0",
+            "",
+            "x\\",
+            &format!("{ESCAPED}tricky"),
+            &format!("{ESCAPED}\0\\"),
+        ] {
+            let stored = to_pg_text(t);
+            assert!(!stored.contains('\0'), "{t:?}");
+            assert_eq!(from_pg_text(stored.into_owned()), t, "{t:?}");
+        }
+        assert_eq!(to_pg_text("plain \\ text"), "plain \\ text");
     }
 }
