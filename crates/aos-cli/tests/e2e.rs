@@ -617,3 +617,67 @@ fn an_agent_compacts_its_own_session_when_the_turn_ends() {
     );
     assert!(!text.contains("session.busy"), "{text}");
 }
+
+#[test]
+fn a_command_result_reaches_the_model_whatever_arrives_while_it_runs() {
+    // Issue 19, item 1: a skill loaded from the agent's own bash, and a
+    // human's message appended while the command runs.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash(
+            "c1",
+            "aos skill load aos-skill >/dev/null && echo LOADED-OK",
+        ),
+        aos_testkit::Reply::bash("c2", "sleep 1.5; echo SLEPT-OK"),
+        aos_testkit::Reply::text("done"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let d = Daemon::start_with_llm(&home, &llm.url());
+    let a = d.ok(&["agent", "create"]);
+    let aid = a["data"]["agentId"].as_str().expect("agent");
+    let s = d.ok(&["session", "create", "--agent", aid]);
+    let sid = s["data"]["sessionId"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let (doc, code) = d.aos(&["send", &sid, "go", "--detach"]);
+    assert_eq!(code, 0, "{doc}");
+    let dispatch = doc["data"]["dispatchId"]
+        .as_str()
+        .expect("dispatch")
+        .to_string();
+    // While `sleep` runs (the second request was made once c1 answered).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while llm.requests().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no second request");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let msg = json!({"sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": "a human drops in"}]}});
+    let (r, code) = d.call("session.append", msg);
+    assert_eq!(code, 0, "{r}");
+    let (w, _) = d.call(
+        "session.wait",
+        json!({"dispatchId": dispatch, "timeoutMs": 20000}),
+    );
+    assert_eq!(w["data"]["status"], "completed", "{w}");
+    let requests = llm.requests();
+    let tool = |req: &Value, id: &str| {
+        req["messages"]
+            .as_array()
+            .and_then(|m| m.iter().find(|x| x["tool_call_id"] == id).cloned())
+            .unwrap_or(Value::Null)
+    };
+    let c1 = tool(&requests[1], "c1").to_string();
+    assert!(c1.contains("LOADED-OK"), "{c1}");
+    let c2 = tool(&requests[2], "c2").to_string();
+    assert!(c2.contains("SLEPT-OK"), "{c2}");
+    let last = requests[2]["messages"].to_string();
+    assert!(!last.contains("no result was recorded"), "{last}");
+    assert!(last.contains("a human drops in"), "{last}");
+}

@@ -450,16 +450,22 @@ pub fn to_value(c: &Cm) -> Value {
 }
 
 /// [`paired`] as a stream: what has been fed is final (`fixed`) except the
-/// placeholders for calls still waiting for their result, which only the end
-/// of the stream decides ([`Pairing::tail`]). A final message is serialised
-/// once, when it becomes final: answers are then written by concatenation.
-/// Also counts the characters of `fixed` for the token estimate.
+/// calls still waiting for their result and what arrived meanwhile, which
+/// only the end of the stream decides ([`Pairing::tail`]). A message that
+/// is not the assistant's (a human's message, another agent's, a skill
+/// loaded from the agent's own bash) arriving while a call runs is placed
+/// after that call's result, so the model sees each call answered. A final
+/// message is serialised once, when it becomes final: answers are then
+/// written by concatenation. Also counts the characters of `fixed` for the
+/// token estimate.
 #[derive(Default)]
 pub struct Pairing {
     /// Final messages, as JSON.
     pub fixed: Vec<Box<RawValue>>,
     /// Calls without a result yet.
     open: Vec<String>,
+    /// Messages that arrived while calls were open, for after their results.
+    deferred: Vec<Cm>,
     /// Characters of `fixed` (see [`chars`]).
     chars: usize,
 }
@@ -472,16 +478,31 @@ impl Pairing {
             if let Some(i) = self.open.iter().position(|o| o == id) {
                 self.open.remove(i);
                 self.push(&c);
+                if self.open.is_empty() {
+                    self.flush_deferred();
+                }
             }
             return;
         }
+        if !self.open.is_empty() && c.wire.role != "assistant" {
+            self.deferred.push(c);
+            return;
+        }
+        // The assistant moved on: calls still open will get no result.
         for p in Self::placeholders(&std::mem::take(&mut self.open)) {
             self.push(&p);
         }
+        self.flush_deferred();
         if let Some(calls) = &c.wire.tool_calls {
             self.open.extend(calls.iter().map(|t| t.id.clone()));
         }
         self.push(&c);
+    }
+
+    fn flush_deferred(&mut self) {
+        for d in std::mem::take(&mut self.deferred) {
+            self.push(&d);
+        }
     }
 
     fn push(&mut self, c: &Cm) {
@@ -505,9 +526,12 @@ impl Pairing {
             .collect()
     }
 
-    /// What follows `fixed` for now: a placeholder per call still open.
+    /// What follows `fixed` for now: a placeholder per call still open, then
+    /// what arrived while they were.
     pub fn tail(&self) -> Vec<Cm> {
-        Self::placeholders(&self.open)
+        let mut tail = Self::placeholders(&self.open);
+        tail.extend(self.deferred.iter().cloned());
+        tail
     }
 
     /// The token estimate of `fixed` followed by `tail`.
@@ -697,6 +721,69 @@ mod tests {
             (Some("tool"), Some("c1"))
         );
         assert!(estimate(&out) > 0);
+    }
+
+    #[test]
+    fn a_message_arriving_while_a_command_runs_follows_its_result() {
+        // Issue 19, item 1: a human's append, an a2a --silent message and a
+        // skill loaded from the agent's own bash, each while `ls` runs.
+        let interleaved = [
+            msg(
+                4,
+                "user",
+                json!([{ "type": "text", "id": "pt_h", "text": "human says hi" }]),
+            ),
+            msg(
+                4,
+                "user",
+                json!([{ "type": "data-a2a", "id": "pt_x", "data": { "mode": "silent", "fromAgentId": "ag_2", "fromSessionId": "se_2", "text": "fyi" } }, { "type": "text", "id": "pt_y", "text": "[message from agent ag_2] fyi" }]),
+            ),
+            msg(
+                4,
+                "system",
+                json!([{ "type": "data-skill-load", "id": "pt_l", "data": { "name": "pdf", "skillText": "use pdf" } }]),
+            ),
+        ];
+        for between in interleaved {
+            let mut h = history();
+            let result = h.remove(3);
+            h.insert(3, between.clone());
+            h.insert(4, result);
+            let out = all(&h, &ctx(&[], &[]));
+            let text = serde_json::to_string(&out).expect("json");
+            assert!(
+                !text.contains("no result was recorded"),
+                "{between}: {text}"
+            );
+            let call = out
+                .iter()
+                .position(|c| c["wire"]["tool_calls"].is_array())
+                .expect("call");
+            assert_eq!(
+                out[call + 1]["wire"]["tool_call_id"],
+                "c1",
+                "the result right after its call: {text}"
+            );
+            assert!(
+                out[call + 2..]
+                    .iter()
+                    .any(|c| c["aos"]["source_message_id"].is_string()
+                        || c["wire"]["role"] != "tool"),
+                "{text}"
+            );
+        }
+        // Still open at the end: the placeholder, then what arrived.
+        let mut h = history();
+        h.truncate(3);
+        h.push(msg(
+            4,
+            "user",
+            json!([{ "type": "text", "id": "pt_h", "text": "still there?" }]),
+        ));
+        let out = all(&h, &ctx(&[], &[]));
+        let n = out.len();
+        assert_eq!(out[n - 2]["wire"]["tool_call_id"], "c1");
+        assert_eq!(out[n - 1]["wire"]["content"], "still there?");
     }
 
     #[test]
