@@ -341,7 +341,9 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -371,8 +373,9 @@ impl DaemonFile {
     /// Writes it atomically (temp file + rename).
     pub fn write(&self, home: &Path) -> Result<()> {
         let tmp = home.join("daemon.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
-        std::fs::rename(&tmp, home.join("daemon.json"))?;
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .and_then(|()| std::fs::rename(&tmp, home.join("daemon.json")))
+            .with_context(|| format!("cannot write {}", home.join("daemon.json").display()))?;
         Ok(())
     }
 

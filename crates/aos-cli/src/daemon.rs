@@ -147,13 +147,15 @@ fn redact(url: &str) -> String {
 pub fn start_detached(args: &StartArgs) -> Result<Value> {
     let home = std::path::absolute(args.home.clone().unwrap_or_else(default_home))?;
     crate::config::secure_home(&home)?;
-    std::fs::create_dir_all(home.join("logs"))?;
+    std::fs::create_dir_all(home.join("logs"))
+        .with_context(|| format!("cannot create {}", home.join("logs").display()))?;
     refuse_if_running(&home)?;
     let log_path = home.join("logs").join("daemon.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)?;
+        .open(&log_path)
+        .with_context(|| format!("cannot write {}", log_path.display()))?;
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("daemon").arg("start").arg("--home").arg(&home);

@@ -127,10 +127,18 @@ pub fn store_err(e: StoreError) -> SyscallError {
             ErrorCode::parse(code).unwrap_or(ErrorCode::Internal),
             message,
         ),
-        other => {
-            tracing::error!(error = %other, "store failure");
-            SyscallError::internal(format!("store failure: {other}"))
-        }
+        other => match other.full_file() {
+            Some(file) => {
+                let e = StoreError::Full { file: file.clone() };
+                tracing::error!(error = %e, "store full");
+                SyscallError::new(ErrorCode::StoreFull, e.to_string())
+                    .with_details(serde_json::json!({ "file": file }))
+            }
+            None => {
+                tracing::error!(error = %other, "store failure");
+                SyscallError::internal(format!("store failure: {other}"))
+            }
+        },
     }
 }
 

@@ -63,9 +63,31 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// The disk under the store is full; nothing was written.
+    #[error(
+        "the disk holding {file} is full: nothing was written; free space there (or move the store) and retry"
+    )]
+    Full {
+        /// The file (or PostgreSQL's data directory) that could not grow.
+        file: String,
+    },
     /// Filesystem failure around the database.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl StoreError {
+    /// The file (or place) whose disk is full, if that is the failure:
+    /// [`StoreError::Full`], or PostgreSQL's `disk_full` (SQLSTATE 53100).
+    pub fn full_file(&self) -> Option<String> {
+        match self {
+            StoreError::Full { file } => Some(file.clone()),
+            StoreError::Db(sqlx::Error::Database(db)) if db.code().as_deref() == Some("53100") => {
+                Some("the PostgreSQL server's data directory".into())
+            }
+            _ => None,
+        }
+    }
 }
 
 impl From<serde_json::Error> for StoreError {

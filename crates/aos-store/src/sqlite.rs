@@ -142,6 +142,26 @@ fn open_writer(path: &PathBuf) -> Result<Connection> {
     Ok(c)
 }
 
+/// `e` as [`StoreError::Full`] naming the database file when the disk under
+/// it is full (SQLite's `SQLITE_FULL`, `ENOSPC` from around the file).
+fn full(e: StoreError, path: &std::path::Path) -> StoreError {
+    let is_full = match &e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+            f.code == rusqlite::ErrorCode::DiskFull
+        }
+        StoreError::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+        StoreError::Commit(why) => why.contains("database or disk is full"),
+        _ => false,
+    };
+    if is_full {
+        StoreError::Full {
+            file: path.display().to_string(),
+        }
+    } else {
+        e
+    }
+}
+
 impl SqliteStore {
     pub(crate) async fn open(path: PathBuf) -> Result<SqliteStore> {
         tokio::task::spawn_blocking(move || Self::open_blocking(path))
@@ -150,6 +170,11 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: PathBuf) -> Result<SqliteStore> {
+        Self::open_at(&path).map_err(|e| full(e, &path))
+    }
+
+    fn open_at(path: &PathBuf) -> Result<SqliteStore> {
+        let path = path.clone();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -196,7 +221,9 @@ impl SqliteStore {
             .and_then(|g| g.clone())
             .ok_or(StoreError::Closed)?;
         sender.send(job).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        rx.await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|e| full(e, &self.readers.path))
     }
 
     /// Runs `f` on a read connection on a blocking thread.

@@ -47,6 +47,8 @@ pub enum ErrorCode {
     Unavailable,
     /// A skill service failed to start or to answer.
     ServiceFailed,
+    /// The store's disk is full: nothing was written.
+    StoreFull,
     /// A bug or an infrastructure failure.
     Internal,
 }
@@ -75,12 +77,13 @@ impl ErrorCode {
             ErrorCode::NotImplemented => "not_implemented",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::ServiceFailed => "service.failed",
+            ErrorCode::StoreFull => "store.full",
             ErrorCode::Internal => "internal",
         }
     }
 
     /// Every code.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::RequestInvalid,
         ErrorCode::RequestTooLarge,
         ErrorCode::OpUnknown,
@@ -101,6 +104,7 @@ impl ErrorCode {
         ErrorCode::NotImplemented,
         ErrorCode::Unavailable,
         ErrorCode::ServiceFailed,
+        ErrorCode::StoreFull,
         ErrorCode::Internal,
     ];
 
@@ -127,6 +131,7 @@ impl ErrorCode {
             ErrorCode::NotImplemented => 501,
             ErrorCode::Unavailable | ErrorCode::ContextEngineUnavailable => 503,
             ErrorCode::LlmError | ErrorCode::ServiceFailed => 502,
+            ErrorCode::StoreFull => 507,
             ErrorCode::Internal => 500,
         }
     }

@@ -1,0 +1,129 @@
+//! A full disk under the store (issue 19, item 9): a write answers
+//! `store.full` naming the file and changes nothing; the daemon serves again
+//! once there is room; a start on a full disk names the file it could not
+//! write. A real tmpfs of a few MiB (the tests run as root, as in CI).
+
+mod common;
+
+use common::{AOS, Daemon};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A small tmpfs, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("mkdir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "mounting a tmpfs needs root (CI runs as root)");
+        Tmpfs(at.to_path_buf())
+    }
+
+    /// Fills the filesystem with `name`; returns its path.
+    fn fill(&self, name: &str) -> PathBuf {
+        let path = self.0.join(name);
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k"])
+            .arg(format!("of={}", path.display()))
+            .output();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// POSTs a syscall; (HTTP status, body).
+fn post(d: &Daemon, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let r = ureq::post(&format!("{}/v1/syscall", d.url))
+        .set("Authorization", &format!("Bearer {}", d.token()))
+        .send_json(body.clone());
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = resp.status();
+    (status, resp.into_json().expect("json"))
+}
+
+#[test]
+fn a_full_disk_is_store_full_naming_the_file_and_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fs = Tmpfs::mount(&tmp.path().join("fs"), "16m");
+    // The store on the small disk; the home (and the daemon's log) beside it.
+    let home = tmp.path().join("home");
+    let db = fs.0.join("aos.db");
+    let url = format!("sqlite://{}", db.display());
+    let d = Daemon::launch(&home, Some(&url), &common::skill_roots());
+    let a = d.ok(&["agent", "create"]);
+    let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
+    let s = d.ok(&["session", "create", "--agent", &aid]);
+    let sid = s["data"]["sessionId"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let filler = fs.fill("filler");
+    let big = "x".repeat(400_000);
+    let msg = json!({"op": "session.append", "sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": big}]}});
+    let (status, r) = post(&d, &msg);
+    assert_eq!(
+        (status, r["error"]["code"].as_str()),
+        (507, Some("store.full")),
+        "{r}"
+    );
+    let text = r["error"]["message"].as_str().unwrap_or("");
+    assert!(text.contains(&db.display().to_string()), "{text}");
+    std::fs::remove_file(&filler).expect("free space");
+    let (h, _) = d.call(
+        "session.history.list",
+        json!({"sessionId": sid, "limit": 1000}),
+    );
+    assert!(!h.to_string().contains("xxxxxxxxxx"), "nothing was written");
+    let (status, r) = post(&d, &msg);
+    assert_eq!(status, 200, "it serves again once there is room: {r}");
+    drop(d);
+
+    // A start on a full disk names the file it could not write.
+    let filler = fs.fill("filler2");
+    let other = fs.0.join("other-home");
+    let out = Command::new(AOS)
+        .args([
+            "daemon",
+            "start",
+            "--port",
+            "0",
+            "--skills",
+            &common::skill_roots(),
+            "--home",
+        ])
+        .arg(&other)
+        .env_remove("AOS_API_TOKEN")
+        .output()
+        .expect("aos daemon start");
+    assert!(!out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&other.display().to_string()),
+        "names the file: {said}"
+    );
+    assert!(
+        said.to_lowercase().contains("no space") || said.contains("full"),
+        "{said}"
+    );
+    drop(filler);
+}
