@@ -127,3 +127,89 @@ fn a_full_disk_is_store_full_naming_the_file_and_changes_nothing() {
     );
     drop(filler);
 }
+
+#[test]
+fn a_session_stranded_by_a_full_disk_frees_itself_and_runs_what_was_queued() {
+    // Issue 19, item 2: the disk fills while a command runs; the dispatch
+    // fails, its lease release fails too — and once there is room again the
+    // session is closed honestly and freed, and a queued message runs,
+    // without a restart.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "sleep 1.5; echo SLEPT"),
+        aos_testkit::Reply::text("the queued one ran"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fs = Tmpfs::mount(&tmp.path().join("fs"), "16m");
+    let home = tmp.path().join("home");
+    let url = format!("sqlite://{}", fs.0.join("aos.db").display());
+    let d = Daemon::launch_env(
+        &home,
+        Some(&url),
+        &common::skill_roots(),
+        &[("AOS_LLM_BASE_URL", &llm.url())],
+    );
+    let a = d.ok(&["agent", "create"]);
+    let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
+    let s = d.ok(&["session", "create", "--agent", &aid]);
+    let sid = s["data"]["sessionId"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let (doc, code) = d.aos(&["send", &sid, "sleep a bit", "--detach"]);
+    assert_eq!(code, 0, "{doc}");
+    let first = doc["data"]["dispatchId"].as_str().expect("id").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while llm.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no request");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let filler = fs.fill("filler");
+    let (w, _) = d.call(
+        "session.wait",
+        json!({"dispatchId": first, "timeoutMs": 20000}),
+    );
+    assert_eq!(w["data"]["status"], "failed", "{w}");
+    // Nothing can be acknowledged while the disk is full…
+    let msg = json!({"op": "session.dispatch", "sessionId": sid, "queue": true,
+                     "message": {"role": "user", "content": "then this"}});
+    let (status, q) = post(&d, &msg);
+    assert_eq!(
+        (status, q["error"]["code"].as_str()),
+        (507, Some("store.full")),
+        "{q}"
+    );
+    // …and once there is room, a message queued on the stranded session runs.
+    std::fs::remove_file(&filler).expect("free space");
+    let (status, q) = post(&d, &msg);
+    assert_eq!(status, 200, "{q}");
+    let queued = q["data"]["dispatchId"]
+        .as_str()
+        .expect("queued")
+        .to_string();
+    let (w, _) = d.call(
+        "session.wait",
+        json!({"dispatchId": queued, "timeoutMs": 30000}),
+    );
+    assert_eq!(
+        (
+            w["data"]["status"].as_str(),
+            w["data"]["finalText"].as_str()
+        ),
+        (Some("completed"), Some("the queued one ran")),
+        "{w}"
+    );
+    let (h, _) = d.call(
+        "session.history.list",
+        json!({"sessionId": sid, "limit": 1000}),
+    );
+    let text = h.to_string();
+    assert!(
+        text.contains("the store failed while this command ran"),
+        "the open call's honest result: {text}"
+    );
+}

@@ -47,7 +47,7 @@ async fn recover_one(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
         // `session.compact`); it wrote all or nothing, and what stopped is
         // said with the same interrupt fact.
         SessionPhase::Dispatched | SessionPhase::Compacting if lease_is_void(k, &scb) => {
-            interrupt_stale(k, scb).await
+            close_stranded(k, scb, &DAEMON_RESTART).await
         }
         SessionPhase::Dispatched | SessionPhase::Compacting => Ok(()),
         SessionPhase::Bootstrapping => set_idle(k, &scb.session_id).await.map(|_| ()),
@@ -98,7 +98,28 @@ fn kill_leftovers(k: &Kernel, session_id: &str) {
 
 /// Kills what was left running, closes tool calls left open, writes the
 /// interrupt fact, frees the session.
-async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
+/// Why a session's dispatch ended without closing it, as written into it.
+pub(crate) struct Stranded<'a> {
+    /// The interrupt fact's `reason`.
+    pub reason: &'a str,
+    /// The result of each command left open.
+    pub open_call: &'a str,
+}
+
+const DAEMON_RESTART: Stranded<'static> = Stranded {
+    reason: "daemon restart",
+    open_call: "the daemon stopped while this command ran; whether it completed is unknown",
+};
+
+/// Kills what was left running, closes tool calls left open (each with the
+/// honest `why.open_call`), writes the interrupt fact and frees the session:
+/// after a crash, or when this daemon's own dispatch ended without being able
+/// to (the store failed).
+pub(crate) async fn close_stranded(
+    k: &Kernel,
+    scb: Scb,
+    why: &Stranded<'_>,
+) -> Result<(), SyscallError> {
     kill_leftovers(k, &scb.session_id);
     crate::sandbox::release(k, &scb.session_id).await;
     let from = scb
@@ -132,7 +153,11 @@ async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
     let mut batch: Vec<NewMessage> = open
         .into_values()
         .filter_map(|p| match p {
-            Part::ToolBash { tool_call_id, input, .. } => Some(NewMessage {
+            Part::ToolBash {
+                tool_call_id,
+                input,
+                ..
+            } => Some(NewMessage {
                 role: Role::Assistant,
                 parts: vec![Part::ToolBash {
                     id: String::new(),
@@ -140,9 +165,7 @@ async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
                     state: ToolState::OutputError,
                     input,
                     output: None,
-                    error_text: Some(
-                        "the daemon stopped while this command ran; whether it completed is unknown".into(),
-                    ),
+                    error_text: Some(why.open_call.into()),
                 }],
                 origin: Origin::Aos,
                 extra: Default::default(),
@@ -154,21 +177,21 @@ async fn interrupt_stale(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
         role: Role::System,
         parts: vec![Part::DataInterrupt {
             id: String::new(),
-            data: json!({ "reason": "daemon restart" }),
+            data: json!({ "reason": why.reason }),
         }],
         origin: Origin::Aos,
         extra: Default::default(),
     });
     k.append(&scb, None, batch).await?;
     set_idle(k, &scb.session_id).await?;
-    tracing::info!(session = %scb.session_id, "stale dispatch interrupted after restart");
+    tracing::info!(session = %scb.session_id, reason = why.reason, "stranded dispatch closed");
     k.emit(
         "session.interrupted",
         HookScope {
             agent_id: Some(&scb.agent_id),
             session_id: Some(&scb.session_id),
         },
-        json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "reason": "daemon restart" }),
+        json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "reason": why.reason }),
     );
     Ok(())
 }

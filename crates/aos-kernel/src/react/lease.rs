@@ -55,8 +55,19 @@ fn expiry(ttl: Duration) -> String {
     format_time(chrono::Utc::now() + chrono::Duration::milliseconds(ttl.as_millis() as i64))
 }
 
-/// Releases the lease if it is still ours; returns the session after.
+/// Releases the lease if it is still ours; returns the session after. When
+/// the store refuses (a full disk), the release is retried in the background
+/// until it lands — closing what the dispatch left open and starting the
+/// session's queued messages — so no session stays stuck for the lease TTL.
 pub(super) async fn release(k: &Kernel, session_id: &str, lease: &str) -> Option<Scb> {
+    let released = try_release(k, session_id, lease).await;
+    if released.is_none() {
+        retry_release(k, session_id, lease);
+    }
+    released
+}
+
+async fn try_release(k: &Kernel, session_id: &str, lease: &str) -> Option<Scb> {
     let lease = lease.to_string();
     let r = k
         .inner
@@ -73,6 +84,40 @@ pub(super) async fn release(k: &Kernel, session_id: &str, lease: &str) -> Option
         .await;
     r.inspect_err(|e| tracing::error!(session = session_id, error = %e, "cannot release the lease"))
         .ok()
+}
+
+/// A failure while the store failed, written into the session once it can be.
+const STORE_FAILED: crate::recovery::Stranded<'static> = crate::recovery::Stranded {
+    reason: "store failure",
+    open_call: "the store failed while this command ran; its output was not recorded",
+};
+
+/// Retries a failed release with backoff (100 ms doubling to 5 s) while the
+/// lease is still ours: closes the session honestly, frees it, starts what
+/// was queued.
+fn retry_release(k: &Kernel, session_id: &str, lease: &str) {
+    let (k, session_id, lease) = (k.clone(), session_id.to_string(), lease.to_string());
+    tokio::spawn(async move {
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            let Ok(scb) = k.inner.store.session_get(&session_id).await else {
+                continue;
+            };
+            if scb.lease_id.as_deref() != Some(lease.as_str()) || k.is_stopping() {
+                return;
+            }
+            if crate::recovery::close_stranded(&k, scb, &STORE_FAILED)
+                .await
+                .is_ok()
+            {
+                tracing::info!(session = %session_id, "lease released after a store failure");
+                super::inbox::next(&k, &session_id).await;
+                return;
+            }
+        }
+    });
 }
 
 /// Moves a session whose lease `lease` we hold to `phase` (compaction inside

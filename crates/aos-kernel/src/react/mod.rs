@@ -618,21 +618,38 @@ pub(crate) async fn interrupt(k: &Kernel, params: Map<String, Value>) -> OpResul
     let scb = crate::ops::session::load(k, &i.session_id).await?;
     let reason = i.reason.unwrap_or_else(|| "interrupted by request".into());
     params::short_text("reason", &reason)?;
-    let state = k
-        .inner
-        .dispatches
-        .running_in(&scb.session_id)
-        .ok_or_else(|| {
-            SyscallError::new(
-                ErrorCode::SessionNotReady,
-                format!("session {} runs no dispatch", scb.session_id),
-            )
-        })?;
+    let Some(state) = k.inner.dispatches.running_in(&scb.session_id) else {
+        return free_stranded(k, scb, &reason).await;
+    };
     state.interrupt.send_replace(Some(reason));
     Ok(Done::data(
         json!({ "sessionId": scb.session_id, "dispatchId": state.id, "interrupted": true }),
     )
     .ids(Some(&scb.agent_id), Some(&scb.session_id)))
+}
+
+/// `session.interrupt` of a session no dispatch of this daemon runs, but
+/// whose lease this daemon holds (its dispatch ended and could not free it):
+/// closed honestly and freed at once, its queued messages started.
+async fn free_stranded(k: &Kernel, scb: aos_types::Scb, reason: &str) -> OpResult {
+    let ours = scb.lease_id.is_some() && scb.lease_holder.as_deref() == Some(k.node_id());
+    if !ours {
+        return Err(SyscallError::new(
+            ErrorCode::SessionNotReady,
+            format!("session {} runs no dispatch", scb.session_id),
+        ));
+    }
+    let why = crate::recovery::Stranded {
+        reason,
+        open_call: "the dispatch ended without recording this command's result",
+    };
+    let (agent, session) = (scb.agent_id.clone(), scb.session_id.clone());
+    crate::recovery::close_stranded(k, scb, &why).await?;
+    inbox::next(k, &session).await;
+    Ok(
+        Done::data(json!({ "sessionId": session, "interrupted": true, "freed": true }))
+            .ids(Some(&agent), Some(&session)),
+    )
 }
 
 /// Daemon stop: lets running dispatches finish within `grace`, then
