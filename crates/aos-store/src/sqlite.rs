@@ -173,8 +173,8 @@ impl SqliteStore {
         Self::open_at(&path).map_err(|e| full(e, &path))
     }
 
-    fn open_at(path: &PathBuf) -> Result<SqliteStore> {
-        let path = path.clone();
+    fn open_at(path: &std::path::Path) -> Result<SqliteStore> {
+        let path = path.to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
