@@ -458,3 +458,47 @@ async fn a_late_subscriber_gets_the_whole_stream() {
         "{on_bus:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_frees_a_session_its_ended_dispatch_left_leased() {
+    // Issue 19, item 2: this daemon holds the lease, no dispatch runs (it
+    // ended and could not free the session): `session.interrupt` frees it
+    // at once, closing the command left open.
+    let e = env(vec![Reply::text("after")]).await;
+    let sid = e.session().await;
+    e.ok(json!({"op": "session.append", "sessionId": sid, "message": {"role": "assistant",
+        "parts": [{"type": "tool-bash", "toolCallId": "c9", "state": "input-available", "input": {"command": "make"}}]}}))
+        .await;
+    let node = e.k.node_id().to_string();
+    e.k.store()
+        .session_update(&sid, None, move |s| {
+            s.phase = aos_types::SessionPhase::Dispatched;
+            s.lease_id = Some("le_stranded".into());
+            s.lease_holder = Some(node);
+            s.lease_expires_at = Some("2999-01-01T00:00:00.000Z".into());
+            Ok(())
+        })
+        .await
+        .expect("strand it");
+    let busy = e
+        .call(json!({"op": "session.dispatch", "sessionId": sid, "message": {"role": "user", "content": "hi"}}))
+        .await;
+    assert_eq!(busy["error"]["code"], "session.busy", "{busy}");
+    let r = e
+        .ok(json!({"op": "session.interrupt", "sessionId": sid, "reason": "stuck"}))
+        .await;
+    assert_eq!(r["freed"], true, "{r}");
+    let h = e.history(&sid).await;
+    let text = serde_json::to_string(&h).expect("json");
+    assert!(
+        text.contains("without recording this command's result"),
+        "{text}"
+    );
+    let id = e.send(&sid, "hi").await;
+    assert_eq!(e.wait(&id).await["finalText"], "after");
+    // A session nobody holds is still `session.not_ready` to interrupt.
+    let idle = e
+        .call(json!({"op": "session.interrupt", "sessionId": sid}))
+        .await;
+    assert_eq!(idle["error"]["code"], "session.not_ready", "{idle}");
+}
