@@ -66,13 +66,7 @@ fn a_full_disk_is_store_full_naming_the_file_and_changes_nothing() {
     let db = fs.0.join("aos.db");
     let url = format!("sqlite://{}", db.display());
     let d = Daemon::launch(&home, Some(&url), &common::skill_roots());
-    let a = d.ok(&["agent", "create"]);
-    let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
-    let s = d.ok(&["session", "create", "--agent", &aid]);
-    let sid = s["data"]["sessionId"]
-        .as_str()
-        .expect("session")
-        .to_string();
+    let (_, sid) = common::new_session(&d);
     let filler = fs.fill("filler");
     let big = "x".repeat(400_000);
     let msg = json!({"op": "session.append", "sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": big}]}});
@@ -134,11 +128,7 @@ fn a_session_stranded_by_a_full_disk_frees_itself_and_runs_what_was_queued() {
     // fails, its lease release fails too — and once there is room again the
     // session is closed honestly and freed, and a queued message runs,
     // without a restart.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = common::runtime();
     let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
         aos_testkit::Reply::bash("c1", "sleep 1.5; echo SLEPT"),
         aos_testkit::Reply::text("the queued one ran"),
@@ -153,13 +143,7 @@ fn a_session_stranded_by_a_full_disk_frees_itself_and_runs_what_was_queued() {
         &common::skill_roots(),
         &[("AOS_LLM_BASE_URL", &llm.url())],
     );
-    let a = d.ok(&["agent", "create"]);
-    let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
-    let s = d.ok(&["session", "create", "--agent", &aid]);
-    let sid = s["data"]["sessionId"]
-        .as_str()
-        .expect("session")
-        .to_string();
+    let (_, sid) = common::new_session(&d);
     let (doc, code) = d.aos(&["send", &sid, "sleep a bit", "--detach"]);
     assert_eq!(code, 0, "{doc}");
     let first = doc["data"]["dispatchId"].as_str().expect("id").to_string();

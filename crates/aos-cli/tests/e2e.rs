@@ -578,11 +578,7 @@ fn an_agent_works_through_bash_and_survives_a_crash() {
 fn an_agent_compacts_its_own_session_when_the_turn_ends() {
     // Issue 19, item 12: `aos call session.compact` from the agent's bash, as
     // the `aos` skill advises, was always `session.busy`.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = common::runtime();
     let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
         aos_testkit::Reply::bash(
             "c1",
@@ -594,14 +590,11 @@ fn an_agent_compacts_its_own_session_when_the_turn_ends() {
     let tmp = tempfile::tempdir().expect("tmp");
     let home = tmp.path().join("home");
     let d = Daemon::start_with_llm(&home, &llm.url());
-    let a = d.ok(&["agent", "create"]);
-    let aid = a["data"]["agentId"].as_str().expect("agent");
-    let s = d.ok(&["session", "create", "--agent", aid]);
-    let sid = s["data"]["sessionId"].as_str().expect("session");
-    let (doc, code) = d.aos(&["send", sid, "tidy up your context"]);
+    let (_, sid) = common::new_session(&d);
+    let (doc, code) = d.aos(&["send", &sid, "tidy up your context"]);
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["data"]["finalText"], "compacted and done", "{doc}");
-    let h = common::history(&d, sid);
+    let h = common::history(&d, &sid);
     let text = serde_json::to_string(&h).expect("json");
     assert!(
         text.contains(r#"\"scheduled\":true"#),
@@ -622,11 +615,7 @@ fn an_agent_compacts_its_own_session_when_the_turn_ends() {
 fn a_command_result_reaches_the_model_whatever_arrives_while_it_runs() {
     // Issue 19, item 1: a skill loaded from the agent's own bash, and a
     // human's message appended while the command runs.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = common::runtime();
     let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
         aos_testkit::Reply::bash(
             "c1",
@@ -638,13 +627,7 @@ fn a_command_result_reaches_the_model_whatever_arrives_while_it_runs() {
     let tmp = tempfile::tempdir().expect("tmp");
     let home = tmp.path().join("home");
     let d = Daemon::start_with_llm(&home, &llm.url());
-    let a = d.ok(&["agent", "create"]);
-    let aid = a["data"]["agentId"].as_str().expect("agent");
-    let s = d.ok(&["session", "create", "--agent", aid]);
-    let sid = s["data"]["sessionId"]
-        .as_str()
-        .expect("session")
-        .to_string();
+    let (_, sid) = common::new_session(&d);
     let (doc, code) = d.aos(&["send", &sid, "go", "--detach"]);
     assert_eq!(code, 0, "{doc}");
     let dispatch = doc["data"]["dispatchId"]

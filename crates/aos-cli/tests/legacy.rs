@@ -165,11 +165,7 @@ fn legacy_services_run_in_the_daemon_with_their_grant_only() {
 
 #[test]
 fn a_legacy_token_follows_only_its_own_agents_dispatches() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = common::runtime();
     let llm = rt.block_on(ScriptedLlm::start(vec![
         Reply::text("answer for a"),
         Reply::text("answer for b"),

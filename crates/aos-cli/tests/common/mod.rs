@@ -132,6 +132,27 @@ impl Drop for Daemon {
     }
 }
 
+/// A new agent and one of its sessions: (agentId, sessionId).
+pub fn new_session(d: &Daemon) -> (String, String) {
+    let a = d.ok(&["agent", "create"]);
+    let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
+    let s = d.ok(&["session", "create", "--agent", &aid]);
+    let sid = s["data"]["sessionId"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    (aid, sid)
+}
+
+/// A one-worker runtime for a test's scripted LLM server.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt")
+}
+
 pub fn history(d: &Daemon, sid: &str) -> Vec<Value> {
     let doc = d.ok(&["session", "history", sid, "--limit", "1000"]);
     doc["data"]["messages"]
