@@ -48,8 +48,31 @@ impl Client {
         })
     }
 
-    /// Posts one syscall and returns the response document.
+    /// Posts one syscall and returns the response document. A write that
+    /// must not happen twice (`session.append`, `session.dispatch`) gets an
+    /// `idempotencyKey` of this invocation unless it has one, and is posted
+    /// once more if the connection drops before the answer: the daemon
+    /// answers a repeated key with the first result and writes nothing.
     pub fn call(&self, request: &Value) -> Result<Value> {
+        let mut request = request.clone();
+        let retried = matches!(
+            request["op"].as_str(),
+            Some("session.append" | "session.dispatch")
+        );
+        if retried && request.get("idempotencyKey").is_none() {
+            let key: [u8; 12] = rand::random();
+            let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            request["idempotencyKey"] = Value::String(format!("cli-{key}"));
+        }
+        match self.post(&request) {
+            Err(Dropped(e)) if retried => self
+                .post(&request)
+                .map_err(|Dropped(again)| again.context(format!("after a retry of {e:#}"))),
+            r => r.map_err(|Dropped(e)| e),
+        }
+    }
+
+    fn post(&self, request: &Value) -> std::result::Result<Value, Dropped> {
         let url = format!("{}/v1/syscall", self.url.trim_end_matches('/'));
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(5))
@@ -62,14 +85,23 @@ impl Client {
         let response = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => return Err(anyhow!("cannot reach the daemon at {}: {e}", self.url)),
+            Err(e) => {
+                return Err(Dropped(anyhow!(
+                    "cannot reach the daemon at {}: {e}",
+                    self.url
+                )));
+            }
         };
         let text = response
             .into_string()
-            .context("reading the daemon's answer")?;
-        serde_json::from_str(&text).with_context(|| format!("the daemon answered non-JSON: {text}"))
+            .map_err(|e| Dropped(anyhow!("reading the daemon's answer: {e}")))?;
+        serde_json::from_str(&text)
+            .map_err(|_| Dropped(anyhow!("the daemon answered non-JSON: {text}")))
     }
 }
+
+/// A request whose answer did not arrive (or could not be read).
+struct Dropped(anyhow::Error);
 
 impl Client {
     /// Opens `/v1/events` for one session. When this returns, the daemon has

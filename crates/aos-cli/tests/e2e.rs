@@ -664,3 +664,59 @@ fn a_command_result_reaches_the_model_whatever_arrives_while_it_runs() {
     assert!(!last.contains("no result was recorded"), "{last}");
     assert!(last.contains("a human drops in"), "{last}");
 }
+
+#[test]
+fn a_write_whose_answer_was_lost_is_not_repeated_by_its_retry() {
+    // Issue 19, item 3: the write commits, the client never gets the answer
+    // (its connection dropped, then the daemon was killed); the retry with
+    // the same key answers the first result and writes nothing.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let d = Daemon::start(&home, None);
+    let (_, sid) = common::new_session(&d);
+    let body = json!({"op": "session.append", "sessionId": sid, "idempotencyKey": "retry-me",
+                      "message": {"role": "user", "parts": [{"type": "text", "text": "exactly once"}]}})
+    .to_string();
+    {
+        use std::io::Write;
+        let addr = d.url.trim_start_matches("http://").to_string();
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(
+            s,
+            "POST /v1/syscall HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            d.token(),
+            body.len()
+        )
+        .expect("send");
+        // Hang up without reading the answer (after the write had time to
+        // commit: a request cut off earlier is cancelled before it writes).
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let count = |d: &Daemon| {
+        common::history(d, &sid)
+            .iter()
+            .filter(|m| m.to_string().contains("exactly once"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&d) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first write committed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.kill9();
+    let d = Daemon::start(&home, None);
+    let payload: Value = serde_json::from_str(&body).expect("json");
+    let (r, code) = d.call("session.append", payload);
+    assert_eq!((code, &r["data"]["replayed"]), (0, &json!(true)), "{r}");
+    assert_eq!(count(&d), 1, "written once");
+    // The CLI's own writes carry a key of their own: each invocation writes.
+    let msg = json!({"sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": "twice on purpose"}]}});
+    for _ in 0..2 {
+        let (r, code) = d.call("session.append", msg.clone());
+        assert_eq!(code, 0, "{r}");
+        assert!(r["data"]["replayed"].is_null(), "{r}");
+    }
+}

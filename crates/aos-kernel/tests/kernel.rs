@@ -523,6 +523,33 @@ async fn review_defects_answer_as_documented(store: Store) {
     .await;
 }
 
+/// Issue 19, item 3: a repeated `idempotencyKey` answers the first append
+/// and writes nothing.
+async fn an_append_retried_with_its_key_is_written_once(store: Store) {
+    let k = kernel(store).await;
+    let (_, sid) = new_session(&k).await;
+    let before = history(&k, &sid).await.len();
+    let req = json!({"op": "session.append", "sessionId": sid, "idempotencyKey": "cli-42:append",
+                     "message": text("only once")});
+    let first = ok(&k, req.clone()).await;
+    let again = ok(&k, req.clone()).await;
+    assert_eq!(again["data"]["messageId"], first["data"]["messageId"]);
+    assert_eq!(again["data"]["seq"], first["data"]["seq"]);
+    assert_eq!(again["data"]["replayed"], true, "{again}");
+    assert_eq!(history(&k, &sid).await.len(), before + 1, "written once");
+    let mut other = req.clone();
+    other["idempotencyKey"] = json!("cli-43:append");
+    ok(&k, other).await;
+    assert_eq!(
+        history(&k, &sid).await.len(),
+        before + 2,
+        "another key writes"
+    );
+    let mut bad = req;
+    bad["idempotencyKey"] = json!("has spaces");
+    err(&k, bad, "request.invalid").await;
+}
+
 async fn third_party_skills_index_and_load(store: Store) {
     let k = kernel(store).await;
     let (_, sid) = new_session(&k).await;
@@ -815,4 +842,5 @@ on_both_backends!(
     engine_less_machinery_answers_clearly,
     a2a_envelopes_are_checked,
     review_defects_answer_as_documented,
+    an_append_retried_with_its_key_is_written_once,
 );

@@ -502,3 +502,47 @@ async fn an_interrupt_frees_a_session_its_ended_dispatch_left_leased() {
         .await;
     assert_eq!(idle["error"]["code"], "session.not_ready", "{idle}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_retried_with_its_key_runs_once() {
+    // Issue 19, item 3.
+    let e = env(vec![
+        Reply::Slow(Duration::from_millis(400), Box::new(Reply::text("first"))),
+        Reply::text("queued one"),
+        Reply::text("never asked"),
+    ])
+    .await;
+    let sid = e.session().await;
+    let req = json!({"op": "session.dispatch", "sessionId": sid, "idempotencyKey": "k1",
+                     "message": {"role": "user", "content": "once"}});
+    let first = e.ok(req.clone()).await;
+    let again = e.ok(req.clone()).await;
+    let id = first["dispatchId"].as_str().expect("id").to_string();
+    assert_eq!(again["dispatchId"], id.as_str(), "{again}");
+    assert_eq!(again["replayed"], true);
+    // Queued with a key, retried: one queued dispatch.
+    let q = json!({"op": "session.dispatch", "sessionId": sid, "idempotencyKey": "k2", "queue": true,
+                   "message": {"role": "user", "content": "queued once"}});
+    let queued = e.ok(q.clone()).await;
+    let queued_again = e.ok(q).await;
+    assert_eq!(
+        queued_again["dispatchId"], queued["dispatchId"],
+        "{queued_again}"
+    );
+    assert_eq!(e.wait(&id).await["finalText"], "first");
+    let qid = queued["dispatchId"].as_str().expect("id").to_string();
+    assert_eq!(e.wait(&qid).await["finalText"], "queued one");
+    let h = e.history(&sid).await;
+    let texts: Vec<&str> = parts_of_type(&h, "text")
+        .iter()
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        ["once", "first", "queued once", "queued one"],
+        "each written once"
+    );
+    // After it ended, the key still answers the same dispatch.
+    let late = e.ok(req).await;
+    assert_eq!(late["dispatchId"], id.as_str());
+}

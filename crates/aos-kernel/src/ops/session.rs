@@ -270,6 +270,7 @@ struct Append {
     session_id: String,
     message: AppendMessage,
     expected_revision: Option<i64>,
+    idempotency_key: Option<String>,
 }
 
 /// Checks that a session accepts new messages from a client.
@@ -312,6 +313,18 @@ pub(crate) async fn append(k: &Kernel, p: &Principal, params: Map<String, Value>
         }
     }
     let envelope = a2a_part(k, p, &mut parts).await?;
+    let keyed = match &a.idempotency_key {
+        Some(key) => {
+            params::idempotency_key(key)?;
+            params::id("sessionId", &a.session_id)?;
+            let id = params::keyed_id("msg_", &a.session_id, key);
+            if let Some(done) = replay_append(k, &a.session_id, &id).await {
+                return Ok(done);
+            }
+            Some(id)
+        }
+        None => None,
+    };
     let scb = writable(k, &a.session_id).await?;
     let origin = match p {
         Principal::Session { .. } => Origin::Agent,
@@ -323,17 +336,34 @@ pub(crate) async fn append(k: &Kernel, p: &Principal, params: Map<String, Value>
         parts,
         origin,
         extra: aos_store::MessageExtra {
+            id: keyed.clone(),
             from_agent_id: envelope,
             ..Default::default()
         },
     };
-    let (msgs, after) = k.append(&scb, a.expected_revision, vec![msg]).await?;
+    let (msgs, after) = match k.append(&scb, a.expected_revision, vec![msg]).await {
+        Ok(written) => written,
+        // The same key written meanwhile: its message's unique id refused this one.
+        Err(e) => match &keyed {
+            Some(id) => return replay_append(k, &a.session_id, id).await.ok_or(e),
+            None => return Err(e),
+        },
+    };
     let m = &msgs[0];
     Ok(
         Done::data(json!({ "messageId": m.id, "seq": m.metadata.seq }))
             .rev(after.revision)
             .ids(Some(&after.agent_id), Some(&after.session_id)),
     )
+}
+
+/// The answer of an append whose `idempotencyKey` (message `id`) was
+/// written before: the first append's message, nothing written now.
+async fn replay_append(k: &Kernel, session_id: &str, id: &str) -> Option<Done> {
+    let m = k.inner.store.message_get(session_id, id).await.ok()?;
+    Some(Done::data(
+        json!({ "messageId": m.id, "seq": m.metadata.seq, "replayed": true }),
+    ))
 }
 
 /// Checks a `data-a2a` part (at most one; only a service or the operator may

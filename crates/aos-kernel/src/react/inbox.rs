@@ -21,9 +21,9 @@ pub(super) struct Queued {
 
 /// Queues a message for a busy session; answers `{sessionId, dispatchId,
 /// queued: true}` once it is stored.
-pub(super) async fn enqueue(k: &Kernel, scb: &Scb, input: Input) -> OpResult {
+pub(super) async fn enqueue(k: &Kernel, scb: &Scb, input: Input, id: Option<String>) -> OpResult {
     let d = &k.inner.dispatches;
-    let state = d.register(k, &scb.agent_id, &scb.session_id, "queued", None);
+    let state = d.register(k, &scb.agent_id, &scb.session_id, "queued", id);
     let entry = InboxEntry {
         dispatch_id: state.id.clone(),
         session_id: scb.session_id.clone(),

@@ -219,6 +219,7 @@ struct Dispatch {
     #[serde(default)]
     queue: bool,
     a2a: Option<A2aFrom>,
+    idempotency_key: Option<String>,
 }
 
 /// The sender of a message from another agent (`data-a2a`, `kernel.md`
@@ -320,6 +321,18 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
             "`message.content` must be 1 byte to 1 MiB of text",
         ));
     }
+    let keyed = match &d.idempotency_key {
+        Some(key) => {
+            params::idempotency_key(key)?;
+            params::id("sessionId", &d.session_id)?;
+            let id = params::keyed_id("ds_", &d.session_id, key);
+            if let Some(done) = replay_dispatch(k, &d.session_id, &id).await {
+                return Ok(done);
+            }
+            Some(id)
+        }
+        None => None,
+    };
     let scb = crate::ops::session::writable(k, &d.session_id).await?;
     crate::sandbox::admit_dispatch(k, &scb.session_id)?;
     let scope = HookScope {
@@ -357,10 +370,13 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
     };
     match lease::take(k, &scb.session_id, SessionPhase::Dispatched).await {
         Ok(lease) => {
-            let state =
-                k.inner
-                    .dispatches
-                    .register(k, &scb.agent_id, &scb.session_id, "running", None);
+            let state = k.inner.dispatches.register(
+                k,
+                &scb.agent_id,
+                &scb.session_id,
+                "running",
+                keyed.clone(),
+            );
             let first_seq = begin(k, &state, &lease, input).await?;
             start(k, state.clone(), lease, first_seq);
             Ok(
@@ -369,7 +385,7 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
             )
         }
         Err(e) if e.code == ErrorCode::SessionBusy && d.queue => {
-            inbox::enqueue(k, &scb, input).await
+            inbox::enqueue(k, &scb, input, keyed).await
         }
         Err(e) => Err(e),
     }
@@ -549,6 +565,25 @@ fn start(k: &Kernel, state: Arc<DispatchState>, lease: String, first_seq: i64) {
         state.end(outcome);
         inbox::next(&k, &state.session_id).await;
     });
+}
+
+/// The answer of a dispatch whose `idempotencyKey` (dispatch `id`) was
+/// accepted before — known to this daemon, or its user message written:
+/// that dispatch, nothing started now.
+async fn replay_dispatch(k: &Kernel, session_id: &str, id: &str) -> Option<Done> {
+    let known = k.inner.dispatches.get(id);
+    if known.is_none() {
+        k.inner
+            .store
+            .message_get(session_id, &user_message_id(id))
+            .await
+            .ok()?;
+    }
+    let status = known.map(|d| d.outcome.borrow().status.clone());
+    Some(Done::data(json!({
+        "sessionId": session_id, "dispatchId": id, "replayed": true,
+        "queued": status.as_deref() == Some("queued"), "status": status,
+    })))
 }
 
 /// `session.compact` from the bash of the session's own running dispatch:
