@@ -613,6 +613,17 @@ fn an_agent_compacts_its_own_session_when_the_turn_ends() {
 
 #[test]
 fn a_command_result_reaches_the_model_whatever_arrives_while_it_runs() {
+    command_result_reaches_the_model(None);
+}
+
+#[test]
+fn a_command_result_reaches_the_model_whatever_arrives_while_it_runs_on_postgres() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    command_result_reaches_the_model(Some(&db));
+}
+
+fn command_result_reaches_the_model(db: Option<&str>) {
     // Issue 19, item 1: a skill loaded from the agent's own bash, and a
     // human's message appended while the command runs.
     let rt = common::runtime();
@@ -626,7 +637,12 @@ fn a_command_result_reaches_the_model_whatever_arrives_while_it_runs() {
     ]));
     let tmp = tempfile::tempdir().expect("tmp");
     let home = tmp.path().join("home");
-    let d = Daemon::start_with_llm(&home, &llm.url());
+    let d = Daemon::launch_env(
+        &home,
+        db,
+        &common::skill_roots(),
+        &[("AOS_LLM_BASE_URL", &llm.url())],
+    );
     let (_, sid) = common::new_session(&d);
     let (doc, code) = d.aos(&["send", &sid, "go", "--detach"]);
     assert_eq!(code, 0, "{doc}");

@@ -459,12 +459,26 @@ async fn a_late_subscriber_gets_the_whole_stream() {
     );
 }
 
+/// The same test on PostgreSQL (the SQLite run is `env`).
+async fn env_pg(replies: Vec<Reply>) -> Env {
+    let (store, _schema) = aos_testkit::pg_store().await;
+    env_on(replies, store, tempfile::tempdir().expect("dir")).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupt_frees_a_session_its_ended_dispatch_left_leased() {
+    interrupt_frees_a_stranded_session(env(vec![Reply::text("after")]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_frees_a_session_its_ended_dispatch_left_leased_on_postgres() {
+    interrupt_frees_a_stranded_session(env_pg(vec![Reply::text("after")]).await).await;
+}
+
+async fn interrupt_frees_a_stranded_session(e: Env) {
     // Issue 19, item 2: this daemon holds the lease, no dispatch runs (it
     // ended and could not free the session): `session.interrupt` frees it
     // at once, closing the command left open.
-    let e = env(vec![Reply::text("after")]).await;
     let sid = e.session().await;
     e.ok(json!({"op": "session.append", "sessionId": sid, "message": {"role": "assistant",
         "parts": [{"type": "tool-bash", "toolCallId": "c9", "state": "input-available", "input": {"command": "make"}}]}}))
@@ -503,15 +517,26 @@ async fn an_interrupt_frees_a_session_its_ended_dispatch_left_leased() {
     assert_eq!(idle["error"]["code"], "session.not_ready", "{idle}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dispatch_retried_with_its_key_runs_once() {
-    // Issue 19, item 3.
-    let e = env(vec![
+fn keyed_replies() -> Vec<Reply> {
+    vec![
         Reply::Slow(Duration::from_millis(400), Box::new(Reply::text("first"))),
         Reply::text("queued one"),
         Reply::text("never asked"),
-    ])
-    .await;
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_retried_with_its_key_runs_once() {
+    dispatch_with_key_runs_once(env(keyed_replies()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_retried_with_its_key_runs_once_on_postgres() {
+    dispatch_with_key_runs_once(env_pg(keyed_replies()).await).await;
+}
+
+async fn dispatch_with_key_runs_once(e: Env) {
+    // Issue 19, item 3.
     let sid = e.session().await;
     let req = json!({"op": "session.dispatch", "sessionId": sid, "idempotencyKey": "k1",
                      "message": {"role": "user", "content": "once"}});
