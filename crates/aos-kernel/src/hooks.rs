@@ -411,22 +411,12 @@ async fn transform_one(
 }
 
 /// Awaits a call into `h`, abandoning it after its deadline plus [`GRACE`]
-/// from its first wait. A call that answers in its first poll (a WASM
-/// handler making no syscall: its runtime's own deadline bounds that poll)
-/// needs no timer, and gets none — nor a reading of the clock. A call that
-/// waits (a UDS service at once; a WASM handler in a syscall, after at most
-/// its own deadline of running) is bounded from there.
+/// from its first wait ([`crate::services::within`]).
 async fn bounded<T>(
     h: &ServiceEntry,
     call: impl std::future::Future<Output = Result<T, CallFault>>,
 ) -> Result<T, CallFault> {
-    use std::task::Poll;
-    let mut call = std::pin::pin!(call);
-    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
-    if let Poll::Ready(answer) = first {
-        return answer;
-    }
-    tokio::time::timeout(h.timeout + GRACE, call)
+    crate::services::within(h.timeout + GRACE, call)
         .await
         .unwrap_or(Err(CallFault::Timeout(h.timeout)))
 }

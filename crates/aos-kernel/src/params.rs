@@ -164,31 +164,32 @@ pub fn model(field: &str, value: &str) -> Result<(), SyscallError> {
     short_text(field, value)
 }
 
-/// An `idempotencyKey`: 1 to 128 letters, digits, `_`, `-`, `.`, `:`.
-pub fn idempotency_key(value: &str) -> Result<(), SyscallError> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value
+/// The id an idempotent write gets (`prefix` and a hash of the session and
+/// its `idempotencyKey`), after checking both; `None` without a key. A
+/// repeated key names the same message or dispatch, whose id is unique in
+/// the store: it cannot be written twice.
+pub fn keyed_id(
+    prefix: &str,
+    session_id: &str,
+    key: Option<&str>,
+) -> Result<Option<String>, SyscallError> {
+    use sha2::{Digest, Sha256};
+    let Some(key) = key else { return Ok(None) };
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(SyscallError::invalid(
+    if !ok {
+        return Err(SyscallError::invalid(
             "`idempotencyKey` must be 1 to 128 letters, digits, `_`, `-`, `.` or `:`",
-        ))
+        ));
     }
-}
-
-/// The id an idempotent write gets: `prefix` and a hash of the session and
-/// the key, so a repeated key names the same message (whose id is unique in
-/// the store) and cannot be written twice.
-pub fn keyed_id(prefix: &str, session_id: &str, key: &str) -> String {
-    use sha2::{Digest, Sha256};
+    id("sessionId", session_id)?;
     let mut h = Sha256::new();
     h.update(session_id.as_bytes());
     h.update([0]);
     h.update(key.as_bytes());
     let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{}", &hex[..40])
+    Ok(Some(format!("{prefix}{}", &hex[..40])))
 }

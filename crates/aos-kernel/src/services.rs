@@ -303,6 +303,23 @@ pub enum ServiceState {
     Error,
 }
 
+/// Awaits `call` at most `deadline` from its first wait; `None` when it was
+/// abandoned then. A call that answers in its first poll (a WASM handler
+/// making no host call: its runtime's own deadline bounds that poll) needs
+/// no timer and gets none. Every wait on untrusted code goes through here.
+pub async fn within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    use std::task::Poll;
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    if let Poll::Ready(answer) = first {
+        return Some(answer);
+    }
+    tokio::time::timeout(deadline, call).await.ok()
+}
+
 /// Lines of a service's log (output, `log` import) written per second at
 /// most; the rest is counted and reported once a second.
 pub const LINES_PER_SECOND: u32 = 200;

@@ -24,6 +24,10 @@ pub struct SkillRegistry {
     started: std::sync::Mutex<BTreeMap<String, Grants>>,
     /// What the last scan read, so a re-index parses only what changed.
     cache: std::sync::Mutex<ScanCache>,
+    /// Scans finished so far, and the one running: callers that asked while
+    /// a scan ran share the next one instead of queueing one each.
+    scans: std::sync::atomic::AtomicU64,
+    scanning: tokio::sync::Mutex<()>,
 }
 
 /// What a skill's `SKILL.md` grants its service, as lists of strings.
@@ -86,6 +90,8 @@ impl SkillRegistry {
             index: RwLock::new(Arc::new(index)),
             started: std::sync::Mutex::new(BTreeMap::new()),
             cache: std::sync::Mutex::new(cache),
+            scans: std::sync::atomic::AtomicU64::new(0),
+            scanning: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -134,13 +140,23 @@ impl SkillRegistry {
     }
 
     /// [`SkillRegistry::refresh`] on a blocking thread, so no request
-    /// waits behind a scan.
+    /// waits behind a scan; one scan at a time, and a caller that waited for
+    /// a scan that began after it asked takes that one's result (a flood of
+    /// `skill.start` for unknown names costs one scan at a time, not one each).
     pub async fn refresh_async(self: &Arc<Self>) -> Arc<SkillIndex> {
+        use std::sync::atomic::Ordering;
+        let asked = self.scans.load(Ordering::SeqCst);
+        let _one = self.scanning.lock().await;
+        if self.scans.load(Ordering::SeqCst) > asked + 1 {
+            return self.snapshot();
+        }
         let me = self.clone();
-        match tokio::task::spawn_blocking(move || me.refresh()).await {
+        let index = match tokio::task::spawn_blocking(move || me.refresh()).await {
             Ok(index) => index,
             Err(_) => self.snapshot(),
-        }
+        };
+        self.scans.fetch_add(1, Ordering::SeqCst);
+        index
     }
 
     /// Watches the roots; calls `on_change` (debounced) after a `SKILL.md`

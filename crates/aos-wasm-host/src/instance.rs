@@ -295,16 +295,15 @@ const WALL_SLACK: Duration = Duration::from_millis(50);
 
 /// `call` with a wall-clock deadline: the epoch deadline stops a guest
 /// that computes, but not one waiting in a host call; past `timeout` (and
-/// [`WALL_SLACK`]) the call is dropped as interrupted, and its instance,
-/// left mid-call, is discarded by [`settle`].
+/// [`WALL_SLACK`]) from its first wait the call is dropped as interrupted,
+/// and its instance, left mid-call, is discarded by [`settle`].
 async fn bounded<T>(
     timeout: Duration,
     call: impl std::future::Future<Output = wasmtime::Result<T>>,
 ) -> wasmtime::Result<T> {
-    match tokio::time::timeout(timeout + WALL_SLACK, call).await {
-        Ok(r) => r,
-        Err(_) => Err(wasmtime::Error::new(Trap::Interrupt)),
-    }
+    aos_kernel::services::within(timeout + WALL_SLACK, call)
+        .await
+        .unwrap_or_else(|| Err(wasmtime::Error::new(Trap::Interrupt)))
 }
 
 /// Sets the deadline (in epoch ticks) and the fuel for the next call.

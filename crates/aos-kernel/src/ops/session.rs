@@ -313,18 +313,12 @@ pub(crate) async fn append(k: &Kernel, p: &Principal, params: Map<String, Value>
         }
     }
     let envelope = a2a_part(k, p, &mut parts).await?;
-    let keyed = match &a.idempotency_key {
-        Some(key) => {
-            params::idempotency_key(key)?;
-            params::id("sessionId", &a.session_id)?;
-            let id = params::keyed_id("msg_", &a.session_id, key);
-            if let Some(done) = replay_append(k, &a.session_id, &id).await {
-                return Ok(done);
-            }
-            Some(id)
-        }
-        None => None,
-    };
+    let keyed = params::keyed_id("msg_", &a.session_id, a.idempotency_key.as_deref())?;
+    if let Some(id) = &keyed
+        && let Some(done) = replay_append(k, &a.session_id, id).await
+    {
+        return Ok(done);
+    }
     let scb = writable(k, &a.session_id).await?;
     let origin = match p {
         Principal::Session { .. } => Origin::Agent,

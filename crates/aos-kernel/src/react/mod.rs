@@ -321,18 +321,12 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
             "`message.content` must be 1 byte to 1 MiB of text",
         ));
     }
-    let keyed = match &d.idempotency_key {
-        Some(key) => {
-            params::idempotency_key(key)?;
-            params::id("sessionId", &d.session_id)?;
-            let id = params::keyed_id("ds_", &d.session_id, key);
-            if let Some(done) = replay_dispatch(k, &d.session_id, &id).await {
-                return Ok(done);
-            }
-            Some(id)
-        }
-        None => None,
-    };
+    let keyed = params::keyed_id("ds_", &d.session_id, d.idempotency_key.as_deref())?;
+    if let Some(id) = &keyed
+        && let Some(done) = replay_dispatch(k, &d.session_id, id).await
+    {
+        return Ok(done);
+    }
     let scb = crate::ops::session::writable(k, &d.session_id).await?;
     crate::sandbox::admit_dispatch(k, &scb.session_id)?;
     let scope = HookScope {
