@@ -370,6 +370,9 @@ impl LogRate {
     }
 }
 
+/// Services one owner (the system, an agent, a session) may run at once.
+pub const MAX_SERVICES_PER_OWNER: usize = 64;
+
 /// Consecutive failed calls after which a service is marked `error`.
 pub const MAX_CONSECUTIVE_FAILURES: u32 = 3;
 

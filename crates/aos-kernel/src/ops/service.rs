@@ -23,6 +23,7 @@ use std::time::Duration;
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Commands may run longer than hooks.
 const MIN_INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Restarts in a row under `restart: on-failure` when the skill sets none.
 const DEFAULT_MAX_RESTARTS: u32 = 3;
 
@@ -339,6 +340,16 @@ async fn launch(
         ))
     })?;
     let owner_agent = owner_agent(k, &owner).await?;
+    let running = k.inner.hooks.table().running(|e| e.owner == owner).len();
+    if running >= crate::services::MAX_SERVICES_PER_OWNER {
+        return Err(SyscallError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "{owner:?} runs {running} services already, the most one owner may; stop one (skill.stop) before starting {name}"
+            ),
+        )
+        .with_details(json!({ "limit": crate::services::MAX_SERVICES_PER_OWNER, "running": running })));
+    }
     let compat = legacy_compat(k, &skill, spec.kind)?;
     log_grant_changes(k, name, &skill.capabilities).await;
     let scope = scope_of(&owner, owner_agent.as_deref());
