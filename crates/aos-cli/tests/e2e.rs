@@ -623,18 +623,22 @@ fn a_command_result_reaches_the_model_whatever_arrives_while_it_runs_on_postgres
     command_result_reaches_the_model(Some(&db));
 }
 
+/// A new agent of `model` and a session of it: (agent id, session id).
+fn agent_of(d: &Daemon, model: &str) -> (String, String) {
+    let (a, code) = d.call("agent.create", json!({ "model": model }));
+    assert_eq!(code, 0, "{a}");
+    let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
+    let s = d.ok(&["session", "create", "--agent", &aid]);
+    let sid = s["data"]["sessionId"].as_str().expect("session");
+    (aid, sid.to_string())
+}
+
 fn command_result_reaches_the_model(db: Option<&str>) {
-    // Issue 19, item 1: a skill loaded from the agent's own bash, and a
-    // human's message appended while the command runs.
+    // Issue 19, item 1, its three paths: a skill loaded from the agent's own
+    // bash; while a later command runs, a human's message appended and
+    // another agent's `aos a2a send --silent`.
     let rt = common::runtime();
-    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
-        aos_testkit::Reply::bash(
-            "c1",
-            "aos skill load aos-skill >/dev/null && echo LOADED-OK",
-        ),
-        aos_testkit::Reply::bash("c2", "sleep 1.5; echo SLEPT-OK"),
-        aos_testkit::Reply::text("done"),
-    ]));
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(Vec::new()));
     let tmp = tempfile::tempdir().expect("tmp");
     let home = tmp.path().join("home");
     let d = Daemon::launch_env(
@@ -643,7 +647,35 @@ fn command_result_reaches_the_model(db: Option<&str>) {
         &common::skill_roots(),
         &[("AOS_LLM_BASE_URL", &llm.url())],
     );
-    let (_, sid) = common::new_session(&d);
+    let (_, sid) = agent_of(&d, "model-a");
+    let (_, other) = agent_of(&d, "model-b");
+    llm.push_for(
+        "model-a",
+        [
+            aos_testkit::Reply::bash(
+                "c1",
+                "aos skill load aos-skill >/dev/null && echo LOADED-OK",
+            ),
+            aos_testkit::Reply::bash("c2", "sleep 2; echo SLEPT-OK"),
+            aos_testkit::Reply::text("done"),
+        ],
+    );
+    llm.push_for(
+        "model-b",
+        [
+            aos_testkit::Reply::bash(
+                "b1",
+                &format!("aos a2a send --to {sid} --silent 'fyi from b'"),
+            ),
+            aos_testkit::Reply::text("told a"),
+        ],
+    );
+    let of_a = || -> Vec<Value> {
+        llm.requests()
+            .into_iter()
+            .filter(|r| r["model"] == "model-a")
+            .collect()
+    };
     let (doc, code) = d.aos(&["send", &sid, "go", "--detach"]);
     assert_eq!(code, 0, "{doc}");
     let dispatch = doc["data"]["dispatchId"]
@@ -652,20 +684,27 @@ fn command_result_reaches_the_model(db: Option<&str>) {
         .to_string();
     // While `sleep` runs (the second request was made once c1 answered).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while llm.requests().len() < 2 {
+    while of_a().len() < 2 {
         assert!(std::time::Instant::now() < deadline, "no second request");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(200));
     let msg = json!({"sessionId": sid, "message": {"role": "user", "parts": [{"type": "text", "text": "a human drops in"}]}});
     let (r, code) = d.call("session.append", msg);
     assert_eq!(code, 0, "{r}");
+    let (told, code) = d.aos(&["send", &other, "tell a"]);
+    assert_eq!(
+        (code, told["data"]["finalText"].as_str()),
+        (0, Some("told a")),
+        "{told}"
+    );
     let (w, _) = d.call(
         "session.wait",
         json!({"dispatchId": dispatch, "timeoutMs": 20000}),
     );
     assert_eq!(w["data"]["status"], "completed", "{w}");
-    let requests = llm.requests();
+    let requests = of_a();
+    assert_eq!(requests.len(), 3, "{requests:?}");
     let tool = |req: &Value, id: &str| {
         req["messages"]
             .as_array()
@@ -675,10 +714,14 @@ fn command_result_reaches_the_model(db: Option<&str>) {
     let c1 = tool(&requests[1], "c1").to_string();
     assert!(c1.contains("LOADED-OK"), "{c1}");
     let c2 = tool(&requests[2], "c2").to_string();
-    assert!(c2.contains("SLEPT-OK"), "{c2}");
+    assert!(
+        c2.contains("SLEPT-OK"),
+        "the sleep ended after both arrived: {c2}"
+    );
     let last = requests[2]["messages"].to_string();
     assert!(!last.contains("no result was recorded"), "{last}");
     assert!(last.contains("a human drops in"), "{last}");
+    assert!(last.contains("fyi from b"), "{last}");
 }
 
 #[test]

@@ -83,7 +83,12 @@ impl StoreError {
         match self {
             StoreError::Full { file } => Some(file.clone()),
             StoreError::Db(sqlx::Error::Database(db)) if db.code().as_deref() == Some("53100") => {
-                Some("the PostgreSQL server's data directory".into())
+                // The server's message names the relation file it could not
+                // extend ("could not extend file \"base/…\": No space…").
+                Some(format!(
+                    "the PostgreSQL server's data directory ({})",
+                    db.message()
+                ))
             }
             _ => None,
         }

@@ -67,6 +67,24 @@ pub(super) async fn release(k: &Kernel, session_id: &str, lease: &str) -> Option
     released
 }
 
+/// Ends the lease of a dispatch that stopped because the store failed (a
+/// full disk): the commands it left open get their honest result and the
+/// session its interrupt fact before it is freed — at once if the store takes
+/// the writes now, else retried until it does. (On PostgreSQL a small write
+/// can land while a large one is refused, so the session may be closable at
+/// once.)
+pub(super) async fn close_after_store_failure(k: &Kernel, session_id: &str, lease: &str) {
+    if let Ok(scb) = k.inner.store.session_get(session_id).await
+        && scb.lease_id.as_deref() == Some(lease)
+        && crate::recovery::close_stranded(k, scb, &STORE_FAILED)
+            .await
+            .is_ok()
+    {
+        return;
+    }
+    retry_release(k, session_id, lease);
+}
+
 async fn try_release(k: &Kernel, session_id: &str, lease: &str) -> Option<Scb> {
     let lease = lease.to_string();
     let r = k

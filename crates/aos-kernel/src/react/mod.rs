@@ -57,6 +57,15 @@ impl Outcome {
     fn finished(&self) -> bool {
         !matches!(self.status.as_str(), "queued" | "running")
     }
+
+    /// Whether the dispatch failed because the store refused a write (a full
+    /// disk, a lost database): what it left open may not be recorded.
+    fn store_failed(&self) -> bool {
+        let Some(e) = &self.error else { return false };
+        let message = e["message"].as_str().unwrap_or_default();
+        e["code"] == "store.full"
+            || (e["code"] == "internal" && message.starts_with("store failure"))
+    }
 }
 
 /// One event of a dispatch's stream (`GET /v1/dispatch/{id}/stream`).
@@ -552,7 +561,11 @@ fn start(k: &Kernel, state: Arc<DispatchState>, lease: String, first_seq: i64) {
         let outcome = run::run(&k, &state, lease.clone(), first_seq).await;
         crate::sandbox::release(&k, &state.session_id).await;
         renewal.abort();
-        lease::release(&k, &state.session_id, &lease).await;
+        if outcome.store_failed() {
+            lease::close_after_store_failure(&k, &state.session_id, &lease).await;
+        } else {
+            lease::release(&k, &state.session_id, &lease).await;
+        }
         if let Ok(mut r) = k.inner.dispatches.running.lock() {
             r.remove(&state.session_id);
         }
