@@ -228,6 +228,38 @@ impl Kernel {
         &self.inner.config.node_id
     }
 
+    /// The web assets (`web/`, canonical) of `skill` while it is installed —
+    /// a valid skill in a root — and enabled: named in the system AOSCB's
+    /// `defaultSkills` without `"start": "disable"`. Otherwise why not, for
+    /// the person at the browser.
+    pub async fn web_assets(&self, skill: &str) -> Result<std::path::PathBuf, String> {
+        let index = self.inner.skills.snapshot();
+        let entry = index
+            .entry(skill)
+            .filter(|e| e.manifest.is_some())
+            .ok_or_else(|| format!("the {skill} skill is not installed in any skill root"))?;
+        let system = self
+            .inner
+            .store
+            .aoscb_get()
+            .await
+            .map_err(|e| format!("cannot read the AOSCB: {e}"))?;
+        let enabled = system
+            .default_skills
+            .iter()
+            .any(|r| r.name == skill && r.start != Some(aos_types::Switch::Disable));
+        if !enabled {
+            return Err(format!(
+                "the {skill} skill is not enabled: add {{\"name\": \"{skill}\"}} to the AOSCB's defaultSkills (aos call system.update)"
+            ));
+        }
+        entry
+            .dir
+            .join("web")
+            .canonicalize()
+            .map_err(|e| format!("the {skill} skill has no web/ directory: {e}"))
+    }
+
     /// Seconds since start.
     pub fn uptime_s(&self) -> u64 {
         self.inner.started.elapsed().as_secs()

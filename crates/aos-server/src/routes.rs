@@ -41,6 +41,9 @@ pub fn app(kernel: Kernel, operator_token: String, metrics: Arc<Metrics>) -> Rou
         .route("/v1/dispatch/{id}/stream", get(dispatch_stream))
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
+        .route("/ui", get(crate::ui::redirect))
+        .route("/ui/", get(ui_index))
+        .route("/ui/{*path}", get(ui_asset))
         // Our own limit answers 413 in JSON; axum's is lifted just above it.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES + 1))
         .with_state(state)
@@ -126,6 +129,19 @@ async fn syscall(State(st): State<AppState>, headers: HeaderMap, body: Body) -> 
     };
     st.metrics.http("/v1/syscall", resp.http_status());
     json_response(&resp)
+}
+
+async fn ui_index(State(st): State<AppState>) -> HttpResponse {
+    ui_asset(State(st), axum::extract::Path(String::new())).await
+}
+
+async fn ui_asset(
+    State(st): State<AppState>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> HttpResponse {
+    let resp = crate::ui::serve(&st.kernel, &path).await;
+    st.metrics.http("/ui", resp.status().as_u16());
+    resp
 }
 
 async fn health(State(st): State<AppState>) -> HttpResponse {

@@ -28,6 +28,6 @@ mod writer;
 
 pub use error::StoreError;
 pub use store::{
-    Backend, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, NewMessage, Store,
-    StoreOptions,
+    Backend, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, NewMessage,
+    SessionQuery, Store, StoreOptions,
 };

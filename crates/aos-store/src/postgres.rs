@@ -9,7 +9,9 @@ use crate::common::{
     log_doc, not_found,
 };
 use crate::schema;
-use crate::store::{HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, StoreOptions};
+use crate::store::{
+    HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, SessionQuery, StoreOptions,
+};
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
     SessionStatus, now,
@@ -271,26 +273,26 @@ impl PgStore {
         scb_row(&row)
     }
 
-    pub(crate) async fn session_list(
-        &self,
-        agent_id: String,
-        status: Option<SessionStatus>,
-        after: String,
-        limit: i64,
-        newest_first: bool,
-    ) -> Result<Vec<Scb>> {
-        let (bound, order) = if newest_first {
+    pub(crate) async fn session_list(&self, q: SessionQuery) -> Result<Vec<Scb>> {
+        let (bound, order) = if q.newest_first {
             ("($3 = '' OR session_id < $3)", "DESC")
         } else {
             ("session_id > $3", "ASC")
         };
+        let text = to_pg_text(q.text.as_deref().unwrap_or_default()).into_owned();
+        let lower = text.to_lowercase();
         let rows = sqlx::query(&format!(
-            "SELECT {SCB_COLUMNS} FROM sessions WHERE ($1 = '' OR agent_id = $1) AND ($2 = '' OR status = $2) AND {bound} ORDER BY session_id {order} LIMIT $4"
+            "SELECT {SCB_COLUMNS} FROM sessions WHERE ($1 = '' OR agent_id = $1) AND ($2 = '' OR status = $2) \
+             AND ($5 = '' OR strpos(session_id, $5) = 1 OR strpos(agent_id, $5) = 1 \
+                  OR strpos(lower(coalesce(doc::jsonb ->> 'title', '')), $6) > 0) \
+             AND {bound} ORDER BY session_id {order} LIMIT $4"
         ))
-        .bind(agent_id)
-        .bind(status.map_or("", SessionStatus::as_str))
-        .bind(after)
-        .bind(limit)
+        .bind(q.agent_id.unwrap_or_default())
+        .bind(q.status.map_or("", SessionStatus::as_str))
+        .bind(q.after.unwrap_or_default())
+        .bind(q.limit)
+        .bind(text)
+        .bind(lower)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(scb_row).collect()
@@ -472,11 +474,16 @@ impl PgStore {
         {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
+        let page = if q.newest_first {
+            "($1 = 0 OR id < $1) ORDER BY id DESC"
+        } else {
+            "id > $1 ORDER BY id"
+        };
+        let rows = sqlx::query(&format!(
             "SELECT id, time, level, op, agent_id, session_id, doc FROM runtime_log \
-             WHERE id > $1 AND ($2 = '' OR agent_id = $2) AND ($3 = '' OR session_id = $3) AND ($4 = '' OR op = $4) AND ($5 = '' OR level = $5) \
-             ORDER BY id LIMIT $6",
-        )
+             WHERE ($2 = '' OR agent_id = $2) AND ($3 = '' OR session_id = $3) AND ($4 = '' OR op = $4) AND ($5 = '' OR level = $5) \
+             AND {page} LIMIT $6"
+        ))
         .bind(q.after.unwrap_or(0))
         .bind(q.agent_id.unwrap_or_default())
         .bind(q.session_id.unwrap_or_default())

@@ -15,7 +15,7 @@ use crate::common::{
     log_doc, not_found,
 };
 use crate::schema;
-use crate::store::{HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage};
+use crate::store::{HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, SessionQuery};
 use crate::writer::{self, Job};
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
@@ -475,28 +475,28 @@ impl SqliteStore {
         self.read_now(|c| session_load(c, &session_id))
     }
 
-    pub(crate) async fn session_list(
-        &self,
-        agent_id: String,
-        status: Option<SessionStatus>,
-        after: String,
-        limit: i64,
-        newest_first: bool,
-    ) -> Result<Vec<Scb>> {
-        let sql = if newest_first {
-            "(?1 = '' OR agent_id = ?1) AND (?2 = '' OR status = ?2) AND (?3 = '' OR session_id < ?3) ORDER BY session_id DESC LIMIT ?4"
+    pub(crate) async fn session_list(&self, q: SessionQuery) -> Result<Vec<Scb>> {
+        const FILTER: &str = "(?1 = '' OR agent_id = ?1) AND (?2 = '' OR status = ?2) \
+            AND (?5 = '' OR instr(session_id, ?5) = 1 OR instr(agent_id, ?5) = 1 \
+                 OR instr(lower(coalesce(json_extract(doc, '$.title'), '')), ?6) > 0)";
+        let sql = if q.newest_first {
+            format!("{FILTER} AND (?3 = '' OR session_id < ?3) ORDER BY session_id DESC LIMIT ?4")
         } else {
-            "(?1 = '' OR agent_id = ?1) AND (?2 = '' OR status = ?2) AND session_id > ?3 ORDER BY session_id LIMIT ?4"
+            format!("{FILTER} AND session_id > ?3 ORDER BY session_id LIMIT ?4")
         };
+        let text = q.text.unwrap_or_default();
+        let lower = text.to_lowercase();
         self.read(move |c| {
             sessions_where(
                 c,
-                sql,
+                &sql,
                 params![
-                    agent_id,
-                    status.map_or("", SessionStatus::as_str),
-                    after,
-                    limit
+                    q.agent_id.unwrap_or_default(),
+                    q.status.map_or("", SessionStatus::as_str),
+                    q.after.unwrap_or_default(),
+                    q.limit,
+                    text,
+                    lower
                 ],
             )
         })
@@ -645,12 +645,17 @@ impl SqliteStore {
     }
 
     pub(crate) async fn log_list(&self, q: LogQuery) -> Result<Vec<RuntimeLogEntry>> {
+        let page = if q.newest_first {
+            "(?1 = 0 OR id < ?1) ORDER BY id DESC"
+        } else {
+            "id > ?1 ORDER BY id"
+        };
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT id, time, level, op, agent_id, session_id, doc FROM runtime_log \
-                 WHERE id > ?1 AND (?2 = '' OR agent_id = ?2) AND (?3 = '' OR session_id = ?3) AND (?4 = '' OR op = ?4) AND (?5 = '' OR level = ?5) \
-                 ORDER BY id LIMIT ?6",
-            )?;
+                 WHERE (?2 = '' OR agent_id = ?2) AND (?3 = '' OR session_id = ?3) AND (?4 = '' OR op = ?4) AND (?5 = '' OR level = ?5) \
+                 AND {page} LIMIT ?6"
+            ))?;
             let rows = stmt.query_map(
                 params![
                     q.after.unwrap_or(0), q.agent_id.unwrap_or_default(), q.session_id.unwrap_or_default(),

@@ -115,10 +115,12 @@ pub struct LogQuery {
     pub op: Option<String>,
     /// Only this level.
     pub level: Option<String>,
-    /// Entries with id > cursor.
+    /// Entries past this id (greater; smaller when `newest_first`).
     pub after: Option<i64>,
     /// Page size.
     pub limit: i64,
+    /// Newest first instead of oldest first.
+    pub newest_first: bool,
 }
 
 /// Range and page of `session.history.list`.
@@ -130,6 +132,25 @@ pub struct HistoryQuery {
     pub to_seq: Option<i64>,
     /// Page size.
     pub limit: i64,
+}
+
+/// A page of `session.list`: sessions in id (creation) order, or newest
+/// first, optionally of one agent, status and/or matching a search text.
+#[derive(Debug, Clone, Default)]
+pub struct SessionQuery {
+    /// Only this agent's sessions.
+    pub agent_id: Option<String>,
+    /// Only sessions in this status.
+    pub status: Option<SessionStatus>,
+    /// Only sessions whose title contains it (case-insensitive), or whose
+    /// session or agent id starts with it.
+    pub text: Option<String>,
+    /// The last id of the previous page.
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: i64,
+    /// Newest first instead of oldest first.
+    pub newest_first: bool,
 }
 
 enum Inner {
@@ -274,19 +295,9 @@ impl Store {
         delegate!(self.session_get(session_id.to_string()))
     }
 
-    /// Sessions in id (creation) order, or newest first, optionally of one
-    /// agent and/or status; `after` is the last id of the previous page.
-    pub async fn session_list(
-        &self,
-        agent_id: Option<&str>,
-        status: Option<SessionStatus>,
-        after: Option<&str>,
-        limit: i64,
-        newest_first: bool,
-    ) -> Result<Vec<Scb>> {
-        let agent = agent_id.unwrap_or("").to_string();
-        let after = after.unwrap_or("").to_string();
-        delegate!(self.session_list(agent, status, after, limit, newest_first))
+    /// A page of sessions (see [`SessionQuery`]).
+    pub async fn session_list(&self, q: &SessionQuery) -> Result<Vec<Scb>> {
+        delegate!(self.session_list(q.clone()))
     }
 
     /// Sessions that need recovery: initializing, or ready but not at rest.

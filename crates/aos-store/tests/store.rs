@@ -2,7 +2,9 @@
 
 mod common;
 
-use aos_store::{HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, Store, StoreError};
+use aos_store::{
+    HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, SessionQuery, Store, StoreError,
+};
 use aos_types::{Origin, SessionPhase, SessionStatus};
 use common::*;
 use std::collections::BTreeSet;
@@ -239,13 +241,12 @@ async fn lease_columns_change_atomically(store: Store) {
     assert_eq!(again, scb);
     assert_eq!(store.sessions_to_recover().await.expect("recover").len(), 1);
     let list = store
-        .session_list(
-            Some(&s.agent_id),
-            Some(SessionStatus::Ready),
-            None,
-            10,
-            false,
-        )
+        .session_list(&SessionQuery {
+            agent_id: Some(s.agent_id.clone()),
+            status: Some(SessionStatus::Ready),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .expect("list");
     assert_eq!(list.len(), 1);
@@ -266,7 +267,13 @@ async fn session_lists_page_both_ways(store: Store) {
         let agent = first.agent_id.clone();
         async move {
             store
-                .session_list(Some(&agent), None, after.as_deref(), 2, newest_first)
+                .session_list(&SessionQuery {
+                    agent_id: Some(agent),
+                    after,
+                    limit: 2,
+                    newest_first,
+                    ..Default::default()
+                })
                 .await
                 .expect("list")
                 .into_iter()
@@ -278,6 +285,40 @@ async fn session_lists_page_both_ways(store: Store) {
     assert_eq!(page(Some(ids[1].clone()), false).await, ids[2..]);
     assert_eq!(page(None, true).await, [ids[2].clone(), ids[1].clone()]);
     assert_eq!(page(Some(ids[1].clone()), true).await, ids[..1]);
+}
+
+async fn session_lists_find_by_title_and_id(store: Store) {
+    let first = session(&store).await;
+    let mut titled = aos_testkit::scb(&first.agent_id);
+    titled.title = Some("Deploy the Nightly BUILD".into());
+    store.session_insert(&titled).await.expect("session");
+    let mut ids = vec![first.session_id.clone(), titled.session_id.clone()];
+    ids.sort();
+    let find = |text: &str| {
+        let (store, text) = (store.clone(), text.to_string());
+        async move {
+            store
+                .session_list(&SessionQuery {
+                    text: Some(text),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|s| s.session_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let only = [titled.session_id.clone()];
+    assert_eq!(find("nightly build").await, only, "title, any case");
+    assert_eq!(find("the Night").await, only);
+    assert_eq!(find(&titled.session_id).await, only, "session id");
+    assert_eq!(find(&first.agent_id).await, ids, "agent id");
+    assert_eq!(find("se_").await, ids, "id prefix");
+    assert!(find("not in any title").await.is_empty());
+    assert!(find("Nightly\0").await.is_empty(), "a NUL matches nothing");
+    assert!(find("ightly%").await.is_empty(), "no wildcards");
 }
 
 async fn runtime_log_and_content(store: Store) {
@@ -326,6 +367,26 @@ async fn runtime_log_and_content(store: Store) {
         .await
         .expect("cursor");
     assert_eq!(after.len(), 2);
+    let newest = store
+        .log_list(&LogQuery {
+            limit: 2,
+            newest_first: true,
+            ..Default::default()
+        })
+        .await
+        .expect("newest first");
+    let ids = |v: &[aos_types::RuntimeLogEntry]| v.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(&newest), [all[2].id, all[1].id]);
+    let older = store
+        .log_list(&LogQuery {
+            after: Some(all[1].id),
+            limit: 2,
+            newest_first: true,
+            ..Default::default()
+        })
+        .await
+        .expect("older page");
+    assert_eq!(ids(&older), [all[0].id]);
 
     let meta = store.content_put("se_1", "a\nb\nc\n").await.expect("put");
     assert_eq!((meta.size_chars, meta.line_count), (6, 3));
@@ -484,6 +545,7 @@ on_both_backends!(
     dispatch_inbox_is_durable_and_ordered,
     a_logged_append_is_one_transaction,
     session_lists_page_both_ways,
+    session_lists_find_by_title_and_id,
 );
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! suites.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -17,6 +17,17 @@ struct List {
     level: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
+    #[serde(default)]
+    order: Order,
+}
+
+/// Oldest first (the default), or newest first.
+#[derive(Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Order {
+    #[default]
+    Asc,
+    Desc,
 }
 
 pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
@@ -49,6 +60,7 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
             level: q.level,
             after,
             limit,
+            newest_first: q.order == Order::Desc,
         })
         .await
         .sys()?;

@@ -99,6 +99,8 @@ pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
 struct List {
     agent_id: Option<String>,
     status: Option<SessionStatus>,
+    /// Title substring (any case), or session/agent id prefix.
+    search: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
     #[serde(default)]
@@ -128,18 +130,18 @@ pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) 
             params::id(f, v)?;
         }
     }
-    let sessions = k
-        .inner
-        .store
-        .session_list(
-            q.agent_id.as_deref(),
-            q.status,
-            q.cursor.as_deref(),
-            limit,
-            q.order == Order::Desc,
-        )
-        .await
-        .sys()?;
+    if let Some(text) = &q.search {
+        params::short_text("search", text)?;
+    }
+    let query = aos_store::SessionQuery {
+        agent_id: q.agent_id,
+        status: q.status,
+        text: q.search.filter(|t| !t.is_empty()),
+        after: q.cursor,
+        limit,
+        newest_first: q.order == Order::Desc,
+    };
+    let sessions = k.inner.store.session_list(&query).await.sys()?;
     let next = (sessions.len() as i64 == limit)
         .then(|| sessions.last().map(|s| s.session_id.clone()))
         .flatten();

@@ -27,6 +27,7 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
             Some(m) => json!({
                 "name": m.name, "description": m.description, "dir": e.dir,
                 "valid": true, "service": m.service, "warnings": m.warnings,
+                "capabilities": m.capabilities_declared.then_some(&m.capabilities),
             }),
             None => json!({ "name": e.name, "dir": e.dir, "valid": false, "error": e.error }),
         })

@@ -1,0 +1,361 @@
+//! The web console (issue 20): the `aos-frontend` skill's assets served at
+//! `/ui/` only while that skill is installed and enabled, and the console
+//! itself driven in a real headless Chromium against the real daemon with
+//! the scripted LLM. Each view's screenshot lands in
+//! `target/ui-screenshots/`.
+
+mod common;
+
+use aos_testkit::{Reply, ScriptedLlm};
+use common::Daemon;
+use common::browser::Browser;
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// GET `path` on the daemon, raw (no client-side path normalisation):
+/// (status, content type, body).
+fn get(d: &Daemon, path: &str) -> (u16, String, String) {
+    let addr = d.url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
+
+#[test]
+fn the_ui_is_served_only_while_its_skill_is_installed_and_enabled() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start(&tmp.path().join("home"), None);
+    let (status, ctype, body) = get(&d, "/ui/");
+    assert_eq!(status, 200, "{body}");
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert!(body.contains("js/main.js"), "{body}");
+    let (status, ctype, _) = get(&d, "/ui/js/main.js");
+    assert_eq!((status, ctype.starts_with("text/javascript")), (200, true));
+    assert_eq!(get(&d, "/ui").0, 308, "/ui redirects to /ui/");
+    // Paths are resolved before they are trusted.
+    for bad in [
+        "/ui/%2e%2e/%2e%2e/aoscb.json",
+        "/ui/..%2f..%2fSKILL.md",
+        "/ui/.hidden",
+        "/ui/js/../../SKILL.md",
+        "/ui/%00",
+        "/ui/nope.js",
+    ] {
+        let (status, _, body) = get(&d, bad);
+        assert_eq!(status, 404, "{bad}: {body}");
+    }
+    // Disabled in the AOSCB: gone, and the answer says how to enable it.
+    let (cb, _) = d.call("system.get", json!({}));
+    let rules: Vec<Value> = cb["data"]["defaultSkills"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter(|r| r["name"] != "aos-frontend")
+        .cloned()
+        .collect();
+    let (r, code) = d.call("system.update", json!({ "defaultSkills": rules }));
+    assert_eq!(code, 0, "{r}");
+    let (status, _, body) = get(&d, "/ui/");
+    assert_eq!(status, 404);
+    assert!(body.contains("defaultSkills"), "{body}");
+}
+
+#[test]
+fn without_the_skill_there_is_no_ui_and_nothing_else_changes() {
+    // A skill root without aos-frontend; a copy of it with a symlink that
+    // points out of its web/ (never followed out).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start_with_skills(
+        &tmp.path().join("home"),
+        &aos_testkit::third_party_skills().display().to_string(),
+    );
+    let (status, _, body) = get(&d, "/ui/");
+    assert_eq!(status, 404);
+    assert!(body.contains("not installed"), "{body}");
+    let (_, sid) = common::new_session(&d);
+    assert!(sid.starts_with("se_"), "the API is unchanged");
+    drop(d);
+
+    let root = tmp.path().join("root");
+    let copy = root.join("aos-frontend");
+    copy_dir(&aos_testkit::builtin_skills().join("aos-frontend"), &copy);
+    std::os::unix::fs::symlink(tmp.path().join("home/token"), copy.join("web/leak.txt"))
+        .expect("symlink");
+    std::os::unix::fs::symlink("/etc", copy.join("web/etc")).expect("symlink");
+    let d = Daemon::start_with_skills(&tmp.path().join("home2"), &root.display().to_string());
+    assert_eq!(get(&d, "/ui/").0, 200);
+    assert_eq!(get(&d, "/ui/leak.txt").0, 404, "a symlink out of web/");
+    assert_eq!(get(&d, "/ui/etc/passwd").0, 404, "a symlinked directory");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A daemon with the scripted LLM, and the browser.
+fn console(
+    replies: Vec<Reply>,
+) -> (
+    tempfile::TempDir,
+    ScriptedLlm,
+    Daemon,
+    Browser,
+    tokio::runtime::Runtime,
+) {
+    let rt = common::runtime();
+    let llm = rt.block_on(ScriptedLlm::start(replies));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start_with_llm(&tmp.path().join("home"), &llm.url());
+    let b = Browser::start();
+    (tmp, llm, d, b, rt)
+}
+
+fn titled_session(d: &Daemon, title: &str) -> String {
+    let a = d.ok(&["agent", "create"]);
+    let aid = a["data"]["agentId"].as_str().expect("agent");
+    let s = d.ok(&["session", "create", "--agent", aid, "--title", title]);
+    s["data"]["sessionId"]
+        .as_str()
+        .expect("session")
+        .to_string()
+}
+
+#[test]
+fn an_operator_logs_in_finds_sessions_and_opens_one_by_link() {
+    let (_tmp, _llm, d, b, _rt) = console(Vec::new());
+    let nightly = titled_session(&d, "Nightly deploy");
+    let other = titled_session(&d, "Refactor the parser");
+
+    // A wrong token in the fragment: the form, with the error.
+    b.goto(&format!("{}/ui/#token=not-the-token", d.url));
+    b.wait_text("That token was refused");
+    assert!(!b.url().contains("not-the-token"), "{}", b.url());
+    b.screenshot("login-wrong-token");
+
+    // The form, with the right one: the sessions, newest first.
+    b.find("#login-token").type_text(&d.token());
+    b.find("#login-submit").click();
+    b.wait_text("Nightly deploy");
+    b.wait_text("Refactor the parser");
+    let rows = b.js(
+        "return [...document.querySelectorAll('#session-rows tr')].map(r => r.dataset.session)",
+        json!([]),
+    );
+    assert_eq!(rows, json!([other, nightly]), "newest first");
+    b.screenshot("sessions");
+
+    // Search by title.
+    b.find("#session-search").type_text("NIGHTLY");
+    b.wait("one match", || {
+        let rows = b.js(
+            "return document.querySelectorAll('#session-rows tr').length",
+            json!([]),
+        );
+        (rows == json!(1)).then_some(())
+    });
+    assert!(b.text().contains("Nightly deploy") && !b.text().contains("Refactor the parser"));
+
+    // A deep link with the token in the fragment, in a fresh tab state.
+    b.js("sessionStorage.clear()", json!([]));
+    b.goto(&format!(
+        "{}/ui/#token={}&session={nightly}",
+        d.url,
+        d.token()
+    ));
+    b.wait("the session's title", || {
+        let t = b.try_find("#session-title")?.text();
+        (t == "Nightly deploy").then_some(())
+    });
+    let url = b.url();
+    assert!(
+        !url.contains(&d.token()),
+        "the token leaves the address bar: {url}"
+    );
+    assert!(url.contains(&format!("session={nightly}")), "{url}");
+    b.wait_text("skill loaded: aos");
+    b.screenshot("session-bootstrap");
+}
+
+#[test]
+fn a_message_from_the_console_runs_live_and_a_command_can_be_interrupted() {
+    let (_tmp, llm, d, b, _rt) = console(vec![
+        Reply::bash("c1", "echo HELLO-FROM-BASH"),
+        Reply::text("**All done**, said hello."),
+        Reply::bash("c2", "sleep 30; echo NEVER-PRINTED"),
+        Reply::text("stopped as asked"),
+    ]);
+    let sid = titled_session(&d, "Live");
+    b.goto(&format!("{}/ui/#token={}&session={sid}", d.url, d.token()));
+    b.find("#composer-text").type_text("say hello");
+    b.find("#send").click();
+    b.wait_text("HELLO-FROM-BASH");
+    b.wait("the answer in markdown", || {
+        b.js(
+            "return [...document.querySelectorAll('.msg strong')].map(e => e.textContent)",
+            json!([]),
+        )
+        .as_array()
+        .is_some_and(|a| a.contains(&json!("All done")))
+        .then_some(())
+    });
+    b.screenshot("session-live");
+
+    // The live view's latency: from the tool call written to it shown.
+    b.find("#composer-text").type_text("now sleep");
+    b.find("#send").click();
+    let shown = b.wait("the running command", || {
+        b.try_find(".tool-call.running").map(|_| Instant::now())
+    });
+    let requests = llm.requests().len();
+    assert!(requests >= 3, "{requests}");
+    b.screenshot("session-running");
+    b.find("#interrupt").click();
+    b.wait_text("interrupted: interrupted from the web console");
+    let printed = b.js(
+        "return [...document.querySelectorAll('pre.out')].some(e => e.textContent.includes('NEVER-PRINTED'))",
+        json!([]),
+    );
+    assert_eq!(printed, json!(false), "the command was killed");
+    b.wait("the session idle again", || {
+        let phase = b.try_find("#session-phase")?.text();
+        (phase == "idle" || phase == "interrupted").then_some(())
+    });
+    assert!(shown.elapsed() < Duration::from_secs(30));
+    b.screenshot("session-interrupted");
+    let h = common::history(&d, &sid);
+    assert!(
+        h.iter().any(|m| m["parts"][0]["type"] == "data-interrupt"),
+        "the interrupt is in the durable history"
+    );
+}
+
+#[test]
+fn skills_start_and_stop_and_the_log_and_system_views_show() {
+    let (_tmp, _llm, d, b, _rt) = console(Vec::new());
+    b.goto(&format!("{}/ui/#token={}&view=skills", d.url, d.token()));
+    b.find(r#".skill[data-skill="my-guard"] button.start"#)
+        .click();
+    let row = r#"#service-rows tr[data-skill="my-guard"]"#;
+    b.wait("my-guard running", || {
+        b.try_find(row)?.text().contains("running").then_some(())
+    });
+    assert!(
+        b.text().contains("tool.before"),
+        "its capabilities are shown"
+    );
+    b.screenshot("skills");
+    b.find(&format!("{row} button.stop")).click();
+    b.wait("my-guard stopped", || {
+        let running = b.js(
+            "return [...document.querySelectorAll('#service-rows tr[data-skill=\"my-guard\"]')].some(r => r.innerText.includes('running'))",
+            json!([]),
+        );
+        (running == json!(false)).then_some(())
+    });
+    let (v, _) = d.call(
+        "service.list",
+        json!({"skillName": "my-guard", "state": "running"}),
+    );
+    assert_eq!(v["data"]["services"], json!([]), "{v}");
+
+    b.goto(&format!("{}/ui/#view=log", d.url));
+    b.wait_text("skill.start");
+    b.screenshot("runtime-log");
+    b.goto(&format!("{}/ui/#view=system", d.url));
+    b.wait("the AOSCB in its editor", || {
+        let v = b.js(
+            "return document.getElementById('aoscb-edit')?.value ?? ''",
+            json!([]),
+        );
+        v.as_str()?.contains("autoFoldThreshold").then_some(())
+    });
+    b.wait_text("bash sandbox");
+    b.screenshot("system");
+}
+
+#[test]
+fn a_session_of_ten_thousand_messages_opens_at_its_end_and_scrolls() {
+    let (_tmp, _llm, d, b, _rt) = console(Vec::new());
+    let sid = titled_session(&d, "Ten thousand");
+    let start = d.ok(&["session", "get", &sid])["data"]["lastMessageSeq"]
+        .as_i64()
+        .expect("seq");
+    append_many(&d, &sid, 10_000);
+    let last = start + 10_000;
+    let opened = Instant::now();
+    b.goto(&format!("{}/ui/#token={}&session={sid}", d.url, d.token()));
+    b.wait_for("the newest message", Duration::from_secs(30), || {
+        b.text().contains("line number 10000.").then_some(())
+    });
+    let open_ms = opened.elapsed().as_millis();
+    let count = |b: &Browser| b.js("return document.querySelectorAll('.msg').length", json!([]));
+    let rendered = count(&b).as_u64().expect("count");
+    assert!(
+        rendered < 400,
+        "only what is near the viewport is rendered: {rendered}"
+    );
+    b.screenshot("session-10000");
+    // Scroll to the very beginning, a screen at a time from the end.
+    let scrolled = Instant::now();
+    b.wait_for("the first message", Duration::from_secs(60), || {
+        b.js(
+            "document.getElementById('history').scrollTop -= 4000",
+            json!([]),
+        );
+        b.text().contains("line number 1.").then_some(())
+    });
+    let rendered = count(&b).as_u64().expect("count");
+    assert!(
+        rendered < 400,
+        "still bounded after scrolling through: {rendered}"
+    );
+    println!(
+        "10 000-message session: opened in {open_ms} ms, scrolled to its start in {} ms, {rendered} messages in the DOM (last seq {last})",
+        scrolled.elapsed().as_millis()
+    );
+}
+
+/// Appends `n` user messages "line number i." in order, over one
+/// keep-alive connection.
+fn append_many(d: &Daemon, sid: &str, n: usize) {
+    let (agent, token) = (ureq::AgentBuilder::new().build(), d.token());
+    for i in 1..=n {
+        let body = json!({"op": "session.append", "sessionId": sid,
+            "message": {"role": "user", "parts": [{"type": "text", "text": format!("line number {i}.")}]}});
+        agent
+            .post(&format!("{}/v1/syscall", d.url))
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_json(body)
+            .expect("append");
+    }
+}
