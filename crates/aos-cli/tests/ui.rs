@@ -206,18 +206,33 @@ fn an_operator_logs_in_finds_sessions_and_opens_one_by_link() {
     b.screenshot("session-bootstrap");
 }
 
+/// Records when each command element appears: `window.shownAt[callId]`.
+const WATCH_CALLS: &str = "window.shownAt = {}; new MutationObserver(() => {
+    for (const el of document.querySelectorAll('.tool-call')) {
+        window.shownAt[el.dataset.call] ??= Date.now();
+    }
+}).observe(document.body, {childList: true, subtree: true});";
+
 #[test]
 fn a_message_from_the_console_runs_live_and_a_command_can_be_interrupted() {
     let (_tmp, llm, d, b, _rt) = console(vec![
         Reply::bash("c1", "echo HELLO-FROM-BASH"),
         Reply::text("**All done**, said hello."),
-        Reply::bash("c2", "sleep 30; echo NEVER-PRINTED"),
-        Reply::text("stopped as asked"),
+        Reply::bash("c2", "seq 1 20000"),
+        Reply::text("counted"),
+        Reply::bash("c3", "sleep 30; echo NEVER-PRINTED"),
+        // The interrupted dispatch ends at once; this answers the queued one.
+        Reply::text("and the queued one ran"),
     ]);
     let sid = titled_session(&d, "Live");
     b.goto(&format!("{}/ui/#token={}&session={sid}", d.url, d.token()));
-    b.find("#composer-text").type_text("say hello");
-    b.find("#send").click();
+    b.wait("the session", || b.try_find("#session-title"));
+    b.js(WATCH_CALLS, json!([]));
+    let send = |text: &str| {
+        b.find("#composer-text").type_text(text);
+        b.find("#send").click();
+    };
+    send("say hello");
     b.wait_text("HELLO-FROM-BASH");
     b.wait("the answer in markdown", || {
         b.js(
@@ -230,33 +245,82 @@ fn a_message_from_the_console_runs_live_and_a_command_can_be_interrupted() {
     });
     b.screenshot("session-live");
 
-    // The live view's latency: from the tool call written to it shown.
-    b.find("#composer-text").type_text("now sleep");
-    b.find("#send").click();
-    let shown = b.wait("the running command", || {
-        b.try_find(".tool-call.running").map(|_| Instant::now())
+    // A large output is folded: its preview, size, and the whole on request.
+    send("count");
+    b.wait_text("counted");
+    let folded = b.find(".folded").text();
+    assert!(folded.contains("Read the output"), "{folded}");
+    assert!(
+        b.text().contains("folded · 106.3 KB · 20000 lines"),
+        "{}",
+        b.text()
+    );
+    // Read page by page (1 000 lines a click) to the end.
+    b.find(".folded button.read").click();
+    b.wait_for("the last page", Duration::from_secs(30), || {
+        let range = b.find(".folded .range").text();
+        if range == "lines 19001–20000 of 20000" {
+            return Some(());
+        }
+        if range.starts_with("lines") {
+            b.find(".folded button.read").click();
+        }
+        None
     });
-    let requests = llm.requests().len();
-    assert!(requests >= 3, "{requests}");
+    let page = b.js(
+        "return document.querySelector('.folded pre.out').textContent",
+        json!([]),
+    );
+    let page = page.as_str().expect("text");
+    assert!(
+        page.starts_with("19001\n") && page.trim_end().ends_with("\n20000"),
+        "{page}"
+    );
+    b.screenshot("session-folded");
+
+    // A running command, a message queued behind it, the interrupt.
+    send("now sleep");
+    b.wait("the running command", || b.try_find(".tool-call.running"));
+    b.find("#composer-queue").click();
+    send("after the sleep");
+    b.wait_text("queued as");
     b.screenshot("session-running");
     b.find("#interrupt").click();
     b.wait_text("interrupted: interrupted from the web console");
+    b.wait_text("and the queued one ran");
     let printed = b.js(
         "return [...document.querySelectorAll('pre.out')].some(e => e.textContent.includes('NEVER-PRINTED'))",
         json!([]),
     );
     assert_eq!(printed, json!(false), "the command was killed");
-    b.wait("the session idle again", || {
-        let phase = b.try_find("#session-phase")?.text();
-        (phase == "idle" || phase == "interrupted").then_some(())
-    });
-    assert!(shown.elapsed() < Duration::from_secs(30));
     b.screenshot("session-interrupted");
     let h = common::history(&d, &sid);
     assert!(
         h.iter().any(|m| m["parts"][0]["type"] == "data-interrupt"),
         "the interrupt is in the durable history"
     );
+    assert_eq!(llm.requests().len(), 6);
+    // How long after its message was written each command appeared.
+    let shown = b.js("return window.shownAt", json!([]));
+    for m in &h {
+        let p = &m["parts"][0];
+        if p["type"] == "tool-bash" && p["state"] == "input-available" {
+            let written = b
+                .js(
+                    "return Date.parse(arguments[0])",
+                    json!([m["metadata"]["createdAt"]]),
+                )
+                .as_i64()
+                .expect("time");
+            let at = shown[p["toolCallId"].as_str().expect("id")].as_i64();
+            let at = at.expect("every command was shown live");
+            println!(
+                "command {} shown {} ms after it was written",
+                p["toolCallId"],
+                at - written
+            );
+        }
+    }
 }
 
 #[test]

@@ -75,11 +75,11 @@ function result(p, m, ctx) {
   const exit = failed ? "error" : `exit ${out.exitCode ?? "?"}`;
   const text = failed ? p.errorText ?? "" : out.visibleResult ?? "";
   const folded = !failed && out.contentId;
-  const size = folded ? `folded · ${bytes(out.sizeChars)} · ${lines(out.lineCount)}` : lines(text.split("\n").length);
+  const size = folded ? `folded · ${bytes(out.sizeChars)} · ${lines(out.lineCount)}` : lines(text.replace(/\n$/, "").split("\n").length);
   const body = folded ? foldedBody(out, p, m, ctx) : h("pre.out", text);
   const details = h(
     `details.tool.tool-result${failed ? ".failed" : ""}`,
-    { dataset: { call: p.toolCallId }, open: !folded && text.length < 2000 },
+    { dataset: { call: p.toolCallId }, open: folded || text.length < 2000 },
     h("summary", h("code.cmd", "$ ", p.input?.command ?? ""), " ", h("span.muted.small", `${exit} · ${size}`)),
     body,
   );
@@ -88,12 +88,33 @@ function result(p, m, ctx) {
 
 const lines = (n) => `${n} line${n === 1 ? "" : "s"}`;
 
+const PAGE_LINES = 1000;
+
+/**
+ * A folded output: its preview, then read a page of PAGE_LINES lines at a
+ * time (`content.read`) — the page holds one page, never the whole output.
+ */
 function foldedBody(out, p, m, ctx) {
-  const box = h("div.folded");
   const pre = h("pre.out", out.preview ?? "");
-  let offset = null;
+  const range = h("span.small.muted.range");
   const status = h("span.small");
-  const read = h("button.quiet.read", { on: { click: more } }, "Read the whole output");
+  let offset = -PAGE_LINES;
+  const show = async (to) => {
+    try {
+      const page = await call("content.read", { contentId: out.contentId, offset: to, limit: PAGE_LINES });
+      offset = to;
+      pre.textContent = page.content;
+      const last = Math.min(to + PAGE_LINES, page.totalLines);
+      range.textContent = `lines ${to + 1}–${last} of ${page.totalLines}`;
+      prev.disabled = to === 0;
+      next.disabled = last >= page.totalLines;
+    } catch (e) {
+      mount(status, errorBox(e));
+    }
+  };
+  const prev = h("button.quiet.prev", { disabled: true, on: { click: () => show(Math.max(offset - PAGE_LINES, 0)) } }, "← Previous");
+  const next = h("button.quiet.read", { on: { click: () => show(offset + PAGE_LINES) } }, "Read the output");
+  next.addEventListener("click", () => (next.textContent = "Next →"), { once: true });
   const unfold = h(
     "button.quiet.unfold",
     {
@@ -110,20 +131,7 @@ function foldedBody(out, p, m, ctx) {
     },
     "Unfold for the model",
   );
-  async function more() {
-    try {
-      const page = await call("content.read", { contentId: out.contentId, offset: offset ?? 0, limit: 1000 });
-      pre.textContent = (offset === null ? "" : pre.textContent) + page.content;
-      offset = (offset ?? 0) + 1000;
-      const done = offset >= page.totalLines;
-      read.textContent = done ? "All read" : `Read more (${offset} of ${page.totalLines} lines)`;
-      read.disabled = done;
-    } catch (e) {
-      mount(status, errorBox(e));
-    }
-  }
-  box.append(pre, h("div.actions", read, unfold, status));
-  return box;
+  return h("div.folded", pre, h("div.actions", prev, next, range, unfold, status));
 }
 
 function fact(kind, text, detail, more) {

@@ -50,6 +50,7 @@ export function sessionView(root, sessionId) {
   s.scroller = scroller;
   s.live = live;
   s.head = head;
+  s.status = status;
   s.refreshContext = contextPanel(side, sessionId);
 
   // Subscribed first, read second: nothing written in between is missed.
@@ -237,6 +238,9 @@ function onEvent(s, name, data) {
       }
       break;
     case "dispatch.done":
+      mount(s.status, `${p.dispatchId ?? "dispatch"} ended: ${p.status ?? "done"}`);
+      refresh(s);
+      break;
     case "session.interrupted":
     case "session.compaction.after":
       refresh(s);
