@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod console;
+
 fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort_unstable();
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
@@ -32,7 +34,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The sections of the report, each measurable alone (`--only`).
-pub const SECTIONS: &[&str] = &["hook", "wasm", "store", "context", "bash", "turn"];
+pub const SECTIONS: &[&str] = &[
+    "hook", "wasm", "store", "context", "bash", "turn", "console",
+];
 
 /// Runs every measurement, or only the `only` section.
 pub fn run(quick: bool, skills: Option<String>, only: Option<String>) -> Result<Value> {
@@ -80,7 +84,10 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
             }),
         );
     }
-    if want("hook") || want("store") || want("context") || want("bash") {
+    if ["hook", "store", "context", "bash", "console"]
+        .iter()
+        .any(|s| want(s))
+    {
         let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", tmp.display())).await?;
         let config = KernelConfig::embedded(tmp.clone(), vec![root.clone()]);
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(&tmp)?)];
@@ -102,6 +109,12 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
             data.insert(
                 "context".into(),
                 context_figures(&k, if quick { 50 } else { 500 }).await?,
+            );
+        }
+        if want("console") {
+            data.insert(
+                "console".into(),
+                console::figures(&k, if quick { 50 } else { 500 }).await?,
             );
         }
         if want("bash") {

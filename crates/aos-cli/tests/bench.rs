@@ -68,6 +68,20 @@ fn the_other_sections_report_their_figures() {
 }
 
 #[test]
+fn the_console_section_reports_its_reads_at_ten_thousand() {
+    let (ok, doc) = bench("console");
+    assert!(ok, "{doc}");
+    assert_eq!(doc["data"]["console"]["sessions"], 10_000);
+    let page = figure(&doc, "/data/console/listPageUs");
+    let search = figure(&doc, "/data/console/listSearchUs");
+    let ratio = figure(&doc, "/data/console/searchVsPage");
+    assert!((ratio - search / page).abs() < 0.02 + ratio * 0.01, "{doc}");
+    for f in ["listDeepPageUs", "historyChunkUs"] {
+        figure(&doc, &format!("/data/console/{f}"));
+    }
+}
+
+#[test]
 fn the_bash_section_reports_plain_and_sandboxed_spawns() {
     let (ok, doc) = bench("bash");
     assert!(ok, "{doc}");
@@ -84,7 +98,7 @@ fn an_unknown_section_is_refused_by_name() {
     assert!(!ok);
     let msg = doc["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        msg.contains("--only takes one of hook, wasm, store, context, bash, turn"),
+        msg.contains("--only takes one of hook, wasm, store, context, bash, turn, console"),
         "{doc}"
     );
 }
