@@ -122,22 +122,38 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// A daemon with the scripted LLM, and the browser.
-fn console(
-    replies: Vec<Reply>,
-) -> (
-    tempfile::TempDir,
-    ScriptedLlm,
-    Daemon,
-    Browser,
-    tokio::runtime::Runtime,
-) {
+/// The console under test: a browser, and a daemon with the scripted LLM
+/// (fields drop in order: the browser first, the home last).
+struct Console {
+    b: Browser,
+    d: Daemon,
+    llm: ScriptedLlm,
+    _rt: tokio::runtime::Runtime,
+    _tmp: tempfile::TempDir,
+}
+
+fn console(replies: Vec<Reply>) -> Console {
+    console_with(&common::skill_roots(), replies)
+}
+
+/// [`console`] with the skill roots `roots`.
+fn console_with(roots: &str, replies: Vec<Reply>) -> Console {
     let rt = common::runtime();
     let llm = rt.block_on(ScriptedLlm::start(replies));
     let tmp = tempfile::tempdir().expect("tmp");
-    let d = Daemon::start_with_llm(&tmp.path().join("home"), &llm.url());
-    let b = Browser::start();
-    (tmp, llm, d, b, rt)
+    let d = Daemon::launch_env(
+        &tmp.path().join("home"),
+        None,
+        roots,
+        &[("AOS_LLM_BASE_URL", &llm.url())],
+    );
+    Console {
+        b: Browser::start(),
+        d,
+        llm,
+        _rt: rt,
+        _tmp: tmp,
+    }
 }
 
 fn titled_session(d: &Daemon, title: &str) -> String {
@@ -152,7 +168,8 @@ fn titled_session(d: &Daemon, title: &str) -> String {
 
 #[test]
 fn an_operator_logs_in_finds_sessions_and_opens_one_by_link() {
-    let (_tmp, _llm, d, b, _rt) = console(Vec::new());
+    let c = console(Vec::new());
+    let (b, d) = (&c.b, &c.d);
     let nightly = titled_session(&d, "Nightly deploy");
     let other = titled_session(&d, "Refactor the parser");
 
@@ -204,6 +221,16 @@ fn an_operator_logs_in_finds_sessions_and_opens_one_by_link() {
     assert!(url.contains(&format!("session={nightly}")), "{url}");
     b.wait_text("skill loaded: aos");
     b.screenshot("session-bootstrap");
+
+    // A message from another agent arrives while the session is open.
+    let (from_agent, from_session) = common::new_session(&d);
+    let a2a = json!({"sessionId": nightly, "message": {"role": "user", "parts": [
+        {"type": "data-a2a", "data": {"mode": "silent", "fromAgentId": from_agent, "fromSessionId": from_session}},
+        {"type": "text", "text": "fyi: the build is green"}]}});
+    let (r, code) = d.call("session.append", a2a);
+    assert_eq!(code, 0, "{r}");
+    b.wait_text(&format!("a2a silent from {from_agent}"));
+    b.wait_text("fyi: the build is green");
 }
 
 /// Records when each command element appears: `window.shownAt[callId]`.
@@ -215,7 +242,7 @@ const WATCH_CALLS: &str = "window.shownAt = {}; new MutationObserver(() => {
 
 #[test]
 fn a_message_from_the_console_runs_live_and_a_command_can_be_interrupted() {
-    let (_tmp, llm, d, b, _rt) = console(vec![
+    let c = console(vec![
         Reply::bash("c1", "echo HELLO-FROM-BASH"),
         Reply::text("**All done**, said hello."),
         Reply::bash("c2", "seq 1 20000"),
@@ -223,7 +250,9 @@ fn a_message_from_the_console_runs_live_and_a_command_can_be_interrupted() {
         Reply::bash("c3", "sleep 30; echo NEVER-PRINTED"),
         // The interrupted dispatch ends at once; this answers the queued one.
         Reply::text("and the queued one ran"),
+        Reply::text("The summary of it all."),
     ]);
+    let (b, d, llm) = (&c.b, &c.d, &c.llm);
     let sid = titled_session(&d, "Live");
     b.goto(&format!("{}/ui/#token={}&session={sid}", d.url, d.token()));
     b.wait("the session", || b.try_find("#session-title"));
@@ -299,7 +328,13 @@ fn a_message_from_the_console_runs_live_and_a_command_can_be_interrupted() {
         h.iter().any(|m| m["parts"][0]["type"] == "data-interrupt"),
         "the interrupt is in the durable history"
     );
-    assert_eq!(llm.requests().len(), 6);
+    // A compaction asked for elsewhere: its marker and the summary, live.
+    let (c, code) = d.call("session.compact", json!({"sessionId": sid}));
+    assert_eq!(code, 0, "{c}");
+    b.wait_text("compacted: messages");
+    b.wait_text("The summary of it all.");
+    b.screenshot("session-compacted");
+    assert_eq!(llm.requests().len(), 7);
     // How long after its message was written each command appeared.
     let shown = b.js("return window.shownAt", json!([]));
     for m in &h {
@@ -324,36 +359,60 @@ fn a_message_from_the_console_runs_live_and_a_command_can_be_interrupted() {
 }
 
 #[test]
-fn skills_start_and_stop_and_the_log_and_system_views_show() {
-    let (_tmp, _llm, d, b, _rt) = console(Vec::new());
+fn skills_start_restart_and_stop_and_the_log_and_system_views_show() {
+    let roots = format!(
+        "{}:{}",
+        common::skill_roots(),
+        aos_testkit::broken_skills().display()
+    );
+    let c = console_with(&roots, Vec::new());
+    let (b, d) = (&c.b, &c.d);
     b.goto(&format!("{}/ui/#token={}&view=skills", d.url, d.token()));
+    // An invalid skill, with the error that makes it so.
+    let bad = b.find(r#".skill.invalid[data-skill="bad-yaml"]"#).text();
+    assert!(bad.contains("invalid"), "{bad}");
     b.find(r#".skill[data-skill="my-guard"] button.start"#)
         .click();
-    let row = r#"#service-rows tr[data-skill="my-guard"]"#;
-    b.wait("my-guard running", || {
-        b.try_find(row)?.text().contains("running").then_some(())
-    });
+    let running = || -> Vec<String> {
+        let ids = b.js(
+            "return [...document.querySelectorAll('#service-rows tr[data-skill=\"my-guard\"]')].filter(r => r.innerText.includes('running')).map(r => r.dataset.instance)",
+            json!([]),
+        );
+        serde_json::from_value(ids).unwrap_or_default()
+    };
+    let first = b.wait("my-guard running", || running().pop());
     assert!(
         b.text().contains("tool.before"),
         "its capabilities are shown"
     );
     b.screenshot("skills");
-    b.find(&format!("{row} button.stop")).click();
-    b.wait("my-guard stopped", || {
-        let running = b.js(
-            "return [...document.querySelectorAll('#service-rows tr[data-skill=\"my-guard\"]')].some(r => r.innerText.includes('running'))",
-            json!([]),
-        );
-        (running == json!(false)).then_some(())
+    let row = format!(r#"#service-rows tr[data-instance="{first}"]"#);
+    b.find(&format!("{row} button.restart")).click();
+    let second = b.wait("my-guard restarted", || {
+        running().into_iter().find(|i| *i != first)
     });
+    assert!(!running().contains(&first), "the first instance stopped");
+    let row = format!(r#"#service-rows tr[data-instance="{second}"]"#);
+    b.find(&format!("{row} button.stop")).click();
+    b.wait("my-guard stopped", || running().is_empty().then_some(()));
     let (v, _) = d.call(
         "service.list",
         json!({"skillName": "my-guard", "state": "running"}),
     );
     assert_eq!(v["data"]["services"], json!([]), "{v}");
 
+    // The RuntimeLog, filtered by op.
     b.goto(&format!("{}/ui/#view=log", d.url));
     b.wait_text("skill.start");
+    b.find("#log-op").type_text("skill.stop\u{E007}"); // Enter submits
+    b.wait("only skill.stop entries", || {
+        let ops = b.js(
+            "return [...document.querySelectorAll('#log-rows tr')].map(r => r.children[2]?.innerText)",
+            json!([]),
+        );
+        let ops: Vec<String> = serde_json::from_value(ops).ok()?;
+        (ops.len() == 2 && ops.iter().all(|o| o == "skill.stop")).then_some(())
+    });
     b.screenshot("runtime-log");
     b.goto(&format!("{}/ui/#view=system", d.url));
     b.wait("the AOSCB in its editor", || {
@@ -369,7 +428,8 @@ fn skills_start_and_stop_and_the_log_and_system_views_show() {
 
 #[test]
 fn a_session_of_ten_thousand_messages_opens_at_its_end_and_scrolls() {
-    let (_tmp, _llm, d, b, _rt) = console(Vec::new());
+    let c = console(Vec::new());
+    let (b, d) = (&c.b, &c.d);
     let sid = titled_session(&d, "Ten thousand");
     let start = d.ok(&["session", "get", &sid])["data"]["lastMessageSeq"]
         .as_i64()
@@ -383,7 +443,7 @@ fn a_session_of_ten_thousand_messages_opens_at_its_end_and_scrolls() {
     });
     let open_ms = opened.elapsed().as_millis();
     let count = |b: &Browser| b.js("return document.querySelectorAll('.msg').length", json!([]));
-    let rendered = count(&b).as_u64().expect("count");
+    let rendered = count(b).as_u64().expect("count");
     assert!(
         rendered < 400,
         "only what is near the viewport is rendered: {rendered}"
@@ -398,7 +458,7 @@ fn a_session_of_ten_thousand_messages_opens_at_its_end_and_scrolls() {
         );
         b.text().contains("line number 1.").then_some(())
     });
-    let rendered = count(&b).as_u64().expect("count");
+    let rendered = count(b).as_u64().expect("count");
     assert!(
         rendered < 400,
         "still bounded after scrolling through: {rendered}"

@@ -17,6 +17,7 @@ export function renderMessage(m, ctx) {
     h(
       "header.msg-head",
       h("span.who", who),
+      meta.summary ? h("span.pill.pill-service", "summary") : null,
       meta.fromAgentId ? h("span.muted.small", ` from ${meta.fromAgentId}`) : null,
       h("span.seq.muted.small", `#${meta.seq}`),
       h("time.muted.small", { datetime: meta.createdAt ?? "" }, (meta.createdAt ?? "").slice(11, 19)),
@@ -43,7 +44,7 @@ function renderPart(p, m, ctx) {
       return fact(
         "compaction",
         `compacted: messages ${p.data?.fromSeq ?? "?"}–${p.data?.toSeq ?? "?"}`,
-        p.data?.mode,
+        p.data?.auto ? (p.data?.overflow ? "automatic, context overflow" : "automatic") : "asked",
       );
     case "data-interrupt":
       return fact("interrupt", `interrupted: ${p.data?.reason ?? ""}`);
