@@ -170,8 +170,8 @@ fn titled_session(d: &Daemon, title: &str) -> String {
 fn an_operator_logs_in_finds_sessions_and_opens_one_by_link() {
     let c = console(Vec::new());
     let (b, d) = (&c.b, &c.d);
-    let nightly = titled_session(&d, "Nightly deploy");
-    let other = titled_session(&d, "Refactor the parser");
+    let nightly = titled_session(d, "Nightly deploy");
+    let other = titled_session(d, "Refactor the parser");
 
     // A wrong token in the fragment: the form, with the error.
     b.goto(&format!("{}/ui/#token=not-the-token", d.url));
@@ -223,7 +223,7 @@ fn an_operator_logs_in_finds_sessions_and_opens_one_by_link() {
     b.screenshot("session-bootstrap");
 
     // A message from another agent arrives while the session is open.
-    let (from_agent, from_session) = common::new_session(&d);
+    let (from_agent, from_session) = common::new_session(d);
     let a2a = json!({"sessionId": nightly, "message": {"role": "user", "parts": [
         {"type": "data-a2a", "data": {"mode": "silent", "fromAgentId": from_agent, "fromSessionId": from_session}},
         {"type": "text", "text": "fyi: the build is green"}]}});
@@ -253,7 +253,7 @@ fn a_message_from_the_console_runs_live_and_a_command_can_be_interrupted() {
         Reply::text("The summary of it all."),
     ]);
     let (b, d, llm) = (&c.b, &c.d, &c.llm);
-    let sid = titled_session(&d, "Live");
+    let sid = titled_session(d, "Live");
     b.goto(&format!("{}/ui/#token={}&session={sid}", d.url, d.token()));
     b.wait("the session", || b.try_find("#session-title"));
     b.js(WATCH_CALLS, json!([]));
@@ -323,7 +323,7 @@ fn a_message_from_the_console_runs_live_and_a_command_can_be_interrupted() {
     );
     assert_eq!(printed, json!(false), "the command was killed");
     b.screenshot("session-interrupted");
-    let h = common::history(&d, &sid);
+    let h = common::history(d, &sid);
     assert!(
         h.iter().any(|m| m["parts"][0]["type"] == "data-interrupt"),
         "the interrupt is in the durable history"
@@ -430,11 +430,11 @@ fn skills_start_restart_and_stop_and_the_log_and_system_views_show() {
 fn a_session_of_ten_thousand_messages_opens_at_its_end_and_scrolls() {
     let c = console(Vec::new());
     let (b, d) = (&c.b, &c.d);
-    let sid = titled_session(&d, "Ten thousand");
+    let sid = titled_session(d, "Ten thousand");
     let start = d.ok(&["session", "get", &sid])["data"]["lastMessageSeq"]
         .as_i64()
         .expect("seq");
-    append_many(&d, &sid, 10_000);
+    append_many(d, &sid, 10_000);
     let last = start + 10_000;
     let opened = Instant::now();
     b.goto(&format!("{}/ui/#token={}&session={sid}", d.url, d.token()));
