@@ -43,10 +43,11 @@ pub fn run(quick: bool, skills: Option<String>, only: Option<String>) -> Result<
     if let Some(o) = &only
         && !SECTIONS.contains(&o.as_str())
     {
-        return Err(anyhow!(
+        return Err(crate::exit::Usage(format!(
             "--only takes one of {}, not {o:?}",
             SECTIONS.join(", ")
-        ));
+        ))
+        .into());
     }
     let root = std::path::absolute(skills.unwrap_or_else(|| "./skills".into()))?;
     let guard = root.join("my-guard/service.wasm");

@@ -2,6 +2,7 @@
 //! `AOS_API_TOKEN`, else the local `$AOS_HOME/daemon.json`) and posts syscalls.
 
 use crate::config::{DaemonFile, default_home};
+use crate::exit::Unreachable;
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 use std::time::Duration;
@@ -28,16 +29,19 @@ impl Client {
         }
         let home = default_home();
         let file = DaemonFile::read(&home).with_context(|| {
-            format!(
+            Unreachable(format!(
                 "no daemon found: set AOS_API_URL and AOS_API_TOKEN, or start one with `aos daemon start` (looked for {}/daemon.json)",
                 home.display()
-            )
+            ))
         })?;
         let token = match env_token {
             Some(t) => t,
             None => std::fs::read_to_string(&file.token_file)
                 .with_context(|| {
-                    format!("cannot read the token file {}", file.token_file.display())
+                    Unreachable(format!(
+                        "cannot read the token file {}",
+                        file.token_file.display()
+                    ))
                 })?
                 .trim()
                 .to_string(),
@@ -86,15 +90,17 @@ impl Client {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
             Err(e) => {
-                return Err(Dropped(anyhow!(
+                return Err(Dropped(anyhow::Error::new(Unreachable(format!(
                     "cannot reach the daemon at {}: {e}",
                     self.url
-                )));
+                )))));
             }
         };
-        let text = response
-            .into_string()
-            .map_err(|e| Dropped(anyhow!("reading the daemon's answer: {e}")))?;
+        let text = response.into_string().map_err(|e| {
+            Dropped(anyhow::Error::new(Unreachable(format!(
+                "reading the daemon's answer: {e}"
+            ))))
+        })?;
         serde_json::from_str(&text)
             .map_err(|_| Dropped(anyhow!("the daemon answered non-JSON: {text}")))
     }
@@ -116,7 +122,7 @@ impl Client {
             .get(&url)
             .set("Authorization", &format!("Bearer {}", self.token))
             .call()
-            .map_err(|e| anyhow!("cannot follow the session: {e}"))?;
+            .map_err(|e| Unreachable(format!("cannot follow the session: {e}")))?;
         Ok(Box::new(resp.into_reader()))
     }
 }

@@ -6,6 +6,7 @@ use crate::cli::{
 };
 use crate::client::Client;
 use crate::daemon;
+use crate::exit::{Unreachable, Usage};
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 use std::io::{Read, Write};
@@ -16,10 +17,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let pretty = cli.pretty;
     let (doc, ok) = match cli.command {
         Command::Daemon(DaemonCmd::Start(args)) if !args.detach => {
-            daemon::start_foreground(&args)?;
+            daemon::start_foreground(&args).map_err(not_started)?;
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Daemon(DaemonCmd::Start(args)) => (daemon::start_detached(&args)?, true),
+        Command::Daemon(DaemonCmd::Start(args)) => {
+            (daemon::start_detached(&args).map_err(not_started)?, true)
+        }
         Command::Daemon(DaemonCmd::Stop { home }) => daemon::stop(home)?,
         Command::Daemon(DaemonCmd::Status { home }) => daemon::status(home),
         Command::Skill(SkillCmd::New { name, template }) => {
@@ -111,6 +114,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
+/// A daemon start that failed: exit status 3, the cause kept.
+fn not_started(e: anyhow::Error) -> anyhow::Error {
+    e.context(Unreachable("the daemon could not start".into()))
+}
+
 fn print(doc: &Value, pretty: bool) {
     let text = if pretty {
         serde_json::to_string_pretty(doc).unwrap_or_default()
@@ -127,7 +135,7 @@ fn json_arg(flag: &str, v: Option<String>) -> Result<Value> {
     match v {
         None => Ok(Value::Null),
         Some(text) => serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{flag} is not valid JSON: {e}")),
+            .map_err(|e| Usage(format!("{flag} is not valid JSON: {e}")).into()),
     }
 }
 
@@ -180,7 +188,9 @@ fn session_or_env(session: Option<String>) -> Result<String> {
             .filter(|s| !s.is_empty())
     }) {
         Some(s) => Ok(s),
-        None => bail!("give --session ID (or run inside a session, where AOS_SESSION_ID is set)"),
+        None => Err(Usage(
+            "give --session ID (or run inside a session, where AOS_SESSION_ID is set)".into(),
+        ))?,
     }
 }
 
@@ -231,7 +241,8 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
             } => {
                 let config = match config {
                     Some(c) => Some(
-                        serde_json::from_str::<Value>(&c).context("--config is not valid JSON")?,
+                        serde_json::from_str::<Value>(&c)
+                            .map_err(|e| Usage(format!("--config is not valid JSON: {e}")))?,
                     ),
                     None => None,
                 };
@@ -299,8 +310,12 @@ fn payload_params(payload: Option<String>) -> Result<Map<String, Value>> {
         }
         Some(s) => s.to_string(),
     };
-    match serde_json::from_str::<Value>(&text).context("--payload is not valid JSON")? {
+    let payload = serde_json::from_str::<Value>(&text)
+        .map_err(|e| Usage(format!("--payload is not valid JSON: {e}")))?;
+    match payload {
         Value::Object(m) => Ok(m),
-        _ => bail!("--payload must be a JSON object, e.g. '{{\"agentId\":\"ag_…\"}}'"),
+        _ => Err(Usage(
+            "--payload must be a JSON object, e.g. '{\"agentId\":\"ag_…\"}'".into(),
+        ))?,
     }
 }

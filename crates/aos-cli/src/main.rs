@@ -1,8 +1,8 @@
 //! `aos`: the AgentOS daemon and its command-line client in one binary.
 //!
 //! Data goes to stdout as one JSON document; logs go to stderr. Exit status:
-//! 0 success, 1 the syscall failed (`ok: false`), 2 bad usage, 3 no daemon
-//! reachable or the daemon could not start.
+//! 0 success, 1 the command failed (a syscall answered `ok: false`), 2 bad
+//! usage, 3 no daemon reachable or the daemon could not start ([`exit`]).
 
 mod bench;
 mod cli;
@@ -11,6 +11,7 @@ mod commands;
 mod config;
 mod converse;
 mod daemon;
+mod exit;
 mod harness;
 mod scaffold;
 
@@ -26,12 +27,13 @@ fn main() -> ExitCode {
                 println!("{doc}");
                 return ExitCode::from(1);
             }
+            let exit = exit::Exit::of(&e);
             let doc = serde_json::json!({
                 "ok": false,
-                "error": { "code": "cli.error", "message": format!("{e:#}") },
+                "error": { "code": exit.code(), "message": format!("{e:#}") },
             });
             println!("{doc}");
-            ExitCode::from(3)
+            exit.into()
         }
     }
 }

@@ -87,30 +87,10 @@ pub struct HookEngine {
 /// abandons the call (the runtime's own deadline normally fires first).
 const GRACE: Duration = Duration::from_millis(250);
 
-tokio::task_local! {
-    /// How many event handlers deep the running code is: 0 for a request,
-    /// 1 inside a handler of an event a request caused, and so on.
-    static EVENT_DEPTH: u32;
-}
-
-/// Event handlers an event may be delivered through in a chain: a handler
-/// whose writes cause events (which cause its writes…) stops here.
-pub const MAX_EVENT_DEPTH: u32 = 8;
-
 /// Events one service may have handed to it and not yet handled.
 pub const MAX_QUEUED_EVENTS: u32 = 256;
 
-/// The event depth of the running code ([`MAX_EVENT_DEPTH`]).
-pub fn event_depth() -> u32 {
-    EVENT_DEPTH.try_with(|d| *d).unwrap_or(0)
-}
-
-/// Runs `f` at event depth `depth` (a runtime whose service makes its
-/// syscalls in a task of their own carries the depth of the event it
-/// handles over).
-pub async fn at_event_depth<F: std::future::Future>(depth: u32, f: F) -> F::Output {
-    EVENT_DEPTH.scope(depth, f).await
-}
+pub use aos_extension::{MAX_EVENT_DEPTH, at_event_depth, event_depth};
 
 /// Largest output a handler may give back, in bytes of JSON: the largest
 /// request body (8 MiB); an op may hold its data to less.
@@ -304,7 +284,7 @@ impl HookEngine {
                 }
                 let engine = self.clone();
                 let (name, text) = (name.to_string(), text.clone());
-                tokio::spawn(EVENT_DEPTH.scope(depth, async move {
+                tokio::spawn(at_event_depth(depth, async move {
                     let call = h.instance.on_event(name.clone(), text, h.timeout);
                     let result = bounded(&h, call).await;
                     h.events_queued.fetch_sub(1, Ordering::Relaxed);

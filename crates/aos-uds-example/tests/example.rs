@@ -2,7 +2,7 @@
 //! a syscall from inside a hook, events, commands and its exit status, on
 //! a real kernel over a real socket.
 
-#[path = "../../aos-uds-shim/tests/common/mod.rs"]
+#[path = "../../../tests/uds/common/mod.rs"]
 mod common;
 
 use common::Env;

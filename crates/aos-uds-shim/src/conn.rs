@@ -7,7 +7,7 @@ use crate::UdsConfig;
 use crate::frame::{Frame, FrameReader};
 use crate::process;
 use crate::protocol::{self, Incoming, codes};
-use aos_kernel::services::{CallFault, Registration, SyscallPort};
+use aos_extension::{CallFault, Registration, SyscallPort};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -103,7 +103,7 @@ impl Conn {
     pub(crate) fn event_sent(&self) {
         if let Ok(mut e) = self.last_event.lock() {
             *e = (
-                aos_kernel::hooks::event_depth(),
+                aos_extension::event_depth(),
                 Some(std::time::Instant::now()),
             );
         }
@@ -253,7 +253,7 @@ impl Conn {
                     };
                     let conn = self.clone();
                     let depth = self.event_depth();
-                    tokio::spawn(aos_kernel::hooks::at_event_depth(depth, async move {
+                    tokio::spawn(aos_extension::at_event_depth(depth, async move {
                         conn.syscall(id, params).await;
                         drop(permit);
                     }));

@@ -6,7 +6,7 @@ use crate::UdsConfig;
 use crate::conn::Conn;
 use crate::process::{self, Launch};
 use crate::protocol;
-use aos_kernel::services::{
+use aos_extension::{
     AdmitReply, CallFault, HookInput, InvokeReply, Registration, ServiceDriver, ServiceInstance,
     ServiceOwner, ServiceStart,
 };

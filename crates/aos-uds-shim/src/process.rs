@@ -4,7 +4,7 @@
 //! line length and a rate, and everything it started killed.
 
 use crate::frame::{Frame, FrameReader};
-use aos_kernel::services::{LINES_PER_SECOND, LogRate};
+use aos_extension::{LINES_PER_SECOND, LogRate};
 use aos_sandbox::{Cgroups, Child, Confinement, Joiner, SpawnSpec};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;

@@ -2,7 +2,7 @@
 //! (`docs/legacy-services.md`). Parsing what a service sends, and reading
 //! its answers in every shape the original project's services use.
 
-use aos_kernel::services::{AdmitReply, InvokeReply, Registration};
+use aos_extension::{AdmitReply, InvokeReply, Registration};
 use serde_json::{Map, Value, json};
 
 /// JSON-RPC error codes the shim answers with.

@@ -7,7 +7,7 @@
 //! skill's data directory for the instance's owner); inside a preopen, WASI
 //! (cap-std) refuses any path, symlinks included, that leads out of it.
 
-use aos_kernel::services::{ServiceOwner, SyscallPort};
+use aos_extension::{ServiceOwner, SyscallPort};
 use aos_manifest::{FsMode, NetProtocol, SkillManifest};
 use std::collections::HashSet;
 use std::net::SocketAddr;

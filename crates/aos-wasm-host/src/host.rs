@@ -5,7 +5,7 @@ use crate::cache::{self, DiskCache, Origin};
 use crate::instance::{InstanceSpec, WasmService};
 use crate::state::HostState;
 use crate::world::{self, Pre};
-use aos_kernel::services::{ServiceDriver, ServiceInstance, ServiceStart};
+use aos_extension::{ServiceDriver, ServiceInstance, ServiceStart};
 use aos_manifest::ServiceKind;
 use futures::future::BoxFuture;
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 use crate::host::TICK;
 use crate::state::HostState;
 use crate::world::{Call, Exports, HookCall, Pre, Reply};
-use aos_kernel::services::{
+use aos_extension::{
     AdmitReply, CallFault, HookInput, InvokeReply, Registration, ServiceInstance, ServiceStart,
 };
 use futures::future::BoxFuture;
@@ -301,7 +301,7 @@ async fn bounded<T>(
     timeout: Duration,
     call: impl std::future::Future<Output = wasmtime::Result<T>>,
 ) -> wasmtime::Result<T> {
-    aos_kernel::services::within(timeout + WALL_SLACK, call)
+    aos_extension::within(timeout + WALL_SLACK, call)
         .await
         .unwrap_or_else(|| Err(wasmtime::Error::new(Trap::Interrupt)))
 }

@@ -18,7 +18,7 @@
 //!   then re-created from its pre-instantiation before the next call.
 //!
 //! [`WasmHost`] implements the kernel's
-//! [`ServiceDriver`](aos_kernel::services::ServiceDriver).
+//! [`ServiceDriver`](aos_extension::ServiceDriver).
 
 mod budget;
 mod cache;

@@ -2,7 +2,7 @@
 //! every version of the world (each version's module converts its types).
 
 use crate::budget::Budget;
-use aos_kernel::services::{HookInput, LogRate, SyscallPort};
+use aos_extension::{HookInput, LogRate, SyscallPort};
 use aos_types::{Data, ErrorCode, SyscallError};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -107,7 +107,7 @@ impl HostState {
 
     /// The `log` import of every version: one line to the daemon's logs,
     /// with the skill's name, cut at [`MAX_LOG_LINE`] bytes, within the
-    /// service's rate ([`aos_kernel::services::LINES_PER_SECOND`]).
+    /// service's rate ([`aos_extension::LINES_PER_SECOND`]).
     pub(crate) fn log(&mut self, level: tracing::Level, mut message: String) {
         let logged = self.log_rate.admit();
         if let Some((dropped, _)) = self.log_rate.report() {

@@ -19,7 +19,7 @@ mod generated {
 
 use crate::state::HostState;
 use crate::world::{Call, Reply};
-use aos_kernel::services::{AdmitReply, InvokeReply, Registration, ServiceOwner};
+use aos_extension::{AdmitReply, InvokeReply, Registration, ServiceOwner};
 use generated::aos::kernel::{log, syscall, types};
 pub(crate) use generated::{SkillService, SkillServicePre};
 use wasmtime::Store;

@@ -44,7 +44,7 @@ mod direct {
 
 use crate::state::HostState;
 use crate::world::{Call, Reply};
-use aos_kernel::services::{AdmitReply, InvokeReply, Registration, ServiceOwner};
+use aos_extension::{AdmitReply, InvokeReply, Registration, ServiceOwner};
 pub(crate) use direct::SkillService as DirectService;
 use generated::aos::kernel::{hook, log, syscall, types};
 pub(crate) use generated::{SkillService, SkillServicePre};

@@ -7,7 +7,7 @@
 
 use crate::state::HostState;
 use crate::{v0_1, v0_2};
-use aos_kernel::services::{AdmitReply, HookInput, InvokeReply, Registration, ServiceOwner};
+use aos_extension::{AdmitReply, HookInput, InvokeReply, Registration, ServiceOwner};
 use wasmtime::component::{InstancePre, Linker};
 use wasmtime::{Engine, Store};
 

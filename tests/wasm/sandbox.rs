@@ -334,7 +334,7 @@ async fn only_listed_environment_variables_are_visible() {
     })
     .await;
     let r = e.invoke("env", &["env", "CARGO_PKG_NAME"]).await;
-    assert_eq!((exit(&r), stdout(&r)), (0, "aos-wasm-host"), "{r}");
+    assert_eq!((exit(&r), stdout(&r)), (0, env!("CARGO_PKG_NAME")), "{r}");
     for hidden in ["CARGO_MANIFEST_DIR", "PATH", "HOME"] {
         let r = e.invoke("env", &["env", hidden]).await;
         assert_eq!(exit(&r), 1, "{hidden} must not leak: {r}");
