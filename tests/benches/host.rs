@@ -12,6 +12,7 @@ use aos_kernel::hooks::HookScope;
 use aos_kernel::services::ServiceDriver;
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_types::Request;
+use aos_types::hook;
 use aos_wasm_host::{WasmHost, WasmHostConfig};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
@@ -120,7 +121,7 @@ fn admit_bench<'a>(
     move |b| {
         b.to_async(rt).iter(|| async {
             k.hooks()
-                .admit("tool.before", scope, input.clone(), output.clone())
+                .admit(hook::TOOL_BEFORE, scope, input.clone(), output.clone())
                 .await
                 .expect("allow")
         });

@@ -3,6 +3,7 @@
 
 mod common;
 
+use aos_types::hook;
 use common::{Env, alive, wait_gone};
 use serde_json::json;
 use std::path::Path;
@@ -96,7 +97,7 @@ async fn garbage_lines_are_answered_with_errors_and_the_service_keeps_serving() 
     for _ in 0..3 {
         let out = e
             .admit(
-                "tool.before",
+                hook::TOOL_BEFORE,
                 (&agent, &sid),
                 json!({"args": {"command": "ls"}}),
             )
@@ -112,7 +113,7 @@ async fn garbage_lines_are_answered_with_errors_and_the_service_keeps_serving() 
     for _ in 0..3 {
         let _ = e
             .admit(
-                "tool.before",
+                hook::TOOL_BEFORE,
                 (&agent, &sid),
                 json!({"args": {"command": "ls"}}),
             )
@@ -152,7 +153,7 @@ async fn an_answer_with_a_wrong_id_or_after_the_deadline_is_dropped() {
     let t = Instant::now();
     let err = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "ls"}}),
         )
@@ -175,7 +176,7 @@ async fn an_answer_with_a_wrong_id_or_after_the_deadline_is_dropped() {
     let (agent, sid) = e.session().await;
     let err = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "ls"}}),
         )
@@ -186,7 +187,7 @@ async fn an_answer_with_a_wrong_id_or_after_the_deadline_is_dropped() {
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     let out = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "ls"}}),
         )
@@ -219,7 +220,7 @@ async fn a_service_that_forks_and_dies_leaves_nothing_running() {
     let (agent, sid) = e.session().await;
     assert!(
         e.admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "ls"}})
         )
@@ -238,7 +239,7 @@ async fn a_service_exiting_during_a_hook_fails_the_call_at_once() {
     let t = Instant::now();
     let err = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "ls"}}),
         )
@@ -286,7 +287,7 @@ async fn restart_on_failure_starts_a_successor_up_to_the_limit() {
     for restarts in 1..=2 {
         let _ = e
             .admit(
-                "tool.before",
+                hook::TOOL_BEFORE,
                 (&agent, &sid),
                 json!({"args": {"command": "ls"}}),
             )
@@ -309,7 +310,7 @@ async fn restart_on_failure_starts_a_successor_up_to_the_limit() {
     // The third crash is past maxRestarts: nothing runs.
     let _ = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "ls"}}),
         )
@@ -443,7 +444,7 @@ async fn output_without_newlines_is_dropped_not_kept() {
     let mut answered = false;
     for _ in 0..100 {
         if e.admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "ls"}}),
         )

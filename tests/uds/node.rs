@@ -3,6 +3,7 @@
 
 mod common;
 
+use aos_types::hook;
 use common::Env;
 use serde_json::json;
 
@@ -47,7 +48,7 @@ async fn a_node_service_guards_like_a_python_one() {
     let (agent, sid) = e.session().await;
     let err = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "rm -rf /"}}),
         )
@@ -56,7 +57,7 @@ async fn a_node_service_guards_like_a_python_one() {
     assert!(err.message.contains("blocked by node"), "{}", err.message);
     let ok = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "ls"}}),
         )

@@ -6,6 +6,7 @@
 mod common;
 
 use aos_testkit::{Reply, ScriptedLlm};
+use aos_types::hook;
 use common::{Env, SEED_MY_GUARD, python, quick};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -100,7 +101,7 @@ async fn hooks_syscalls_events_and_commands() {
 
     // A syscall from inside the hook, with the skill's own grant.
     let out = e
-        .admit("tool.before", s, json!({"args": {"command": "#title"}}))
+        .admit(hook::TOOL_BEFORE, s, json!({"args": {"command": "#title"}}))
         .await;
     assert_eq!(
         out.ok(),
@@ -108,7 +109,11 @@ async fn hooks_syscalls_events_and_commands() {
     );
     // One it was not granted: the service sees the denial, naming the fix.
     let err = e
-        .admit("tool.before", s, json!({"args": {"command": "#denied"}}))
+        .admit(
+            hook::TOOL_BEFORE,
+            s,
+            json!({"args": {"command": "#denied"}}),
+        )
         .await;
     let err = err.expect_err("rejected");
     assert_eq!(err.code.as_str(), "hook.rejected");
@@ -120,12 +125,12 @@ async fn hooks_syscalls_events_and_commands() {
     );
     // `None` allows unchanged.
     let out = e
-        .admit("tool.before", s, json!({"args": {"command": "ls"}}))
+        .admit(hook::TOOL_BEFORE, s, json!({"args": {"command": "ls"}}))
         .await;
     assert_eq!(out.ok(), Some(json!({"args": {"command": "ls"}})));
     // A handler that raises fails the admission.
     let err = e
-        .admit("tool.before", s, json!({"args": {"command": "#raise"}}))
+        .admit(hook::TOOL_BEFORE, s, json!({"args": {"command": "#raise"}}))
         .await;
     assert!(err.expect_err("raised").message.contains("asked to fail"));
 
@@ -187,7 +192,7 @@ async fn kill_9_mid_hook_fails_the_call_and_marks_the_service_error() {
     let started = std::time::Instant::now();
     let err = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "#sleep 30"}}),
         )
@@ -210,7 +215,7 @@ async fn kill_9_mid_hook_fails_the_call_and_marks_the_service_error() {
     // Its hooks are gone: the operation is no longer gated by it.
     let out = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "#raise"}}),
         )
@@ -278,7 +283,7 @@ async fn a_crash_is_announced_as_service_error_to_subscribers() {
     // py-svc answers first (same level, earlier registration) and allows.
     let err = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "ls"}}),
         )
@@ -329,7 +334,7 @@ async fn the_seed_skill_runs_unchanged_and_is_told_what_to_declare() {
     let (agent, sid) = e.session().await;
     let r = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "rm -rf / --no-preserve-root"}}),
         )

@@ -5,6 +5,7 @@
 
 mod common;
 
+use aos_types::hook;
 use common::{Env, guest, skill};
 use serde_json::{Value, json};
 
@@ -69,17 +70,27 @@ async fn a_direct_component_answers_every_kind_of_call() {
 
     // Writes to stdout and stderr on the way (synchronous WASI streams).
     let v = e
-        .admit("tool.before", Some(&agent), Some(&session), act("allow"))
+        .admit(
+            hook::TOOL_BEFORE,
+            Some(&agent),
+            Some(&session),
+            act("allow"),
+        )
         .await
         .expect("allowed");
     assert_eq!(v, act("allow"));
     let err = e
-        .admit("tool.before", None, None, act("reject"))
+        .admit(hook::TOOL_BEFORE, None, None, act("reject"))
         .await
         .expect_err("rejected");
     assert!(err.message.contains("rejected directly"), "{}", err.message);
     let v = e
-        .admit("tool.before", Some(&agent), Some(&session), act("input"))
+        .admit(
+            hook::TOOL_BEFORE,
+            Some(&agent),
+            Some(&session),
+            act("input"),
+        )
         .await
         .expect("rewritten");
     assert_eq!(
@@ -88,7 +99,7 @@ async fn a_direct_component_answers_every_kind_of_call() {
     );
 
     let v = e
-        .transform("tool.after", None, None, json!({"result": 1}))
+        .transform(hook::TOOL_AFTER, None, None, json!({"result": 1}))
         .await;
     assert_eq!(v, json!({"result": 1, "direct": true}));
 
@@ -123,12 +134,12 @@ async fn a_direct_component_that_traps_spins_or_hoards_is_contained_and_revived(
     let id = e.start("direct", "system", json!({})).await;
     for (what, says) in [("trap", "trap"), ("loop", "deadline"), ("bomb", "memory")] {
         let err = e
-            .admit("tool.before", None, None, act(what))
+            .admit(hook::TOOL_BEFORE, None, None, act(what))
             .await
             .expect_err(what);
         assert!(err.message.contains(says), "{what}: {}", err.message);
         // The next call runs on a fresh instance.
-        e.admit("tool.before", None, None, act("allow"))
+        e.admit(hook::TOOL_BEFORE, None, None, act("allow"))
             .await
             .unwrap_or_else(|err| panic!("after {what}: {}", err.message));
     }
@@ -147,7 +158,7 @@ async fn a_call_that_finds_the_direct_instance_busy_waits_its_turn() {
         tokio::spawn(async move {
             let scope = aos_kernel::hooks::HookScope::default();
             k.hooks()
-                .admit("tool.before", scope, &json!({}), act("loop"))
+                .admit(hook::TOOL_BEFORE, scope, &json!({}), act("loop"))
                 .await
         })
     };
@@ -155,7 +166,7 @@ async fn a_call_that_finds_the_direct_instance_busy_waits_its_turn() {
     // ... the next one cannot run at once: it waits for the instance, which
     // the deadline frees (and revives), and is then answered.
     let v = e
-        .admit("tool.before", None, None, act("allow"))
+        .admit(hook::TOOL_BEFORE, None, None, act("allow"))
         .await
         .expect("answered after the spinning call");
     assert_eq!(v, act("allow"));

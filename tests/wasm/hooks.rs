@@ -4,6 +4,7 @@
 
 mod common;
 
+use aos_types::hook;
 use common::{Env, guest};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ async fn admission_allows_rewrites_and_rejects() {
     let e = env().await;
     let out = json!({"args": {"command": "ls"}});
     assert_eq!(
-        e.admit("tool.before", None, None, out.clone())
+        e.admit(hook::TOOL_BEFORE, None, None, out.clone())
             .await
             .expect("no handler: allowed"),
         out
@@ -38,14 +39,14 @@ async fn admission_allows_rewrites_and_rejects() {
         )
         .await;
     let v = e
-        .admit("tool.before", None, None, out.clone())
+        .admit(hook::TOOL_BEFORE, None, None, out.clone())
         .await
         .expect("allowed");
     assert_eq!(v["rewrittenBy"], "G");
     assert_eq!(v["args"]["command"], "ls", "the rest of the output is kept");
     e.ok(json!({"op": "skill.stop", "instanceId": id})).await;
     assert_eq!(
-        e.admit("tool.before", None, None, out.clone())
+        e.admit(hook::TOOL_BEFORE, None, None, out.clone())
             .await
             .expect("stopped"),
         out
@@ -58,7 +59,7 @@ async fn admission_allows_rewrites_and_rejects() {
     )
     .await;
     let err = e
-        .admit("tool.before", None, None, out.clone())
+        .admit(hook::TOOL_BEFORE, None, None, out.clone())
         .await
         .expect_err("rejected");
     assert_eq!(err.code.as_str(), "hook.rejected");
@@ -82,14 +83,15 @@ async fn failing_handlers_follow_the_rules_of_their_kind() {
         .await;
     // Admission: a trap rejects the operation.
     let err = e
-        .admit("tool.before", None, None, json!({}))
+        .admit(hook::TOOL_BEFORE, None, None, json!({}))
         .await
         .expect_err("rejected");
     assert!(err.message.contains("handler failed"), "{}", err.message);
     // Transform: an error passes the data through unchanged.
     let data = json!({"result": "raw"});
     assert_eq!(
-        e.transform("tool.after", None, None, data.clone()).await,
+        e.transform(hook::TOOL_AFTER, None, None, data.clone())
+            .await,
         data
     );
     let failures = e.log("hook.failed").await;
@@ -110,7 +112,7 @@ async fn a_handler_past_its_deadline_is_interrupted() {
         .await;
     let t = Instant::now();
     let err = e
-        .admit("tool.before", None, None, json!({}))
+        .admit(hook::TOOL_BEFORE, None, None, json!({}))
         .await
         .expect_err("timed out");
     assert!(
@@ -120,7 +122,7 @@ async fn a_handler_past_its_deadline_is_interrupted() {
     );
     assert!(err.message.contains("deadline"), "{}", err.message);
     // The instance is revived for the next call.
-    e.admit("compute.before", None, None, json!({}))
+    e.admit(hook::COMPUTE_BEFORE, None, None, json!({}))
         .await
         .expect("the service answers again");
     assert_eq!(e.service(&id).await["state"], "running");
@@ -138,13 +140,13 @@ async fn handlers_run_system_then_agent_then_session_within_scope() {
     e.start("g", "system", cfg("S1")).await;
     e.start("h", "system", cfg("S2")).await;
     let v = e
-        .admit("tool.before", Some(&agent), Some(&session), json!({}))
+        .admit(hook::TOOL_BEFORE, Some(&agent), Some(&session), json!({}))
         .await
         .expect("allowed");
     assert_eq!(v["trail"], json!(["S1", "S2", "A", "E"]));
     let v = e
         .transform(
-            "session.system.transform",
+            hook::SESSION_SYSTEM_TRANSFORM,
             Some(&agent),
             Some(&session),
             json!({}),
@@ -162,7 +164,7 @@ async fn handlers_run_system_then_agent_then_session_within_scope() {
         .clone();
     let v = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             other_agent.as_str(),
             Some(&other_session),
             json!({}),
@@ -183,7 +185,7 @@ async fn the_most_specific_engine_wins_an_algorithm_hook() {
         .await;
     let v = e
         .transform(
-            "context.assemble",
+            hook::CONTEXT_ASSEMBLE,
             Some(&agent),
             Some(&session),
             json!({"messages": []}),
@@ -196,7 +198,7 @@ async fn the_most_specific_engine_wins_an_algorithm_hook() {
     );
     let v = e
         .transform(
-            "context.assemble",
+            hook::CONTEXT_ASSEMBLE,
             Some(&other_agent),
             Some(&other_session),
             json!({"messages": []}),
@@ -279,7 +281,7 @@ async fn repeated_failures_put_a_service_in_error() {
         )
         .await;
     for _ in 0..3 {
-        e.admit("tool.before", None, None, json!({}))
+        e.admit(hook::TOOL_BEFORE, None, None, json!({}))
             .await
             .expect_err("trap rejects");
     }
@@ -287,7 +289,7 @@ async fn repeated_failures_put_a_service_in_error() {
     assert_eq!(s["state"], "error");
     assert!(s["error"].as_str().expect("error").contains("trapped"));
     assert_eq!(
-        e.admit("tool.before", None, None, json!({"x": 1}))
+        e.admit(hook::TOOL_BEFORE, None, None, json!({"x": 1}))
             .await
             .expect("unregistered"),
         json!({"x": 1})

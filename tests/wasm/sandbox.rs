@@ -3,6 +3,7 @@
 
 mod common;
 
+use aos_types::hook;
 use common::{Env, guest, skill};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -456,7 +457,7 @@ async fn loops_and_memory_bombs_are_stopped_while_others_are_served() {
         tokio::spawn(async move {
             let scope = aos_kernel::hooks::HookScope::default();
             k.hooks()
-                .admit("tool.before", scope, &json!({}), json!({}))
+                .admit(hook::TOOL_BEFORE, scope, &json!({}), json!({}))
                 .await
         })
     };
@@ -477,7 +478,7 @@ async fn loops_and_memory_bombs_are_stopped_while_others_are_served() {
         .expect_err("the loop is interrupted");
     assert!(err.message.contains("deadline"), "{}", err.message);
     let err = e
-        .admit("compute.before", None, None, json!({}))
+        .admit(hook::COMPUTE_BEFORE, None, None, json!({}))
         .await
         .expect_err("the bomb is stopped");
     assert!(err.message.contains("memory"), "{}", err.message);
@@ -513,7 +514,7 @@ async fn a_call_blocked_in_a_host_call_ends_at_its_deadline() {
     let t = Instant::now();
     let r = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             Some(&agent),
             Some(&session),
             json!({"command": "ls"}),
@@ -670,11 +671,14 @@ async fn a_trap_in_every_export_is_contained() {
         .start("t", "system", json!({"hooks": ["tool.before", "tool.after"], "events": ["agent.started"], "do": {"*": "trap", "init": "allow"}}))
         .await;
     assert!(
-        e.admit("tool.before", None, None, json!({})).await.is_err(),
+        e.admit(hook::TOOL_BEFORE, None, None, json!({}))
+            .await
+            .is_err(),
         "admit"
     );
     assert_eq!(
-        e.transform("tool.after", None, None, json!({"v": 1})).await,
+        e.transform(hook::TOOL_AFTER, None, None, json!({"v": 1}))
+            .await,
         json!({"v": 1}),
         "transform"
     );
@@ -707,12 +711,12 @@ async fn the_built_in_guard_blocks_destructive_commands() {
     .await;
     e.start("guard", "system", json!({})).await;
     let call = |cmd: &str| json!({"args": {"command": cmd}});
-    e.admit("tool.before", None, None, call("ls -la"))
+    e.admit(hook::TOOL_BEFORE, None, None, call("ls -la"))
         .await
         .expect("ls is fine");
     for bad in ["rm -rf /", "psql -c 'DROP TABLE users'", ":(){ :|:& };:"] {
         let err = e
-            .admit("tool.before", None, None, call(bad))
+            .admit(hook::TOOL_BEFORE, None, None, call(bad))
             .await
             .expect_err(bad);
         assert!(err.message.contains("blocked:"), "{bad}: {}", err.message);

@@ -2,6 +2,7 @@
 
 mod common;
 
+use aos_types::hook;
 use common::{Env, skill};
 use serde_json::json;
 
@@ -25,11 +26,11 @@ async fn the_guard_template_rejects_configured_patterns() {
         .await;
     let call = |c: &str| json!({"args": {"command": c}});
     let err = e
-        .admit("tool.before", None, None, call("sudo reboot"))
+        .admit(hook::TOOL_BEFORE, None, None, call("sudo reboot"))
         .await
         .expect_err("blocked");
     assert!(err.message.contains("blocked: sudo"), "{}", err.message);
-    e.admit("tool.before", None, None, call("rm -rf /"))
+    e.admit(hook::TOOL_BEFORE, None, None, call("rm -rf /"))
         .await
         .expect("config replaced the defaults");
 }

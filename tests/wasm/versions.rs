@@ -6,6 +6,7 @@
 
 mod common;
 
+use aos_types::hook;
 use common::{Env, guest, skill};
 use serde_json::json;
 
@@ -36,7 +37,7 @@ async fn a_v0_1_component_gets_hook_name_and_input_beside_a_v0_2_one() {
     let out = |cmd: &str| json!({"args": {"command": cmd}});
     let err = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             Some(&agent),
             Some(&session),
             out("forbidden"),
@@ -51,7 +52,12 @@ async fn a_v0_1_component_gets_hook_name_and_input_beside_a_v0_2_one() {
     );
 
     let v = e
-        .admit("tool.before", Some(&agent), Some(&session), out("rewrite"))
+        .admit(
+            hook::TOOL_BEFORE,
+            Some(&agent),
+            Some(&session),
+            out("rewrite"),
+        )
         .await
         .expect("allowed");
     assert_eq!(v["seenBy"], "v0.1", "{v}");
@@ -59,7 +65,7 @@ async fn a_v0_1_component_gets_hook_name_and_input_beside_a_v0_2_one() {
 
     let v = e
         .transform(
-            "tool.after",
+            hook::TOOL_AFTER,
             Some(&agent),
             Some(&session),
             json!({"result": "x"}),
@@ -77,11 +83,11 @@ async fn a_v0_1_component_makes_syscalls_receives_events_and_runs_commands() {
     e.start("old", "system", json!({})).await;
     let (agent, session) = e.session().await;
     let out = json!({"args": {"command": "syscall"}});
-    e.admit("tool.before", Some(&agent), Some(&session), out.clone())
+    e.admit(hook::TOOL_BEFORE, Some(&agent), Some(&session), out.clone())
         .await
         .expect("session.get on a real session succeeds");
     let err = e
-        .admit("tool.before", Some(&agent), Some("se_nope"), out)
+        .admit(hook::TOOL_BEFORE, Some(&agent), Some("se_nope"), out)
         .await
         .expect_err("session.get on no session fails");
     assert!(err.message.contains("not_found"), "{}", err.message);
@@ -113,11 +119,11 @@ async fn a_v0_2_handler_fetches_the_input_when_it_reads_it() {
     )
     .await;
     let out = json!({"args": {"command": "ls"}});
-    e.admit("tool.before", Some(&agent), Some(&session), out.clone())
+    e.admit(hook::TOOL_BEFORE, Some(&agent), Some(&session), out.clone())
         .await
         .expect("the handler read the sessionId of its input");
     let err = e
-        .admit("tool.before", Some(&agent), Some("se_nope"), out)
+        .admit(hook::TOOL_BEFORE, Some(&agent), Some("se_nope"), out)
         .await
         .expect_err("another input, another answer");
     assert!(err.message.contains("not_found"), "{}", err.message);

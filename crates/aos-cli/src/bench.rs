@@ -7,6 +7,7 @@ use aos_kernel::hooks::HookScope;
 use aos_kernel::services::ServiceDriver;
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_types::Request;
+use aos_types::hook;
 use aos_wasm_host::{WasmHost, WasmHostConfig};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -272,7 +273,7 @@ async fn hook_times(k: &Kernel, n: usize) -> Result<Vec<Duration>> {
     for _ in 0..n {
         let (i, o) = (input.clone(), output.clone());
         let t = Instant::now();
-        let answer = k.hooks().admit("tool.before", scope, i, o).await;
+        let answer = k.hooks().admit(hook::TOOL_BEFORE, scope, i, o).await;
         out.push(t.elapsed());
         answer.map_err(|e| anyhow!("{e}"))?;
     }

@@ -8,6 +8,7 @@ use crate::hooks::HookScope;
 use crate::params::StoreResult;
 use crate::skills::{ResolvedSkill, planned_loads, resolve_defaults};
 use aos_store::{HistoryQuery, NewMessage};
+use aos_types::hook;
 use aos_types::{Origin, Part, Role, Scb, SessionPhase, SessionStatus, SyscallError};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -97,7 +98,12 @@ pub(crate) async fn finish(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, Sys
     let admitted = k
         .inner
         .hooks
-        .admit("session.bootstrap.before", scope(), &input, input.clone())
+        .admit(
+            hook::SESSION_BOOTSTRAP_BEFORE,
+            scope(),
+            &input,
+            input.clone(),
+        )
         .await?;
     let planned: Vec<String> = admitted
         .get("plannedNames")
@@ -110,7 +116,7 @@ pub(crate) async fn finish(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, Sys
         if let Err(e) = k
             .inner
             .hooks
-            .admit("skill.load.before", scope(), &load_in, load_in.clone())
+            .admit(hook::SKILL_LOAD_BEFORE, scope(), &load_in, load_in.clone())
             .await
         {
             tracing::warn!(skill = %name, error = %e, "default skill load rejected");
@@ -129,13 +135,13 @@ pub(crate) async fn finish(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, Sys
     scb = after;
     for name in &injected {
         k.emit(
-            "skill.load.after",
+            hook::SKILL_LOAD_AFTER,
             scope(),
             json!({ "name": name, "sessionId": scb.session_id }),
         );
     }
     k.emit(
-        "session.bootstrap.after",
+        hook::SESSION_BOOTSTRAP_AFTER,
         scope(),
         json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "injectedNames": injected }),
     );
@@ -161,7 +167,7 @@ async fn make_ready(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, SyscallErr
         .await
         .sys()?;
     k.emit(
-        "session.started",
+        hook::SESSION_STARTED,
         scope(),
         json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "cause": cause }),
     );
@@ -182,7 +188,7 @@ async fn plan(k: &Kernel, scb: &Scb) -> Result<Vec<String>, SyscallError> {
         .inner
         .hooks
         .admit(
-            "skill.default.resolve.before",
+            hook::SKILL_DEFAULT_RESOLVE_BEFORE,
             scope(),
             &input,
             input.clone(),
@@ -196,7 +202,7 @@ async fn plan(k: &Kernel, scb: &Scb) -> Result<Vec<String>, SyscallError> {
         planned.insert(0, crate::skills::AOS_SKILL.into());
     }
     k.emit(
-        "skill.default.resolve.after",
+        hook::SKILL_DEFAULT_RESOLVE_AFTER,
         scope(),
         json!({ "ownerType": "session", "ownerId": scb.session_id, "resolvedNames": planned }),
     );

@@ -14,6 +14,7 @@ use crate::params::StoreResult;
 use crate::skills::{AOS_SKILL, planned_loads};
 use aos_llm::{ChatRequest, Usage};
 use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
+use aos_types::hook;
 use aos_types::{ErrorCode, Message, Origin, Part, Role, Scb, SyscallError};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -78,7 +79,7 @@ const TRANSCRIPT_RESULT_CHARS: usize = 2_000;
 
 /// Whether a `context.compact` handler serves this session.
 pub(crate) fn available(k: &Kernel, scb: &Scb) -> bool {
-    k.inner.hooks.has_handler("context.compact", scope(scb))
+    k.inner.hooks.has_handler(hook::CONTEXT_COMPACT, scope(scb))
 }
 
 fn scope(scb: &Scb) -> HookScope<'_> {
@@ -108,7 +109,7 @@ pub(crate) async fn run(
     log(k, scb, level, data).await;
     if let Err(e) = &result {
         k.emit(
-            "session.error",
+            hook::SESSION_ERROR,
             scope(scb),
             json!({ "source": "compaction", "recoverable": true, "code": e.code, "message": e.message }),
         );
@@ -135,7 +136,7 @@ async fn attempt(
         .inner
         .hooks
         .admit(
-            "session.compaction.before",
+            hook::SESSION_COMPACTION_BEFORE,
             scope(scb),
             &before,
             before.clone(),
@@ -207,7 +208,7 @@ async fn ask_engine(
     let out = k
         .inner
         .hooks
-        .transform("context.compact", scope(scb), &input, dflt)
+        .transform(hook::CONTEXT_COMPACT, scope(scb), &input, dflt)
         .await;
     let mode = out["mode"].as_str().unwrap_or("skip").to_string();
     let text = |key: &str| {
@@ -309,7 +310,7 @@ async fn summary_model(k: &Kernel, scb: &Scb) -> Result<(String, Option<String>)
         .inner
         .hooks
         .transform(
-            "compute.model.resolve",
+            hook::COMPUTE_MODEL_RESOLVE,
             scope(scb),
             &input,
             json!({ "model": dflt }),
@@ -373,7 +374,12 @@ async fn reinject_plan(
     let out = k
         .inner
         .hooks
-        .admit("session.reinject.before", scope(scb), &input, input.clone())
+        .admit(
+            hook::SESSION_REINJECT_BEFORE,
+            scope(scb),
+            &input,
+            input.clone(),
+        )
         .await?;
     let names: Vec<String> = out
         .get("plannedNames")
@@ -421,7 +427,7 @@ async fn finish(k: &Kernel, c: &Compacted) {
     let scb = &c.scb;
     if !c.reinjected.is_empty() {
         k.emit(
-            "session.reinject.after",
+            hook::SESSION_REINJECT_AFTER,
             scope(scb),
             json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "injectedNames": c.reinjected }),
         );
@@ -430,7 +436,7 @@ async fn finish(k: &Kernel, c: &Compacted) {
         tracing::warn!(session = %scb.session_id, error = %e, "context rebuild after compaction failed");
     }
     k.emit(
-        "session.compaction.after",
+        hook::SESSION_COMPACTION_AFTER,
         scope(scb),
         json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "compactionSeq": c.marker_seq }),
     );

@@ -19,6 +19,7 @@
 use crate::Kernel;
 use crate::hooks::HookScope;
 use crate::params::{self, StoreResult, decode};
+use aos_types::hook;
 use aos_types::{ErrorCode, Part, Scb, SyscallError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -156,7 +157,7 @@ async fn assemble_with(
         .inner
         .hooks
         .algorithm(
-            "context.assemble",
+            hook::CONTEXT_ASSEMBLE,
             scope,
             &input,
             &json!({ "messages": null, "estimatedTokens": 0 }),
@@ -165,7 +166,7 @@ async fn assemble_with(
     state.session_id = scb.session_id.clone();
     if answer.is_some_and(|a| apply(&mut state, a)) {
         state.context_revision += 1;
-    } else if !k.inner.hooks.has_handler("context.assemble", scope) {
+    } else if !k.inner.hooks.has_handler(hook::CONTEXT_ASSEMBLE, scope) {
         // No engine at all: the context is empty.
         state.messages = Arc::default();
         state.estimated_tokens = 0;
@@ -253,7 +254,7 @@ pub(crate) async fn fold(
     params::id("messageId", &r.message_id)?;
     let scb = crate::ops::session::load(k, &r.session_id).await?;
     if !k.inner.hooks.has_handler(
-        "context.assemble",
+        hook::CONTEXT_ASSEMBLE,
         HookScope {
             agent_id: Some(&scb.agent_id),
             session_id: Some(&scb.session_id),

@@ -25,19 +25,12 @@ use crate::services::{
     AdmitReply, CallFault, HandlerList, HookInput, ServiceEntry, ServiceState, ServiceTable,
 };
 use aos_store::{NewLogEntry, Store};
-use aos_types::{ErrorCode, SyscallError};
+use aos_types::hook;
+use aos_types::{Admission, Algorithm, ErrorCode, Event, Point, SyscallError, Transforming};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// Hooks where the last handler's output wins.
-const ALGORITHM_HOOKS: [&str; 4] = [
-    "context.assemble",
-    "context.compact",
-    "skill.discovery.resolve",
-    "compute.model.resolve",
-];
 
 tokio::task_local! {
     /// Instances waiting in a syscall further up this call chain.
@@ -129,12 +122,12 @@ impl HookEngine {
     /// as JSON only if a handler reads it ([`HookInput`]).
     pub async fn admit(
         &self,
-        hook: &str,
+        hook: Admission,
         scope: HookScope<'_>,
         input: impl Into<HookInput>,
         mut output: Value,
     ) -> Result<Value, SyscallError> {
-        debug_assert!(aos_types::hook_point(hook).is_some(), "{hook}");
+        let hook = hook.name();
         let handlers = callable(&self.table, hook, scope);
         if handlers.is_empty() {
             return Ok(output);
@@ -176,7 +169,7 @@ impl HookEngine {
     /// Runs the transform chain of `hook` and returns the final output.
     pub async fn transform(
         &self,
-        hook: &str,
+        hook: impl Transforming,
         scope: HookScope<'_>,
         input: impl Into<HookInput>,
         output: Value,
@@ -188,18 +181,18 @@ impl HookEngine {
     /// the final output (`None` when no handler answered).
     pub async fn transform_by(
         &self,
-        hook: &str,
+        hook: impl Transforming,
         scope: HookScope<'_>,
         input: impl Into<HookInput>,
         mut output: Value,
     ) -> (Value, Option<String>) {
-        debug_assert!(aos_types::hook_point(hook).is_some(), "{hook}");
+        let (hook, algorithm) = (hook.name(), hook.algorithm());
         let mut handlers = callable(&self.table, hook, scope);
         let mut by = None;
         if handlers.is_empty() {
             return (output, by);
         }
-        if ALGORITHM_HOOKS.contains(&hook) {
+        if algorithm {
             handlers.drain(..handlers.len() - 1);
         }
         let input = input.into();
@@ -219,12 +212,12 @@ impl HookEngine {
     /// failure is recorded as for a transform).
     pub async fn algorithm<T: serde::de::DeserializeOwned>(
         &self,
-        hook: &str,
+        hook: Algorithm,
         scope: HookScope<'_>,
         input: impl Into<HookInput>,
         output: &Value,
     ) -> Option<T> {
-        debug_assert!(ALGORITHM_HOOKS.contains(&hook), "{hook}");
+        let hook = hook.name();
         let h = callable(&self.table, hook, scope).pop()?;
         self.call_one(&h, hook, &input.into(), output).await
     }
@@ -257,8 +250,9 @@ impl HookEngine {
     }
 
     /// Whether any handler is registered for `hook` within `scope`.
-    pub fn has_handler(&self, hook: &str, scope: HookScope<'_>) -> bool {
-        self.table.has(hook, scope.agent_id, scope.session_id)
+    pub fn has_handler(&self, hook: impl Point, scope: HookScope<'_>) -> bool {
+        self.table
+            .has(hook.name(), scope.agent_id, scope.session_id)
     }
 
     /// Fires an event hook: published on the bus and delivered, in the
@@ -266,8 +260,8 @@ impl HookEngine {
     /// is [`MAX_EVENT_DEPTH`] handlers deep (a handler's writes causing the
     /// event again, and again), or the service has [`MAX_QUEUED_EVENTS`]
     /// events not yet handled; those deliveries are dropped and counted.
-    pub fn emit(&self, name: &str, scope: HookScope<'_>, payload: Value) {
-        debug_assert!(aos_types::hook_point(name).is_some(), "{name}");
+    pub fn emit(&self, name: Event, scope: HookScope<'_>, payload: Value) {
+        let name = name.name();
         let handlers = self.table.handlers(name, scope.agent_id, scope.session_id);
         let depth = event_depth() + 1;
         if !handlers.is_empty() {
@@ -347,7 +341,7 @@ impl HookEngine {
             }
         };
         self.emit(
-            "service.error",
+            hook::SERVICE_ERROR,
             HookScope {
                 agent_id: agent,
                 session_id: session,

@@ -10,6 +10,7 @@ use crate::services::{ServiceDriver, ServiceOwner, ServiceTable, SyscallPort};
 use crate::skills::resolve_defaults;
 use crate::{KernelConfig, Principal, SkillRegistry, ops, recovery};
 use aos_store::{NewLogEntry, NewMessage, Store};
+use aos_types::hook;
 use aos_types::{
     Data, ErrorCode, Message, Request, Response, Scb, SyscallError, SyscallKind, syscall_info,
 };
@@ -152,7 +153,7 @@ impl Kernel {
         };
         let indexed = kernel.inner.skills.snapshot().valid_count();
         kernel.emit(
-            "skill.index.refresh.after",
+            hook::SKILL_INDEX_REFRESH_AFTER,
             HookScope::default(),
             json!({ "indexedCount": indexed }),
         );
@@ -168,7 +169,7 @@ impl Kernel {
         ops::service::reconcile(&kernel, ServiceOwner::System, starts).await;
         recovery::recover_all(&kernel).await?;
         kernel.emit(
-            "aos.started",
+            hook::AOS_STARTED,
             HookScope::default(),
             json!({ "cause": "start", "catalogSize": indexed }),
         );
@@ -189,7 +190,7 @@ impl Kernel {
                         "skill roots changed; re-indexed"
                     );
                     k.emit(
-                        "skill.index.refresh.after",
+                        hook::SKILL_INDEX_REFRESH_AFTER,
                         HookScope::default(),
                         json!({ "indexedCount": index.valid_count(), "cause": "watch" }),
                     );
@@ -270,7 +271,7 @@ impl Kernel {
     pub fn begin_shutdown(&self, reason: &str) {
         if !self.inner.stopping.swap(true, Ordering::SeqCst) {
             self.emit(
-                "aos.stopping",
+                hook::AOS_STOPPING,
                 HookScope::default(),
                 json!({ "reason": reason }),
             );
@@ -514,7 +515,7 @@ impl Kernel {
     }
 
     /// Fires an event hook.
-    pub(crate) fn emit(&self, name: &str, scope: HookScope<'_>, payload: Value) {
+    pub(crate) fn emit(&self, name: aos_types::Event, scope: HookScope<'_>, payload: Value) {
         self.inner.hooks.emit(name, scope, payload);
     }
 
@@ -556,7 +557,7 @@ impl Kernel {
         .sys()?;
         for m in &msgs {
             self.emit(
-                "context.ingest",
+                hook::CONTEXT_INGEST,
                 scope(),
                 json!({ "sessionId": scb.session_id, "agentId": scb.agent_id, "message": m, "seq": m.metadata.seq }),
             );
@@ -573,7 +574,7 @@ impl Kernel {
         if !self
             .inner
             .hooks
-            .has_handler("session.message.beforeWrite", scope)
+            .has_handler(hook::SESSION_MESSAGE_BEFORE_WRITE, scope)
         {
             return Ok(m);
         }
@@ -583,7 +584,7 @@ impl Kernel {
         let out = self
             .inner
             .hooks
-            .admit("session.message.beforeWrite", scope, &input, message)
+            .admit(hook::SESSION_MESSAGE_BEFORE_WRITE, scope, &input, message)
             .await?;
         let rewritten: RoleParts = serde_json::from_value(out).map_err(|e| {
             SyscallError::new(

@@ -6,6 +6,7 @@ use crate::bootstrap;
 use crate::hooks::HookScope;
 use crate::params::StoreResult;
 use aos_store::{Backend, HistoryQuery, NewMessage};
+use aos_types::hook;
 use aos_types::{
     Origin, Part, Role, Scb, SessionPhase, SessionStatus, SyscallError, ToolState, now,
 };
@@ -24,7 +25,7 @@ pub(crate) async fn recover_all(k: &Kernel) -> Result<(), SyscallError> {
         if let Err(e) = recover_one(k, scb).await {
             tracing::error!(session = %id, error = %e, "session recovery failed");
             k.emit(
-                "session.error",
+                hook::SESSION_ERROR,
                 HookScope {
                     agent_id: Some(&agent),
                     session_id: Some(&id),
@@ -186,7 +187,7 @@ pub(crate) async fn close_stranded(
     set_idle(k, &scb.session_id).await?;
     tracing::info!(session = %scb.session_id, reason = why.reason, "stranded dispatch closed");
     k.emit(
-        "session.interrupted",
+        hook::SESSION_INTERRUPTED,
         HookScope {
             agent_id: Some(&scb.agent_id),
             session_id: Some(&scb.session_id),

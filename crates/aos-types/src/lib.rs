@@ -7,16 +7,18 @@
 
 mod catalog;
 mod error;
+mod hooks;
 mod ids;
 mod message;
 mod records;
 mod syscall;
 
-pub use catalog::{
-    CALLER_OP, HOOK_POINTS, HookKind, HookOwners, HookPoint, SYSCALLS, SyscallInfo, SyscallKind,
-    hook_point, is_syscall_group, syscall_info,
-};
+pub use catalog::{CALLER_OP, SYSCALLS, SyscallInfo, SyscallKind, is_syscall_group, syscall_info};
 pub use error::{ErrorCode, SyscallError};
+pub use hooks::{
+    Admission, Algorithm, Event, HOOK_POINTS, HookKind, HookOwners, HookPoint, Point, Transform,
+    Transforming, hook, hook_point,
+};
 pub use ids::{IdKind, format_time, new_id, now, parse_time, validate_id};
 pub use message::{BashInput, Message, MessageMetadata, Origin, Part, Role, ToolState};
 pub use records::{

@@ -5,6 +5,7 @@
 #[path = "../../../tests/uds/common/mod.rs"]
 mod common;
 
+use aos_types::hook;
 use common::Env;
 use serde_json::json;
 
@@ -33,7 +34,7 @@ async fn the_rust_service_guards_transforms_and_calls_the_kernel() {
 
     let err = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             s,
             json!({"args": {"command": "echo x; DROP TABLE users"}}),
         )
@@ -45,19 +46,25 @@ async fn the_rust_service_guards_transforms_and_calls_the_kernel() {
         err.message
     );
     let ok = e
-        .admit("tool.before", s, json!({"args": {"command": "ls"}}))
+        .admit(hook::TOOL_BEFORE, s, json!({"args": {"command": "ls"}}))
         .await;
     assert_eq!(ok.ok(), Some(json!({"args": {"command": "ls"}})));
     // `session.get` from inside the hook, with the skill's grant.
     let out = e
-        .admit("tool.before", s, json!({"args": {"command": "#whoami"}}))
+        .admit(
+            hook::TOOL_BEFORE,
+            s,
+            json!({"args": {"command": "#whoami"}}),
+        )
         .await;
     assert_eq!(
         out.ok(),
         Some(json!({"args": {"command": "echo session title: the test session"}}))
     );
 
-    let out = e.transform("tool.after", s, json!({"result": "raw"})).await;
+    let out = e
+        .transform(hook::TOOL_AFTER, s, json!({"result": "raw"}))
+        .await;
     assert_eq!(out, json!({"result": "raw\n[checked by aos-uds-example]"}));
 
     let r = e
@@ -83,7 +90,7 @@ async fn without_the_syscall_grant_the_hook_fails_and_names_the_fix() {
     let (agent, sid) = e.session().await;
     let err = e
         .admit(
-            "tool.before",
+            hook::TOOL_BEFORE,
             (&agent, &sid),
             json!({"args": {"command": "#whoami"}}),
         )
@@ -107,7 +114,7 @@ async fn a_session_owned_instance_sees_only_its_session() {
     // Its own session is guarded; another session is not.
     let rm = json!({"args": {"command": "rm -rf /"}});
     assert!(
-        e.admit("tool.before", (&agent, &sid), rm.clone())
+        e.admit(hook::TOOL_BEFORE, (&agent, &sid), rm.clone())
             .await
             .is_err()
     );
@@ -116,7 +123,7 @@ async fn a_session_owned_instance_sees_only_its_session() {
         .expect("agent")
         .to_string();
     assert!(
-        e.admit("tool.before", (&other_agent, &other), rm)
+        e.admit(hook::TOOL_BEFORE, (&other_agent, &other), rm)
             .await
             .is_ok()
     );

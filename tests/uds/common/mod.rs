@@ -124,7 +124,7 @@ impl Env {
 
     pub async fn admit(
         &self,
-        hook: &str,
+        hook: aos_types::Admission,
         session: (&str, &str),
         output: Value,
     ) -> Result<Value, SyscallError> {
@@ -136,7 +136,12 @@ impl Env {
         self.k.hooks().admit(hook, scope, &input, output).await
     }
 
-    pub async fn transform(&self, hook: &str, session: (&str, &str), output: Value) -> Value {
+    pub async fn transform(
+        &self,
+        hook: impl aos_types::Transforming,
+        session: (&str, &str),
+        output: Value,
+    ) -> Value {
         let scope = HookScope {
             agent_id: Some(session.0),
             session_id: Some(session.1),

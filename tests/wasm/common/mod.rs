@@ -109,7 +109,7 @@ impl Env {
 
     pub async fn admit(
         &self,
-        hook: &str,
+        hook: aos_types::Admission,
         agent: Option<&str>,
         session: Option<&str>,
         output: Value,
@@ -133,7 +133,7 @@ impl Env {
 
     pub async fn transform(
         &self,
-        hook: &str,
+        hook: impl aos_types::Transforming,
         agent: Option<&str>,
         session: Option<&str>,
         output: Value,

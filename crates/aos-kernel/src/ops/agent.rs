@@ -6,6 +6,7 @@ use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::{self, StoreResult, decode};
 use crate::services::ServiceOwner;
 use aos_store::StoreError;
+use aos_types::hook;
 use aos_types::{Acb, AgentStatus, IdKind, SCHEMA_VERSION, SkillDefaultRule, new_id, now};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -63,7 +64,7 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
     .collect();
     crate::ops::service::reconcile(k, ServiceOwner::Agent(acb.agent_id.clone()), starts).await;
     k.emit(
-        "agent.started",
+        hook::AGENT_STARTED,
         HookScope {
             agent_id: Some(&acb.agent_id),
             session_id: None,
@@ -232,7 +233,7 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
     })
     .await;
     k.emit(
-        "agent.archived",
+        hook::AGENT_ARCHIVED,
         HookScope {
             agent_id: Some(&acb.agent_id),
             session_id: None,

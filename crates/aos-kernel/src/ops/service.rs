@@ -11,6 +11,7 @@ use crate::services::{
     may_register,
 };
 use aos_manifest::{ServiceKind, SkillManifest};
+use aos_types::hook;
 use aos_types::{
     AgentStatus, ErrorCode, HookKind, IdKind, SessionStatus, SyscallError, hook_point, new_id,
 };
@@ -134,7 +135,7 @@ fn register(k: &Kernel, entry: ServiceEntry) -> Arc<ServiceEntry> {
     k.inner.hooks.table().insert(entry.clone());
     tracing::info!(skill = %entry.skill_name, instance = %entry.instance_id, owner = ?entry.owner, "service started");
     k.emit(
-        "skill.start.after",
+        hook::SKILL_START_AFTER,
         scope_of(&entry.owner, entry.owner_agent.as_deref()),
         json!({ "instanceId": entry.instance_id, "skillName": entry.skill_name }),
     );
@@ -356,7 +357,7 @@ async fn launch(
     let input = json!({ "skillName": name, "ownerType": owner.kind(), "ownerId": owner.id() });
     k.inner
         .hooks
-        .admit("skill.start.before", scope, &input, input.clone())
+        .admit(hook::SKILL_START_BEFORE, scope, &input, input.clone())
         .await?;
     let driver = k
         .inner
@@ -438,7 +439,7 @@ pub(crate) async fn stop_service(k: &Kernel, e: &Arc<ServiceEntry>) -> Result<()
     let input = json!({ "instanceId": e.instance_id });
     k.inner
         .hooks
-        .admit("skill.stop.before", scope, &input, input.clone())
+        .admit(hook::SKILL_STOP_BEFORE, scope, &input, input.clone())
         .await?;
     stop_now(k, e).await;
     Ok(())
@@ -453,7 +454,7 @@ pub(crate) async fn stop_now(k: &Kernel, e: &Arc<ServiceEntry>) {
     k.revoke_service_tokens(&e.instance_id);
     e.instance.shutdown(e.timeout).await;
     k.emit(
-        "skill.stop.after",
+        hook::SKILL_STOP_AFTER,
         scope_of(&e.owner, e.owner_agent.as_deref()),
         json!({ "instanceId": e.instance_id }),
     );
@@ -619,7 +620,7 @@ pub(crate) async fn invoke(k: &Kernel, p: &Principal, params: Map<String, Value>
     let out = k
         .inner
         .hooks
-        .admit("skill.invoke.before", scope, &input, json!(q.args))
+        .admit(hook::SKILL_INVOKE_BEFORE, scope, &input, json!(q.args))
         .await?;
     let args: Vec<String> = serde_json::from_value(out).map_err(|e| {
         SyscallError::new(
@@ -647,7 +648,7 @@ pub(crate) async fn invoke(k: &Kernel, p: &Principal, params: Map<String, Value>
     };
     let reply = run_command(k, &q.name, call, agent.as_deref(), session.as_deref()).await?;
     k.emit(
-        "skill.invoke.after",
+        hook::SKILL_INVOKE_AFTER,
         scope,
         json!({ "name": q.name, "exitCode": reply.exit_code }),
     );

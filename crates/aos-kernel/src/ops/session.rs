@@ -10,6 +10,7 @@ use crate::ops::agent::archived;
 use crate::params::{self, MAX_PARTS, StoreResult, decode};
 use crate::services::ServiceOwner;
 use aos_store::{NewMessage, StoreError};
+use aos_types::hook;
 use aos_types::{
     AgentStatus, ErrorCode, IdKind, Origin, Part, Role, SCHEMA_VERSION, Scb, SessionPhase,
     SessionStatus, SkillDefaultRule, SyscallError, new_id, now,
@@ -247,7 +248,7 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
     let id = scb.session_id.clone();
     crate::ops::service::stop_owned(k, |e| e.owner == ServiceOwner::Session(id.clone())).await;
     k.emit(
-        "session.archived",
+        hook::SESSION_ARCHIVED,
         HookScope {
             agent_id: Some(&scb.agent_id),
             session_id: Some(&scb.session_id),

@@ -9,6 +9,7 @@ use crate::ops::session::{self, writable};
 use crate::params::{self, StoreResult, decode};
 use crate::skills::{planned_loads, resolve_defaults};
 use aos_store::{HistoryQuery, NewMessage};
+use aos_types::hook;
 use aos_types::{ErrorCode, Origin, OwnerType, Part, Role, SyscallError};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -83,12 +84,12 @@ pub(crate) async fn load(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let input = json!({ "name": q.name, "sessionId": scb.session_id });
     k.inner
         .hooks
-        .admit("skill.load.before", scope(), &input, input.clone())
+        .admit(hook::SKILL_LOAD_BEFORE, scope(), &input, input.clone())
         .await?;
     let msg = skill_load_message(k, &q.name, "explicit", ("session", Some(&scb.session_id)))?;
     let (msgs, after) = k.append(&scb, None, vec![msg]).await?;
     k.emit(
-        "skill.load.after",
+        hook::SKILL_LOAD_AFTER,
         scope(),
         json!({ "name": q.name, "sessionId": scb.session_id }),
     );
@@ -166,7 +167,7 @@ pub(crate) async fn index_refresh(k: &Kernel, params: Map<String, Value>) -> OpR
         k.inner
             .hooks
             .admit(
-                "skill.index.refresh.before",
+                hook::SKILL_INDEX_REFRESH_BEFORE,
                 HookScope::default(),
                 &input,
                 input.clone(),
@@ -184,7 +185,7 @@ pub(crate) async fn index_refresh(k: &Kernel, params: Map<String, Value>) -> OpR
         })
         .collect();
     k.emit(
-        "skill.index.refresh.after",
+        hook::SKILL_INDEX_REFRESH_AFTER,
         HookScope::default(),
         json!({ "indexedCount": index.valid_count() }),
     );
@@ -227,7 +228,7 @@ pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: boo
         query = k
             .inner
             .hooks
-            .admit("skill.discovery.before", scope(), &input, query)
+            .admit(hook::SKILL_DISCOVERY_BEFORE, scope(), &input, query)
             .await?;
     }
     let candidates: Vec<Value> = k
@@ -242,7 +243,7 @@ pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: boo
         .inner
         .hooks
         .transform_by(
-            "skill.discovery.resolve",
+            hook::SKILL_DISCOVERY_RESOLVE,
             scope(),
             &input,
             json!({ "selected": candidates }),
@@ -256,7 +257,7 @@ pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: boo
     selected.truncate(limit as usize);
     if refresh {
         k.emit(
-            "skill.discovery.after",
+            hook::SKILL_DISCOVERY_AFTER,
             scope(),
             json!({ "ownerType": owner_type, "ownerId": q.owner_id, "catalog": selected }),
         );

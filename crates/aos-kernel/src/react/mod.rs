@@ -18,6 +18,7 @@ use crate::params::{self, StoreResult, decode};
 use crate::principal::Principal;
 use aos_llm::Usage;
 use aos_store::{MessageExtra, NewMessage};
+use aos_types::hook;
 use aos_types::{ErrorCode, IdKind, Origin, Part, Role, SessionPhase, SyscallError, new_id};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -347,7 +348,7 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
         .inner
         .hooks
         .admit(
-            "session.dispatch.before",
+            hook::SESSION_DISPATCH_BEFORE,
             scope,
             &input,
             json!(d.message.content),

@@ -8,6 +8,7 @@ use crate::kernel::Kernel;
 use crate::params::StoreResult;
 use aos_llm::{ChatRequest, ToolCall, Usage};
 use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
+use aos_types::hook;
 use aos_types::{BashInput, Message, Origin, Part, Role, Scb, SyscallError, ToolState};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -102,7 +103,7 @@ pub(crate) async fn run(
     k.revoke_session_token(&t.token);
     let s = &t.scb;
     k.emit(
-        "session.dispatch.after",
+        hook::SESSION_DISPATCH_AFTER,
         HookScope {
             agent_id: Some(&s.agent_id),
             session_id: Some(&s.session_id),
@@ -249,7 +250,7 @@ impl Turn<'_> {
                     self.usage.add(resp.usage);
                     self.last_total_tokens = resp.usage.total_tokens;
                     self.k.emit(
-                        "compute.after",
+                        hook::COMPUTE_AFTER,
                         self.scope(),
                         json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id,
                                 "usage": resp.usage, "latencyMs": started.elapsed().as_millis() as u64 }),
@@ -373,7 +374,7 @@ impl Turn<'_> {
         )
         .await?;
         self.k.emit(
-            "session.interrupted",
+            hook::SESSION_INTERRUPTED,
             self.scope(),
             json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id, "reason": reason }),
         );
@@ -393,7 +394,7 @@ impl Turn<'_> {
 
     fn after_turn(&self, turn: i64, tool_calls: usize, final_answer: Option<&str>) {
         self.k.emit(
-            "context.afterTurn",
+            hook::CONTEXT_AFTER_TURN,
             self.scope(),
             json!({ "sessionId": self.scb.session_id, "agentId": self.scb.agent_id, "turnIndex": turn,
                     "toolCalls": tool_calls, "appendedCount": self.appended, "finalAnswer": final_answer }),
@@ -408,7 +409,7 @@ impl Turn<'_> {
             .k
             .inner
             .hooks
-            .has_handler("context.assemble", self.scope())
+            .has_handler(hook::CONTEXT_ASSEMBLE, self.scope())
         {
             let ctx = crate::context::assemble(self.k, &self.scb, "incremental").await?;
             return Ok(ctx.messages.iter().map(|m| m.wire.clone()).collect());
@@ -440,7 +441,7 @@ impl Turn<'_> {
         wire: Vec<Box<RawValue>>,
     ) -> Vec<Box<RawValue>> {
         let hooks = &self.k.inner.hooks;
-        if !hooks.has_handler("session.messages.transform", self.scope()) {
+        if !hooks.has_handler(hook::SESSION_MESSAGES_TRANSFORM, self.scope()) {
             return wire;
         }
         let values = wire
@@ -451,7 +452,7 @@ impl Turn<'_> {
         out.insert("messages".into(), Value::Array(values));
         let mut messages = hooks
             .transform(
-                "session.messages.transform",
+                hook::SESSION_MESSAGES_TRANSFORM,
                 self.scope(),
                 ids,
                 Value::Object(out),
@@ -472,7 +473,7 @@ impl Turn<'_> {
         let ids = json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id });
         let system = hooks
             .transform(
-                "session.system.transform",
+                hook::SESSION_SYSTEM_TRANSFORM,
                 self.scope(),
                 &ids,
                 json!({ "system": null }),
@@ -482,7 +483,7 @@ impl Turn<'_> {
         let messages = self.transform_messages(&ids, wire).await;
         let params = hooks
             .transform(
-                "compute.params.transform",
+                hook::COMPUTE_PARAMS_TRANSFORM,
                 self.scope(),
                 &ids,
                 json!({ "params": {} }),
@@ -492,7 +493,7 @@ impl Turn<'_> {
         resolve_in["requestType"] = json!("chat");
         let model = hooks
             .transform(
-                "compute.model.resolve",
+                hook::COMPUTE_MODEL_RESOLVE,
                 self.scope(),
                 &resolve_in,
                 json!({ "model": default_model }),
@@ -501,7 +502,7 @@ impl Turn<'_> {
         let mut before = ids.clone();
         before["lastSeq"] = json!(self.last_seq);
         hooks
-            .admit("compute.before", self.scope(), before, json!({}))
+            .admit(hook::COMPUTE_BEFORE, self.scope(), before, json!({}))
             .await?;
         let mut wire = Vec::with_capacity(messages.len() + 1);
         if let Some(s) = system["system"].as_str().filter(|s| !s.is_empty()) {
@@ -605,7 +606,7 @@ impl Turn<'_> {
         let args = json!({ "command": input.command, "timeoutMs": input.timeout_ms });
         let env = hooks
             .transform(
-                "tool.env",
+                hook::TOOL_ENV,
                 self.scope(),
                 &json!({ "toolCallId": c.id, "args": args }),
                 json!({ "env": {} }),
@@ -614,7 +615,7 @@ impl Turn<'_> {
         let before_in = json!({ "toolCallId": c.id, "agentId": self.scb.agent_id, "sessionId": self.scb.session_id });
         let admitted = match hooks
             .admit(
-                "tool.before",
+                hook::TOOL_BEFORE,
                 self.scope(),
                 before_in,
                 json!({ "args": args }),
@@ -673,7 +674,7 @@ impl Turn<'_> {
             ));
         }
         // The effective fold threshold costs two reads: only for a handler.
-        let threshold = if hooks.has_handler("tool.after", self.scope()) {
+        let threshold = if hooks.has_handler(hook::TOOL_AFTER, self.scope()) {
             crate::context::fold_threshold(self.k, &self.scb, None)
                 .await
                 .unwrap_or(16_384)
@@ -685,7 +686,7 @@ impl Turn<'_> {
                                "autoFoldThreshold": threshold });
         let after = hooks
             .transform(
-                "tool.after",
+                hook::TOOL_AFTER,
                 self.scope(),
                 after_in,
                 json!({ "result": raw }),
@@ -807,7 +808,7 @@ impl Turn<'_> {
         self.append(Role::Assistant, vec![Part::text(text)], Origin::Aos, extra)
             .await?;
         self.k.emit(
-            "session.error",
+            hook::SESSION_ERROR,
             self.scope(),
             json!({ "source": "dispatch", "recoverable": true, "message": e.message }),
         );
