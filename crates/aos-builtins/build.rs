@@ -11,7 +11,10 @@ const BUILTINS: &[&str] = &["my-guard", "aos-context", "aos-skill", "aos-a2a"];
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
     let root = aos_guest_build::workspace_root(Path::new(&manifest));
-    let mut watch = vec!["crates/aos-sdk/src".to_string(), "wit".to_string()];
+    let mut watch = vec![
+        "crates/aos-sdk/src".to_string(),
+        "crates/aos-sdk/wit".to_string(),
+    ];
     watch.extend(BUILTINS.iter().map(|s| format!("skills/{s}/src")));
     let watch: Vec<&str> = watch.iter().map(String::as_str).collect();
     let built = aos_guest_build::build(&root, BUILTINS, &watch);

@@ -26,7 +26,7 @@ fn main() {
             "skills/my-guard/src",
             "skills/aos-context/src",
             "skills/aos-skill/src",
-            "wit",
+            "crates/aos-sdk/wit",
         ],
     );
     let mut code = String::new();

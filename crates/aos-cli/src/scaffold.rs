@@ -39,8 +39,8 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("src/log.rs", include_str!("../../aos-sdk/src/log.rs")),
     ("src/input.rs", include_str!("../../aos-sdk/src/input.rs")),
     (
-        "wit/v0.2/kernel.wit",
-        include_str!("../../../wit/v0.2/kernel.wit"),
+        "wit/since_v0.2/kernel.wit",
+        include_str!("../../aos-sdk/wit/since_v0.2/kernel.wit"),
     ),
 ];
 
@@ -110,8 +110,7 @@ pub fn new_skill(name: &str, template: &str) -> Result<Value> {
     let sdk = dir.join("aos-sdk");
     write(&sdk, "Cargo.toml", &sdk_manifest())?;
     for (rel, text) in SDK_FILES {
-        let text = text.replace("path: \"../../wit/v0.2\"", "path: \"wit/v0.2\"");
-        write(&sdk, rel, &text)?;
+        write(&sdk, rel, text)?;
     }
     Ok(json!({ "ok": true, "op": "skill.new", "data": {
         "name": name, "template": t, "dir": dir,

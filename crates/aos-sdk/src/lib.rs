@@ -33,7 +33,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/v0.2",
+        path: "wit/since_v0.2",
         world: "skill-service",
         pub_export_macro: true,
         export_macro_name: "__export_skill_service",

@@ -1,4 +1,4 @@
-//! A service built against `aos:kernel@0.1.0` (`wit/v0.1`) with wit-bindgen
+//! A service built against `aos:kernel@0.1.0` (`crates/aos-sdk/wit/since_v0.1`) with wit-bindgen
 //! alone, as a component of that release was built: its hooks get the hook's
 //! name and input as parameters. The host must keep running it unchanged
 //! beside components of newer versions (`tests/versions.rs` in
@@ -18,7 +18,7 @@
 #![allow(missing_docs, unsafe_code)]
 
 wit_bindgen::generate!({
-    path: "../../wit/v0.1",
+    path: "../aos-sdk/wit/since_v0.1",
     world: "skill-service",
 });
 

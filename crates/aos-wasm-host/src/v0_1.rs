@@ -7,7 +7,7 @@
 
 mod generated {
     wasmtime::component::bindgen!({
-        path: "../../wit/v0.1",
+        path: "../aos-sdk/wit/since_v0.1",
         world: "skill-service",
         imports: {
             "aos:kernel/log.write": trappable,

@@ -14,7 +14,7 @@
 
 mod generated {
     wasmtime::component::bindgen!({
-        path: "../../wit/v0.2",
+        path: "../aos-sdk/wit/since_v0.2",
         world: "skill-service",
         imports: {
             "aos:kernel/hook.input": trappable,
@@ -29,7 +29,7 @@ mod generated {
 /// imports and types are those of [`generated`].
 mod direct {
     wasmtime::component::bindgen!({
-        path: "../../wit/v0.2",
+        path: "../aos-sdk/wit/since_v0.2",
         world: "skill-service",
         with: {
             "aos:kernel/types": super::generated::aos::kernel::types,
