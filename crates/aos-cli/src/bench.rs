@@ -478,7 +478,7 @@ async fn spawn_figures(tmp: &Path, runs: usize) -> Result<Value> {
 /// rules of `aoscb.json`: sessions bootstrap as a daemon's do, and the
 /// default context engine (`aos-context`) assembles every turn.
 async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> {
-    use aos_testkit::{Reply, ScriptedLlm};
+    use aos_llm_script::{Reply, ScriptedLlm};
     let llm = ScriptedLlm::start(Vec::new()).await;
     let store = aos_store::Store::open(&format!("sqlite://{}/turns.db", tmp.display())).await?;
     let config = KernelConfig {

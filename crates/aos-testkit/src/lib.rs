@@ -5,9 +5,7 @@
 //! PostgreSQL is never optional: without a reachable server these fixtures
 //! panic, so a CI machine without one fails instead of skipping.
 
-mod llm;
-
-pub use llm::{Reply, ScriptedLlm};
+pub use aos_llm_script::{Reply, ScriptedLlm};
 
 use aos_store::{Store, StoreOptions};
 use aos_types::{
