@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod console;
+mod native;
 
 fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort_unstable();
@@ -101,6 +102,18 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
             call(&k, json!({"op": "skill.start", "name": "my-guard"})).await?;
             let mut hook = uds_figures(&tmp, n, &k).await?;
             hook.insert("none".into(), json!({ "p50Us": us(percentile(none, 0.5)) }));
+            let (wasm, local) = native::figures(&tmp, n, &k).await?;
+            let ratio = percentile(wasm.clone(), 0.5).as_secs_f64()
+                / percentile(local.clone(), 0.5).as_secs_f64().max(1e-9);
+            hook.insert(
+                "native".into(),
+                json!({ "p50Us": us(percentile(local.clone(), 0.5)), "p99Us": us(percentile(local, 0.99)),
+                        "wasmP50Us": us(percentile(wasm, 0.5)) }),
+            );
+            hook.insert(
+                "wasmOverNative".into(),
+                json!((ratio * 100.0).round() / 100.0),
+            );
             data.insert("hook".into(), Value::Object(hook));
         }
         if want("store") {
