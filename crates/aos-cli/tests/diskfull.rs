@@ -254,54 +254,15 @@ fn a_full_postgresql_disk_is_store_full_naming_the_file_and_changes_nothing() {
     refuses_then_serves(&d, &fs, "could not extend file");
 }
 
-#[test]
-fn a_session_stranded_by_a_full_disk_frees_itself_and_runs_what_was_queued() {
-    // Issue 19, item 2: the disk fills while a command runs; the dispatch
-    // fails, its lease release fails too — and once there is room again the
-    // session is closed honestly and freed, and a queued message runs,
-    // without a restart.
-    let rt = common::runtime();
-    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
-        aos_testkit::Reply::bash("c1", "sleep 1.5; echo SLEPT"),
-        aos_testkit::Reply::text("the queued one ran"),
-    ]));
-    let tmp = tempfile::tempdir().expect("tmp");
-    let fs = Tmpfs::mount(&tmp.path().join("fs"), "16m");
-    let home = tmp.path().join("home");
-    let url = format!("sqlite://{}", fs.0.join("aos.db").display());
-    let d = Daemon::launch_env(
-        &home,
-        Some(&url),
-        &common::skill_roots(),
-        &[("AOS_LLM_BASE_URL", &llm.url())],
-    );
-    let (_, sid) = common::new_session(&d);
-    let (doc, code) = d.aos(&["send", &sid, "sleep a bit", "--detach"]);
-    assert_eq!(code, 0, "{doc}");
-    let first = doc["data"]["dispatchId"].as_str().expect("id").to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while llm.requests().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no request");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let filler = fs.fill("filler");
-    let (w, _) = d.call(
-        "session.wait",
-        json!({"dispatchId": first, "timeoutMs": 20000}),
-    );
-    assert_eq!(w["data"]["status"], "failed", "{w}");
-    // Nothing can be acknowledged while the disk is full…
-    let msg = json!({"op": "session.dispatch", "sessionId": sid, "queue": true,
-                     "message": {"role": "user", "content": "then this"}});
-    let (status, q) = post(&d, &msg);
-    assert_eq!(
-        (status, q["error"]["code"].as_str()),
-        (507, Some("store.full")),
-        "{q}"
-    );
-    // …and once there is room, a message queued on the stranded session runs.
-    std::fs::remove_file(&filler).expect("free space");
-    let (status, q) = post(&d, &msg);
+/// Queues `msg` on session `sid` (there is room again), waits for it to
+/// answer "the queued one ran", and returns the session's history as text,
+/// which holds the open call's honest result.
+fn queued_runs_and_the_open_call_is_closed(
+    d: &Daemon,
+    sid: &str,
+    msg: &serde_json::Value,
+) -> String {
+    let (status, q) = post(d, msg);
     assert_eq!(status, 200, "{q}");
     let queued = q["data"]["dispatchId"]
         .as_str()
@@ -328,6 +289,68 @@ fn a_session_stranded_by_a_full_disk_frees_itself_and_runs_what_was_queued() {
         text.contains("the store failed while this command ran"),
         "the open call's honest result: {text}"
     );
+    text
+}
+
+/// Starts a dispatch on `sid` and fills `fs` once the model was asked (its
+/// command runs): the filler, and the dispatch's id.
+fn fill_while_it_runs(
+    d: &Daemon,
+    llm: &aos_testkit::ScriptedLlm,
+    sid: &str,
+    fs: &Tmpfs,
+) -> (PathBuf, String) {
+    let (doc, code) = d.aos(&["send", sid, "go", "--detach"]);
+    assert_eq!(code, 0, "{doc}");
+    let first = doc["data"]["dispatchId"].as_str().expect("id").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while llm.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no request");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (fs.fill("filler"), first)
+}
+
+#[test]
+fn a_session_stranded_by_a_full_disk_frees_itself_and_runs_what_was_queued() {
+    // Issue 19, item 2: the disk fills while a command runs; the dispatch
+    // fails, its lease release fails too — and once there is room again the
+    // session is closed honestly and freed, and a queued message runs,
+    // without a restart.
+    let rt = common::runtime();
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "sleep 1.5; echo SLEPT"),
+        aos_testkit::Reply::text("the queued one ran"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fs = Tmpfs::mount(&tmp.path().join("fs"), "16m");
+    let home = tmp.path().join("home");
+    let url = format!("sqlite://{}", fs.0.join("aos.db").display());
+    let d = Daemon::launch_env(
+        &home,
+        Some(&url),
+        &common::skill_roots(),
+        &[("AOS_LLM_BASE_URL", &llm.url())],
+    );
+    let (_, sid) = common::new_session(&d);
+    let (filler, first) = fill_while_it_runs(&d, &llm, &sid, &fs);
+    let (w, _) = d.call(
+        "session.wait",
+        json!({"dispatchId": first, "timeoutMs": 20000}),
+    );
+    assert_eq!(w["data"]["status"], "failed", "{w}");
+    // Nothing can be acknowledged while the disk is full…
+    let msg = json!({"op": "session.dispatch", "sessionId": sid, "queue": true,
+                     "message": {"role": "user", "content": "then this"}});
+    let (status, q) = post(&d, &msg);
+    assert_eq!(
+        (status, q["error"]["code"].as_str()),
+        (507, Some("store.full")),
+        "{q}"
+    );
+    // …and once there is room, a message queued on the stranded session runs.
+    std::fs::remove_file(&filler).expect("free space");
+    queued_runs_and_the_open_call_is_closed(&d, &sid, &msg);
 }
 
 #[test]
@@ -352,15 +375,7 @@ fn a_dispatch_failed_by_a_full_postgresql_disk_closes_its_open_call_and_runs_wha
         &[("AOS_LLM_BASE_URL", &llm.url())],
     );
     let (_, sid) = common::new_session(&d);
-    let (doc, code) = d.aos(&["send", &sid, "print a lot", "--detach"]);
-    assert_eq!(code, 0, "{doc}");
-    let first = doc["data"]["dispatchId"].as_str().expect("id").to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while llm.requests().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no request");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let filler = fs.fill("filler");
+    let (filler, first) = fill_while_it_runs(&d, &llm, &sid, &fs);
     let (w, _) = d.call(
         "session.wait",
         json!({"dispatchId": first, "timeoutMs": 20000}),
@@ -376,33 +391,7 @@ fn a_dispatch_failed_by_a_full_postgresql_disk_closes_its_open_call_and_runs_wha
     std::fs::remove_file(&filler).expect("free space");
     let msg = json!({"op": "session.dispatch", "sessionId": sid, "queue": true,
                      "message": {"role": "user", "content": "then this"}});
-    let (status, q) = post(&d, &msg);
-    assert_eq!(status, 200, "{q}");
-    let queued = q["data"]["dispatchId"]
-        .as_str()
-        .expect("queued")
-        .to_string();
-    let (w, _) = d.call(
-        "session.wait",
-        json!({"dispatchId": queued, "timeoutMs": 30000}),
-    );
-    assert_eq!(
-        (
-            w["data"]["status"].as_str(),
-            w["data"]["finalText"].as_str()
-        ),
-        (Some("completed"), Some("the queued one ran")),
-        "{w}"
-    );
-    let (h, _) = d.call(
-        "session.history.list",
-        json!({"sessionId": sid, "limit": 1000}),
-    );
-    let text = h.to_string();
-    assert!(
-        text.contains("the store failed while this command ran"),
-        "the open call's honest result: {text}"
-    );
+    let text = queued_runs_and_the_open_call_is_closed(&d, &sid, &msg);
     assert!(
         !text.contains("yyyyyyyyyy"),
         "nothing of the refused output"
