@@ -11,7 +11,7 @@
 use crate::Principal;
 use crate::kernel::Kernel;
 use crate::services::ServiceOwner;
-use aos_types::{ErrorCode, SyscallError};
+use aos_types::{ErrorCode, SyscallError, Target};
 use serde_json::{Map, Value, json};
 
 /// What a principal may reach.
@@ -100,77 +100,6 @@ impl Scope {
     }
 }
 
-/// How the owner of what an op touches is found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// Nothing owned: skills, system settings read, health.
-    Global,
-    /// Changes what every owner sees: system level only.
-    System,
-    /// `agentId`, read or changed.
-    Agent { write: bool },
-    /// `sessionId` (required).
-    Session,
-    /// Optional `agentId` and `sessionId`.
-    AgentOrSession,
-    /// `dispatchId` → its session.
-    Dispatch,
-    /// `contentId` → its session.
-    Content,
-    /// `instanceId` → the instance's owner.
-    Instance,
-    /// `owner` of a service to start (default `system`).
-    StartOwner,
-    /// `ownerType`/`ownerId` of a catalog preview.
-    CatalogOwner,
-    /// `skill.invoke`: optional `sessionId`; without one the command runs
-    /// for the system, which only the system level may ask.
-    Invoke,
-    /// A list, filtered to the caller's scope.
-    List,
-}
-
-/// The target of every op; `None` for an op without a rule (refused to
-/// every principal but the system level).
-pub(crate) fn target(op: &str) -> Option<Target> {
-    use Target::*;
-    Some(match op {
-        "system.get" | "system.health" | "skill.list" | "skill.get" | aos_types::CALLER_OP => {
-            Global
-        }
-        "system.update" | "skill.index.refresh" | "skill.catalog.refresh" | "agent.create" => {
-            System
-        }
-        "agent.get" => Agent { write: false },
-        "agent.update" | "agent.archive" | "session.create" => Agent { write: true },
-        "skill.load"
-        | "skill.unload"
-        | "session.get"
-        | "session.update"
-        | "session.archive"
-        | "session.append"
-        | "session.dispatch"
-        | "session.interrupt"
-        | "session.compact"
-        | "session.context.get"
-        | "session.context.rebuild"
-        | "session.context.fold"
-        | "session.context.unfold"
-        | "session.history.list"
-        | "session.history.get"
-        | "content.put" => Session,
-        "skill.default.resolve" => AgentOrSession,
-        "session.wait" => Dispatch,
-        "content.read" | "content.search" => Content,
-        "skill.stop" | "service.get" => Instance,
-        "skill.start" => StartOwner,
-        "skill.catalog.preview" => CatalogOwner,
-        "skill.invoke" => Invoke,
-        "agent.list" | "session.list" | "service.list" | "runtime.log.list" => List,
-        _ => return None,
-    })
-}
-
 /// Who is asking, for the denial.
 pub(crate) struct Caller<'a> {
     /// "skill guard (agent ag_1)" or "the token of session se_1".
@@ -221,7 +150,7 @@ pub(crate) async fn check(
     if *scope == Scope::All {
         return Ok(());
     }
-    let Some(t) = target(op) else {
+    let Some(t) = aos_types::syscall_info(op).map(|s| s.target) else {
         return Err(caller.denied(op, "anything (the op has no owner rule)".into()));
     };
     match t {
@@ -439,13 +368,6 @@ fn narrow_list(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_op_has_an_owner_rule() {
-        for s in aos_types::SYSCALLS {
-            assert!(target(s.op).is_some(), "{} has no authorization rule", s.op);
-        }
-    }
 
     #[test]
     fn owners_are_reached_at_the_own_level_or_below() {

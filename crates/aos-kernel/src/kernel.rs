@@ -389,7 +389,7 @@ impl Kernel {
     }
 
     /// Checks `op` for `p`: a service's grant lists the op (or its group), a
-    /// session token calls only [`SESSION_OPS`], and what the op touches lies
+    /// session token calls only the ops the op table allows it (`SyscallInfo::session_token`), and what the op touches lies
     /// within the caller's scope ([`crate::authz`]); a list's filter may be
     /// narrowed to that scope.
     async fn authorize(
@@ -405,7 +405,7 @@ impl Kernel {
                 (format!("skill {}", g.skill), "service")
             }
             Principal::Session { session_id, .. } => {
-                if !crate::principal::SESSION_OPS.contains(&op) {
+                if !aos_types::syscall_info(op).is_some_and(|s| s.session_token) {
                     return Err(SyscallError::new(
                         ErrorCode::PermissionDenied,
                         format!(

@@ -28,5 +28,5 @@ mod skills;
 pub use config::{AoscbDefaults, KernelConfig, parse_switch};
 pub use events::{Event, EventBus, EventFilter};
 pub use kernel::Kernel;
-pub use principal::{Principal, SESSION_OPS, ServiceGrant};
+pub use principal::{Principal, ServiceGrant};
 pub use skills::SkillRegistry;

@@ -28,43 +28,6 @@ pub enum Principal {
     },
 }
 
-/// What a session token may call: its own session, sessions of its own agent,
-/// skills (read, load, run), content of its agent's sessions — never system,
-/// agent or service administration.
-pub const SESSION_OPS: &[&str] = &[
-    "system.get",
-    "system.health",
-    "skill.list",
-    "skill.get",
-    "skill.load",
-    "skill.unload",
-    "skill.invoke",
-    "skill.catalog.preview",
-    "skill.default.resolve",
-    "agent.get",
-    "agent.list",
-    "session.create",
-    "session.dispatch",
-    "session.append",
-    "session.interrupt",
-    "session.compact",
-    "session.update",
-    "session.get",
-    "session.list",
-    "session.wait",
-    "session.context.get",
-    "session.context.rebuild",
-    "session.context.fold",
-    "session.context.unfold",
-    "session.history.list",
-    "session.history.get",
-    "content.put",
-    "content.read",
-    "content.search",
-    "service.list",
-    "service.get",
-];
-
 /// What a service may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceGrant {

@@ -325,8 +325,8 @@ async fn every_op_by_every_principal_inside_and_outside_its_scope() {
                 c.name
             );
             checked += 1;
-            let token_may =
-                !matches!(c.p, Principal::Session { .. }) || aos_kernel::SESSION_OPS.contains(&op);
+            let token_may = !matches!(c.p, Principal::Session { .. })
+                || aos_types::syscall_info(op).is_some_and(|s| s.session_token);
             if let (Some(inside), true) = (inside, token_may) {
                 let r = call(&w.k, &c.p, inside.clone()).await;
                 assert_ne!(

@@ -13,7 +13,9 @@ mod message;
 mod records;
 mod syscall;
 
-pub use catalog::{CALLER_OP, SYSCALLS, SyscallInfo, SyscallKind, is_syscall_group, syscall_info};
+pub use catalog::{
+    CALLER_OP, SYSCALLS, SyscallInfo, SyscallKind, Target, is_syscall_group, syscall_info,
+};
 pub use error::{ErrorCode, SyscallError};
 pub use hooks::{
     Admission, Algorithm, Event, HOOK_POINTS, HookKind, HookOwners, HookPoint, Point, Transform,
