@@ -1,9 +1,10 @@
-//! The `aos:kernel@0.1.0` world: its bindings, its imports and the calls into
-//! its exports. Frozen: components built against it keep working unchanged.
+//! The `aos:kernel@0.1.0` world: its bindings, and the calls into its
+//! exports. Frozen: components built against it keep working unchanged.
 //!
-//! The `syscall` import is async (it awaits the kernel), the others answer
-//! at once; all are trappable: the outer `wasmtime::Result` is a trap, the
-//! inner `Result` is the error the guest sees.
+//! Everything it shares with the latest version delegates to
+//! [`crate::v0_2`] through `From` conversions of the (identical) types: its
+//! `syscall` and `log` imports are the latest's, and its replies are mapped
+//! by the latest's functions.
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -18,8 +19,9 @@ mod generated {
 }
 
 use crate::state::HostState;
+use crate::v0_2 as latest;
 use crate::world::{Call, Reply};
-use aos_extension::{AdmitReply, InvokeReply, Registration, ServiceOwner};
+use aos_extension::ServiceOwner;
 use generated::aos::kernel::{log, syscall, types};
 pub(crate) use generated::{SkillService, SkillServicePre};
 use wasmtime::Store;
@@ -43,7 +45,7 @@ pub(crate) async fn call(
     Ok(match call {
         Call::Init { owner, config } => {
             let r = svc.call_init(store, &owner_of(owner), config).await?;
-            Reply::Init(r.map(|r| Registration {
+            latest::registration(r.map(|r| latest::types::Registration {
                 hooks: r.hooks,
                 events: r.events,
             }))
@@ -52,10 +54,7 @@ pub(crate) async fn call(
             let v = svc
                 .call_admit(store, c.hook, c.input.text(), c.output)
                 .await?;
-            Reply::Admit(match v {
-                types::Verdict::Allow(v) => AdmitReply::Allow(v),
-                types::Verdict::Reject(r) => AdmitReply::Reject(r),
-            })
+            latest::verdict(v.into())
         }
         Call::Transform(c) => Reply::Transform(
             svc.call_transform(store, c.hook, c.input.text(), c.output)
@@ -67,7 +66,7 @@ pub(crate) async fn call(
         }
         Call::Invoke { args, stdin, .. } => {
             let r = svc.call_invoke(store, args, stdin).await?;
-            Reply::Invoke(r.map(|o| InvokeReply {
+            latest::invoke_reply(r.map(|o| latest::types::InvokeOutput {
                 exit_code: o.exit_code,
                 stdout: o.stdout,
                 stderr: o.stderr,
@@ -81,12 +80,44 @@ pub(crate) async fn call(
 }
 
 fn owner_of(owner: &ServiceOwner) -> types::Owner {
-    let (kind, id) = match owner {
-        ServiceOwner::System => (types::OwnerKind::System, None),
-        ServiceOwner::Agent(a) => (types::OwnerKind::Agent, Some(a.clone())),
-        ServiceOwner::Session(s) => (types::OwnerKind::Session, Some(s.clone())),
+    let o = latest::owner_of(owner);
+    let kind = match o.kind {
+        latest::types::OwnerKind::System => types::OwnerKind::System,
+        latest::types::OwnerKind::Agent => types::OwnerKind::Agent,
+        latest::types::OwnerKind::Session => types::OwnerKind::Session,
     };
-    types::Owner { kind, id }
+    types::Owner { kind, id: o.id }
+}
+
+impl From<types::Verdict> for latest::types::Verdict {
+    fn from(v: types::Verdict) -> Self {
+        match v {
+            types::Verdict::Allow(v) => latest::types::Verdict::Allow(v),
+            types::Verdict::Reject(r) => latest::types::Verdict::Reject(r),
+        }
+    }
+}
+
+impl From<latest::types::SyscallError> for types::SyscallError {
+    fn from(e: latest::types::SyscallError) -> Self {
+        types::SyscallError {
+            code: e.code,
+            message: e.message,
+            details: e.details,
+        }
+    }
+}
+
+impl From<log::Level> for latest::log::Level {
+    fn from(l: log::Level) -> Self {
+        match l {
+            log::Level::Trace => latest::log::Level::Trace,
+            log::Level::Debug => latest::log::Level::Debug,
+            log::Level::Info => latest::log::Level::Info,
+            log::Level::Warn => latest::log::Level::Warn,
+            log::Level::Error => latest::log::Level::Error,
+        }
+    }
 }
 
 impl types::Host for HostState {}
@@ -97,27 +128,13 @@ impl syscall::Host for HostState {
         op: String,
         payload: String,
     ) -> wasmtime::Result<Result<String, types::SyscallError>> {
-        Ok(self
-            .syscall(op, payload)
-            .await
-            .map_err(|e| types::SyscallError {
-                code: e.code.as_str().to_string(),
-                message: e.message,
-                details: e.details.map(|d| d.to_string()),
-            }))
+        let r = latest::syscall::Host::call(self, op, payload).await?;
+        Ok(r.map_err(Into::into))
     }
 }
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        let level = match level {
-            log::Level::Trace => tracing::Level::TRACE,
-            log::Level::Debug => tracing::Level::DEBUG,
-            log::Level::Info => tracing::Level::INFO,
-            log::Level::Warn => tracing::Level::WARN,
-            log::Level::Error => tracing::Level::ERROR,
-        };
-        self.log(level, message);
-        Ok(())
+        latest::log::Host::write(self, level.into(), message)
     }
 }

@@ -46,7 +46,7 @@ use crate::state::HostState;
 use crate::world::{Call, Reply};
 use aos_extension::{AdmitReply, InvokeReply, Registration, ServiceOwner};
 pub(crate) use direct::SkillService as DirectService;
-use generated::aos::kernel::{hook, log, syscall, types};
+pub(crate) use generated::aos::kernel::{hook, log, syscall, types};
 pub(crate) use generated::{SkillService, SkillServicePre};
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
@@ -127,21 +127,21 @@ pub(crate) fn call_direct(
     dispatch!(svc, store, call)
 }
 
-fn registration(r: Result<types::Registration, String>) -> Reply {
+pub(crate) fn registration(r: Result<types::Registration, String>) -> Reply {
     Reply::Init(r.map(|r| Registration {
         hooks: r.hooks,
         events: r.events,
     }))
 }
 
-fn verdict(v: types::Verdict) -> Reply {
+pub(crate) fn verdict(v: types::Verdict) -> Reply {
     Reply::Admit(match v {
         types::Verdict::Allow(v) => AdmitReply::Allow(v),
         types::Verdict::Reject(r) => AdmitReply::Reject(r),
     })
 }
 
-fn invoke_reply(r: Result<types::InvokeOutput, String>) -> Reply {
+pub(crate) fn invoke_reply(r: Result<types::InvokeOutput, String>) -> Reply {
     Reply::Invoke(r.map(|o| InvokeReply {
         exit_code: o.exit_code,
         stdout: o.stdout,
@@ -149,7 +149,7 @@ fn invoke_reply(r: Result<types::InvokeOutput, String>) -> Reply {
     }))
 }
 
-fn owner_of(owner: &ServiceOwner) -> types::Owner {
+pub(crate) fn owner_of(owner: &ServiceOwner) -> types::Owner {
     let (kind, id) = match owner {
         ServiceOwner::System => (types::OwnerKind::System, None),
         ServiceOwner::Agent(a) => (types::OwnerKind::Agent, Some(a.clone())),
