@@ -14,8 +14,8 @@ use crate::params::StoreResult;
 use crate::skills::{AOS_SKILL, planned_loads};
 use aos_llm::{ChatRequest, Usage};
 use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
-use aos_types::hook;
 use aos_types::{ErrorCode, Message, Origin, Part, Role, Scb, SyscallError};
+use aos_types::{hook, payloads};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -142,7 +142,11 @@ async fn attempt(
             before.clone(),
         )
         .await?;
-    let (from, to) = range(&admitted, (1, last), last)?;
+    let asked: payloads::SeqRange = payloads::read(&admitted);
+    let (from, to) = range(
+        (asked.from_seq.unwrap_or(1), asked.to_seq.unwrap_or(last)),
+        last,
+    )?;
     let Some(plan) = ask_engine(k, scb, trigger, (from, to), last).await? else {
         return Ok(Err(Declined {
             reason: "the context engine chose not to compact (mode skip)".into(),
@@ -181,9 +185,7 @@ async fn attempt(
 
 /// Reads `fromSeq`/`toSeq` from a hook's output (defaulting to `dflt`) and
 /// checks `1 ≤ from ≤ to ≤ last`.
-fn range(out: &Value, dflt: (i64, i64), last: i64) -> Result<(i64, i64), SyscallError> {
-    let from = out.get("fromSeq").and_then(Value::as_i64).unwrap_or(dflt.0);
-    let to = out.get("toSeq").and_then(Value::as_i64).unwrap_or(dflt.1);
+fn range((from, to): (i64, i64), last: i64) -> Result<(i64, i64), SyscallError> {
     if from < 1 || from > to || to > last {
         return Err(SyscallError::new(
             ErrorCode::ContextEngineUnavailable,
@@ -210,15 +212,10 @@ async fn ask_engine(
         .hooks
         .transform(hook::CONTEXT_COMPACT, scope(scb), &input, dflt)
         .await;
-    let mode = out["mode"].as_str().unwrap_or("skip").to_string();
-    let text = |key: &str| {
-        out[key]
-            .as_str()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-    };
-    let (summary_prompt, summary_text) = (text("summaryPrompt"), text("summaryText"));
+    let plan: payloads::CompactPlan = payloads::read(&out);
+    let mode = plan.mode.unwrap_or_else(|| "skip".into());
+    let text = |t: Option<String>| t.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let (summary_prompt, summary_text) = (text(plan.summary_prompt), text(plan.summary_text));
     match mode.as_str() {
         "skip" => return Ok(None),
         "instruct" if summary_prompt.is_none() && summary_text.is_none() => {
@@ -233,10 +230,11 @@ async fn ask_engine(
             )));
         }
     }
-    let (from_seq, to_seq) = range(&out, (from, to), last)?;
-    let reinject = match &out["reinjectSkills"] {
-        Value::Bool(false) => Some(Vec::new()),
-        Value::Array(a) => Some(
+    let asked = (plan.from_seq.unwrap_or(from), plan.to_seq.unwrap_or(to));
+    let (from_seq, to_seq) = range(asked, last)?;
+    let reinject = match plan.reinject_skills {
+        Some(payloads::Reinject::All(false)) => Some(Vec::new()),
+        Some(payloads::Reinject::Names(a)) => Some(
             a.iter()
                 .filter_map(|v| v.as_str().map(String::from))
                 .collect(),
@@ -316,8 +314,8 @@ async fn summary_model(k: &Kernel, scb: &Scb) -> Result<(String, Option<String>)
             json!({ "model": dflt }),
         )
         .await;
-    let model = out["model"].as_str().unwrap_or(&dflt).to_string();
-    Ok((model, out["baseUrl"].as_str().map(String::from)))
+    let choice: payloads::ModelChoice = payloads::read(&out);
+    Ok((choice.model.unwrap_or(dflt), choice.base_url))
 }
 
 /// The range as a plain transcript. A completed earlier summary inside the

@@ -406,5 +406,13 @@ fn rejected(hook: &str, h: &ServiceEntry, reason: &str) -> SyscallError {
         ErrorCode::HookRejected,
         format!("rejected by {} ({hook}): {reason}", h.skill_name),
     )
-    .with_details(json!({ "hook": hook, "skill": h.skill_name, "instanceId": h.instance_id, "reason": reason }))
+    .with_details(
+        serde_json::to_value(aos_types::payloads::Rejection {
+            hook: Some(hook.into()),
+            skill: Some(h.skill_name.clone()),
+            instance_id: Some(h.instance_id.clone()),
+            reason: Some(reason.into()),
+        })
+        .unwrap_or_default(),
+    )
 }

@@ -10,6 +10,7 @@ mod error;
 mod hooks;
 mod ids;
 mod message;
+pub mod payloads;
 mod records;
 mod syscall;
 

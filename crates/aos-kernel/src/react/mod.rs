@@ -42,6 +42,10 @@ pub struct Outcome {
     /// The error of a failed dispatch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+    /// Whether it failed because the store refused a write (a full disk, a
+    /// lost database): what it left open may not be recorded.
+    #[serde(skip)]
+    pub store_failed: bool,
 }
 
 impl Outcome {
@@ -52,20 +56,12 @@ impl Outcome {
             final_text: None,
             usage: Usage::default(),
             error: None,
+            store_failed: false,
         }
     }
 
     fn finished(&self) -> bool {
         !matches!(self.status.as_str(), "queued" | "running")
-    }
-
-    /// Whether the dispatch failed because the store refused a write (a full
-    /// disk, a lost database): what it left open may not be recorded.
-    fn store_failed(&self) -> bool {
-        let Some(e) = &self.error else { return false };
-        let message = e["message"].as_str().unwrap_or_default();
-        e["code"] == "store.full"
-            || (e["code"] == "internal" && message.starts_with("store failure"))
     }
 }
 
@@ -562,7 +558,7 @@ fn start(k: &Kernel, state: Arc<DispatchState>, lease: String, first_seq: i64) {
         let outcome = run::run(&k, &state, lease.clone(), first_seq).await;
         crate::sandbox::release(&k, &state.session_id).await;
         renewal.abort();
-        if outcome.store_failed() {
+        if outcome.store_failed {
             lease::close_after_store_failure(&k, &state.session_id, &lease).await;
         } else {
             lease::release(&k, &state.session_id, &lease).await;

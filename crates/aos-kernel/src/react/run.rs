@@ -8,8 +8,8 @@ use crate::kernel::Kernel;
 use crate::params::StoreResult;
 use aos_llm::{ChatRequest, ToolCall, Usage};
 use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
-use aos_types::hook;
 use aos_types::{BashInput, Message, Origin, Part, Role, Scb, SyscallError, ToolState};
+use aos_types::{hook, payloads};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -116,12 +116,15 @@ pub(crate) async fn run(
 }
 
 fn failed(seq: Option<i64>, usage: Usage, e: &SyscallError) -> Outcome {
+    let store_failed = e.code == aos_types::ErrorCode::StoreFull
+        || (e.code == aos_types::ErrorCode::Internal && e.message.starts_with("store failure"));
     Outcome {
         status: "failed".into(),
         final_message_seq: seq,
         final_text: None,
         usage,
         error: Some(json!(e)),
+        store_failed,
     }
 }
 
@@ -389,6 +392,7 @@ impl Turn<'_> {
             final_text,
             usage: self.usage,
             error: None,
+            store_failed: false,
         }
     }
 
@@ -504,22 +508,23 @@ impl Turn<'_> {
         hooks
             .admit(hook::COMPUTE_BEFORE, self.scope(), before, json!({}))
             .await?;
+        let system: payloads::SystemPrompt = payloads::read(&system);
+        let params: payloads::ModelParams = payloads::read(&params);
+        let model: payloads::ModelChoice = payloads::read(&model);
         let mut wire = Vec::with_capacity(messages.len() + 1);
-        if let Some(s) = system["system"].as_str().filter(|s| !s.is_empty()) {
+        if let Some(s) = system.system.filter(|s| !s.is_empty()) {
             wire.push(aos_llm::message(&json!({ "role": "system", "content": s })));
         }
         wire.extend(messages);
-        let mut params = params["params"].as_object().cloned().unwrap_or_default();
-        if let Some(extra) = model["params"].as_object() {
-            params.extend(extra.clone());
-        }
+        let mut params = params.params.unwrap_or_default();
+        params.extend(model.params.unwrap_or_default());
         let req = ChatRequest {
-            model: model["model"].as_str().unwrap_or(default_model).to_string(),
+            model: model.model.unwrap_or_else(|| default_model.to_string()),
             messages: wire,
             tools: vec![bash_tool()],
             params,
         };
-        Ok((req, model["baseUrl"].as_str().map(String::from)))
+        Ok((req, model.base_url))
     }
 
     /// Records the intents, runs each call, records each result.
@@ -624,23 +629,27 @@ impl Turn<'_> {
         {
             Ok(v) => v,
             Err(e) => {
-                let d = e.details.clone().unwrap_or_default();
-                let text = match (d["skill"].as_str(), d["reason"].as_str()) {
+                let d: payloads::Rejection =
+                    e.details.as_ref().map(payloads::read).unwrap_or_default();
+                let text = match (d.skill, d.reason) {
                     (Some(s), Some(r)) => format!("rejected by {s}: {r}"),
                     _ => e.message.clone(),
                 };
                 return error(input, text);
             }
         };
-        let command = admitted["args"]["command"]
-            .as_str()
-            .unwrap_or(&input.command)
-            .to_string();
-        let timeout = admitted["args"]["timeoutMs"]
-            .as_u64()
+        let args = payloads::read::<payloads::ToolBefore>(&admitted)
+            .args
+            .unwrap_or_default();
+        let command = args.command.unwrap_or_else(|| input.command.clone());
+        let timeout = args
+            .timeout_ms
             .map_or(BASH_TIMEOUT, Duration::from_millis)
             .min(BASH_TIMEOUT_MAX);
-        let result = match self.bash(&command, timeout, &env["env"]).await {
+        let env = payloads::read::<payloads::ToolEnv>(&env)
+            .env
+            .unwrap_or_default();
+        let result = match self.bash(&command, timeout, &Value::Object(env)).await {
             Ok(r) => r,
             Err(e) => return error(input, format!("bash could not run: {e}")),
         };
@@ -692,14 +701,15 @@ impl Turn<'_> {
                 json!({ "result": raw }),
             )
             .await;
-        let output = match &after["result"] {
-            Value::String(s) => json!({ "visibleResult": s, "exitCode": result.exit_code }),
-            Value::Object(o) => {
-                let mut o = o.clone();
+        let output = match payloads::read::<payloads::ToolAfter>(&after).result {
+            Some(payloads::ToolResult::Text(s)) => {
+                json!({ "visibleResult": s, "exitCode": result.exit_code })
+            }
+            Some(payloads::ToolResult::Fields(mut o)) => {
                 o.insert("exitCode".into(), json!(result.exit_code));
                 Value::Object(o)
             }
-            _ => json!({ "visibleResult": raw, "exitCode": result.exit_code }),
+            None => json!({ "visibleResult": raw, "exitCode": result.exit_code }),
         };
         Part::ToolBash {
             id: String::new(),
