@@ -2,13 +2,13 @@
 //! RuntimeLog discipline, and the SessionHistory append path every writer uses.
 
 use crate::authz::{self, Scope};
-use crate::events::EventBus;
 use crate::hooks::{HookEngine, HookScope};
 use crate::params::StoreResult;
 use crate::principal::ServiceGrant;
 use crate::services::{ServiceDriver, ServiceOwner, ServiceTable, SyscallPort};
 use crate::skills::resolve_defaults;
 use crate::{KernelConfig, Principal, SkillRegistry, ops, recovery};
+use aos_extension::events::EventBus;
 use aos_store::{NewLogEntry, NewMessage, Store};
 use aos_types::hook;
 use aos_types::{
@@ -132,7 +132,7 @@ impl Kernel {
                 hooks: HookEngine::new(
                     events.clone(),
                     Arc::new(ServiceTable::default()),
-                    store.clone(),
+                    Arc::new(crate::hooks::RuntimeLog(store.clone())),
                 ),
                 events,
                 store,

@@ -11,7 +11,6 @@ mod bootstrap;
 mod compaction;
 mod config;
 mod context;
-mod events;
 pub mod hooks;
 mod kernel;
 mod ops;
@@ -25,8 +24,8 @@ pub use sandbox::BashSandbox;
 pub mod services;
 mod skills;
 
+pub use aos_extension::events::{Event, EventBus, EventFilter};
 pub use config::{AoscbDefaults, KernelConfig, parse_switch};
-pub use events::{Event, EventBus, EventFilter};
 pub use kernel::Kernel;
 pub use principal::{Principal, ServiceGrant};
 pub use skills::SkillRegistry;
