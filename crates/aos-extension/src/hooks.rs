@@ -433,3 +433,6 @@ fn rejected(hook: &str, h: &ServiceEntry, reason: &str) -> SyscallError {
         .unwrap_or_default(),
     )
 }
+
+#[cfg(test)]
+mod tests;
