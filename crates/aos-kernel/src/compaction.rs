@@ -282,7 +282,7 @@ async fn summarise(k: &Kernel, scb: &Scb, plan: &Plan) -> Result<(String, Usage)
     let resp = k
         .inner
         .llm
-        .chat(&req, base_url.as_deref(), |_| {})
+        .chat(&req, base_url.as_deref(), &mut |_| {})
         .await
         .map_err(|e| {
             SyscallError::new(ErrorCode::LlmError, format!("the summary call failed: {e}"))

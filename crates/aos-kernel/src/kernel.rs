@@ -80,7 +80,7 @@ pub(crate) struct Inner {
     pub skills: Arc<SkillRegistry>,
     pub events: Arc<EventBus>,
     pub hooks: HookEngine,
-    pub llm: aos_llm::LlmClient,
+    pub llm: Arc<dyn aos_llm::ChatModel>,
     pub drivers: Vec<Arc<dyn ServiceDriver>>,
     pub contexts: Mutex<HashMap<String, crate::context::Slot>>,
     pub started: Instant,
@@ -116,13 +116,24 @@ impl Kernel {
         config: KernelConfig,
         drivers: Vec<Arc<dyn ServiceDriver>>,
     ) -> Result<Kernel, SyscallError> {
+        let llm = aos_llm::LlmClient::new(config.llm.clone())
+            .map_err(|e| SyscallError::internal(format!("cannot set up the LLM client: {e}")))?;
+        Kernel::start_with_model(store, config, drivers, Arc::new(llm)).await
+    }
+
+    /// [`Kernel::start`] with the chat model the ReAct loop and compaction
+    /// use (the daemon's is the OpenAI-compatible client of `config.llm`).
+    pub async fn start_with_model(
+        store: Store,
+        config: KernelConfig,
+        drivers: Vec<Arc<dyn ServiceDriver>>,
+        llm: Arc<dyn aos_llm::ChatModel>,
+    ) -> Result<Kernel, SyscallError> {
         let initial = config
             .defaults
             .to_aoscb(&config.system_name, &config.skill_root_string());
         store.aoscb_init(&initial).await.sys()?;
         let events = Arc::new(EventBus::new());
-        let llm = aos_llm::LlmClient::new(config.llm.clone())
-            .map_err(|e| SyscallError::internal(format!("cannot set up the LLM client: {e}")))?;
         let kernel = Kernel {
             inner: Arc::new(Inner {
                 skills: Arc::new(SkillRegistry::new(

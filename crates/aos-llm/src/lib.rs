@@ -11,9 +11,11 @@
 
 mod client;
 mod error;
+mod model;
 mod sse;
 mod types;
 
 pub use client::{LlmClient, LlmConfig, RetryPolicy};
 pub use error::LlmError;
+pub use model::ChatModel;
 pub use types::{ChatRequest, ChatResponse, Delta, ToolCall, Usage, message};

@@ -238,7 +238,7 @@ impl Turn<'_> {
         loop {
             let started = Instant::now();
             let state = self.state;
-            let forward = |d: aos_llm::Delta| match d {
+            let mut forward = |d: aos_llm::Delta| match d {
                 aos_llm::Delta::Text(t) => {
                     state.publish("message", json!({ "type": "delta", "text": t }))
                 }
@@ -248,7 +248,7 @@ impl Turn<'_> {
                 ),
             };
             let llm = &self.k.inner.llm;
-            match llm.chat(&req, base_url.as_deref(), forward).await {
+            match llm.chat(&req, base_url.as_deref(), &mut forward).await {
                 Ok(resp) => {
                     self.usage.add(resp.usage);
                     self.last_total_tokens = resp.usage.total_tokens;
