@@ -83,7 +83,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             skills,
             only,
             ..
-        } => (crate::bench::run(quick, skills, only)?, true),
+        } => (
+            aos_bench::run(quick, skills, only).map_err(bench_error)?,
+            true,
+        ),
         Command::Sandbox(SandboxCmd::Check) => sandbox_check(),
         Command::Version => (
             json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
@@ -112,6 +115,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A bench that could not run: an unknown `--only` is bad usage.
+fn bench_error(e: aos_bench::BenchError) -> anyhow::Error {
+    match e {
+        aos_bench::BenchError::UnknownSection { .. } => Usage(e.to_string()).into(),
+        e => e.into(),
+    }
 }
 
 /// A daemon start that failed: exit status 3, the cause kept.

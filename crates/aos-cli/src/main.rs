@@ -4,7 +4,6 @@
 //! 0 success, 1 the command failed (a syscall answered `ok: false`), 2 bad
 //! usage, 3 no daemon reachable or the daemon could not start ([`exit`]).
 
-mod bench;
 mod cli;
 mod client;
 mod commands;

@@ -121,7 +121,7 @@ pub(super) async fn figures(
     tmp: &std::path::Path,
     n: usize,
     k: &aos_kernel::Kernel,
-) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+) -> crate::Result<(Vec<Duration>, Vec<Duration>)> {
     let root = tmp.join("native-skills");
     super::legacy_skill(
         &root,
@@ -135,7 +135,7 @@ pub(super) async fn figures(
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(NativeDriver)];
     let native = aos_kernel::Kernel::start(store, config, drivers)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| fail!("{e}"))?;
     super::call(
         &native,
         serde_json::json!({"op": "skill.start", "name": "native-guard"}),

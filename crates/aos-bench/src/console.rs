@@ -4,7 +4,7 @@
 //! chunk (50 messages) from the middle of a 10 000-message session.
 
 use super::{call, percentile, us};
-use anyhow::{Result, anyhow};
+use crate::Result;
 use aos_kernel::Kernel;
 use aos_types::{IdKind, new_id};
 use serde_json::{Value, json};
@@ -34,7 +34,7 @@ pub(super) async fn figures(k: &Kernel, rounds: usize) -> Result<Value> {
         json!({"op": "session.list", "order": "desc", "limit": 50, "search": "NUMBER 4242"});
     let found = call(k, search.clone()).await?;
     if found["sessions"].as_array().map(Vec::len) != Some(1) {
-        return Err(anyhow!("the search found {found}, not one session"));
+        return Err(fail!("the search found {found}, not one session"));
     }
     let history = long_session(k).await?;
     let chunk = json!({"op": "session.history.list", "sessionId": history, "fromSeq": 5001, "toSeq": 5050, "limit": 50});

@@ -2,8 +2,46 @@
 //! process on a throw-away home, printed as one nested JSON document (a key
 //! like `hook.wasm.p50Us` is the path `{"hook":{"wasm":{"p50Us":…}}}`).
 
-use anyhow::{Context, Result, anyhow, bail};
 use aos_kernel::hooks::HookScope;
+
+/// Why a measurement could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// `--only` named no section (bad usage).
+    #[error("--only takes one of {sections}, not {asked:?}")]
+    UnknownSection {
+        /// What was asked.
+        asked: String,
+        /// The sections there are.
+        sections: String,
+    },
+    /// A set-up step or a measurement failed.
+    #[error("{0}")]
+    Failed(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] aos_store::StoreError),
+    /// A file or process failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A syscall was refused.
+    #[error(transparent)]
+    Syscall(#[from] aos_types::SyscallError),
+    /// JSON failed.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// A bench result.
+pub type Result<T> = std::result::Result<T, BenchError>;
+
+/// A [`BenchError::Failed`] from a format string.
+macro_rules! fail {
+    ($($t:tt)*) => { $crate::BenchError::Failed(format!($($t)*)) };
+}
+
+/// The shipped `aoscb.json`: the turn figures run its default skills.
+const AOSCB_JSON: &str = include_str!("../../../aoscb.json");
 use aos_kernel::services::ServiceDriver;
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_types::Request;
@@ -45,16 +83,15 @@ pub fn run(quick: bool, skills: Option<String>, only: Option<String>) -> Result<
     if let Some(o) = &only
         && !SECTIONS.contains(&o.as_str())
     {
-        return Err(crate::exit::Usage(format!(
-            "--only takes one of {}, not {o:?}",
-            SECTIONS.join(", ")
-        ))
-        .into());
+        return Err(BenchError::UnknownSection {
+            asked: o.clone(),
+            sections: SECTIONS.join(", "),
+        });
     }
     let root = std::path::absolute(skills.unwrap_or_else(|| "./skills".into()))?;
     let guard = root.join("my-guard/service.wasm");
     if !guard.is_file() {
-        return Err(anyhow!(
+        return Err(fail!(
             "{} is missing: run from the repository root after `cargo build`, or pass --skills",
             guard.display()
         ));
@@ -77,7 +114,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
         let inst = host
             .time_instantiation(&guard, if quick { 200 } else { 2_000 })
             .await
-            .map_err(|e| anyhow!(e))?;
+            .map_err(|e| fail!("{e}"))?;
         data.insert(
             "wasm".into(),
             json!({
@@ -96,7 +133,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(&tmp)?)];
         let k = Kernel::start(store, config, drivers)
             .await
-            .map_err(|e| anyhow!("{e}"))?;
+            .map_err(|e| fail!("{e}"))?;
         if want("hook") {
             let none = hook_times(&k, n).await?;
             call(&k, json!({"op": "skill.start", "name": "my-guard"})).await?;
@@ -180,9 +217,9 @@ async fn uds_figures(tmp: &Path, n: usize, k: &Kernel) -> Result<serde_json::Map
         &root,
         "uds-rust",
         "service",
-        &std::fs::read(&example).with_context(|| {
-            format!(
-                "{} is missing: build the workspace (`cargo build --release --workspace`)",
+        &std::fs::read(&example).map_err(|e| {
+            fail!(
+                "{} is missing ({e}): build the workspace (`cargo build --release --workspace`)",
                 example.display()
             )
         })?,
@@ -200,7 +237,7 @@ async fn uds_figures(tmp: &Path, n: usize, k: &Kernel) -> Result<serde_json::Map
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(aos_uds_shim::UdsDriver::default())];
     let uds = Kernel::start(store, config, drivers)
         .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| fail!("{e}"))?;
     let figures = |t: Vec<Duration>| json!({ "p50Us": us(percentile(t.clone(), 0.5)), "p99Us": us(percentile(t, 0.99)) });
     let mut out = serde_json::Map::new();
     let v = call(&uds, json!({"op": "skill.start", "name": "uds-rust"})).await?;
@@ -250,12 +287,12 @@ fn wasm_host(tmp: &Path) -> Result<WasmHost> {
         pooling: false,
         direct_calls: true,
     })
-    .map_err(|e| anyhow!("{e:#}"))
+    .map_err(|e| fail!("{e:#}"))
 }
 
 fn tempdir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("aos-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
     Ok(dir)
 }
 
@@ -265,7 +302,7 @@ async fn call(k: &Kernel, req: Value) -> Result<Value> {
             .await,
     )?;
     if r["ok"] != true {
-        return Err(anyhow!("bench setup failed: {r}"));
+        return Err(fail!("bench setup failed: {r}"));
     }
     Ok(r["data"].clone())
 }
@@ -288,7 +325,7 @@ async fn hook_times(k: &Kernel, n: usize) -> Result<Vec<Duration>> {
         let t = Instant::now();
         let answer = k.hooks().admit(hook::TOOL_BEFORE, scope, i, o).await;
         out.push(t.elapsed());
-        answer.map_err(|e| anyhow!("{e}"))?;
+        answer.map_err(|e| fail!("{e}"))?;
     }
     Ok(out)
 }
@@ -303,16 +340,16 @@ fn load_times(path: &Path, tmp: &Path, rounds: usize) -> Result<(Duration, Durat
             pooling: false,
             direct_calls: true,
         })
-        .map_err(|e| anyhow!("{e:#}"))?;
+        .map_err(|e| fail!("{e:#}"))?;
         let t = Instant::now();
-        let cached = host.load(path).map_err(|e| anyhow!(e))?;
+        let cached = host.load(path).map_err(|e| fail!("{e}"))?;
         cold.push(t.elapsed());
         debug_assert!(!cached);
         let t = Instant::now();
-        let cached = host.load(path).map_err(|e| anyhow!(e))?;
+        let cached = host.load(path).map_err(|e| fail!("{e}"))?;
         warm.push(t.elapsed());
         if !cached {
-            return Err(anyhow!("the compile cache did not serve the second load"));
+            return Err(fail!("the compile cache did not serve the second load"));
         }
         let _ = std::fs::remove_dir_all(cache);
     }
@@ -378,7 +415,7 @@ async fn context_figures(k: &Kernel, n: usize) -> Result<Value> {
         let batch = (0..100).map(|i| turn(b * 100 + i)).collect();
         k.store().append(&sid, None, batch).await?;
     }
-    let err = |e: aos_types::SyscallError| anyhow!("{e}");
+    let err = |e: aos_types::SyscallError| fail!("{e}");
     // The floor for an engine that reads history through syscalls: the
     // 10 000 messages as the kernel answers them, in pages of 1 000, as text.
     let mut reads = Vec::new();
@@ -392,7 +429,7 @@ async fn context_figures(k: &Kernel, n: usize) -> Result<Value> {
                 .await
             {
                 aos_types::Response::Ok { data, .. } => std::hint::black_box(data.to_string()),
-                aos_types::Response::Err { error, .. } => return Err(anyhow!("{error}")),
+                aos_types::Response::Err { error, .. } => return Err(fail!("{error}")),
             };
             from += 1000;
         }
@@ -406,7 +443,7 @@ async fn context_figures(k: &Kernel, n: usize) -> Result<Value> {
         let len = k.assemble_context(&scb, "rebuild").await.map_err(err)?;
         rebuilds.push(t.elapsed());
         if len < 10_000 {
-            return Err(anyhow!("the rebuild holds {len} messages, not 10 000"));
+            return Err(fail!("the rebuild holds {len} messages, not 10 000"));
         }
     }
     let mut incremental = Vec::with_capacity(n);
@@ -447,7 +484,7 @@ async fn spawn_figures(tmp: &Path, runs: usize) -> Result<Value> {
     };
     // Once per dispatch: the policy compiled.
     let t = Instant::now();
-    let prepared = aos_sandbox::Prepared::new(&policy, abi).map_err(|e| anyhow!("{e}"))?;
+    let prepared = aos_sandbox::Prepared::new(&policy, abi).map_err(|e| fail!("{e}"))?;
     let prepare = t.elapsed();
     let no_cgroup = aos_sandbox::Cgroups::none("measured without");
     let mut times: [Vec<Duration>; 3] = Default::default();
@@ -462,14 +499,14 @@ async fn spawn_figures(tmp: &Path, runs: usize) -> Result<Value> {
                 Some(g) => Some(
                     prepared
                         .confinement(g, &session)
-                        .map_err(|e| anyhow!("{e}"))?,
+                        .map_err(|e| fail!("{e}"))?,
                 ),
                 None => None,
             };
             let r = aos_bash::run(spec(c), rx).await?;
             times[i].push(t.elapsed());
             if r.exit_code != 0 {
-                bail!("`true` failed: {}", r.output);
+                return Err(fail!("`true` failed: {}", r.output));
             }
         }
     }
@@ -497,7 +534,7 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
     let config = KernelConfig {
         defaults: AoscbDefaults {
             max_turns: 100_000,
-            ..AoscbDefaults::from_json(crate::config::AOSCB_JSON).map_err(anyhow::Error::msg)?
+            ..AoscbDefaults::from_json(AOSCB_JSON).map_err(|e| fail!("{e}"))?
         },
         llm: aos_llm::LlmConfig {
             base_url: llm.url(),
@@ -508,7 +545,7 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(tmp)?)];
     let k = Kernel::start(store, config, drivers)
         .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| fail!("{e}"))?;
     // One session, `turns` tool turns then an answer.
     llm.push(
         (0..turns)
@@ -524,7 +561,7 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
         base_url: llm.url(),
         ..Default::default()
     })
-    .map_err(|e| anyhow!("{e}"))?;
+    .map_err(|e| fail!("{e}"))?;
     let req = aos_llm::ChatRequest {
         model: "m".into(),
         messages: vec![aos_llm::message(&json!({"role": "user", "content": "x"}))],
@@ -537,7 +574,7 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
         client
             .chat(&req, None, |_| {})
             .await
-            .map_err(|e| anyhow!("{e}"))?;
+            .map_err(|e| fail!("{e}"))?;
         llm_times.push(t.elapsed());
     }
     let mut bash_times = Vec::new();
@@ -579,7 +616,8 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
         })
         .collect();
     for r in runs {
-        r.await??;
+        r.await
+            .map_err(|e| fail!("a bench dispatch panicked: {e}"))??;
     }
     let total_turns = (sessions * each + sessions) as f64;
     let per_sec = total_turns / t.elapsed().as_secs_f64();
@@ -614,7 +652,7 @@ async fn run_dispatch(k: &Kernel, sid: &str) -> Result<()> {
     )
     .await?;
     if w["status"] != "completed" {
-        return Err(anyhow!("bench dispatch ended {}", w["status"]));
+        return Err(fail!("bench dispatch ended {}", w["status"]));
     }
     Ok(())
 }
