@@ -37,12 +37,12 @@ struct NativeGuard;
 /// first, the parsed value when it asks for it.
 fn decide(output: &str) -> Result<AdmitReply, CallFault> {
     let input = Input::from(Value::Null);
-    let verdict = match Guard::admit_json("tool.before", &input, output) {
+    let verdict = match Guard.admit_json("tool.before", &input, output) {
         Some(v) => v,
         None => {
             let value = serde_json::from_str(output)
                 .map_err(|e| CallFault::Handler(format!("output is not JSON: {e}")))?;
-            Guard::admit("tool.before", &input, value)
+            Guard.admit("tool.before", &input, value)
         }
     };
     Ok(match verdict {

@@ -4,6 +4,8 @@
 use crate::bindings::aos::kernel::types;
 use crate::bindings::exports::aos::kernel::service::Guest;
 use crate::{Input, Owner, Service, Value, Verdict};
+use std::any::Any;
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
 
@@ -13,6 +15,20 @@ pub struct Adapter<T>(PhantomData<T>);
 /// What `init` registered: the kernel names a hook or event by its index
 /// in these lists.
 static REGISTERED: OnceLock<types::Registration> = OnceLock::new();
+
+thread_local! {
+    /// The service `init` made (a component runs on one thread; the host
+    /// never overlaps calls into one instance).
+    static SERVICE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the service; `None` before `init`.
+fn with<T: Service, R>(f: impl FnOnce(&mut T) -> R) -> Option<R> {
+    SERVICE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.as_mut()?.downcast_mut::<T>().map(f)
+    })
+}
 
 fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
@@ -37,7 +53,8 @@ impl<T: Service> Guest for Adapter<T> {
             (types::OwnerKind::Session, Some(id)) => Owner::Session(id),
             _ => Owner::System,
         };
-        let r = T::register(&owner, &parse(&config))?;
+        let (service, r) = T::init(&owner, &parse(&config))?;
+        SERVICE.with(|s| *s.borrow_mut() = Some(Box::new(service)));
         let r = types::Registration {
             hooks: r.hooks,
             events: r.events,
@@ -49,8 +66,11 @@ impl<T: Service> Guest for Adapter<T> {
 
     fn admit(hook: u32, output: String) -> types::Verdict {
         let (hook, input) = (hook_name(hook), Input::pending());
-        let verdict = T::admit_json(hook, &input, &output)
-            .unwrap_or_else(|| T::admit(hook, &input, parse(&output)));
+        let verdict = with(|t: &mut T| {
+            t.admit_json(hook, &input, &output)
+                .unwrap_or_else(|| t.admit(hook, &input, parse(&output)))
+        })
+        .unwrap_or(Verdict::Allow);
         match verdict {
             Verdict::Allow => types::Verdict::Allow(None),
             Verdict::Rewrite(v) => types::Verdict::Allow(Some(v.to_string())),
@@ -60,18 +80,23 @@ impl<T: Service> Guest for Adapter<T> {
 
     fn transform(hook: u32, output: String) -> Result<String, String> {
         let (hook, input) = (hook_name(hook), Input::pending());
-        if let Some(answer) = T::transform_json(hook, &input, &output) {
-            return answer;
-        }
-        T::transform(hook, &input, parse(&output)).map(|v| v.to_string())
+        with(|t: &mut T| match t.transform_json(hook, &input, &output) {
+            Some(answer) => answer,
+            None => t
+                .transform(hook, &input, parse(&output))
+                .map(|v| v.to_string()),
+        })
+        .unwrap_or(Ok(output))
     }
 
     fn on_event(event: u32, payload: String) {
-        T::on_event(name(event, |r| &r.events), &parse(&payload));
+        with(|t: &mut T| t.on_event(name(event, |r| &r.events), &parse(&payload)));
     }
 
     fn invoke(args: Vec<String>, stdin: Option<String>) -> Result<types::InvokeOutput, String> {
-        T::invoke(&args, stdin.as_deref()).map(|o| types::InvokeOutput {
+        let out = with(|t: &mut T| t.invoke(&args, stdin.as_deref()))
+            .unwrap_or_else(|| Err("the service was not initialised".into()));
+        out.map(|o| types::InvokeOutput {
             exit_code: o.exit_code,
             stdout: o.stdout,
             stderr: o.stderr,
@@ -79,6 +104,6 @@ impl<T: Service> Guest for Adapter<T> {
     }
 
     fn shutdown() {
-        T::shutdown();
+        with(|t: &mut T| t.shutdown());
     }
 }

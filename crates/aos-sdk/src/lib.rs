@@ -1,8 +1,8 @@
 //! Write AgentOS skill services in Rust.
 //!
-//! A service is a type implementing [`Service`]: a function per kind of hook
-//! that returns a verdict or a new value, exported with [`export!`]. It reads
-//! like the Python original:
+//! A service is a type implementing [`Service`]: made once by `init`, holding
+//! its own state, with a method per kind of hook that returns a verdict or a
+//! new value, exported with [`export!`]. It reads like the Python original:
 //!
 //! ```no_run
 //! use aos_sdk::{Input, Owner, Registration, Service, Value, Verdict};
@@ -10,11 +10,11 @@
 //! struct Guard;
 //!
 //! impl Service for Guard {
-//!     fn register(_owner: &Owner, _config: &Value) -> Result<Registration, String> {
-//!         Ok(Registration::hooks(["tool.before"]))
+//!     fn init(_owner: &Owner, _config: &Value) -> Result<(Self, Registration), String> {
+//!         Ok((Guard, Registration::hooks(["tool.before"])))
 //!     }
 //!
-//!     fn admit(_hook: &str, _input: &Input, output: Value) -> Verdict {
+//!     fn admit(&mut self, _hook: &str, _input: &Input, output: Value) -> Verdict {
 //!         let cmd = output["args"]["command"].as_str().unwrap_or("");
 //!         match ["rm -rf /", "DROP TABLE"].iter().find(|p| cmd.contains(*p)) {
 //!             Some(p) => Verdict::reject(format!("blocked: {p}")),
@@ -214,14 +214,18 @@ pub fn caller() -> Result<Caller, SyscallError> {
     })
 }
 
-/// A skill service. Every method but [`Service::register`] has a default that
-/// does nothing, so a service implements only what it registers.
-pub trait Service: 'static {
-    /// Called once at start-up: the hooks and events to register.
-    fn register(owner: &Owner, config: &Value) -> Result<Registration, String>;
+/// A skill service: a value holding its own state, made once by
+/// [`Service::init`] and called by `&mut self` for every hook, event and
+/// command (calls into one instance never overlap). Every method but
+/// [`Service::init`] has a default that does nothing, so a service
+/// implements only what it registers.
+pub trait Service: Sized + 'static {
+    /// Called once at start-up: the service, and the hooks and events it
+    /// registers.
+    fn init(owner: &Owner, config: &Value) -> Result<(Self, Registration), String>;
 
     /// An admission hook. `input` is fetched only if read.
-    fn admit(hook: &str, input: &Input, output: Value) -> Verdict {
+    fn admit(&mut self, hook: &str, input: &Input, output: Value) -> Verdict {
         let _ = (hook, input, output);
         Verdict::Allow
     }
@@ -231,13 +235,13 @@ pub trait Service: 'static {
     /// typed, borrowed `serde_json::from_str` skips the rest, and no `Value`
     /// tree is built. Return `None` to let [`Service::admit`] answer (the
     /// default).
-    fn admit_json(hook: &str, input: &Input, output: &str) -> Option<Verdict> {
+    fn admit_json(&mut self, hook: &str, input: &Input, output: &str) -> Option<Verdict> {
         let _ = (hook, input, output);
         None
     }
 
     /// A transform hook: the new output. An error leaves the data unchanged.
-    fn transform(hook: &str, input: &Input, output: Value) -> Result<Value, String> {
+    fn transform(&mut self, hook: &str, input: &Input, output: Value) -> Result<Value, String> {
         let _ = (hook, input);
         Ok(output)
     }
@@ -246,24 +250,29 @@ pub trait Service: 'static {
     /// is large and built by itself (a context engine): it need not become a
     /// `Value` tree first. `output` is the hook's output as JSON text.
     /// Return `None` to let [`Service::transform`] answer (the default).
-    fn transform_json(hook: &str, input: &Input, output: &str) -> Option<Result<String, String>> {
+    fn transform_json(
+        &mut self,
+        hook: &str,
+        input: &Input,
+        output: &str,
+    ) -> Option<Result<String, String>> {
         let _ = (hook, input, output);
         None
     }
 
     /// An event hook.
-    fn on_event(name: &str, payload: &Value) {
+    fn on_event(&mut self, name: &str, payload: &Value) {
         let _ = (name, payload);
     }
 
     /// A command (`aos skill run NAME ARGS…`).
-    fn invoke(args: &[String], stdin: Option<&str>) -> Result<Output, String> {
+    fn invoke(&mut self, args: &[String], stdin: Option<&str>) -> Result<Output, String> {
         let _ = (args, stdin);
         Err("this skill exports no command".into())
     }
 
     /// Called before the service stops.
-    fn shutdown() {}
+    fn shutdown(&mut self) {}
 }
 
 /// Exports a [`Service`] implementation as the component's `service`.

@@ -21,11 +21,14 @@ static EVENTS: AtomicU32 = AtomicU32::new(0);
 pub struct Direct;
 
 impl Service for Direct {
-    fn register(_owner: &Owner, _config: &Value) -> Result<Registration, String> {
-        Ok(Registration::hooks(["tool.before", "tool.after"]).with_events(["session.started"]))
+    fn init(_owner: &Owner, _config: &Value) -> Result<(Self, Registration), String> {
+        Ok((
+            Self,
+            Registration::hooks(["tool.before", "tool.after"]).with_events(["session.started"]),
+        ))
     }
 
-    fn admit(_hook: &str, input: &Input, output: Value) -> Verdict {
+    fn admit(&mut self, _hook: &str, input: &Input, output: Value) -> Verdict {
         match output["do"].as_str().unwrap_or("allow") {
             "reject" => Verdict::reject("rejected directly"),
             "input" => Verdict::Rewrite(json!({ "input": input.value().clone() })),
@@ -56,16 +59,21 @@ impl Service for Direct {
         }
     }
 
-    fn transform(_hook: &str, _input: &Input, mut output: Value) -> Result<Value, String> {
+    fn transform(
+        &mut self,
+        _hook: &str,
+        _input: &Input,
+        mut output: Value,
+    ) -> Result<Value, String> {
         output["direct"] = json!(true);
         Ok(output)
     }
 
-    fn on_event(_name: &str, _payload: &Value) {
+    fn on_event(&mut self, _name: &str, _payload: &Value) {
         EVENTS.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn invoke(args: &[String], _stdin: Option<&str>) -> Result<Output, String> {
+    fn invoke(&mut self, args: &[String], _stdin: Option<&str>) -> Result<Output, String> {
         match args.first().map(String::as_str) {
             Some("events") => Ok(Output::ok(EVENTS.load(Ordering::SeqCst).to_string())),
             Some("stdin") => {

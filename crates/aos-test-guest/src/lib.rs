@@ -85,7 +85,7 @@ fn names(c: &Value, key: &str) -> Vec<String> {
 pub struct TestGuest;
 
 impl Service for TestGuest {
-    fn register(_owner: &Owner, config: &Value) -> Result<Registration, String> {
+    fn init(_owner: &Owner, config: &Value) -> Result<(Self, Registration), String> {
         if let Ok(mut c) = CONFIG.lock() {
             *c = Some(config.clone());
         }
@@ -94,10 +94,13 @@ impl Service for TestGuest {
         if init == "error" {
             return Err("the test guest refuses to start".into());
         }
-        Ok(Registration::hooks(names(config, "hooks")).with_events(names(config, "events")))
+        Ok((
+            Self,
+            Registration::hooks(names(config, "hooks")).with_events(names(config, "events")),
+        ))
     }
 
-    fn admit(hook: &str, input: &Input, mut output: Value) -> Verdict {
+    fn admit(&mut self, hook: &str, input: &Input, mut output: Value) -> Verdict {
         let what = action(hook);
         misbehave(&what);
         match what.as_str() {
@@ -123,7 +126,12 @@ impl Service for TestGuest {
         }
     }
 
-    fn transform(hook: &str, _input: &Input, mut output: Value) -> Result<Value, String> {
+    fn transform(
+        &mut self,
+        hook: &str,
+        _input: &Input,
+        mut output: Value,
+    ) -> Result<Value, String> {
         let what = action(hook);
         misbehave(&what);
         match what.as_str() {
@@ -142,7 +150,7 @@ impl Service for TestGuest {
         }
     }
 
-    fn on_event(name: &str, payload: &Value) {
+    fn on_event(&mut self, name: &str, payload: &Value) {
         let what = action(name);
         misbehave(&what);
         if what == "append" {
@@ -158,7 +166,7 @@ impl Service for TestGuest {
         }
     }
 
-    fn invoke(args: &[String], stdin: Option<&str>) -> Result<Output, String> {
+    fn invoke(&mut self, args: &[String], stdin: Option<&str>) -> Result<Output, String> {
         let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
         misbehave(arg(0));
         Ok(match arg(0) {
@@ -207,7 +215,7 @@ impl Service for TestGuest {
         })
     }
 
-    fn shutdown() {
+    fn shutdown(&mut self) {
         misbehave(&action("shutdown"));
     }
 }

@@ -8,12 +8,12 @@ const NOTES: &str = "/state/notes.txt";
 struct Notes;
 
 impl Service for Notes {
-    fn register(_owner: &Owner, _config: &Value) -> Result<Registration, String> {
+    fn init(_owner: &Owner, _config: &Value) -> Result<(Self, Registration), String> {
         // No hooks: this service only answers commands.
-        Ok(Registration::default())
+        Ok((Self, Registration::default()))
     }
 
-    fn invoke(args: &[String], stdin: Option<&str>) -> Result<Output, String> {
+    fn invoke(&mut self, args: &[String], stdin: Option<&str>) -> Result<Output, String> {
         match args.first().map(String::as_str) {
             Some("add") => {
                 let text = match (args.len() > 1, stdin) {

@@ -34,11 +34,11 @@ fn project(m: &Value) -> Option<Value> {
 }
 
 impl Service for Engine {
-    fn register(_owner: &Owner, _config: &Value) -> Result<Registration, String> {
-        Ok(Registration::hooks(["context.assemble"]))
+    fn init(_owner: &Owner, _config: &Value) -> Result<(Self, Registration), String> {
+        Ok((Self, Registration::hooks(["context.assemble"])))
     }
 
-    fn transform(_hook: &str, input: &Input, _output: Value) -> Result<Value, String> {
+    fn transform(&mut self, _hook: &str, input: &Input, _output: Value) -> Result<Value, String> {
         let session = input["sessionId"].as_str().ok_or("no sessionId")?;
         let mut messages = Vec::new();
         let mut cursor: Option<String> = None;

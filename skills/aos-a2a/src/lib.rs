@@ -58,16 +58,19 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
 struct A2a;
 
 impl Service for A2a {
-    fn register(_owner: &Owner, config: &Value) -> Result<Registration, String> {
+    fn init(_owner: &Owner, config: &Value) -> Result<(Self, Registration), String> {
         let limit = config["hopLimit"].as_u64().unwrap_or(DEFAULT_HOP_LIMIT);
         if !(1..=1000).contains(&limit) {
             return Err("config.hopLimit must be 1 to 1000".into());
         }
         with_state(|s| s.hop_limit = limit);
-        Ok(Registration::default().with_events(["session.dispatch.after"]))
+        Ok((
+            Self,
+            Registration::default().with_events(["session.dispatch.after"]),
+        ))
     }
 
-    fn invoke(args: &[String], stdin: Option<&str>) -> Result<Output, String> {
+    fn invoke(&mut self, args: &[String], stdin: Option<&str>) -> Result<Output, String> {
         let result = match args::parse(args, stdin) {
             Ok(send) => aos_sdk::caller()
                 .map_err(from_syscall)
@@ -80,7 +83,7 @@ impl Service for A2a {
         })
     }
 
-    fn on_event(name: &str, payload: &Value) {
+    fn on_event(&mut self, name: &str, payload: &Value) {
         if name == "session.dispatch.after" {
             dispatch_ended(payload);
         }

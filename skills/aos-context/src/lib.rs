@@ -52,14 +52,14 @@ const SUMMARY_PROMPT: &str = "Summarise the conversation below so that the work 
 struct ContextEngine;
 
 impl Service for ContextEngine {
-    fn register(_owner: &Owner, _config: &Value) -> Result<Registration, String> {
-        Ok(
+    fn init(_owner: &Owner, _config: &Value) -> Result<(Self, Registration), String> {
+        let registration =
             Registration::hooks(["context.assemble", "context.compact", "tool.after"])
-                .with_events(["context.ingest"]),
-        )
+                .with_events(["context.ingest"]);
+        Ok((Self, registration))
     }
 
-    fn transform(hook: &str, input: &Input, output: Value) -> Result<Value, String> {
+    fn transform(&mut self, hook: &str, input: &Input, output: Value) -> Result<Value, String> {
         match hook {
             "tool.after" => fold_large(input, output),
             "context.compact" => Ok(compact(output)),
@@ -69,11 +69,16 @@ impl Service for ContextEngine {
 
     /// The context is written as JSON text from the messages serialised
     /// when they became final: no tree is built or copied per answer.
-    fn transform_json(hook: &str, input: &Input, _output: &str) -> Option<Result<String, String>> {
+    fn transform_json(
+        &mut self,
+        hook: &str,
+        input: &Input,
+        _output: &str,
+    ) -> Option<Result<String, String>> {
         (hook == "context.assemble").then(|| assemble(input))
     }
 
-    fn on_event(_name: &str, _payload: &Value) {
+    fn on_event(&mut self, _name: &str, _payload: &Value) {
         // The next assembly reads what was appended; nothing to keep here.
     }
 }

@@ -22,11 +22,11 @@ const MAX_LIMIT: usize = 1000;
 struct Discovery;
 
 impl Service for Discovery {
-    fn register(_owner: &Owner, _config: &Value) -> Result<Registration, String> {
-        Ok(Registration::hooks(["skill.discovery.resolve"]))
+    fn init(_owner: &Owner, _config: &Value) -> Result<(Self, Registration), String> {
+        Ok((Self, Registration::hooks(["skill.discovery.resolve"])))
     }
 
-    fn transform(hook: &str, input: &Input, output: Value) -> Result<Value, String> {
+    fn transform(&mut self, hook: &str, input: &Input, output: Value) -> Result<Value, String> {
         if hook != "skill.discovery.resolve" {
             return Ok(output);
         }
@@ -39,7 +39,7 @@ impl Service for Discovery {
         Ok(json!({ "selected": selected }))
     }
 
-    fn invoke(args: &[String], _stdin: Option<&str>) -> Result<Output, String> {
+    fn invoke(&mut self, args: &[String], _stdin: Option<&str>) -> Result<Output, String> {
         let caller = aos_sdk::caller().map_err(|e| e.to_string())?;
         let result = match args.first().map(String::as_str) {
             Some("list") if args.len() == 1 => catalog(&caller, None, MAX_LIMIT),

@@ -44,11 +44,11 @@ fn occurs(text: &str, pattern: &str) -> bool {
 pub struct Guard;
 
 impl Service for Guard {
-    fn register(_owner: &Owner, _config: &Value) -> Result<Registration, String> {
-        Ok(Registration::hooks(["tool.before"]))
+    fn init(_owner: &Owner, _config: &Value) -> Result<(Self, Registration), String> {
+        Ok((Self, Registration::hooks(["tool.before"])))
     }
 
-    fn admit_json(_hook: &str, _input: &Input, output: &str) -> Option<Verdict> {
+    fn admit_json(&mut self, _hook: &str, _input: &Input, output: &str) -> Option<Verdict> {
         // Most commands are harmless. When no blocked pattern occurs anywhere
         // in the output's text and the text has no escape (so every string in
         // it, the command too, is written character for character), the
@@ -62,7 +62,7 @@ impl Service for Guard {
         Some(check(out.args.command.as_deref().unwrap_or("")))
     }
 
-    fn admit(_hook: &str, _input: &Input, output: Value) -> Verdict {
+    fn admit(&mut self, _hook: &str, _input: &Input, output: Value) -> Verdict {
         check(output["args"]["command"].as_str().unwrap_or(""))
     }
 }
@@ -74,7 +74,7 @@ mod tests {
     use super::*;
 
     fn verdict(output: &str) -> Option<Verdict> {
-        Guard::admit_json("tool.before", &Input::from(Value::Null), output)
+        Guard.admit_json("tool.before", &Input::from(Value::Null), output)
     }
 
     #[test]
@@ -127,7 +127,7 @@ mod tests {
         assert!(verdict(r#"["DROP TABLE"]"#).is_none());
         assert!(verdict(r#"{"args":{"command":7},"x":"DROP TABLE"}"#).is_none());
         assert!(matches!(
-            Guard::admit(
+            Guard.admit(
                 "tool.before",
                 &Input::from(Value::Null),
                 serde_json::json!({"args":{"command":"DROP TABLE x"}})
