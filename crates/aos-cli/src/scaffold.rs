@@ -42,11 +42,15 @@ const SDK_FILES: &[(&str, &str)] = &[
         "wit/since_v0.2/kernel.wit",
         include_str!("../../aos-sdk/wit/since_v0.2/kernel.wit"),
     ),
+    (
+        "wit/since_v0.2/payloads.rs",
+        include_str!("../../aos-sdk/wit/since_v0.2/payloads.rs"),
+    ),
 ];
 
 fn sdk_manifest() -> String {
     format!(
-        "[package]\nname = \"aos-sdk\"\nversion = \"{}\"\nedition = \"2024\"\npublish = false\ndescription = \"AgentOS skill SDK (vendored by `aos skill new`)\"\n\n[dependencies]\nserde = \"1\"\nserde_json = \"1\"\nwit-bindgen = {{ version = \"0.63\", default-features = false, features = [\"macros\", \"realloc\"] }}\n",
+        "[package]\nname = \"aos-sdk\"\nversion = \"{}\"\nedition = \"2024\"\npublish = false\ndescription = \"AgentOS skill SDK (vendored by `aos skill new`)\"\n\n[dependencies]\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\nwit-bindgen = {{ version = \"0.63\", default-features = false, features = [\"macros\", \"realloc\"] }}\n",
         env!("CARGO_PKG_VERSION")
     )
 }

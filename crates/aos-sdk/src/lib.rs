@@ -44,6 +44,8 @@ pub mod bindings {
 mod adapter;
 mod input;
 pub mod log;
+#[path = "../wit/since_v0.2/payloads.rs"]
+pub mod payloads;
 
 pub use adapter::Adapter;
 pub use input::Input;

@@ -27,7 +27,11 @@ fn the_package_ships_every_wit_version() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for wit in ["wit/since_v0.1/kernel.wit", "wit/since_v0.2/kernel.wit"] {
+    for wit in [
+        "wit/since_v0.1/kernel.wit",
+        "wit/since_v0.2/kernel.wit",
+        "wit/since_v0.2/payloads.rs",
+    ] {
         assert!(
             list.lines().any(|l| l == wit),
             "{wit} missing from:\n{list}"

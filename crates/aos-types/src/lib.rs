@@ -10,6 +10,7 @@ mod error;
 mod hooks;
 mod ids;
 mod message;
+#[path = "../../aos-sdk/wit/since_v0.2/payloads.rs"]
 pub mod payloads;
 mod records;
 mod syscall;

@@ -3,6 +3,7 @@
 //! (`aos skill start guard --config '{"blocked": ["sudo "]}'`), else the
 //! defaults below; the service keeps them in its own state.
 
+use aos_sdk::payloads::{self, ToolBefore};
 use aos_sdk::{Input, Owner, Registration, Service, Value, Verdict};
 
 const DEFAULT_BLOCKED: [&str; 3] = ["rm -rf /", "DROP TABLE", ":(){ :|:& };:"];
@@ -21,7 +22,9 @@ impl Service for Guard {
     }
 
     fn admit(&mut self, _hook: &str, _input: &Input, output: Value) -> Verdict {
-        let command = output["args"]["command"].as_str().unwrap_or("");
+        // The command as the kernel reads it back (typed in the SDK).
+        let args = payloads::read::<ToolBefore>(&output).args.unwrap_or_default();
+        let command = args.command.unwrap_or_default();
         match self.blocked.iter().find(|p| command.contains(p.as_str())) {
             Some(p) => Verdict::reject(format!("blocked: {p}")),
             None => Verdict::Allow,

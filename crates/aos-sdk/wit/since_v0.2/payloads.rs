@@ -1,5 +1,9 @@
 //! The typed outputs of the hooks whose answers the kernel reads back
-//! (`docs/hooks.md`), one struct per hook. Read field by field and
+//! (`docs/hooks.md`), one struct per hook — typed once, next to the WIT
+//! that carries them as JSON, and compiled into both sides: the SDK
+//! (`aos_sdk::payloads`, for the skills that write them) and the kernel
+//! (`aos_types::payloads`, which reads them). Only `serde` and `serde_json`
+//! may be used here. Read field by field and
 //! leniently: a field a handler dropped, or gave the wrong type, is `None`
 //! (the kernel then keeps its own value) while the other fields still count
 //! — a guard that rewrites `command` and sends a bad `timeoutMs` still has
