@@ -1,6 +1,9 @@
 //! `aos skill new NAME --template T`: a new skill directory from one of
-//! `skill-templates/`, renamed, with the Rust SDK and the WIT vendored so it
-//! builds anywhere with `./build.sh` (or `cargo component build --release`).
+//! `skill-templates/`, renamed, depending on the Rust SDK by path: the SDK
+//! this binary was built with (its sources and WIT, every version of which
+//! it ships) is installed once per version under `$AOS_HOME/sdk/`, and every
+//! new skill points at it — no copy of the SDK in the skill. The skill
+//! builds with `./build.sh` (or `cargo component build --release`).
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -50,9 +53,27 @@ const SDK_FILES: &[(&str, &str)] = &[
 
 fn sdk_manifest() -> String {
     format!(
-        "[package]\nname = \"aos-sdk\"\nversion = \"{}\"\nedition = \"2024\"\npublish = false\ndescription = \"AgentOS skill SDK (vendored by `aos skill new`)\"\n\n[dependencies]\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\nwit-bindgen = {{ version = \"0.63\", default-features = false, features = [\"macros\", \"realloc\"] }}\n",
+        "[package]\nname = \"aos-sdk\"\nversion = \"{}\"\nedition = \"2024\"\npublish = false\ndescription = \"AgentOS skill SDK (installed by `aos skill new`)\"\n\n[dependencies]\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\nwit-bindgen = {{ version = \"0.63\", default-features = false, features = [\"macros\", \"realloc\"] }}\n",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// The SDK of this binary at `$AOS_HOME/sdk/aos-sdk-VERSION/`, written
+/// once (a file already there with the same bytes is left alone): its path.
+fn install_sdk(home: &Path) -> Result<std::path::PathBuf> {
+    let sdk = home
+        .join("sdk")
+        .join(format!("aos-sdk-{}", env!("CARGO_PKG_VERSION")));
+    let mut files = vec![("Cargo.toml", sdk_manifest())];
+    files.extend(SDK_FILES.iter().map(|(rel, text)| (*rel, text.to_string())));
+    for (rel, text) in files {
+        let path = sdk.join(rel);
+        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+            continue;
+        }
+        write(&sdk, rel, &text)?;
+    }
+    Ok(sdk)
 }
 
 fn valid_name(name: &str) -> bool {
@@ -89,6 +110,7 @@ pub fn new_skill(name: &str, template: &str) -> Result<Value> {
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
+    let sdk = install_sdk(&crate::config::default_home())?;
     let crate_file = name.replace('-', "_");
     let cargo = cargo
         .replace(&format!("name = \"{t}\""), &format!("name = \"{name}\""))
@@ -96,7 +118,10 @@ pub fn new_skill(name: &str, template: &str) -> Result<Value> {
             &format!("package = \"aos:{t}\""),
             &format!("package = \"aos:{name}\""),
         )
-        .replace("path = \"../../crates/aos-sdk\"", "path = \"aos-sdk\"");
+        .replace(
+            "path = \"../../crates/aos-sdk\"",
+            &format!("path = {:?}", sdk.display().to_string()),
+        );
     let skill_md = skill_md
         .replace(&format!("name: {t}\n"), &format!("name: {name}\n"))
         .replace(
@@ -111,13 +136,8 @@ pub fn new_skill(name: &str, template: &str) -> Result<Value> {
     write(&dir, ".gitignore", GITIGNORE)?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.join("build.sh"), std::fs::Permissions::from_mode(0o755))?;
-    let sdk = dir.join("aos-sdk");
-    write(&sdk, "Cargo.toml", &sdk_manifest())?;
-    for (rel, text) in SDK_FILES {
-        write(&sdk, rel, text)?;
-    }
     Ok(json!({ "ok": true, "op": "skill.new", "data": {
-        "name": name, "template": t, "dir": dir,
+        "name": name, "template": t, "dir": dir, "sdk": sdk,
         "next": format!("cd {name} && ./build.sh, then put the directory in a skill root (or --skills) and `aos skill start {name}`"),
     }}))
 }

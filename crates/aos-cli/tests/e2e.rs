@@ -335,15 +335,27 @@ fn a_new_skill_from_a_template_runs_in_the_daemon() {
     let tmp = tempfile::tempdir().expect("tmp");
     let skills = tmp.path().join("skills");
     std::fs::create_dir_all(&skills).expect("mkdir");
+    let home = tmp.path().join("home");
     let out = Command::new(AOS)
         .args(["skill", "new", "notes", "--template", "command"])
         .current_dir(&skills)
+        .env("AOS_HOME", &home)
         .output()
         .expect("new");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+    // The skill depends on the SDK installed once under the home, by path;
+    // no copy of the SDK is in the skill.
+    let sdk = home.join(format!("sdk/aos-sdk-{}", env!("CARGO_PKG_VERSION")));
+    assert!(sdk.join("wit/since_v0.2/kernel.wit").is_file());
+    assert!(!skills.join("notes/aos-sdk").exists());
+    let manifest = std::fs::read_to_string(skills.join("notes/Cargo.toml")).expect("manifest");
+    assert!(
+        manifest.contains(&format!("path = {:?}", sdk.display().to_string())),
+        "{manifest}"
     );
     let built = Command::new(skills.join("notes/build.sh"))
         .env(
