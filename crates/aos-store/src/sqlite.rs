@@ -101,6 +101,7 @@ impl Readers {
         let c = Connection::open(&self.path)?;
         c.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")?;
         stable_plans(&c)?;
+        unicode_lower(&c)?;
         Ok(c)
     }
 
@@ -111,6 +112,18 @@ impl Readers {
             v.push(c);
         }
     }
+}
+
+/// `aos_lower(text)`: lower case by Unicode's rules, as PostgreSQL's
+/// `lower()` is (SQLite's folds ASCII only), for `session.list`'s search.
+fn unicode_lower(c: &Connection) -> Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    c.create_scalar_function("aos_lower", 1, flags, |ctx| {
+        let text: Option<String> = ctx.get(0)?;
+        Ok(text.map(|t| t.to_lowercase()))
+    })?;
+    Ok(())
 }
 
 /// Query-planner stability: a cached statement keeps its plan whatever is
@@ -478,7 +491,7 @@ impl SqliteStore {
     pub(crate) async fn session_list(&self, q: SessionQuery) -> Result<Vec<Scb>> {
         const FILTER: &str = "(?1 = '' OR agent_id = ?1) AND (?2 = '' OR status = ?2) \
             AND (?5 = '' OR instr(session_id, ?5) = 1 OR instr(agent_id, ?5) = 1 \
-                 OR instr(lower(coalesce(json_extract(doc, '$.title'), '')), ?6) > 0)";
+                 OR instr(aos_lower(coalesce(json_extract(doc, '$.title'), '')), ?6) > 0)";
         let sql = if q.newest_first {
             format!("{FILTER} AND (?3 = '' OR session_id < ?3) ORDER BY session_id DESC LIMIT ?4")
         } else {

@@ -293,7 +293,6 @@ async fn session_lists_find_by_title_and_id(store: Store) {
     titled.title = Some("Deploy the Nightly BUILD".into());
     store.session_insert(&titled).await.expect("session");
     let mut ids = vec![first.session_id.clone(), titled.session_id.clone()];
-    ids.sort();
     let find = |text: &str| {
         let (store, text) = (store.clone(), text.to_string());
         async move {
@@ -310,10 +309,20 @@ async fn session_lists_find_by_title_and_id(store: Store) {
                 .collect::<Vec<_>>()
         }
     };
+    let mut german = aos_testkit::scb(&first.agent_id);
+    german.title = Some("Überprüfung der Änderungen".into());
+    store.session_insert(&german).await.expect("session");
+    assert_eq!(
+        find("ÜBERPRÜFUNG DER ä").await,
+        [german.session_id.clone()],
+        "any case, any letter"
+    );
     let only = [titled.session_id.clone()];
     assert_eq!(find("nightly build").await, only, "title, any case");
     assert_eq!(find("the Night").await, only);
     assert_eq!(find(&titled.session_id).await, only, "session id");
+    ids.push(german.session_id.clone());
+    ids.sort();
     assert_eq!(find(&first.agent_id).await, ids, "agent id");
     assert_eq!(find("se_").await, ids, "id prefix");
     assert!(find("not in any title").await.is_empty());
