@@ -41,6 +41,7 @@ const SDK_FILES: &[(&str, &str)] = &[
     ),
     ("src/log.rs", include_str!("../../aos-sdk/src/log.rs")),
     ("src/input.rs", include_str!("../../aos-sdk/src/input.rs")),
+    ("src/ops.rs", include_str!("../../aos-sdk/src/ops.rs")),
     (
         "wit/since_v0.2/kernel.wit",
         include_str!("../../aos-sdk/wit/since_v0.2/kernel.wit"),

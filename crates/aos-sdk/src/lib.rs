@@ -27,7 +27,7 @@
 //! ```
 //!
 //! [`syscall`] calls the kernel (only the syscalls the skill's `SKILL.md`
-//! grants), [`caller`] tells a command who ran it, and [`log`] writes to the
+//! grants; [`ops`] has typed wrappers of the common ones), [`caller`] tells a command who ran it, and [`log`] writes to the
 //! daemon's logs.
 
 #[doc(hidden)]
@@ -44,6 +44,7 @@ pub mod bindings {
 mod adapter;
 mod input;
 pub mod log;
+pub mod ops;
 #[path = "../wit/since_v0.2/payloads.rs"]
 pub mod payloads;
 

@@ -11,7 +11,7 @@
 
 mod project;
 
-use aos_sdk::{Input, Owner, Registration, Service, Value, json, syscall, syscall_as};
+use aos_sdk::{Input, Owner, Registration, Service, Value, json, syscall_as};
 use project::{Ctx, Msg, Pairing, Ref};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -205,15 +205,13 @@ fn read_new(sid: &str, s: &mut Session) -> Result<bool, String> {
 fn read_content(cid: &str) -> Option<String> {
     let (mut pages, mut read) = (Vec::new(), 0_u64);
     loop {
-        let q = json!({ "contentId": cid, "offset": read, "limit": 1000 });
-        let page = syscall("content.read", q).ok()?;
-        let n = page["lineCount"].as_u64().unwrap_or(0);
-        if n == 0 {
+        let page = aos_sdk::ops::content_read(cid, read, 1000).ok()?;
+        if page.line_count == 0 {
             break;
         }
-        pages.push(page["content"].as_str()?.to_string());
-        read += n;
-        if read >= page["totalLines"].as_u64().unwrap_or(0) {
+        pages.push(page.content);
+        read += page.line_count;
+        if read >= page.total_lines {
             break;
         }
     }
@@ -234,12 +232,11 @@ fn fold_large(input: &Value, output: Value) -> Result<Value, String> {
     let sid = input["sessionId"]
         .as_str()
         .ok_or("tool.after without sessionId")?;
-    let stored = syscall("content.put", json!({ "sessionId": sid, "content": text }))
-        .map_err(|e| e.to_string())?;
+    let stored = aos_sdk::ops::content_put(sid, text).map_err(|e| e.to_string())?;
     let preview: String = text.chars().take(PREVIEW_CHARS).collect();
     Ok(json!({ "result": {
-        "visibleResult": null, "contentId": stored["contentId"],
-        "sizeChars": stored["sizeChars"], "lineCount": stored["lineCount"], "preview": preview,
+        "visibleResult": null, "contentId": stored.content_id,
+        "sizeChars": stored.size_chars, "lineCount": stored.line_count, "preview": preview,
     } }))
 }
 

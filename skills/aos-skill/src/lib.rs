@@ -150,7 +150,8 @@ fn load(caller: &Caller, name: &str) -> Result<Value, Value> {
             format!("no skill {name:?} is available to this session; see `aos skill list`"),
         ));
     }
-    syscall("skill.load", json!({ "name": name, "sessionId": session })).map_err(from_syscall)
+    let loaded = aos_sdk::ops::skill_load(name, session).map_err(from_syscall)?;
+    Ok(json!({ "name": loaded.name, "messageId": loaded.message_id, "seq": loaded.seq }))
 }
 
 aos_sdk::export!(Discovery);
