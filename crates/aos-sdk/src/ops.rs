@@ -42,12 +42,18 @@ pub struct Sessions {
     pub next_cursor: Option<String>,
 }
 
-/// `session.list` of `agent_id`'s sessions, newest first, `limit` of them.
-pub fn session_list_newest(agent_id: &str, limit: u32) -> Result<Sessions, SyscallError> {
-    syscall_as(
-        "session.list",
-        json!({ "agentId": agent_id, "order": "desc", "limit": limit }),
-    )
+/// `session.list` of `agent_id`'s sessions (in `status`, when given),
+/// newest first, `limit` of them.
+pub fn session_list_newest(
+    agent_id: &str,
+    status: Option<&str>,
+    limit: u32,
+) -> Result<Sessions, SyscallError> {
+    let mut params = json!({ "agentId": agent_id, "order": "desc", "limit": limit });
+    if let Some(s) = status {
+        params["status"] = json!(s);
+    }
+    syscall_as("session.list", params)
 }
 
 /// `session.create` for `agent_id`.

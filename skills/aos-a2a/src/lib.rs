@@ -17,6 +17,7 @@
 
 mod args;
 
+use aos_sdk::ops;
 use aos_sdk::{Caller, Output, Owner, Registration, Service, Value, json, log, syscall};
 use args::{Mode, Send};
 use std::collections::HashMap;
@@ -106,31 +107,23 @@ fn text(v: &Value, key: &str) -> String {
 /// usable session (a new one when it has none).
 fn target(to: &str, sender_agent: &str) -> Result<(String, String), Value> {
     if to.starts_with("se_") {
-        let s = syscall("session.get", json!({ "sessionId": to })).map_err(from_syscall)?;
-        if s["status"] == "archived" {
+        let s = ops::session_get(to).map_err(from_syscall)?;
+        if s.status == "archived" {
             return Err(error(
                 "session.archived",
                 format!("session {to} is archived"),
             ));
         }
-        return Ok((text(&s, "agentId"), to.to_string()));
+        return Ok((s.agent_id, to.to_string()));
     }
-    let page = syscall(
-        "session.list",
-        json!({ "agentId": to, "status": "ready", "limit": 1, "order": "desc" }),
-    )
-    .map_err(from_syscall)?;
-    let newest = page["sessions"]
-        .as_array()
-        .and_then(|s| s.first())
-        .map(|s| text(s, "sessionId"));
-    let session = match newest {
-        Some(s) => s,
+    let page = ops::session_list_newest(to, Some("ready"), 1).map_err(from_syscall)?;
+    let session = match page.sessions.into_iter().next() {
+        Some(s) => s.session_id,
         None => {
             let title = format!("messages from {sender_agent}");
-            let s = syscall("session.create", json!({ "agentId": to, "title": title }))
-                .map_err(from_syscall)?;
-            text(&s, "sessionId")
+            ops::session_create(to, Some(&title))
+                .map_err(from_syscall)?
+                .session_id
         }
     };
     Ok((to.to_string(), session))
