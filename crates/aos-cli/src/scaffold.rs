@@ -5,6 +5,7 @@
 //! new skill points at it — no copy of the SDK in the skill. The skill
 //! builds with `./build.sh` (or `cargo component build --release`).
 
+use crate::exit::Usage;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -98,14 +99,18 @@ fn write(dir: &Path, rel: &str, text: &str) -> Result<()> {
 /// Creates `./NAME` from template `template`.
 pub fn new_skill(name: &str, template: &str) -> Result<Value> {
     if !valid_name(name) {
-        bail!("skill name {name:?} must be 1-64 lowercase letters, digits and inner hyphens");
+        return Err(Usage(format!(
+            "skill name {name:?} must be 1-64 lowercase letters, digits and inner hyphens"
+        ))
+        .into());
     }
     let Some((t, cargo, skill_md, lib)) = TEMPLATES.iter().find(|(t, ..)| *t == template) else {
         let names: Vec<&str> = TEMPLATES.iter().map(|(t, ..)| *t).collect();
-        bail!(
+        return Err(Usage(format!(
             "unknown template {template:?}; choose one of {}",
             names.join(", ")
-        );
+        ))
+        .into());
     };
     let dir = std::path::absolute(name)?;
     if dir.exists() {

@@ -62,6 +62,8 @@ fn each_kind_of_failure_has_its_exit_status() {
         &["call", "agent.create", "--payload", "{not json"][..],
         &["call", "agent.create", "--payload", "[1]"],
         &["bench", "--only", "everything"],
+        &["skill", "new", "Bad_Name"],
+        &["skill", "new", "fine", "--template", "nonesuch"],
     ] {
         let (code, doc) = aos(&home, args);
         assert_eq!(
