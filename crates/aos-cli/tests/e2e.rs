@@ -635,16 +635,6 @@ fn a_command_result_reaches_the_model_whatever_arrives_while_it_runs_on_postgres
     command_result_reaches_the_model(Some(&db));
 }
 
-/// A new agent of `model` and a session of it: (agent id, session id).
-fn agent_of(d: &Daemon, model: &str) -> (String, String) {
-    let (a, code) = d.call("agent.create", json!({ "model": model }));
-    assert_eq!(code, 0, "{a}");
-    let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
-    let s = d.ok(&["session", "create", "--agent", &aid]);
-    let sid = s["data"]["sessionId"].as_str().expect("session");
-    (aid, sid.to_string())
-}
-
 fn command_result_reaches_the_model(db: Option<&str>) {
     // Issue 19, item 1, its three paths: a skill loaded from the agent's own
     // bash; while a later command runs, a human's message appended and
@@ -659,8 +649,8 @@ fn command_result_reaches_the_model(db: Option<&str>) {
         &common::skill_roots(),
         &[("AOS_LLM_BASE_URL", &llm.url())],
     );
-    let (_, sid) = agent_of(&d, "model-a");
-    let (_, other) = agent_of(&d, "model-b");
+    let (_, sid) = common::agent_with_model(&d, "model-a");
+    let (_, other) = common::agent_with_model(&d, "model-b");
     llm.push_for(
         "model-a",
         [

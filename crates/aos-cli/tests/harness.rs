@@ -19,24 +19,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("rt")
 }
 
-/// An agent scripted under its own model, and one session of it.
-fn agent(d: &Daemon, model: &str) -> (String, String) {
-    let (a, code) = d.call(
-        "agent.create",
-        json!({ "displayName": model, "model": model }),
-    );
-    assert_eq!(code, 0, "{a}");
-    let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
-    let s = d.ok(&["session", "create", "--agent", &aid]);
-    (
-        aid,
-        s["data"]["sessionId"]
-            .as_str()
-            .expect("session")
-            .to_string(),
-    )
-}
-
 /// The visible result of tool call `id` in a session.
 fn result_of(d: &Daemon, sid: &str, id: &str) -> Value {
     let parts = tool_parts(&history(d, sid));
@@ -91,7 +73,7 @@ fn an_agent_finds_and_loads_a_skill_from_its_bash() {
     ]));
     let tmp = tempfile::tempdir().expect("tmp");
     let d = Daemon::start_with_llm(&tmp.path().join("home"), &llm.url());
-    let (_, sid) = agent(&d, "m");
+    let (_, sid) = common::agent_with_model(&d, "m");
     let (doc, code) = d.aos(&["send", &sid, "work with a pdf"]);
     assert_eq!(
         (code, doc["data"]["status"].as_str()),
@@ -149,8 +131,8 @@ fn agents_talk_silently_by_notification_and_by_waking() {
     let llm = rt.block_on(ScriptedLlm::start(Vec::new()));
     let tmp = tempfile::tempdir().expect("tmp");
     let d = Daemon::start_with_llm(&tmp.path().join("home"), &llm.url());
-    let (a, sa) = agent(&d, "model-a");
-    let (b, sb) = agent(&d, "model-b");
+    let (a, sa) = common::agent_with_model(&d, "model-a");
+    let (b, sb) = common::agent_with_model(&d, "model-b");
 
     // --silent, to an agent: its session gets the message, nobody is woken.
     // The sender's token reaches the target only through a2a.
@@ -298,8 +280,8 @@ fn a_chain_of_wakes_stops_at_the_hop_limit() {
         "--config",
         r#"{"hopLimit": 2}"#,
     ]);
-    let (_, sa) = agent(&d, "model-a");
-    let (_, sb) = agent(&d, "model-b");
+    let (_, sa) = common::agent_with_model(&d, "model-a");
+    let (_, sb) = common::agent_with_model(&d, "model-b");
 
     // a (hop 0) wakes b (hop 1); b's answer wakes a (hop 2); a wakes b
     // again: hop 3 is refused, and a is told why.

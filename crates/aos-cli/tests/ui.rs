@@ -65,7 +65,8 @@ fn the_ui_is_served_only_while_its_skill_is_installed_and_enabled() {
         let (status, _, body) = get(&d, bad);
         assert_eq!(status, 404, "{bad}: {body}");
     }
-    // Disabled in the AOSCB: gone, and the answer says how to enable it.
+    // Disabled in the AOSCB — by `"start": "disable"`, or by no rule at
+    // all: gone, and the answer says how to enable it.
     let (cb, _) = d.call("system.get", json!({}));
     let rules: Vec<Value> = cb["data"]["defaultSkills"]
         .as_array()
@@ -74,6 +75,11 @@ fn the_ui_is_served_only_while_its_skill_is_installed_and_enabled() {
         .filter(|r| r["name"] != "aos-frontend")
         .cloned()
         .collect();
+    let mut disabled = rules.clone();
+    disabled.push(json!({"name": "aos-frontend", "start": "disable"}));
+    let (r, code) = d.call("system.update", json!({ "defaultSkills": disabled }));
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(get(&d, "/ui/").0, 404, "start: disable turns it off");
     let (r, code) = d.call("system.update", json!({ "defaultSkills": rules }));
     assert_eq!(code, 0, "{r}");
     let (status, _, body) = get(&d, "/ui/");

@@ -146,6 +146,20 @@ pub fn new_session(d: &Daemon) -> (String, String) {
     (aid, sid)
 }
 
+/// A new agent of `model` (also its display name) and a session of it:
+/// (agent id, session id).
+pub fn agent_with_model(d: &Daemon, model: &str) -> (String, String) {
+    let (a, code) = d.call(
+        "agent.create",
+        json!({ "displayName": model, "model": model }),
+    );
+    assert_eq!(code, 0, "{a}");
+    let aid = a["data"]["agentId"].as_str().expect("agent").to_string();
+    let s = d.ok(&["session", "create", "--agent", &aid]);
+    let sid = s["data"]["sessionId"].as_str().expect("session");
+    (aid, sid.to_string())
+}
+
 /// A one-worker runtime for a test's scripted LLM server.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
