@@ -108,6 +108,16 @@ fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// How the message of an `internal` error the store caused begins.
+pub(crate) const STORE_FAILURE: &str = "store failure";
+
+/// Whether `e` is the store's failure (full, or any other) — the dispatch's
+/// writes may then be missing.
+pub(crate) fn is_store_failure(e: &SyscallError) -> bool {
+    e.code == ErrorCode::StoreFull
+        || (e.code == ErrorCode::Internal && e.message.starts_with(STORE_FAILURE))
+}
+
 /// Maps a store error to the syscall error a client sees.
 pub fn store_err(e: StoreError) -> SyscallError {
     match e {
@@ -136,7 +146,7 @@ pub fn store_err(e: StoreError) -> SyscallError {
             }
             None => {
                 tracing::error!(error = %other, "store failure");
-                SyscallError::internal(format!("store failure: {other}"))
+                SyscallError::internal(format!("{STORE_FAILURE}: {other}"))
             }
         },
     }

@@ -116,8 +116,7 @@ pub(crate) async fn run(
 }
 
 fn failed(seq: Option<i64>, usage: Usage, e: &SyscallError) -> Outcome {
-    let store_failed = e.code == aos_types::ErrorCode::StoreFull
-        || (e.code == aos_types::ErrorCode::Internal && e.message.starts_with("store failure"));
+    let store_failed = crate::params::is_store_failure(e);
     Outcome {
         status: "failed".into(),
         final_message_seq: seq,
