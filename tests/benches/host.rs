@@ -55,11 +55,11 @@ fn kernel(rt: &tokio::runtime::Runtime, dir: &Path, direct_calls: bool) -> Kerne
             defaults: AoscbDefaults::default(),
             lease_ttl_ms: 60_000,
             watch_skills: false,
-            llm: Default::default(),
             bin_dir: None,
             bash_sandbox: Default::default(),
         };
-        Kernel::start(store, config, drivers).await.expect("kernel")
+        let runner = aos_react::ReactUnit::runner(Default::default()).expect("runner");
+        Kernel::start(store, config, drivers, runner).await.expect("kernel")
     })
 }
 

@@ -6,7 +6,7 @@
 //!
 //! While a command runs, its process group id can be kept in a pid file; a
 //! daemon restarted after a crash kills the groups its predecessor left with
-//! [`kill_leftover`].
+//! `aos_sandbox::kill_leftover`.
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -251,46 +251,4 @@ fn write_pid_file(path: &Path, pgid: i32) -> std::io::Result<std::fs::File> {
     let record = format!("{pgid:<width$}", width = PID_WIDTH - 1) + "\n";
     file.write_all_at(record.as_bytes(), 0)?;
     Ok(file)
-}
-
-/// Kills the process group recorded in `pid_file` by a daemon that died, if
-/// a member of that group still carries `marker` (e.g.
-/// `AOS_SESSION_ID=se_…`) in its environment — so a reused id never hits an
-/// unrelated process. Removes the file. Returns whether a group was killed.
-pub fn kill_leftover(pid_file: &Path, marker: &str) -> bool {
-    let pgid = std::fs::read_to_string(pid_file)
-        .ok()
-        .and_then(|s| s.trim().parse::<i32>().ok());
-    let _ = std::fs::remove_file(pid_file);
-    let Some(pgid) = pgid.filter(|p| *p > 1) else {
-        return false;
-    };
-    if !group_members(pgid).iter().any(|pid| carries(*pid, marker)) {
-        return false;
-    }
-    killpg(Pid::from_raw(pgid), Signal::SIGKILL).is_ok()
-}
-
-/// Processes whose process group is `pgid` (from `/proc/<pid>/stat`).
-fn group_members(pgid: i32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // `pid (comm) state ppid pgrp …`; comm may hold spaces.
-                    let rest = &stat[stat.rfind(')')? + 1..];
-                    rest.split_whitespace().nth(2)?.parse::<i32>().ok()
-                })
-                == Some(pgid)
-        })
-        .collect()
-}
-
-fn carries(pid: i32, marker: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
 }

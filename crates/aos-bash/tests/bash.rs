@@ -131,7 +131,7 @@ fn leftover_groups_are_killed_only_when_they_are_ours() {
 
     let mut other = spawn();
     std::fs::write(&pid_file, other.id().to_string()).expect("write");
-    assert!(!aos_bash::kill_leftover(
+    assert!(!aos_sandbox::kill_leftover(
         &pid_file,
         "AOS_SESSION_ID=se_other"
     ));
@@ -146,12 +146,15 @@ fn leftover_groups_are_killed_only_when_they_are_ours() {
     let mut mine = spawn();
     std::fs::write(&pid_file, mine.id().to_string()).expect("write");
     std::thread::sleep(Duration::from_millis(100));
-    assert!(aos_bash::kill_leftover(&pid_file, "AOS_SESSION_ID=se_mine"));
+    assert!(aos_sandbox::kill_leftover(
+        &pid_file,
+        "AOS_SESSION_ID=se_mine"
+    ));
     let status = mine.wait().expect("reaped");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(9), "the whole group is killed");
     assert!(
-        !aos_bash::kill_leftover(&pid_file, "AOS_SESSION_ID=se_mine"),
+        !aos_sandbox::kill_leftover(&pid_file, "AOS_SESSION_ID=se_mine"),
         "no file, nothing to do"
     );
 }

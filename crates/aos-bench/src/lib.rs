@@ -131,7 +131,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
         let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", tmp.display())).await?;
         let config = KernelConfig::embedded(tmp.clone(), vec![root.clone()]);
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(&tmp)?)];
-        let k = Kernel::start(store, config, drivers)
+        let k = Kernel::start(store, config, drivers, react(Default::default())?)
             .await
             .map_err(|e| fail!("{e}"))?;
         if want("hook") {
@@ -235,7 +235,7 @@ async fn uds_figures(tmp: &Path, n: usize, k: &Kernel) -> Result<serde_json::Map
     let store = aos_store::Store::open(&format!("sqlite://{}/uds.db", tmp.display())).await?;
     let config = KernelConfig::embedded(tmp.to_path_buf(), vec![root]);
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(aos_uds_shim::UdsDriver::default())];
-    let uds = Kernel::start(store, config, drivers)
+    let uds = Kernel::start(store, config, drivers, react(Default::default())?)
         .await
         .map_err(|e| fail!("{e}"))?;
     let figures = |t: Vec<Duration>| json!({ "p50Us": us(percentile(t.clone(), 0.5)), "p99Us": us(percentile(t, 0.99)) });
@@ -536,14 +536,14 @@ async fn turn_figures(tmp: &Path, skills: &Path, turns: usize) -> Result<Value> 
             max_turns: 100_000,
             ..AoscbDefaults::from_json(AOSCB_JSON).map_err(|e| fail!("{e}"))?
         },
-        llm: aos_llm::LlmConfig {
-            base_url: llm.url(),
-            ..Default::default()
-        },
         ..KernelConfig::embedded(tmp.to_path_buf(), vec![skills.to_path_buf()])
     };
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(wasm_host(tmp)?)];
-    let k = Kernel::start(store, config, drivers)
+    let runner = react(aos_llm::LlmConfig {
+        base_url: llm.url(),
+        ..Default::default()
+    })?;
+    let k = Kernel::start(store, config, drivers, runner)
         .await
         .map_err(|e| fail!("{e}"))?;
     // One session, `turns` tool turns then an answer.
@@ -655,4 +655,9 @@ async fn run_dispatch(k: &Kernel, sid: &str) -> Result<()> {
         return Err(fail!("bench dispatch ended {}", w["status"]));
     }
     Ok(())
+}
+
+/// The daemon's runner (the ReActUnit) on the LLM endpoint of `llm`.
+fn react(llm: aos_llm::LlmConfig) -> Result<Arc<dyn aos_kernel::Runner>> {
+    aos_react::ReactUnit::runner(llm).map_err(|e| fail!("cannot set up the LLM client: {e}"))
 }

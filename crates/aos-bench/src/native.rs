@@ -133,9 +133,10 @@ pub(super) async fn figures(
     let store = aos_store::Store::open(&format!("sqlite://{}/native.db", tmp.display())).await?;
     let config = aos_kernel::KernelConfig::embedded(tmp.to_path_buf(), vec![root]);
     let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(NativeDriver)];
-    let native = aos_kernel::Kernel::start(store, config, drivers)
-        .await
-        .map_err(|e| fail!("{e}"))?;
+    let native =
+        aos_kernel::Kernel::start(store, config, drivers, super::react(Default::default())?)
+            .await
+            .map_err(|e| fail!("{e}"))?;
     super::call(
         &native,
         serde_json::json!({"op": "skill.start", "name": "native-guard"}),

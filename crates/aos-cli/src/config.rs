@@ -77,6 +77,8 @@ struct FileConfig {
 /// Everything `aos daemon start` resolved.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
+    /// The LLM endpoint ReActUnits call.
+    pub llm: aos_llm::LlmConfig,
     /// State directory.
     pub home: PathBuf,
     /// Bind address.
@@ -253,6 +255,7 @@ impl DaemonConfig {
         }
         Ok(DaemonConfig {
             connections,
+            llm: llm_config(file.llm_base_url.clone()),
             kernel: KernelConfig {
                 home: home.clone(),
                 skill_roots,
@@ -262,7 +265,6 @@ impl DaemonConfig {
                 defaults,
                 lease_ttl_ms,
                 watch_skills: true,
-                llm: llm_config(file.llm_base_url.clone()),
                 bin_dir: std::env::current_exe()
                     .ok()
                     .and_then(|p| p.parent().map(PathBuf::from)),

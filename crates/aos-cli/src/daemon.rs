@@ -64,7 +64,9 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
     .map_err(|e| anyhow!("cannot start the WASM engine: {e:#}"))?;
     let drivers: Vec<Arc<dyn aos_kernel::services::ServiceDriver>> =
         vec![Arc::new(wasm), Arc::new(aos_uds_shim::UdsDriver::default())];
-    let kernel = Kernel::start(store.clone(), cfg.kernel.clone(), drivers)
+    let runner = aos_react::ReactUnit::runner(cfg.llm.clone())
+        .map_err(|e| anyhow!("cannot set up the LLM client: {e}"))?;
+    let kernel = Kernel::start(store.clone(), cfg.kernel.clone(), drivers, runner)
         .await
         .map_err(|e| anyhow!("kernel start failed: {e}"))?;
     let listener = tokio::net::TcpListener::bind((cfg.bind.as_str(), cfg.port))

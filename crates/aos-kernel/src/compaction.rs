@@ -12,9 +12,8 @@ use crate::hooks::HookScope;
 use crate::kernel::Kernel;
 use crate::params::StoreResult;
 use crate::skills::{AOS_SKILL, planned_loads};
-use aos_llm::{ChatRequest, Usage};
 use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
-use aos_types::{ErrorCode, Message, Origin, Part, Role, Scb, SyscallError};
+use aos_types::{ErrorCode, Message, Origin, Part, Role, Scb, SyscallError, Usage};
 use aos_types::{hook, payloads};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -272,29 +271,20 @@ async fn summarise(k: &Kernel, scb: &Scb, plan: &Plan) -> Result<(String, Usage)
     };
     let transcript = transcript_of(k, scb, plan.from_seq, plan.to_seq).await?;
     let (model, base_url) = summary_model(k, scb).await?;
-    let req = ChatRequest {
-        model,
-        messages: vec![aos_llm::message(&json!({ "role": "user", "content":
-            format!("{prompt}\n\n<conversation>\n{transcript}</conversation>") }))],
-        tools: Vec::new(),
-        params: Default::default(),
+    let call = crate::SummaryCall {
+        model: &model,
+        base_url: base_url.as_deref(),
+        prompt: format!("{prompt}\n\n<conversation>\n{transcript}</conversation>"),
     };
-    let resp = k
-        .inner
-        .llm
-        .chat(&req, base_url.as_deref(), &mut |_| {})
-        .await
-        .map_err(|e| {
-            SyscallError::new(ErrorCode::LlmError, format!("the summary call failed: {e}"))
-        })?;
-    let text = resp.content.trim().to_string();
+    let (text, usage) = k.inner.runner.summarize(call).await?;
+    let text = text.trim();
     if text.is_empty() {
         return Err(SyscallError::new(
             ErrorCode::LlmError,
             "the summary call returned no text",
         ));
     }
-    Ok((text, resp.usage))
+    Ok((text.to_string(), usage))
 }
 
 /// The model for the summary call: `compute.model.resolve` with
@@ -335,15 +325,13 @@ async fn transcript_of(k: &Kernel, scb: &Scb, from: i64, to: i64) -> Result<Stri
         next = last.metadata.seq + 1;
         messages.extend(page);
     }
-    if let Some(i) = messages.iter().rposition(is_summary) {
+    if let Some(i) = messages.iter().rposition(Message::is_summary) {
         messages.drain(..i);
     }
-    Ok(crate::react::transcript(&messages, TRANSCRIPT_RESULT_CHARS))
-}
-
-/// A completed compaction summary.
-pub(crate) fn is_summary(m: &Message) -> bool {
-    m.metadata.summary == Some(true) && m.metadata.finish.as_deref() == Some("completed")
+    Ok(crate::transcript::transcript(
+        &messages,
+        TRANSCRIPT_RESULT_CHARS,
+    ))
 }
 
 /// The skills to re-inject: the engine's list, else the session's default

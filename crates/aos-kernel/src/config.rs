@@ -131,8 +131,6 @@ pub struct KernelConfig {
     pub lease_ttl_ms: u64,
     /// Watch the skill roots and re-index on change.
     pub watch_skills: bool,
-    /// The LLM endpoint ReActUnits call.
-    pub llm: aos_llm::LlmConfig,
     /// The directory holding the `aos` binary, put first on bash's `PATH`.
     pub bin_dir: Option<PathBuf>,
     /// How the agent's bash is confined.
@@ -142,8 +140,8 @@ pub struct KernelConfig {
 impl KernelConfig {
     /// A configuration for an embedded kernel (benchmarks, tests, tools):
     /// `home` and `skill_roots` as given, the default AOSCB, a 60 s lease,
-    /// no skill watcher, the default LLM endpoint. Change fields with
-    /// `KernelConfig { llm, ..KernelConfig::embedded(home, roots) }`.
+    /// no skill watcher. Change fields with
+    /// `KernelConfig { watch_skills: true, ..KernelConfig::embedded(home, roots) }`.
     pub fn embedded(home: PathBuf, skill_roots: Vec<PathBuf>) -> KernelConfig {
         KernelConfig {
             home,
@@ -154,7 +152,6 @@ impl KernelConfig {
             defaults: AoscbDefaults::default(),
             lease_ttl_ms: 60_000,
             watch_skills: false,
-            llm: aos_llm::LlmConfig::default(),
             bin_dir: None,
             bash_sandbox: crate::BashSandbox::default(),
         }

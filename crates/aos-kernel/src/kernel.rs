@@ -80,7 +80,7 @@ pub(crate) struct Inner {
     pub skills: Arc<SkillRegistry>,
     pub events: Arc<EventBus>,
     pub hooks: HookEngine,
-    pub llm: Arc<dyn aos_llm::ChatModel>,
+    pub runner: Arc<dyn crate::Runner>,
     pub drivers: Vec<Arc<dyn ServiceDriver>>,
     pub contexts: Mutex<HashMap<String, crate::context::Slot>>,
     pub started: Instant,
@@ -110,24 +110,14 @@ impl std::fmt::Debug for Kernel {
 impl Kernel {
     /// Starts the kernel on an open store: AOSCB, skill index (and watcher),
     /// system-level default services, recovery of every session, then
-    /// `aos.started`. `drivers` run skill services (WASM, legacy).
+    /// `aos.started`. `drivers` run skill services (WASM, legacy); `runner`
+    /// runs dispatches and compaction summaries (the daemon's is the
+    /// ReActUnit of `aos-react`).
     pub async fn start(
         store: Store,
         config: KernelConfig,
         drivers: Vec<Arc<dyn ServiceDriver>>,
-    ) -> Result<Kernel, SyscallError> {
-        let llm = aos_llm::LlmClient::new(config.llm.clone())
-            .map_err(|e| SyscallError::internal(format!("cannot set up the LLM client: {e}")))?;
-        Kernel::start_with_model(store, config, drivers, Arc::new(llm)).await
-    }
-
-    /// [`Kernel::start`] with the chat model the ReAct loop and compaction
-    /// use (the daemon's is the OpenAI-compatible client of `config.llm`).
-    pub async fn start_with_model(
-        store: Store,
-        config: KernelConfig,
-        drivers: Vec<Arc<dyn ServiceDriver>>,
-        llm: Arc<dyn aos_llm::ChatModel>,
+        runner: Arc<dyn crate::Runner>,
     ) -> Result<Kernel, SyscallError> {
         let initial = config
             .defaults
@@ -147,7 +137,7 @@ impl Kernel {
                 ),
                 events,
                 store,
-                llm,
+                runner,
                 drivers,
                 contexts: Mutex::new(HashMap::new()),
                 started: Instant::now(),

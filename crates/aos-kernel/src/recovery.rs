@@ -91,7 +91,7 @@ fn kill_leftovers(k: &Kernel, session_id: &str) {
     };
     let marker = format!("AOS_SESSION_ID={session_id}");
     for e in entries.flatten() {
-        if aos_bash::kill_leftover(&e.path(), &marker) {
+        if aos_sandbox::kill_leftover(&e.path(), &marker) {
             tracing::info!(session = %session_id, file = %e.path().display(), "killed a command left running");
         }
     }

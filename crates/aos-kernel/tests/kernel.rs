@@ -2,6 +2,8 @@
 //! commands and queries, bad input that changes nothing, archive rules,
 //! skills, content, the RuntimeLog, recovery and events.
 
+mod common;
+
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_store::Store;
 use aos_types::{Request, SkillDefaultRule, Switch};
@@ -18,7 +20,6 @@ fn config(roots: Vec<PathBuf>, defaults: AoscbDefaults) -> KernelConfig {
         defaults,
         lease_ttl_ms: 60_000,
         watch_skills: false,
-        llm: Default::default(),
         bin_dir: None,
         bash_sandbox: Default::default(),
     }
@@ -38,9 +39,14 @@ async fn kernel(store: Store) -> Kernel {
         aos_testkit::third_party_skills(),
         aos_testkit::broken_skills(),
     ];
-    Kernel::start(store, config(roots, defaults), vec![])
-        .await
-        .expect("kernel start")
+    Kernel::start(
+        store,
+        config(roots, defaults),
+        vec![],
+        common::no_loop_runner(),
+    )
+    .await
+    .expect("kernel start")
 }
 
 async fn call(k: &Kernel, req: Value) -> Value {

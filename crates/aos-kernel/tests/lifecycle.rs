@@ -1,5 +1,7 @@
 //! Start-up recovery (`kernel.md` §4.6), events and the skill watcher.
 
+mod common;
+
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_store::{HistoryQuery, NewMessage, Store};
 use aos_types::{
@@ -27,7 +29,6 @@ fn config(roots: Vec<PathBuf>, watch: bool) -> KernelConfig {
         },
         lease_ttl_ms: 60_000,
         watch_skills: watch,
-        llm: Default::default(),
         bin_dir: None,
         bash_sandbox: Default::default(),
     }
@@ -136,9 +137,14 @@ async fn half_done_bootstrap_is_finished(store: Store) {
         .await
         .expect("append2");
 
-    let _k = Kernel::start(store.clone(), config(roots(), false), vec![])
-        .await
-        .expect("start");
+    let _k = Kernel::start(
+        store.clone(),
+        config(roots(), false),
+        vec![],
+        common::no_loop_runner(),
+    )
+    .await
+    .expect("start");
     let p = parts(&store, &s.session_id).await;
     assert_eq!(
         p.iter().map(kind).collect::<Vec<_>>(),
@@ -226,9 +232,14 @@ async fn stale_dispatch_is_interrupted(store: Store, live_other_lease_survives: 
         .await
         .expect("compacting live");
 
-    let _k = Kernel::start(store.clone(), config(roots(), false), vec![])
-        .await
-        .expect("start");
+    let _k = Kernel::start(
+        store.clone(),
+        config(roots(), false),
+        vec![],
+        common::no_loop_runner(),
+    )
+    .await
+    .expect("start");
     let p = parts(&store, &s.session_id).await;
     assert_eq!(p.len(), 3);
     match &p[1] {
@@ -302,9 +313,14 @@ async fn postgres_live_lease_of_another_node_is_left_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_follow_the_lifecycle() {
     let (store, _d) = aos_testkit::sqlite_store().await;
-    let k = Kernel::start(store, config(roots(), false), vec![])
-        .await
-        .expect("start");
+    let k = Kernel::start(
+        store,
+        config(roots(), false),
+        vec![],
+        common::no_loop_runner(),
+    )
+    .await
+    .expect("start");
     let (_, mut rx) = k.events().subscribe(None);
     let a = call(&k, json!({"op": "agent.create"})).await;
     let agent = a["data"]["agentId"].as_str().expect("id").to_string();
@@ -347,9 +363,14 @@ async fn events_follow_the_lifecycle() {
 async fn skill_roots_are_reindexed_on_change() {
     let (store, _d) = aos_testkit::sqlite_store().await;
     let root = tempfile::tempdir().expect("root");
-    let k = Kernel::start(store, config(vec![root.path().to_path_buf()], true), vec![])
-        .await
-        .expect("start");
+    let k = Kernel::start(
+        store,
+        config(vec![root.path().to_path_buf()], true),
+        vec![],
+        common::no_loop_runner(),
+    )
+    .await
+    .expect("start");
     let get = json!({"op": "skill.get", "name": "fresh"});
     assert_eq!(
         call(&k, get.clone()).await["error"]["code"],

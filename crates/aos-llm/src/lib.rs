@@ -15,7 +15,8 @@ mod model;
 mod sse;
 mod types;
 
+pub use aos_types::Usage;
 pub use client::{LlmClient, LlmConfig, RetryPolicy};
 pub use error::LlmError;
 pub use model::ChatModel;
-pub use types::{ChatRequest, ChatResponse, Delta, ToolCall, Usage, message};
+pub use types::{ChatRequest, ChatResponse, Delta, ToolCall, message};

@@ -1,7 +1,8 @@
 //! Reassembling a streamed chat completion from its SSE chunks.
 
 use crate::LlmError;
-use crate::types::{ChatResponse, Delta, ToolCall, Usage};
+use crate::Usage;
+use crate::types::{ChatResponse, Delta, ToolCall};
 use serde_json::Value;
 
 /// Splits a byte stream into SSE `data:` payloads.

@@ -17,6 +17,7 @@
 mod caps;
 mod cgroup;
 mod grants;
+mod leftover;
 mod policy;
 mod probe;
 mod rules;
@@ -25,6 +26,7 @@ mod spawn;
 
 pub use cgroup::{Cgroups, Joiner};
 pub use grants::{Grants, MAX_PORTS};
+pub use leftover::kill_leftover;
 pub use policy::{
     DEFAULT_SYSTEM_PATHS, Limits, Network, Policy, WALKED_PATHS, WRITABLE_DEVICES, lookup_user,
     readable_parts, system_rules,

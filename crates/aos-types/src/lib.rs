@@ -24,7 +24,7 @@ pub use hooks::{
     Transforming, hook, hook_point,
 };
 pub use ids::{IdKind, format_time, new_id, now, parse_time, validate_id};
-pub use message::{BashInput, Message, MessageMetadata, Origin, Part, Role, ToolState};
+pub use message::{BashInput, Message, MessageMetadata, Origin, Part, Role, ToolState, Usage};
 pub use records::{
     Acb, AgentStatus, Aoscb, ContentMeta, CreatedBy, OwnerType, RuntimeLogEntry, Scb, SessionPhase,
     SessionStatus, SkillDefaultRule, Switch,

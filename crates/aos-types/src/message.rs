@@ -69,6 +69,14 @@ pub struct Message {
     pub metadata: MessageMetadata,
 }
 
+impl Message {
+    /// Whether this is a completed compaction summary (it stands for
+    /// everything before it).
+    pub fn is_summary(&self) -> bool {
+        self.metadata.summary == Some(true) && self.metadata.finish.as_deref() == Some("completed")
+    }
+}
+
 /// Input of a bash tool call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -184,6 +192,34 @@ pub enum ToolState {
 }
 
 impl Part {
+    /// The visible text of a tool result part (its error, else its
+    /// `visibleResult`, else its whole output); `None` for other parts and
+    /// for a call still waiting for its result.
+    pub fn result_text(&self) -> Option<String> {
+        let Part::ToolBash {
+            state,
+            output,
+            error_text,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        if *state == ToolState::InputAvailable {
+            return None;
+        }
+        if let Some(e) = error_text {
+            return Some(e.clone());
+        }
+        Some(match output {
+            Some(o) => match o.get("visibleResult").and_then(Value::as_str) {
+                Some(v) => v.to_string(),
+                None => o.to_string(),
+            },
+            None => String::new(),
+        })
+    }
+
     /// The part's id.
     pub fn id(&self) -> &str {
         match self {
@@ -263,5 +299,26 @@ mod tests {
                 .is_err()
         );
         assert!(serde_json::from_value::<Part>(json!({"type": "text"})).is_err());
+    }
+}
+
+/// Token usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Both.
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    /// Adds another call's usage.
+    pub fn add(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.total_tokens += other.total_tokens;
     }
 }

@@ -79,11 +79,13 @@ impl Env {
             .expect("store");
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(UdsDriver::new(uds))];
         let config = KernelConfig {
-            llm,
             defaults,
             ..KernelConfig::embedded(home.path().to_path_buf(), vec![root.path().to_path_buf()])
         };
-        let k = Kernel::start(store, config, drivers).await.expect("kernel");
+        let runner = aos_react::ReactUnit::runner(llm).expect("runner");
+        let k = Kernel::start(store, config, drivers, runner)
+            .await
+            .expect("kernel");
         Env {
             k,
             root,

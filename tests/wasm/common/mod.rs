@@ -59,14 +59,14 @@ impl Env {
         })
         .expect("host");
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
-        let config = KernelConfig {
-            llm,
-            ..KernelConfig::embedded(
-                home.path().to_path_buf(),
-                vec![root.path().to_path_buf(), aos_testkit::builtin_skills()],
-            )
-        };
-        let k = Kernel::start(store, config, drivers).await.expect("kernel");
+        let config = KernelConfig::embedded(
+            home.path().to_path_buf(),
+            vec![root.path().to_path_buf(), aos_testkit::builtin_skills()],
+        );
+        let runner = aos_react::ReactUnit::runner(llm).expect("runner");
+        let k = Kernel::start(store, config, drivers, runner)
+            .await
+            .expect("kernel");
         Env {
             k,
             root,

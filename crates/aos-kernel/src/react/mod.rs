@@ -1,25 +1,21 @@
 //! The ReActUnit: an LLM plus one tool, `bash`, in a loop, created per
 //! dispatch (`kernel.md` §4.4). This module owns dispatch bookkeeping —
-//! leases, the per-session FIFO inbox, waiters, interrupts; `run.rs` is the
-//! loop itself.
+//! leases, the per-session FIFO inbox, waiters, interrupts. The loop itself
+//! is the kernel's [`crate::Runner`].
 
 mod inbox;
 mod lease;
-mod run;
-mod wire;
 
 pub(crate) use inbox::resume;
 pub(crate) use lease::set_phase;
-pub(crate) use wire::transcript;
 
 use crate::hooks::HookScope;
 use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::{self, StoreResult, decode};
 use crate::principal::Principal;
-use aos_llm::Usage;
 use aos_store::{MessageExtra, NewMessage};
 use aos_types::hook;
-use aos_types::{ErrorCode, IdKind, Origin, Part, Role, SessionPhase, SyscallError, new_id};
+use aos_types::{ErrorCode, IdKind, Origin, Part, Role, SessionPhase, SyscallError, Usage, new_id};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -57,6 +53,19 @@ impl Outcome {
             usage: Usage::default(),
             error: None,
             store_failed: false,
+        }
+    }
+
+    /// The outcome of a dispatch that failed with `e` (after writing up to
+    /// `seq`, using `usage`).
+    pub fn failed(seq: Option<i64>, usage: Usage, e: &SyscallError) -> Outcome {
+        Outcome {
+            status: "failed".into(),
+            final_message_seq: seq,
+            final_text: None,
+            usage,
+            error: Some(json!(e)),
+            store_failed: params::is_store_failure(e),
         }
     }
 
@@ -555,7 +564,7 @@ fn start(k: &Kernel, state: Arc<DispatchState>, lease: String, first_seq: i64) {
     tokio::spawn(async move {
         let renewal = lease::renew(&k, &state.session_id, &lease);
         state.outcome.send_modify(|o| o.status = "running".into());
-        let outcome = run::run(&k, &state, lease.clone(), first_seq).await;
+        let outcome = crate::runner::run(&k, &state, lease.clone(), first_seq).await;
         crate::sandbox::release(&k, &state.session_id).await;
         renewal.abort();
         if outcome.store_failed {

@@ -34,11 +34,13 @@ async fn env_on(replies: Vec<Reply>, store: aos_store::Store, db: tempfile::Temp
         },
         lease_ttl_ms: 60_000,
         watch_skills: false,
-        llm: llm.config(2),
         bin_dir: None,
         bash_sandbox: Default::default(),
     };
-    let k = Kernel::start(store, config, vec![]).await.expect("kernel");
+    let runner = aos_react::ReactUnit::runner(llm.config(2)).expect("runner");
+    let k = Kernel::start(store, config, vec![], runner)
+        .await
+        .expect("kernel");
     Env {
         k,
         llm,

@@ -129,7 +129,6 @@ async fn env(steps: Vec<Step>, max_turns: i64) -> Env {
         },
         lease_ttl_ms: 60_000,
         watch_skills: false,
-        llm: Default::default(),
         bin_dir: None,
         bash_sandbox: Default::default(),
     };
@@ -137,7 +136,8 @@ async fn env(steps: Vec<Step>, max_turns: i64) -> Env {
         steps: Mutex::new(steps.into()),
         calls: Mutex::new(0),
     });
-    let k = Kernel::start_with_model(store, config, vec![], model.clone())
+    let runner = Arc::new(aos_react::ReactUnit::new(model.clone()));
+    let k = Kernel::start(store, config, vec![], runner)
         .await
         .expect("kernel");
     Env {

@@ -1,46 +1,23 @@
-//! The loop (`kernel.md` §4.4): hooks around every step, the LLM call, bash,
-//! and every produced message in SessionHistory before the next step.
+//! The loop (`kernel.md` §4.4): hooks around every step, the model call,
+//! bash, and every produced message in SessionHistory before the next step.
 
-use super::wire::to_wire;
-use super::{DispatchState, Outcome};
-use crate::hooks::HookScope;
-use crate::kernel::Kernel;
-use crate::params::StoreResult;
-use aos_llm::{ChatRequest, ToolCall, Usage};
-use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
-use aos_types::{BashInput, Message, Origin, Part, Role, Scb, SyscallError, ToolState};
+use crate::bash::{self, BASH_TIMEOUT, BASH_TIMEOUT_MAX, bash_tool};
+use crate::wire::to_wire;
+use aos_kernel::{DispatchPort, Outcome};
+use aos_llm::{ChatModel, ChatRequest, ToolCall};
+use aos_store::{MessageExtra, NewLogEntry, NewMessage};
+use aos_types::{BashInput, Message, Origin, Part, Role, SyscallError, ToolState, Usage};
 use aos_types::{hook, payloads};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-/// Default and maximum bash timeout.
-const BASH_TIMEOUT: Duration = Duration::from_secs(120);
-const BASH_TIMEOUT_MAX: Duration = Duration::from_secs(600);
-/// Raw output kept per command.
-const MAX_OUTPUT: usize = 1 << 20;
-
-/// The one tool.
-pub(crate) fn bash_tool() -> Value {
-    json!({"type": "function", "function": {
-        "name": "bash",
-        "description": "Run a bash command in this session's working directory and return its output and exit code. The `aos` command reaches the AgentOS kernel (see the aos skill).",
-        "parameters": {"type": "object", "properties": {
-            "command": {"type": "string", "description": "The command line to run with bash -c."},
-            "timeoutMs": {"type": "integer", "minimum": 1, "description": "Kill the command after this many milliseconds (default 120000)."}
-        }, "required": ["command"]}
-    }})
-}
-
 struct Turn<'a> {
-    k: &'a Kernel,
-    state: &'a DispatchState,
-    scb: Scb,
+    model: &'a dyn ChatModel,
+    port: DispatchPort<'a>,
     last_seq: i64,
     appended: usize,
     usage: Usage,
-    token: String,
-    lease: String,
     /// Tokens of the last LLM call (prompt + completion): the provider's own
     /// measure of the context, used for the compaction threshold.
     last_total_tokens: u64,
@@ -51,90 +28,44 @@ struct Turn<'a> {
     compacted_at: i64,
     /// The fallback context's messages read so far (from `context_from`).
     own: Vec<Message>,
-    /// How the session's commands are confined (`None`: sandbox off).
-    sandbox: Option<crate::sandbox::SessionSandbox>,
 }
 
 /// Runs one dispatch to its end and reports how it ended.
-pub(crate) async fn run(
-    k: &Kernel,
-    state: &DispatchState,
-    lease: String,
-    first_seq: i64,
-) -> Outcome {
-    let scb = match k.inner.store.session_get(&state.session_id).await.sys() {
-        Ok(s) => s,
-        Err(e) => return failed(None, Usage::default(), &e),
-    };
-    let token = k.issue_session_token(&scb.agent_id, &scb.session_id, &state.id);
+pub(crate) async fn run(model: &dyn ChatModel, port: DispatchPort<'_>) -> Outcome {
+    let first_seq = port.first_seq();
     let mut t = Turn {
-        k,
-        state,
-        scb,
+        model,
+        port,
         last_seq: first_seq,
         appended: 1,
         usage: Usage::default(),
-        token,
-        lease,
         last_total_tokens: 0,
         context_from: first_seq,
         compacted_at: -1,
         own: Vec::new(),
-        sandbox: None,
     };
-    let sandbox = match k.inner.store.agent_get(&t.scb.agent_id).await.sys() {
-        Ok(acb) => crate::sandbox::prepare(k, &acb, &t.scb.session_id),
-        Err(e) => Err(e),
-    };
-    let ran = match sandbox {
-        Ok(s) => {
-            t.sandbox = s;
-            t.go().await
-        }
+    let ran = match t.port.prepare_sandbox().await {
+        Ok(()) => t.go().await,
         Err(e) => Err(e),
     };
     let outcome = match ran {
         Ok(o) => o,
         Err(e) => {
             let _ = t.record_error(&e).await;
-            failed(Some(t.last_seq), t.usage, &e)
+            Outcome::failed(Some(t.last_seq), t.usage, &e)
         }
     };
-    k.revoke_session_token(&t.token);
-    let s = &t.scb;
-    k.emit(
+    let s = t.port.session();
+    t.port.emit(
         hook::SESSION_DISPATCH_AFTER,
-        HookScope {
-            agent_id: Some(&s.agent_id),
-            session_id: Some(&s.session_id),
-        },
-        json!({ "agentId": s.agent_id, "sessionId": s.session_id, "dispatchId": state.id,
+        json!({ "agentId": s.agent_id, "sessionId": s.session_id, "dispatchId": t.port.dispatch_id(),
                 "appendedCount": t.appended, "status": outcome.status,
                 "finalText": outcome.final_text }),
     );
     outcome
 }
 
-fn failed(seq: Option<i64>, usage: Usage, e: &SyscallError) -> Outcome {
-    let store_failed = crate::params::is_store_failure(e);
-    Outcome {
-        status: "failed".into(),
-        final_message_seq: seq,
-        final_text: None,
-        usage,
-        error: Some(json!(e)),
-        store_failed,
-    }
-}
-
 impl Turn<'_> {
-    fn scope(&self) -> HookScope<'_> {
-        HookScope {
-            agent_id: Some(&self.scb.agent_id),
-            session_id: Some(&self.scb.session_id),
-        }
-    }
-
     async fn append(
         &mut self,
         role: Role,
@@ -157,11 +88,7 @@ impl Turn<'_> {
         m: NewMessage,
         log: Option<NewLogEntry>,
     ) -> Result<Message, SyscallError> {
-        let (mut msgs, after) = self.k.append_with(&self.scb, None, vec![m], log).await?;
-        self.scb = after;
-        let msg = msgs
-            .pop()
-            .ok_or_else(|| SyscallError::internal("append returned nothing"))?;
+        let msg = self.port.append(m, log).await?;
         self.last_seq = msg.metadata.seq;
         self.appended += 1;
         self.stream_message(&msg);
@@ -170,15 +97,9 @@ impl Turn<'_> {
 
     /// The loop, from the written user message on.
     async fn go(&mut self) -> Result<Outcome, SyscallError> {
-        crate::context::assemble(self.k, &self.scb, "dispatch").await?;
-        let system = self.k.inner.store.aoscb_get().await.sys()?;
-        let agent = self
-            .k
-            .inner
-            .store
-            .agent_get(&self.scb.agent_id)
-            .await
-            .sys()?;
+        self.port.assemble_context("dispatch").await?;
+        let system = self.port.system().await?;
+        let agent = self.port.agent().await?;
         let default_model = agent.model.clone().unwrap_or(system.model.clone());
         for turn in 0..system.max_turns.max(1) {
             if let Some(reason) = self.interrupted() {
@@ -229,32 +150,35 @@ impl Turn<'_> {
         threshold: i64,
     ) -> Result<aos_llm::ChatResponse, SyscallError> {
         let (mut req, mut base_url) = self.request(default_model).await?;
-        let asked = self.state.take_compact_request();
+        let asked = self.port.take_compact_request();
         if (asked.is_some() || self.over(&req, threshold)) && self.compact(false, asked).await? {
             (req, base_url) = self.request(default_model).await?;
         }
         let mut retried = false;
         loop {
             let started = Instant::now();
-            let state = self.state;
+            let port = &self.port;
             let mut forward = |d: aos_llm::Delta| match d {
                 aos_llm::Delta::Text(t) => {
-                    state.publish("message", json!({ "type": "delta", "text": t }))
+                    port.publish("message", json!({ "type": "delta", "text": t }))
                 }
-                aos_llm::Delta::ToolCallStarted { id, name } => state.publish(
+                aos_llm::Delta::ToolCallStarted { id, name } => port.publish(
                     "message",
                     json!({ "type": "tool-call-started", "toolCallId": id, "name": name }),
                 ),
             };
-            let llm = &self.k.inner.llm;
-            match llm.chat(&req, base_url.as_deref(), &mut forward).await {
+            match self
+                .model
+                .chat(&req, base_url.as_deref(), &mut forward)
+                .await
+            {
                 Ok(resp) => {
                     self.usage.add(resp.usage);
                     self.last_total_tokens = resp.usage.total_tokens;
-                    self.k.emit(
+                    let s = self.port.session();
+                    self.port.emit(
                         hook::COMPUTE_AFTER,
-                        self.scope(),
-                        json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id,
+                        json!({ "agentId": s.agent_id, "sessionId": s.session_id,
                                 "usage": resp.usage, "latencyMs": started.elapsed().as_millis() as u64 }),
                     );
                     return Ok(resp);
@@ -286,37 +210,19 @@ impl Turn<'_> {
         estimate > threshold as u64
     }
 
-    /// Compacts inside the dispatch (phase `compacting`, then back): for the
-    /// threshold, an overflow, or a request of the dispatch's own bash
-    /// (`asked`, its reason). A failure is recorded (RuntimeLog,
-    /// `session.error`) and the loop goes on with the context it has.
+    /// Compacts inside the dispatch: for the threshold, an overflow, or a
+    /// request of the dispatch's own bash (`asked`, its reason). A failure is
+    /// recorded by the kernel and the loop goes on with the context it has.
     /// Returns whether anything was compacted.
     async fn compact(
         &mut self,
         overflow: bool,
         asked: Option<String>,
     ) -> Result<bool, SyscallError> {
-        use aos_types::SessionPhase;
-        if !crate::compaction::available(self.k, &self.scb) {
-            return Ok(false);
-        }
-        let sid = self.scb.session_id.clone();
-        self.scb = super::set_phase(self.k, &sid, &self.lease, SessionPhase::Compacting).await?;
-        let trigger = crate::compaction::Trigger {
-            auto: asked.is_none(),
-            overflow,
-            reason: asked.unwrap_or_else(|| if overflow { "overflow" } else { "threshold" }.into()),
-        };
-        let result = crate::compaction::run(self.k, &self.scb, &trigger).await;
-        self.scb = super::set_phase(self.k, &sid, &self.lease, SessionPhase::Dispatched).await?;
+        let compacted = self.port.compact(overflow, asked).await?;
         self.compacted_at = self.last_seq;
-        let done = match result {
-            Ok(Ok(done)) => done,
-            Ok(Err(_)) => return Ok(false),
-            Err(e) => {
-                tracing::warn!(session = %sid, error = %e, "compaction failed; the dispatch goes on");
-                return Ok(false);
-            }
+        let Some(done) = compacted else {
+            return Ok(false);
         };
         for m in &done.messages {
             self.last_seq = m.metadata.seq;
@@ -344,23 +250,23 @@ impl Turn<'_> {
             } = p
             {
                 match state {
-                    ToolState::InputAvailable => self.state.publish(
+                    ToolState::InputAvailable => self.port.publish(
                         "tool_call",
                         json!({ "toolCallId": tool_call_id, "command": input.command, "seq": msg.metadata.seq }),
                     ),
-                    _ => self.state.publish(
+                    _ => self.port.publish(
                         "tool_result",
                         json!({ "toolCallId": tool_call_id, "state": state, "output": output, "errorText": error_text, "seq": msg.metadata.seq }),
                     ),
                 }
             }
         }
-        self.state
+        self.port
             .publish("message", json!({ "type": "message", "message": msg }));
     }
 
     fn interrupted(&self) -> Option<String> {
-        self.state.interrupt.borrow().clone()
+        self.port.interrupted()
     }
 
     async fn stop_interrupted(&mut self, reason: &str) -> Result<Outcome, SyscallError> {
@@ -375,10 +281,10 @@ impl Turn<'_> {
             MessageExtra::default(),
         )
         .await?;
-        self.k.emit(
+        let s = self.port.session();
+        self.port.emit(
             hook::SESSION_INTERRUPTED,
-            self.scope(),
-            json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id, "reason": reason }),
+            json!({ "agentId": s.agent_id, "sessionId": s.session_id, "reason": reason }),
         );
         Ok(self.ended("interrupted", None))
     }
@@ -396,10 +302,10 @@ impl Turn<'_> {
     }
 
     fn after_turn(&self, turn: i64, tool_calls: usize, final_answer: Option<&str>) {
-        self.k.emit(
+        let s = self.port.session();
+        self.port.emit(
             hook::CONTEXT_AFTER_TURN,
-            self.scope(),
-            json!({ "sessionId": self.scb.session_id, "agentId": self.scb.agent_id, "turnIndex": turn,
+            json!({ "sessionId": s.session_id, "agentId": s.agent_id, "turnIndex": turn,
                     "toolCalls": tool_calls, "appendedCount": self.appended, "finalAnswer": final_answer }),
         );
     }
@@ -409,29 +315,18 @@ impl Turn<'_> {
     /// including other writers' appends); as JSON text.
     async fn messages(&mut self) -> Result<Vec<Box<RawValue>>, SyscallError> {
         if self
-            .k
-            .inner
-            .hooks
-            .has_handler(hook::CONTEXT_ASSEMBLE, self.scope())
+            .port
+            .hooks()
+            .has_handler(hook::CONTEXT_ASSEMBLE, self.port.scope())
         {
-            let ctx = crate::context::assemble(self.k, &self.scb, "incremental").await?;
+            let ctx = self.port.assemble_context("incremental").await?;
             return Ok(ctx.messages.iter().map(|m| m.wire.clone()).collect());
         }
-        let q = HistoryQuery {
-            from_seq: self
-                .own
-                .last()
-                .map_or(self.context_from, |m| m.metadata.seq + 1),
-            to_seq: None,
-            limit: 10_000,
-        };
-        let new = self
-            .k
-            .inner
-            .store
-            .history(&self.scb.session_id, &q)
-            .await
-            .sys()?;
+        let from = self
+            .own
+            .last()
+            .map_or(self.context_from, |m| m.metadata.seq + 1);
+        let new = self.port.history_from(from).await?;
         self.own.extend(new);
         Ok(to_wire(&self.own).iter().map(aos_llm::message).collect())
     }
@@ -443,8 +338,8 @@ impl Turn<'_> {
         ids: &Value,
         wire: Vec<Box<RawValue>>,
     ) -> Vec<Box<RawValue>> {
-        let hooks = &self.k.inner.hooks;
-        if !hooks.has_handler(hook::SESSION_MESSAGES_TRANSFORM, self.scope()) {
+        let hooks = self.port.hooks();
+        if !hooks.has_handler(hook::SESSION_MESSAGES_TRANSFORM, self.port.scope()) {
             return wire;
         }
         let values = wire
@@ -456,7 +351,7 @@ impl Turn<'_> {
         let mut messages = hooks
             .transform(
                 hook::SESSION_MESSAGES_TRANSFORM,
-                self.scope(),
+                self.port.scope(),
                 ids,
                 Value::Object(out),
             )
@@ -472,12 +367,13 @@ impl Turn<'_> {
         &mut self,
         default_model: &str,
     ) -> Result<(ChatRequest, Option<String>), SyscallError> {
-        let hooks = &self.k.inner.hooks;
-        let ids = json!({ "agentId": self.scb.agent_id, "sessionId": self.scb.session_id });
+        let hooks = self.port.hooks();
+        let s = self.port.session();
+        let ids = json!({ "agentId": s.agent_id, "sessionId": s.session_id });
         let system = hooks
             .transform(
                 hook::SESSION_SYSTEM_TRANSFORM,
-                self.scope(),
+                self.port.scope(),
                 &ids,
                 json!({ "system": null }),
             )
@@ -487,7 +383,7 @@ impl Turn<'_> {
         let params = hooks
             .transform(
                 hook::COMPUTE_PARAMS_TRANSFORM,
-                self.scope(),
+                self.port.scope(),
                 &ids,
                 json!({ "params": {} }),
             )
@@ -497,7 +393,7 @@ impl Turn<'_> {
         let model = hooks
             .transform(
                 hook::COMPUTE_MODEL_RESOLVE,
-                self.scope(),
+                self.port.scope(),
                 &resolve_in,
                 json!({ "model": default_model }),
             )
@@ -505,7 +401,7 @@ impl Turn<'_> {
         let mut before = ids.clone();
         before["lastSeq"] = json!(self.last_seq);
         hooks
-            .admit(hook::COMPUTE_BEFORE, self.scope(), before, json!({}))
+            .admit(hook::COMPUTE_BEFORE, self.port.scope(), before, json!({}))
             .await?;
         let system: payloads::SystemPrompt = payloads::read(&system);
         let params: payloads::ModelParams = payloads::read(&params);
@@ -606,21 +502,23 @@ impl Turn<'_> {
         if self.interrupted().is_some() {
             return error(input, "not run: the dispatch was interrupted".into());
         }
-        let hooks = &self.k.inner.hooks;
+        let hooks = self.port.hooks();
         let args = json!({ "command": input.command, "timeoutMs": input.timeout_ms });
         let env = hooks
             .transform(
                 hook::TOOL_ENV,
-                self.scope(),
+                self.port.scope(),
                 &json!({ "toolCallId": c.id, "args": args }),
                 json!({ "env": {} }),
             )
             .await;
-        let before_in = json!({ "toolCallId": c.id, "agentId": self.scb.agent_id, "sessionId": self.scb.session_id });
+        let s = self.port.session();
+        let before_in =
+            json!({ "toolCallId": c.id, "agentId": s.agent_id, "sessionId": s.session_id });
         let admitted = match hooks
             .admit(
                 hook::TOOL_BEFORE,
-                self.scope(),
+                self.port.scope(),
                 before_in,
                 json!({ "args": args }),
             )
@@ -647,12 +545,15 @@ impl Turn<'_> {
             .min(BASH_TIMEOUT_MAX);
         let env = payloads::read::<payloads::ToolEnv>(&env)
             .env
-            .unwrap_or_default();
-        let result = match self.bash(&command, timeout, &Value::Object(env)).await {
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
+            .collect();
+        let result = match bash::run(&self.port, &command, timeout, env).await {
             Ok(r) => r,
             Err(e) => return error(input, format!("bash could not run: {e}")),
         };
-        *raw_log = Some(self.raw_log(c, &command, &result));
+        *raw_log = Some(bash::raw_log(&self.port, &c.id, &command, &result));
         if result.interrupted {
             return error(
                 input,
@@ -661,10 +562,7 @@ impl Turn<'_> {
         }
         let mut raw = result.output.clone();
         if result.exit_code != 0
-            && let Some(note) = self
-                .sandbox
-                .as_ref()
-                .and_then(|s| crate::sandbox::hint(&s.policy, &self.scb.agent_id, &result.output))
+            && let Some(note) = self.port.sandbox_hint(&result.output)
         {
             raw.push_str(&note);
         }
@@ -682,20 +580,18 @@ impl Turn<'_> {
             ));
         }
         // The effective fold threshold costs two reads: only for a handler.
-        let threshold = if hooks.has_handler(hook::TOOL_AFTER, self.scope()) {
-            crate::context::fold_threshold(self.k, &self.scb, None)
-                .await
-                .unwrap_or(16_384)
+        let threshold = if hooks.has_handler(hook::TOOL_AFTER, self.port.scope()) {
+            self.port.fold_threshold().await.unwrap_or(16_384)
         } else {
             0
         };
         let after_in = json!({ "toolCallId": c.id, "rawResult": raw, "exitCode": result.exit_code,
-                               "sessionId": self.scb.session_id, "agentId": self.scb.agent_id,
+                               "sessionId": s.session_id, "agentId": s.agent_id,
                                "autoFoldThreshold": threshold });
         let after = hooks
             .transform(
                 hook::TOOL_AFTER,
-                self.scope(),
+                self.port.scope(),
                 after_in,
                 json!({ "result": raw }),
             )
@@ -720,94 +616,9 @@ impl Turn<'_> {
         }
     }
 
-    async fn bash(
-        &self,
-        command: &str,
-        timeout: Duration,
-        extra_env: &Value,
-    ) -> std::io::Result<aos_bash::BashResult> {
-        let cfg = &self.k.inner.config;
-        let (work, tmp) = super::command_dirs(cfg, &self.scb.session_id)?;
-        let mut path = String::new();
-        if let Some(bin) = &cfg.bin_dir {
-            path.push_str(&format!("{}:", bin.display()));
-        }
-        path.push_str("/usr/local/bin:/usr/bin:/bin");
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), path),
-            ("HOME".into(), work.display().to_string()),
-            ("TMPDIR".into(), tmp.display().to_string()),
-            ("LANG".into(), "C.UTF-8".into()),
-        ];
-        if let Some(m) = extra_env.as_object() {
-            env.extend(
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))),
-            );
-        }
-        let url = self
-            .k
-            .inner
-            .api_url
-            .lock()
-            .map(|u| u.clone())
-            .unwrap_or_default();
-        env.retain(|(k, _)| !k.starts_with("AOS_"));
-        env.extend([
-            ("AOS_API_URL".into(), url),
-            ("AOS_API_TOKEN".into(), self.token.clone()),
-            ("AOS_AGENT_ID".into(), self.scb.agent_id.clone()),
-            ("AOS_SESSION_ID".into(), self.scb.session_id.clone()),
-        ]);
-        let confinement = match &self.sandbox {
-            Some(p) => Some(
-                crate::sandbox::confine(self.k, p, &self.scb.session_id)
-                    .map_err(|e| std::io::Error::other(e.message))?,
-            ),
-            None => None,
-        };
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let mut irx = self.state.interrupt.subscribe();
-        let forward = tokio::spawn(async move {
-            if irx.wait_for(Option::is_some).await.is_ok() {
-                tx.send_replace(true);
-            }
-        });
-        let spec = aos_bash::BashSpec {
-            command: command.into(),
-            cwd: work,
-            env,
-            timeout,
-            max_output: MAX_OUTPUT,
-            pid_file: Some(super::pid_file(cfg, &self.scb.session_id)),
-            confinement,
-        };
-        let r = aos_bash::run(spec, rx).await;
-        forward.abort();
-        r
-    }
-
-    /// The RuntimeLog entry of a raw result.
-    fn raw_log(&self, c: &ToolCall, command: &str, r: &aos_bash::BashResult) -> NewLogEntry {
-        NewLogEntry {
-            level: "info",
-            op: "tool.bash".into(),
-            owner_type: "session".into(),
-            owner_id: Some(self.scb.session_id.clone()),
-            agent_id: Some(self.scb.agent_id.clone()),
-            session_id: Some(self.scb.session_id.clone()),
-            refs: Some(json!({ "toolCallId": c.id, "dispatchId": self.state.id })),
-            data: Some(
-                json!({ "command": command, "exitCode": r.exit_code, "output": r.output,
-                               "totalBytes": r.total_bytes, "truncated": r.truncated, "timedOut": r.timed_out,
-                               "elapsedMs": r.elapsed.as_millis() as u64 }),
-            ),
-        }
-    }
-
     /// A failed dispatch leaves a readable error in SessionHistory.
     async fn record_error(&mut self, e: &SyscallError) -> Result<(), SyscallError> {
-        self.state
+        self.port
             .publish("error", json!({ "code": e.code, "message": e.message }));
         let extra = MessageExtra {
             error: Some(json!({ "code": e.code, "message": e.message })),
@@ -816,9 +627,8 @@ impl Turn<'_> {
         let text = format!("The run stopped: {}", e.message);
         self.append(Role::Assistant, vec![Part::text(text)], Origin::Aos, extra)
             .await?;
-        self.k.emit(
+        self.port.emit(
             hook::SESSION_ERROR,
-            self.scope(),
             json!({ "source": "dispatch", "recoverable": true, "message": e.message }),
         );
         Ok(())

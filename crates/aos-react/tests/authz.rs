@@ -71,11 +71,13 @@ async fn world() -> World {
         defaults: AoscbDefaults::default(),
         lease_ttl_ms: 60_000,
         watch_skills: false,
-        llm: llm.config(2),
         bin_dir: None,
         bash_sandbox: Default::default(),
     };
-    let k = Kernel::start(store, config, vec![]).await.expect("kernel");
+    let runner = aos_react::ReactUnit::runner(llm.config(2)).expect("runner");
+    let k = Kernel::start(store, config, vec![], runner)
+        .await
+        .expect("kernel");
     let a = id(&ok(&k, json!({"op": "agent.create"})).await, "agentId");
     let b = id(&ok(&k, json!({"op": "agent.create"})).await, "agentId");
     let session = |agent: String| {
