@@ -1,5 +1,5 @@
 //! Authorization by resource. Every op declares how the owner of what it
-//! touches is found ([`target`]): an agent, a session, a dispatch (→ its
+//! touches is found (its [`aos_types::Target`] in the op table): an agent, a session, a dispatch (→ its
 //! session), content (→ its session), a service instance (→ its owner), an
 //! owner to start a service for, or a list (filtered to the caller). The
 //! caller's [`Scope`] must contain that owner — never decided by the name of
@@ -189,7 +189,7 @@ async fn session(
     id: Option<&str>,
 ) -> Result<(), SyscallError> {
     let Some(s) = id else { return Ok(()) };
-    match k.inner.store.session_get(s).await {
+    match k.store().session_get(s).await {
         Ok(scb) if !caller.scope.has_session(&scb.agent_id, s) => {
             Err(caller.denied(op, format!("session {s} (of agent {})", scb.agent_id)))
         }
@@ -204,7 +204,7 @@ async fn dispatch(
     id: Option<&str>,
 ) -> Result<(), SyscallError> {
     let Some(d) = id else { return Ok(()) };
-    match crate::react::dispatch_owner(k, d) {
+    match k.dispatches().owner(d) {
         Some((agent, s)) if !caller.scope.has_session(&agent, &s) => {
             Err(caller.denied(op, format!("dispatch {d} (of session {s})")))
         }
@@ -219,10 +219,10 @@ async fn content(
     id: Option<&str>,
 ) -> Result<(), SyscallError> {
     let Some(c) = id else { return Ok(()) };
-    let Ok((meta, _)) = k.inner.store.content_get(c).await else {
+    let Ok((meta, _)) = k.store().content_get(c).await else {
         return Ok(());
     };
-    match k.inner.store.session_get(&meta.session_id).await {
+    match k.store().session_get(&meta.session_id).await {
         Ok(scb) if !caller.scope.has_session(&scb.agent_id, &meta.session_id) => {
             Err(caller.denied(op, format!("content {c} (of session {})", meta.session_id)))
         }
@@ -239,7 +239,7 @@ fn instance(
     id: Option<&str>,
 ) -> Result<(), SyscallError> {
     let Some(i) = id else { return Ok(()) };
-    match k.inner.hooks.table().get(i) {
+    match k.hooks().table().get(i) {
         Some(e) if !caller.scope.has_owner(&e.owner, e.owner_agent.as_deref()) => Err(caller
             .denied(
                 op,
@@ -269,13 +269,7 @@ async fn start_owner(
         return Ok(()); // the op explains the syntax
     };
     let owner_agent = match &owner {
-        ServiceOwner::Session(s) => k
-            .inner
-            .store
-            .session_get(s)
-            .await
-            .ok()
-            .map(|scb| scb.agent_id),
+        ServiceOwner::Session(s) => k.store().session_get(s).await.ok().map(|scb| scb.agent_id),
         ServiceOwner::Agent(a) => Some(a.clone()),
         ServiceOwner::System => None,
     };

@@ -19,8 +19,8 @@ pub(crate) async fn resolve_for(
     agent_id: &str,
     session_rules: &[aos_types::SkillDefaultRule],
 ) -> Result<Vec<ResolvedSkill>, SyscallError> {
-    let system = k.inner.store.aoscb_get().await.sys()?;
-    let agent = k.inner.store.agent_get(agent_id).await.sys()?;
+    let system = k.store().aoscb_get().await.sys()?;
+    let agent = k.store().agent_get(agent_id).await.sys()?;
     Ok(resolve_defaults(&[
         ("system", &system.default_skills),
         ("agent", &agent.default_skills),
@@ -47,7 +47,7 @@ pub(crate) fn skill_load_message(
     cause: &str,
     owner: (&str, Option<&str>),
 ) -> Result<NewMessage, SyscallError> {
-    let index = k.inner.skills.snapshot();
+    let index = k.skills().snapshot();
     let skill = index.get(name).ok_or_else(|| {
         SyscallError::new(
             aos_types::ErrorCode::SkillNotFound,
@@ -96,8 +96,7 @@ pub(crate) async fn finish(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, Sys
     let input =
         json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "plannedNames": planned });
     let admitted = k
-        .inner
-        .hooks
+        .hooks()
         .admit(
             hook::SESSION_BOOTSTRAP_BEFORE,
             scope(),
@@ -114,8 +113,7 @@ pub(crate) async fn finish(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, Sys
     for name in planned.iter().filter(|n| !loaded.contains(*n)) {
         let load_in = json!({ "name": name, "sessionId": scb.session_id });
         if let Err(e) = k
-            .inner
-            .hooks
+            .hooks()
             .admit(hook::SKILL_LOAD_BEFORE, scope(), &load_in, load_in.clone())
             .await
         {
@@ -157,8 +155,7 @@ async fn make_ready(k: &Kernel, scb: Scb, cause: &str) -> Result<Scb, SyscallErr
     };
     context::assemble(k, &scb, "rebuild").await?;
     let scb = k
-        .inner
-        .store
+        .store()
         .session_update(&scb.session_id, None, |s| {
             s.status = SessionStatus::Ready;
             s.phase = SessionPhase::Idle;
@@ -185,8 +182,7 @@ async fn plan(k: &Kernel, scb: &Scb) -> Result<Vec<String>, SyscallError> {
     let input =
         json!({ "ownerType": "session", "ownerId": scb.session_id, "plannedNames": planned });
     let out = k
-        .inner
-        .hooks
+        .hooks()
         .admit(
             hook::SKILL_DEFAULT_RESOLVE_BEFORE,
             scope(),
@@ -220,7 +216,7 @@ async fn find_begin(
         to_seq: None,
         limit: 10_000,
     };
-    let history = k.inner.store.history(&scb.session_id, &q).await.sys()?;
+    let history = k.store().history(&scb.session_id, &q).await.sys()?;
     let mut begin = None;
     let mut loaded = BTreeSet::new();
     let mut done = false;

@@ -78,7 +78,7 @@ const TRANSCRIPT_RESULT_CHARS: usize = 2_000;
 
 /// Whether a `context.compact` handler serves this session.
 pub(crate) fn available(k: &Kernel, scb: &Scb) -> bool {
-    k.inner.hooks.has_handler(hook::CONTEXT_COMPACT, scope(scb))
+    k.hooks().has_handler(hook::CONTEXT_COMPACT, scope(scb))
 }
 
 fn scope(scb: &Scb) -> HookScope<'_> {
@@ -132,8 +132,7 @@ async fn attempt(
     before["fromSeq"] = json!(1);
     before["toSeq"] = json!(last);
     let admitted = k
-        .inner
-        .hooks
+        .hooks()
         .admit(
             hook::SESSION_COMPACTION_BEFORE,
             scope(scb),
@@ -207,8 +206,7 @@ async fn ask_engine(
                         "proposedFromSeq": from, "proposedToSeq": to });
     let dflt = json!({ "mode": "skip", "fromSeq": from, "toSeq": to, "reinjectSkills": true });
     let out = k
-        .inner
-        .hooks
+        .hooks()
         .transform(hook::CONTEXT_COMPACT, scope(scb), &input, dflt)
         .await;
     let plan: payloads::CompactPlan = payloads::read(&out);
@@ -276,7 +274,7 @@ async fn summarise(k: &Kernel, scb: &Scb, plan: &Plan) -> Result<(String, Usage)
         base_url: base_url.as_deref(),
         prompt: format!("{prompt}\n\n<conversation>\n{transcript}</conversation>"),
     };
-    let (text, usage) = k.inner.runner.summarize(call).await?;
+    let (text, usage) = k.runner().summarize(call).await?;
     let text = text.trim();
     if text.is_empty() {
         return Err(SyscallError::new(
@@ -290,13 +288,12 @@ async fn summarise(k: &Kernel, scb: &Scb, plan: &Plan) -> Result<(String, Usage)
 /// The model for the summary call: `compute.model.resolve` with
 /// `requestType: "compaction"`, else the agent's, else the system's.
 async fn summary_model(k: &Kernel, scb: &Scb) -> Result<(String, Option<String>), SyscallError> {
-    let system = k.inner.store.aoscb_get().await.sys()?;
-    let agent = k.inner.store.agent_get(&scb.agent_id).await.sys()?;
+    let system = k.store().aoscb_get().await.sys()?;
+    let agent = k.store().agent_get(&scb.agent_id).await.sys()?;
     let dflt = agent.model.unwrap_or(system.model);
     let input = json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "requestType": "compaction" });
     let out = k
-        .inner
-        .hooks
+        .hooks()
         .transform(
             hook::COMPUTE_MODEL_RESOLVE,
             scope(scb),
@@ -320,7 +317,7 @@ async fn transcript_of(k: &Kernel, scb: &Scb, from: i64, to: i64) -> Result<Stri
             to_seq: Some(to),
             limit: 1000,
         };
-        let page = k.inner.store.history(&scb.session_id, &q).await.sys()?;
+        let page = k.store().history(&scb.session_id, &q).await.sys()?;
         let Some(last) = page.last() else { break };
         next = last.metadata.seq + 1;
         messages.extend(page);
@@ -358,8 +355,7 @@ async fn reinject_plan(
     let input =
         json!({ "agentId": scb.agent_id, "sessionId": scb.session_id, "plannedNames": planned });
     let out = k
-        .inner
-        .hooks
+        .hooks()
         .admit(
             hook::SESSION_REINJECT_BEFORE,
             scope(scb),
@@ -371,7 +367,7 @@ async fn reinject_plan(
         .get("plannedNames")
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or(planned);
-    let index = k.inner.skills.snapshot();
+    let index = k.skills().snapshot();
     Ok(names
         .into_iter()
         .filter(|n| index.get(n).is_some())
@@ -439,7 +435,7 @@ async fn log(k: &Kernel, scb: &Scb, level: &'static str, data: Value) {
         refs: None,
         data: Some(data),
     };
-    if let Err(e) = k.inner.store.log_append(entry).await {
+    if let Err(e) = k.store().log_append(entry).await {
         tracing::error!(error = %e, "cannot write the RuntimeLog");
     }
 }

@@ -134,7 +134,7 @@ pub struct KernelConfig {
     /// The directory holding the `aos` binary, put first on bash's `PATH`.
     pub bin_dir: Option<PathBuf>,
     /// How the agent's bash is confined.
-    pub bash_sandbox: crate::BashSandbox,
+    pub bash_sandbox: BashSandbox,
 }
 
 impl KernelConfig {
@@ -153,7 +153,7 @@ impl KernelConfig {
             lease_ttl_ms: 60_000,
             watch_skills: false,
             bin_dir: None,
-            bash_sandbox: crate::BashSandbox::default(),
+            bash_sandbox: BashSandbox::default(),
         }
     }
 
@@ -164,5 +164,30 @@ impl KernelConfig {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(":")
+    }
+}
+
+/// How the agent's bash is confined (daemon configuration).
+#[derive(Debug, Clone)]
+pub struct BashSandbox {
+    /// Confine every command (default). `false` is the operator's explicit
+    /// opt-out (`bashSandbox: "off"`, `AOS_BASH_SANDBOX=off`).
+    pub enabled: bool,
+    /// Directories commands may read and run.
+    pub system_paths: Vec<PathBuf>,
+    /// Run commands as this uid and gid instead of the daemon's user.
+    pub run_as: Option<(u32, u32)>,
+}
+
+impl Default for BashSandbox {
+    fn default() -> Self {
+        BashSandbox {
+            enabled: true,
+            system_paths: aos_sandbox::DEFAULT_SYSTEM_PATHS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            run_as: None,
+        }
     }
 }

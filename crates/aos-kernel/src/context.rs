@@ -19,56 +19,12 @@
 use crate::Kernel;
 use crate::hooks::HookScope;
 use crate::params::{self, StoreResult, decode};
+use crate::session_context::{ContextMessage, SessionContext, Slot};
 use aos_types::hook;
 use aos_types::{ErrorCode, Part, Scb, SyscallError};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-
-/// One context message as the engine wrote it: the `wire` message the model
-/// is sent and `aos` (where it comes from), each kept as JSON text. An
-/// element without `wire` is taken as the wire message itself.
-#[derive(Debug, Clone)]
-pub struct ContextMessage {
-    /// The OpenAI chat message.
-    pub wire: Box<RawValue>,
-    /// `{sourceMessageId, sourcePartId?, kind}`, if the engine gave it.
-    pub aos: Option<Box<RawValue>>,
-}
-
-impl Serialize for ContextMessage {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("wire", &self.wire)?;
-        if let Some(aos) = &self.aos {
-            m.serialize_entry("aos", aos)?;
-        }
-        m.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for ContextMessage {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Parts {
-            wire: Option<Box<RawValue>>,
-            aos: Option<Box<RawValue>>,
-        }
-        let raw = Box::<RawValue>::deserialize(d)?;
-        Ok(match serde_json::from_str::<Parts>(raw.get()) {
-            Ok(Parts {
-                wire: Some(wire),
-                aos,
-            }) => ContextMessage { wire, aos },
-            _ => ContextMessage {
-                wire: raw,
-                aos: None,
-            },
-        })
-    }
-}
 
 /// An engine's answer to `context.assemble`: the whole context, or `keep`
 /// the first N messages and `append` these.
@@ -81,24 +37,6 @@ struct Answer {
     estimated_tokens: Option<Value>,
 }
 
-/// The cached context of one session.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionContext {
-    /// Session id.
-    pub session_id: String,
-    /// Bumped on every assembly that changed the context.
-    pub context_revision: u64,
-    /// `{wire, aos}` context messages.
-    pub messages: Arc<Vec<ContextMessage>>,
-    /// `{historyMessageId, historyPartId?}` folded by request.
-    pub folded_refs: Vec<Value>,
-    /// `{historyMessageId, historyPartId?}` of stored outputs shown in full.
-    pub unfolded_refs: Vec<Value>,
-    /// The engine's token estimate.
-    pub estimated_tokens: i64,
-}
-
 /// Runs `context.assemble` for `trigger` and caches the result.
 pub(crate) async fn assemble(
     k: &Kernel,
@@ -108,18 +46,8 @@ pub(crate) async fn assemble(
     assemble_with(k, scb, trigger, None, |_| {}).await
 }
 
-/// One session's cached context, locked for the length of an assembly so two
-/// assemblies of a session never interleave.
-pub(crate) type Slot = Arc<tokio::sync::Mutex<SessionContext>>;
-
 fn slot(k: &Kernel, session_id: &str) -> Result<Slot, SyscallError> {
-    Ok(k.inner
-        .contexts
-        .lock()
-        .map_err(|_| SyscallError::internal("context cache poisoned"))?
-        .entry(session_id.to_string())
-        .or_default()
-        .clone())
+    k.contexts().slot(session_id)
 }
 
 /// [`assemble`] with the trigger's data and a change to the fold state made
@@ -131,7 +59,7 @@ async fn assemble_with(
     trigger_data: Option<Value>,
     change: impl FnOnce(&mut SessionContext),
 ) -> Result<SessionContext, SyscallError> {
-    let system = k.inner.store.aoscb_get().await.sys()?;
+    let system = k.store().aoscb_get().await.sys()?;
     let slot = slot(k, &scb.session_id)?;
     let mut state = slot.lock().await;
     if trigger == "rebuild" {
@@ -154,8 +82,7 @@ async fn assemble_with(
         input["triggerData"] = d;
     }
     let answer: Option<Answer> = k
-        .inner
-        .hooks
+        .hooks()
         .algorithm(
             hook::CONTEXT_ASSEMBLE,
             scope,
@@ -166,7 +93,7 @@ async fn assemble_with(
     state.session_id = scb.session_id.clone();
     if answer.is_some_and(|a| apply(&mut state, a)) {
         state.context_revision += 1;
-    } else if !k.inner.hooks.has_handler(hook::CONTEXT_ASSEMBLE, scope) {
+    } else if !k.hooks().has_handler(hook::CONTEXT_ASSEMBLE, scope) {
         // No engine at all: the context is empty.
         state.messages = Arc::default();
         state.estimated_tokens = 0;
@@ -221,13 +148,13 @@ pub(crate) async fn fold_threshold(
     if let Some(t) = scb.auto_fold_threshold {
         return Ok(t);
     }
-    let agent = k.inner.store.agent_get(&scb.agent_id).await.sys()?;
+    let agent = k.store().agent_get(&scb.agent_id).await.sys()?;
     if let Some(t) = agent.auto_fold_threshold {
         return Ok(t);
     }
     match system {
         Some(s) => Ok(s.auto_fold_threshold),
-        None => Ok(k.inner.store.aoscb_get().await.sys()?.auto_fold_threshold),
+        None => Ok(k.store().aoscb_get().await.sys()?.auto_fold_threshold),
     }
 }
 
@@ -252,8 +179,8 @@ pub(crate) async fn fold(
     };
     let r: FoldReq = decode(op, params)?;
     params::id("messageId", &r.message_id)?;
-    let scb = crate::ops::session::load(k, &r.session_id).await?;
-    if !k.inner.hooks.has_handler(
+    let scb = crate::sessions::load(k, &r.session_id).await?;
+    if !k.hooks().has_handler(
         hook::CONTEXT_ASSEMBLE,
         HookScope {
             agent_id: Some(&scb.agent_id),
@@ -269,8 +196,7 @@ pub(crate) async fn fold(
         ));
     }
     let msg = k
-        .inner
-        .store
+        .store()
         .message_get(&scb.session_id, &r.message_id)
         .await
         .sys()?;

@@ -1,26 +1,25 @@
-//! [`Kernel`]: start-up (`kernel.md` §4.1), the syscall entry point with its
-//! RuntimeLog discipline, and the SessionHistory append path every writer uses.
+//! [`Kernel`]: the kernel's state behind accessors — store, configuration,
+//! skill index, hooks, dispatches, tokens — and the SessionHistory append
+//! path every writer uses. Start-up is `start.rs`, the syscall entry point
+//! `router.rs`.
 
-use crate::authz::{self, Scope};
+use crate::dispatches::Dispatches;
 use crate::hooks::{HookEngine, HookScope};
 use crate::params::StoreResult;
 use crate::principal::ServiceGrant;
-use crate::services::{ServiceDriver, ServiceOwner, ServiceTable, SyscallPort};
-use crate::skills::resolve_defaults;
-use crate::{KernelConfig, Principal, SkillRegistry, ops, recovery};
+use crate::sandbox::SandboxState;
+use crate::services::{ServiceDriver, ServiceTable};
+use crate::session_context::ContextCache;
+use crate::{KernelConfig, Principal, SkillRegistry};
 use aos_extension::events::EventBus;
-use aos_store::{NewLogEntry, NewMessage, Store};
+use aos_store::{NewMessage, Store};
 use aos_types::hook;
-use aos_types::{
-    Data, ErrorCode, Message, Request, Response, Scb, SyscallError, SyscallKind, syscall_info,
-};
-use futures::future::BoxFuture;
-use serde_json::{Map, Value, json};
+use aos_types::{Data, ErrorCode, Message, Scb, SyscallError};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
-use tracing::Instrument;
 
 /// What a successful handler returns.
 #[derive(Debug, Default)]
@@ -71,32 +70,45 @@ pub(crate) type OpResult = Result<Done, SyscallError>;
 /// The kernel. Cheap to clone.
 #[derive(Clone)]
 pub struct Kernel {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub store: Store,
-    pub config: KernelConfig,
-    pub skills: Arc<SkillRegistry>,
-    pub events: Arc<EventBus>,
-    pub hooks: HookEngine,
-    pub runner: Arc<dyn crate::Runner>,
-    pub drivers: Vec<Arc<dyn ServiceDriver>>,
-    pub contexts: Mutex<HashMap<String, crate::context::Slot>>,
-    pub started: Instant,
-    pub stopping: AtomicBool,
-    pub stop_signal: tokio::sync::watch::Sender<bool>,
-    pub watcher: Mutex<Option<notify::RecommendedWatcher>>,
+/// A kernel held weakly (services, watchers): it never keeps one alive.
+#[derive(Clone)]
+pub(crate) struct WeakKernel(Weak<Inner>);
+
+impl WeakKernel {
+    /// The kernel, while it still runs.
+    pub(crate) fn upgrade(&self) -> Option<Kernel> {
+        self.0.upgrade().map(|inner| Kernel { inner })
+    }
+}
+
+/// The kernel's state: each part is reached through an accessor, so the
+/// modules above see what they use, not this struct.
+struct Inner {
+    store: Store,
+    config: KernelConfig,
+    skills: Arc<SkillRegistry>,
+    events: Arc<EventBus>,
+    hooks: HookEngine,
+    runner: Arc<dyn crate::Runner>,
+    drivers: Vec<Arc<dyn ServiceDriver>>,
+    contexts: ContextCache,
+    started: Instant,
+    stopping: AtomicBool,
+    stop_signal: tokio::sync::watch::Sender<bool>,
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Live session tokens → (agent, session).
-    pub session_tokens: Mutex<HashMap<String, SessionToken>>,
+    session_tokens: Mutex<HashMap<String, SessionToken>>,
     /// Live tokens of legacy service processes → their grant.
-    pub service_tokens: Mutex<HashMap<String, ServiceGrant>>,
+    service_tokens: Mutex<HashMap<String, ServiceGrant>>,
     /// Running and finished dispatches of this daemon.
-    pub dispatches: crate::react::Dispatches,
+    dispatches: Dispatches,
     /// The daemon's API URL, for bash (`AOS_API_URL`); set once bound.
-    pub api_url: Mutex<String>,
+    api_url: Mutex<String>,
     /// The bash sandbox's view of this machine.
-    pub sandbox: crate::sandbox::SandboxState,
+    sandbox: SandboxState,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -108,23 +120,16 @@ impl std::fmt::Debug for Kernel {
 }
 
 impl Kernel {
-    /// Starts the kernel on an open store: AOSCB, skill index (and watcher),
-    /// system-level default services, recovery of every session, then
-    /// `aos.started`. `drivers` run skill services (WASM, legacy); `runner`
-    /// runs dispatches and compaction summaries (the daemon's is the
-    /// ReActUnit of `aos-react`).
-    pub async fn start(
+    /// The kernel's state on `store`, before anything starts (see
+    /// [`Kernel::start`]).
+    pub(crate) fn new(
         store: Store,
         config: KernelConfig,
         drivers: Vec<Arc<dyn ServiceDriver>>,
         runner: Arc<dyn crate::Runner>,
-    ) -> Result<Kernel, SyscallError> {
-        let initial = config
-            .defaults
-            .to_aoscb(&config.system_name, &config.skill_root_string());
-        store.aoscb_init(&initial).await.sys()?;
+    ) -> Kernel {
         let events = Arc::new(EventBus::new());
-        let kernel = Kernel {
+        Kernel {
             inner: Arc::new(Inner {
                 skills: Arc::new(SkillRegistry::new(
                     config.skill_roots.clone(),
@@ -139,74 +144,65 @@ impl Kernel {
                 store,
                 runner,
                 drivers,
-                contexts: Mutex::new(HashMap::new()),
+                contexts: ContextCache::default(),
                 started: Instant::now(),
                 stopping: AtomicBool::new(false),
                 stop_signal: tokio::sync::watch::Sender::new(false),
                 watcher: Mutex::new(None),
                 session_tokens: Mutex::new(HashMap::new()),
                 service_tokens: Mutex::new(HashMap::new()),
-                dispatches: crate::react::Dispatches::default(),
+                dispatches: Dispatches::default(),
                 api_url: Mutex::new(String::new()),
-                sandbox: crate::sandbox::SandboxState::probe(&config.bash_sandbox),
+                sandbox: SandboxState::probe(&config.bash_sandbox),
                 config,
             }),
-        };
-        let indexed = kernel.inner.skills.snapshot().valid_count();
-        kernel.emit(
-            hook::SKILL_INDEX_REFRESH_AFTER,
-            HookScope::default(),
-            json!({ "indexedCount": indexed }),
-        );
-        if kernel.inner.config.watch_skills {
-            kernel.watch_skills();
         }
-        let system = kernel.inner.store.aoscb_get().await.sys()?;
-        let starts = resolve_defaults(&[("system", &system.default_skills)])
-            .into_iter()
-            .filter(|r| r.start && r.start_from == Some("system"))
-            .map(|r| r.name)
-            .collect();
-        ops::service::reconcile(&kernel, ServiceOwner::System, starts).await;
-        recovery::recover_all(&kernel).await?;
-        kernel.emit(
-            hook::AOS_STARTED,
-            HookScope::default(),
-            json!({ "cause": "start", "catalogSize": indexed }),
-        );
-        tracing::info!(node = %kernel.inner.config.node_id, skills = indexed, "kernel started");
-        Ok(kernel)
     }
 
-    fn watch_skills(&self) {
-        let weak = Arc::downgrade(&self.inner);
-        let watcher = self.inner.skills.watch(move || {
-            if let Some(inner) = weak.upgrade() {
-                let k = Kernel { inner };
-                // On a blocking thread: no request waits behind a scan.
-                tokio::spawn(async move {
-                    let index = k.inner.skills.refresh_async().await;
-                    tracing::info!(
-                        skills = index.valid_count(),
-                        "skill roots changed; re-indexed"
-                    );
-                    k.emit(
-                        hook::SKILL_INDEX_REFRESH_AFTER,
-                        HookScope::default(),
-                        json!({ "indexedCount": index.valid_count(), "cause": "watch" }),
-                    );
-                });
-            }
-        });
-        match watcher {
-            Ok(w) => {
-                if let Ok(mut slot) = self.inner.watcher.lock() {
-                    *slot = Some(w);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch skill roots; use skill.index.refresh")
-            }
+    /// A weak handle on this kernel.
+    pub(crate) fn downgrade(&self) -> WeakKernel {
+        WeakKernel(Arc::downgrade(&self.inner))
+    }
+
+    /// The configuration it started with.
+    pub(crate) fn config(&self) -> &KernelConfig {
+        &self.inner.config
+    }
+
+    /// The skill index.
+    pub(crate) fn skills(&self) -> &Arc<SkillRegistry> {
+        &self.inner.skills
+    }
+
+    /// What runs dispatches and compaction summaries.
+    pub(crate) fn runner(&self) -> &dyn crate::Runner {
+        self.inner.runner.as_ref()
+    }
+
+    /// The service runtimes (WASM, legacy).
+    pub(crate) fn drivers(&self) -> &[Arc<dyn ServiceDriver>] {
+        &self.inner.drivers
+    }
+
+    /// The cached SessionContexts.
+    pub(crate) fn contexts(&self) -> &ContextCache {
+        &self.inner.contexts
+    }
+
+    /// This daemon's dispatches.
+    pub(crate) fn dispatches(&self) -> &Dispatches {
+        &self.inner.dispatches
+    }
+
+    /// The bash sandbox's view of this machine.
+    pub(crate) fn sandbox(&self) -> &SandboxState {
+        &self.inner.sandbox
+    }
+
+    /// Keeps the skill roots' watcher (dropped at shutdown).
+    pub(crate) fn keep_watcher(&self, w: notify::RecommendedWatcher) {
+        if let Ok(mut slot) = self.inner.watcher.lock() {
+            *slot = Some(w);
         }
     }
 
@@ -281,157 +277,6 @@ impl Kernel {
                 w.take();
             }
         }
-    }
-
-    /// Interrupts running dispatches (each writes its interrupt fact) and
-    /// waits for them up to `grace`.
-    pub async fn drain_dispatches(&self, grace: std::time::Duration) {
-        crate::react::interrupt_all(self, grace).await;
-        for d in self.inner.dispatches.all_running() {
-            crate::sandbox::release(self, &d.session_id).await;
-        }
-    }
-
-    /// Runs `context.assemble` for a session with `trigger` (`rebuild`,
-    /// `dispatch`, `incremental`) and caches the result, as the loop does
-    /// (with the session it holds: `scb`, read once); returns how many
-    /// context messages it holds. For benchmarks and tools.
-    pub async fn assemble_context(&self, scb: &Scb, trigger: &str) -> Result<usize, SyscallError> {
-        Ok(crate::context::assemble(self, scb, trigger)
-            .await?
-            .messages
-            .len())
-    }
-
-    /// Resumes the dispatch inbox after a start: messages this node queued
-    /// (`queue: true`) and had not started run now, in order. Call it once
-    /// the API is reachable ([`Kernel::set_api_url`]), since their bash needs
-    /// it. Returns how many were queued again.
-    pub async fn resume_inbox(&self) -> Result<usize, SyscallError> {
-        crate::react::resume(self).await
-    }
-
-    /// Stops every running service (after the server drained).
-    pub async fn stop_services(&self) {
-        ops::service::stop_owned(self, |_| true).await;
-    }
-
-    /// Executes one syscall for `principal`.
-    pub async fn syscall(&self, principal: &Principal, req: Request) -> Response {
-        let Request { op, mut params } = req;
-        let ids = LogIds::from_params(&params);
-        let span = tracing::info_span!(
-            "syscall",
-            op = %op,
-            agent = ids.agent_id.as_deref().unwrap_or(""),
-            session = ids.session_id.as_deref().unwrap_or(""),
-        );
-        async {
-            let info = syscall_info(&op);
-            let result = match info {
-                None => Err(SyscallError::new(
-                    ErrorCode::OpUnknown,
-                    format!("unknown syscall {op:?}; see docs/syscalls.md for the list"),
-                )),
-                Some(_) if self.inner.stopping.load(Ordering::SeqCst) => Err(SyscallError::new(
-                    ErrorCode::Unavailable,
-                    "the daemon is stopping and accepts no new requests",
-                )),
-                Some(_) => match self.authorize(principal, &op, &mut params).await {
-                    Ok(()) => ops::route(self, principal, &op, params).await,
-                    Err(e) => Err(e),
-                },
-            };
-            let denied = matches!(&result, Err(e) if e.code == ErrorCode::PermissionDenied);
-            if denied || info.is_some_and(|i| i.kind == SyscallKind::Command) {
-                self.log_command(principal, &op, &ids, &result).await;
-            }
-            match result {
-                Ok(done) => Response::ok(op, done.revision, done.data),
-                Err(e) => {
-                    tracing::debug!(code = %e.code, message = %e.message, "syscall failed");
-                    Response::err(op, e)
-                }
-            }
-        }
-        .instrument(span)
-        .await
-    }
-
-    async fn log_command(&self, p: &Principal, op: &str, ids: &LogIds, result: &OpResult) {
-        let (level, agent_id, session_id, data) = match result {
-            Ok(d) => (
-                "info",
-                d.agent_id.clone().or_else(|| ids.agent_id.clone()),
-                d.session_id.clone().or_else(|| ids.session_id.clone()),
-                d.revision.map(|r| json!({ "revision": r })),
-            ),
-            Err(e) => (
-                "warn",
-                ids.agent_id.clone(),
-                ids.session_id.clone(),
-                Some(json!({ "error": e })),
-            ),
-        };
-        let (owner_type, owner_id) = p.log_owner();
-        let entry = NewLogEntry {
-            level,
-            op: op.to_string(),
-            owner_type: owner_type.to_string(),
-            owner_id,
-            agent_id,
-            session_id,
-            refs: None,
-            data,
-        };
-        if let Err(e) = self.inner.store.log_append(entry).await {
-            tracing::error!(error = %e, op, "cannot write the RuntimeLog");
-        }
-    }
-
-    /// Checks `op` for `p`: a service's grant lists the op (or its group), a
-    /// session token calls only the ops the op table allows it (`SyscallInfo::session_token`), and what the op touches lies
-    /// within the caller's scope ([`crate::authz`]); a list's filter may be
-    /// narrowed to that scope.
-    async fn authorize(
-        &self,
-        p: &Principal,
-        op: &str,
-        params: &mut Map<String, Value>,
-    ) -> Result<(), SyscallError> {
-        let (who, kind) = match p {
-            Principal::Operator | Principal::Kernel => return Ok(()),
-            Principal::Service(g) => {
-                g.allows_op(op)?;
-                (format!("skill {}", g.skill), "service")
-            }
-            Principal::Session { session_id, .. } => {
-                if !aos_types::syscall_info(op).is_some_and(|s| s.session_token) {
-                    return Err(SyscallError::new(
-                        ErrorCode::PermissionDenied,
-                        format!(
-                            "the token of session {session_id} may not call {op} (operator only)"
-                        ),
-                    )
-                    .with_details(json!({ "missing": op, "principal": "session" })));
-                }
-                (format!("the token of session {session_id}"), "session")
-            }
-        };
-        let scope = Scope::of(p);
-        let caller = authz::Caller {
-            who,
-            kind,
-            scope: &scope,
-        };
-        authz::check(self, &caller, op, params).await
-    }
-
-    /// Whether `p` may follow dispatch `id` (its stream): as `session.wait`.
-    pub async fn authorize_dispatch(&self, p: &Principal, id: &str) -> Result<(), SyscallError> {
-        let mut params = Map::new();
-        params.insert("dispatchId".into(), Value::String(id.to_string()));
-        self.authorize(p, "session.wait", &mut params).await
     }
 
     /// Issues a token scoped to one session (for the bash of one dispatch).
@@ -618,41 +463,7 @@ struct RoleParts {
     parts: Vec<aos_types::Part>,
 }
 
-/// Agent/session ids named by a request, for the RuntimeLog of failures.
-struct LogIds {
-    agent_id: Option<String>,
-    session_id: Option<String>,
-}
-
-impl LogIds {
-    fn from_params(p: &Map<String, Value>) -> LogIds {
-        let get = |k: &str| {
-            p.get(k)
-                .and_then(Value::as_str)
-                .filter(|s| aos_types::validate_id(s))
-                .map(String::from)
-        };
-        LogIds {
-            agent_id: get("agentId"),
-            session_id: get("sessionId"),
-        }
-    }
-}
-
 impl Kernel {
-    /// A dispatch's stream for `GET /v1/dispatch/{id}/stream`: the session it
-    /// belongs to, the events so far, and the live receiver.
-    pub fn dispatch_stream(
-        &self,
-        dispatch_id: &str,
-    ) -> Option<(
-        String,
-        Vec<crate::react::StreamEvent>,
-        tokio::sync::broadcast::Receiver<crate::react::StreamEvent>,
-    )> {
-        crate::react::stream(self, dispatch_id)
-    }
-
     /// Tells the kernel its API URL (bash gets it as `AOS_API_URL`).
     pub fn set_api_url(&self, url: &str) {
         if let Ok(mut u) = self.inner.api_url.lock() {
@@ -683,86 +494,4 @@ pub(crate) struct SessionToken {
     agent_id: String,
     session_id: String,
     dispatch_id: String,
-}
-
-/// The syscall door handed to a service: every call runs as the service's
-/// principal. Holds the kernel weakly, so a service never keeps it alive.
-pub(crate) struct KernelPort {
-    inner: Weak<Inner>,
-    principal: Principal,
-}
-
-impl KernelPort {
-    pub(crate) fn new(k: &Kernel, principal: Principal) -> Self {
-        KernelPort {
-            inner: Arc::downgrade(&k.inner),
-            principal,
-        }
-    }
-}
-
-impl SyscallPort for KernelPort {
-    fn exited(&self, reason: String) {
-        let (Some(inner), Principal::Service(g)) = (self.inner.upgrade(), &self.principal) else {
-            return;
-        };
-        let instance_id = g.instance_id.clone();
-        tokio::spawn(async move {
-            crate::ops::service::exited(&Kernel { inner }, &instance_id, reason).await;
-        });
-    }
-
-    fn denied(&self, capability: &str, fix: String) {
-        let Some(inner) = self.inner.upgrade() else {
-            return;
-        };
-        let (owner_type, owner_id) = self.principal.log_owner();
-        let entry = NewLogEntry {
-            level: "warn",
-            op: "capability.denied".into(),
-            owner_type: owner_type.to_string(),
-            owner_id,
-            agent_id: None,
-            session_id: None,
-            refs: None,
-            data: Some(json!({ "capability": capability, "fix": fix })),
-        };
-        tracing::warn!(capability, %fix, "capability denied");
-        tokio::spawn(async move {
-            if let Err(e) = inner.store.log_append(entry).await {
-                tracing::error!(error = %e, "cannot write the RuntimeLog");
-            }
-        });
-    }
-
-    fn call(&self, op: String, payload: String) -> BoxFuture<'static, Result<Data, SyscallError>> {
-        let inner = self.inner.clone();
-        let principal = self.principal.clone();
-        Box::pin(async move {
-            let inner = inner.upgrade().ok_or_else(|| {
-                SyscallError::new(ErrorCode::Unavailable, "the kernel is stopping")
-            })?;
-            let mut params = match serde_json::from_str::<Value>(&payload) {
-                Ok(Value::Object(m)) => m,
-                Ok(_) => return Err(SyscallError::invalid("the payload must be a JSON object")),
-                Err(e) => {
-                    return Err(SyscallError::invalid(format!(
-                        "the payload is not valid JSON: {e}"
-                    )));
-                }
-            };
-            params.insert("op".into(), Value::String(op));
-            let req = Request::from_value(Value::Object(params))?;
-            let kernel = Kernel { inner };
-            let call = kernel.syscall(&principal, req);
-            let response = match &principal {
-                Principal::Service(g) => crate::hooks::within_service(&g.instance_id, call).await,
-                _ => call.await,
-            };
-            match response {
-                Response::Ok { data, .. } => Ok(data),
-                Response::Err { error, .. } => Err(error),
-            }
-        })
-    }
 }

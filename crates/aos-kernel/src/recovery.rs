@@ -18,7 +18,7 @@ const TAIL: i64 = 500;
 
 /// Recovers every session that is not at rest.
 pub(crate) async fn recover_all(k: &Kernel) -> Result<(), SyscallError> {
-    let sessions = k.inner.store.sessions_to_recover().await.sys()?;
+    let sessions = k.store().sessions_to_recover().await.sys()?;
     for scb in sessions {
         let id = scb.session_id.clone();
         let agent = scb.agent_id.clone();
@@ -59,7 +59,7 @@ async fn recover_one(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
 /// On SQLite this daemon is the only node, so any lease left is stale. On
 /// PostgreSQL a lease is void once expired, or if it was held under our node id.
 fn lease_is_void(k: &Kernel, scb: &Scb) -> bool {
-    if k.inner.store.backend() == Backend::Sqlite {
+    if k.store().backend() == Backend::Sqlite {
         return true;
     }
     let expired = scb
@@ -70,8 +70,7 @@ fn lease_is_void(k: &Kernel, scb: &Scb) -> bool {
 }
 
 async fn set_idle(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
-    k.inner
-        .store
+    k.store()
         .session_update(session_id, None, |s| {
             s.phase = SessionPhase::Idle;
             s.lease_id = None;
@@ -85,7 +84,7 @@ async fn set_idle(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
 
 /// Kills the commands a crashed daemon left running in this session.
 fn kill_leftovers(k: &Kernel, session_id: &str) {
-    let dir = crate::react::running_dir(&k.inner.config, session_id);
+    let dir = crate::paths::running_dir(k.config(), session_id);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
     };
@@ -122,7 +121,7 @@ pub(crate) async fn close_stranded(
     why: &Stranded<'_>,
 ) -> Result<(), SyscallError> {
     kill_leftovers(k, &scb.session_id);
-    crate::sandbox::release(k, &scb.session_id).await;
+    k.sandbox().release(&scb.session_id).await;
     let from = scb
         .last_message_seq
         .unwrap_or(0)
@@ -133,7 +132,7 @@ pub(crate) async fn close_stranded(
         to_seq: None,
         limit: TAIL + 1,
     };
-    let tail = k.inner.store.history(&scb.session_id, &q).await.sys()?;
+    let tail = k.store().history(&scb.session_id, &q).await.sys()?;
     let mut open: BTreeMap<String, Part> = BTreeMap::new();
     for m in &tail {
         for p in &m.parts {

@@ -4,36 +4,11 @@
 //! it, the per-session cgroup released when a dispatch ends, and the note a
 //! denied command's output gets. The mechanism is `aos-sandbox`.
 
-use crate::kernel::Kernel;
+use crate::{BashSandbox, KernelConfig};
 use aos_sandbox::{Cgroups, Confinement, Grants, Network, Policy, Prepared, Report};
 use aos_types::{Acb, ErrorCode, SyscallError};
 use serde_json::json;
 use std::path::PathBuf;
-
-/// How the agent's bash is confined (daemon configuration).
-#[derive(Debug, Clone)]
-pub struct BashSandbox {
-    /// Confine every command (default). `false` is the operator's explicit
-    /// opt-out (`bashSandbox: "off"`, `AOS_BASH_SANDBOX=off`).
-    pub enabled: bool,
-    /// Directories commands may read and run.
-    pub system_paths: Vec<PathBuf>,
-    /// Run commands as this uid and gid instead of the daemon's user.
-    pub run_as: Option<(u32, u32)>,
-}
-
-impl Default for BashSandbox {
-    fn default() -> Self {
-        BashSandbox {
-            enabled: true,
-            system_paths: aos_sandbox::DEFAULT_SYSTEM_PATHS
-                .iter()
-                .map(PathBuf::from)
-                .collect(),
-            run_as: None,
-        }
-    }
-}
 
 /// What the kernel found at start.
 #[derive(Debug)]
@@ -70,66 +45,91 @@ impl SandboxState {
     }
 }
 
-/// The `bashSandbox` section of `system.health` and `aos sandbox check`.
-pub(crate) fn report(k: &Kernel) -> Report {
-    let s = &k.inner.sandbox;
-    Report::probe(k.inner.config.bash_sandbox.enabled, &s.cgroups)
-}
-
-/// Refuses a dispatch the sandbox cannot confine (fail closed); warns on
-/// every dispatch while the operator has turned it off.
-pub(crate) fn admit_dispatch(k: &Kernel, session_id: &str) -> Result<(), SyscallError> {
-    if !k.inner.config.bash_sandbox.enabled {
-        tracing::warn!(session = %session_id, "the bash sandbox is off (bashSandbox: \"off\" / AOS_BASH_SANDBOX=off): this dispatch's commands run with the daemon's rights");
-        return Ok(());
+impl SandboxState {
+    /// The `bashSandbox` section of `system.health` and `aos sandbox check`.
+    pub(crate) fn report(&self, cfg: &KernelConfig) -> Report {
+        Report::probe(cfg.bash_sandbox.enabled, &self.cgroups)
     }
-    let abi = k.inner.sandbox.abi;
-    if abi < aos_sandbox::REQUIRED_ABI {
-        let e = aos_sandbox::SandboxError::Unsupported {
-            kernel: abi,
-            required: aos_sandbox::REQUIRED_ABI,
-            what: "files, TCP ports, signal and abstract-socket scoping",
-        };
-        return Err(SyscallError::new(ErrorCode::Unavailable, e.to_string())
+
+    /// Refuses a dispatch the sandbox cannot confine (fail closed); warns on
+    /// every dispatch while the operator has turned it off.
+    pub(crate) fn admit_dispatch(
+        &self,
+        cfg: &KernelConfig,
+        session_id: &str,
+    ) -> Result<(), SyscallError> {
+        if !cfg.bash_sandbox.enabled {
+            tracing::warn!(session = %session_id, "the bash sandbox is off (bashSandbox: \"off\" / AOS_BASH_SANDBOX=off): this dispatch's commands run with the daemon's rights");
+            return Ok(());
+        }
+        let abi = self.abi;
+        if abi < aos_sandbox::REQUIRED_ABI {
+            let e = aos_sandbox::SandboxError::Unsupported {
+                kernel: abi,
+                required: aos_sandbox::REQUIRED_ABI,
+                what: "files, TCP ports, signal and abstract-socket scoping",
+            };
+            return Err(SyscallError::new(ErrorCode::Unavailable, e.to_string())
             .with_details(json!({ "missing": "bashSandbox", "landlockAbi": abi,
                                   "requiredAbi": aos_sandbox::REQUIRED_ABI,
                                   "optOut": "bashSandbox: \"off\" in aoscb.json or AOS_BASH_SANDBOX=off" })));
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-/// The sandbox of a session's commands, or `None` when it is off.
-pub(crate) fn prepare(
-    k: &Kernel,
-    agent: &Acb,
-    session_id: &str,
-) -> Result<Option<SessionSandbox>, SyscallError> {
-    let cfg = &k.inner.config;
-    if !cfg.bash_sandbox.enabled {
-        return Ok(None);
+    /// The sandbox of a session's commands, or `None` when it is off.
+    pub(crate) fn prepare(
+        &self,
+        cfg: &KernelConfig,
+        api_url: &str,
+        agent: &Acb,
+        session_id: &str,
+    ) -> Result<Option<SessionSandbox>, SyscallError> {
+        if !cfg.bash_sandbox.enabled {
+            return Ok(None);
+        }
+        let grants = Grants::from_permissions(agent.permissions.as_ref()).map_err(|e| {
+            SyscallError::invalid(format!(
+                "agent {} has invalid permissions: {e}; fix them with agent.update",
+                agent.agent_id
+            ))
+        })?;
+        let mut read_exec = self.system_rules.clone();
+        read_exec.extend(cfg.bin_dir.clone());
+        let policy = Policy {
+            read_exec,
+            read_only: cfg.skill_roots.clone(),
+            read_write: vec![
+                crate::paths::work_dir(cfg, session_id),
+                crate::paths::tmp_dir(cfg, session_id),
+            ],
+            network: grants.network,
+            api_port: api_port(api_url),
+            limits: grants.limits,
+            run_as: cfg.bash_sandbox.run_as,
+        };
+        let prepared = Prepared::new(&policy, self.abi).map_err(sandbox_error)?;
+        Ok(Some(SessionSandbox { policy, prepared }))
     }
-    let grants = Grants::from_permissions(agent.permissions.as_ref()).map_err(|e| {
-        SyscallError::invalid(format!(
-            "agent {} has invalid permissions: {e}; fix them with agent.update",
-            agent.agent_id
-        ))
-    })?;
-    let mut read_exec = k.inner.sandbox.system_rules.clone();
-    read_exec.extend(cfg.bin_dir.clone());
-    let policy = Policy {
-        read_exec,
-        read_only: cfg.skill_roots.clone(),
-        read_write: vec![
-            crate::react::work_dir(cfg, session_id),
-            crate::react::tmp_dir(cfg, session_id),
-        ],
-        network: grants.network,
-        api_port: api_port(&k.api_url()),
-        limits: grants.limits,
-        run_as: cfg.bash_sandbox.run_as,
-    };
-    let prepared = Prepared::new(&policy, k.inner.sandbox.abi).map_err(sandbox_error)?;
-    Ok(Some(SessionSandbox { policy, prepared }))
+
+    /// One command's confinement.
+    pub(crate) fn confine(
+        &self,
+        s: &SessionSandbox,
+        session_id: &str,
+    ) -> Result<Confinement, SyscallError> {
+        s.prepared
+            .confinement(&self.cgroups, session_id)
+            .map_err(sandbox_error)
+    }
+
+    /// Kills whatever the session's commands left running (its cgroup).
+    pub(crate) async fn release(&self, session_id: &str) {
+        let left = self.cgroups.release(session_id).await;
+        if left > 0 {
+            tracing::info!(session = %session_id, processes = left, "killed the processes a dispatch left running");
+        }
+    }
 }
 
 fn sandbox_error(e: aos_sandbox::SandboxError) -> SyscallError {
@@ -144,25 +144,6 @@ fn api_port(url: &str) -> Option<u16> {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let host = rest.split('/').next()?;
     host.rsplit_once(':')?.1.parse().ok()
-}
-
-/// One command's confinement.
-pub(crate) fn confine(
-    k: &Kernel,
-    s: &SessionSandbox,
-    session_id: &str,
-) -> Result<Confinement, SyscallError> {
-    s.prepared
-        .confinement(&k.inner.sandbox.cgroups, session_id)
-        .map_err(sandbox_error)
-}
-
-/// Kills whatever the session's commands left running (its cgroup).
-pub(crate) async fn release(k: &Kernel, session_id: &str) {
-    let left = k.inner.sandbox.cgroups.release(session_id).await;
-    if left > 0 {
-        tracing::info!(session = %session_id, processes = left, "killed the processes a dispatch left running");
-    }
 }
 
 /// Words of an error a confined command prints when the sandbox refused it.

@@ -26,7 +26,7 @@ pub fn bash_tool() -> Value {
 
 /// Runs one command of the dispatch; an interrupt of the dispatch kills it.
 pub(crate) async fn run(
-    port: &DispatchPort<'_>,
+    port: &dyn DispatchPort,
     command: &str,
     timeout: Duration,
     extra_env: Vec<(String, String)>,
@@ -55,7 +55,7 @@ pub(crate) async fn run(
 
 /// The RuntimeLog entry of a command's raw result.
 pub(crate) fn raw_log(
-    port: &DispatchPort<'_>,
+    port: &dyn DispatchPort,
     tool_call_id: &str,
     command: &str,
     r: &aos_bash::BashResult,

@@ -51,7 +51,7 @@ impl ReactUnit {
 }
 
 impl Runner for ReactUnit {
-    fn run<'a>(&'a self, port: DispatchPort<'a>) -> BoxFuture<'a, Outcome> {
+    fn run<'a>(&'a self, port: &'a mut dyn DispatchPort) -> BoxFuture<'a, Outcome> {
         Box::pin(turn::run(self.model.as_ref(), port))
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 struct Turn<'a> {
     model: &'a dyn ChatModel,
-    port: DispatchPort<'a>,
+    port: &'a mut dyn DispatchPort,
     last_seq: i64,
     appended: usize,
     usage: Usage,
@@ -31,7 +31,7 @@ struct Turn<'a> {
 }
 
 /// Runs one dispatch to its end and reports how it ended.
-pub(crate) async fn run(model: &dyn ChatModel, port: DispatchPort<'_>) -> Outcome {
+pub(crate) async fn run(model: &dyn ChatModel, port: &mut dyn DispatchPort) -> Outcome {
     let first_seq = port.first_seq();
     let mut t = Turn {
         model,
@@ -157,7 +157,7 @@ impl Turn<'_> {
         let mut retried = false;
         loop {
             let started = Instant::now();
-            let port = &self.port;
+            let port = &*self.port;
             let mut forward = |d: aos_llm::Delta| match d {
                 aos_llm::Delta::Text(t) => {
                     port.publish("message", json!({ "type": "delta", "text": t }))
@@ -367,10 +367,11 @@ impl Turn<'_> {
         &mut self,
         default_model: &str,
     ) -> Result<(ChatRequest, Option<String>), SyscallError> {
-        let hooks = self.port.hooks();
         let s = self.port.session();
         let ids = json!({ "agentId": s.agent_id, "sessionId": s.session_id });
-        let system = hooks
+        let system = self
+            .port
+            .hooks()
             .transform(
                 hook::SESSION_SYSTEM_TRANSFORM,
                 self.port.scope(),
@@ -380,7 +381,9 @@ impl Turn<'_> {
             .await;
         let wire = self.messages().await?;
         let messages = self.transform_messages(&ids, wire).await;
-        let params = hooks
+        let params = self
+            .port
+            .hooks()
             .transform(
                 hook::COMPUTE_PARAMS_TRANSFORM,
                 self.port.scope(),
@@ -390,7 +393,9 @@ impl Turn<'_> {
             .await;
         let mut resolve_in = ids.clone();
         resolve_in["requestType"] = json!("chat");
-        let model = hooks
+        let model = self
+            .port
+            .hooks()
             .transform(
                 hook::COMPUTE_MODEL_RESOLVE,
                 self.port.scope(),
@@ -400,7 +405,8 @@ impl Turn<'_> {
             .await;
         let mut before = ids.clone();
         before["lastSeq"] = json!(self.last_seq);
-        hooks
+        self.port
+            .hooks()
             .admit(hook::COMPUTE_BEFORE, self.port.scope(), before, json!({}))
             .await?;
         let system: payloads::SystemPrompt = payloads::read(&system);
@@ -549,11 +555,11 @@ impl Turn<'_> {
             .into_iter()
             .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))
             .collect();
-        let result = match bash::run(&self.port, &command, timeout, env).await {
+        let result = match bash::run(&*self.port, &command, timeout, env).await {
             Ok(r) => r,
             Err(e) => return error(input, format!("bash could not run: {e}")),
         };
-        *raw_log = Some(bash::raw_log(&self.port, &c.id, &command, &result));
+        *raw_log = Some(bash::raw_log(&*self.port, &c.id, &command, &result));
         if result.interrupted {
             return error(
                 input,

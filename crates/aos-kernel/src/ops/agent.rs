@@ -5,7 +5,6 @@ use crate::hooks::HookScope;
 use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::{self, StoreResult, decode};
 use crate::services::ServiceOwner;
-use aos_store::StoreError;
 use aos_types::hook;
 use aos_types::{Acb, AgentStatus, IdKind, SCHEMA_VERSION, SkillDefaultRule, new_id, now};
 use serde::Deserialize;
@@ -52,8 +51,8 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
         model: c.model,
         permissions: c.permissions,
     };
-    k.inner.store.agent_insert(&acb).await.sys()?;
-    let system = k.inner.store.aoscb_get().await.sys()?;
+    k.store().agent_insert(&acb).await.sys()?;
+    let system = k.store().aoscb_get().await.sys()?;
     let starts = crate::skills::resolve_defaults(&[
         ("system", &system.default_skills),
         ("agent", &acb.default_skills),
@@ -93,7 +92,7 @@ pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let q: Get = decode("agent.get", params)?;
     params::id("agentId", &q.agent_id)?;
     Ok(Done::data(json!(
-        k.inner.store.agent_get(&q.agent_id).await.sys()?
+        k.store().agent_get(&q.agent_id).await.sys()?
     )))
 }
 
@@ -114,7 +113,7 @@ pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) 
     if let Some(agent_id) = crate::authz::Scope::of(p).agent() {
         // A scoped caller (a session token, an agent's or a session's
         // service) sees its own agent only.
-        let own = k.inner.store.agent_get(agent_id).await.sys()?;
+        let own = k.store().agent_get(agent_id).await.sys()?;
         let shown = q.status.is_none_or(|s| s == own.status)
             && q.cursor
                 .as_deref()
@@ -123,8 +122,7 @@ pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) 
         return Ok(Done::data(json!({ "agents": agents, "nextCursor": null })));
     }
     let agents = k
-        .inner
-        .store
+        .store()
         .agent_list(q.status, q.cursor.as_deref(), limit)
         .await
         .sys()?;
@@ -157,13 +155,6 @@ fn check_permissions(p: Option<&Value>) -> Result<(), aos_types::SyscallError> {
     }
 }
 
-pub(crate) fn archived(acb: &Acb) -> StoreError {
-    StoreError::Rejected {
-        code: "agent.archived",
-        message: format!("agent {} is archived", acb.agent_id),
-    }
-}
-
 pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let u: Update = decode("agent.update", params)?;
     params::id("agentId", &u.agent_id)?;
@@ -181,11 +172,10 @@ pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
     }
     check_permissions(u.permissions.as_ref())?;
     let acb = k
-        .inner
-        .store
+        .store()
         .agent_update(&u.agent_id.clone(), u.expected_revision, move |a| {
             if a.status == AgentStatus::Archived {
-                return Err(archived(a));
+                return Err(crate::sessions::agent_archived(a));
             }
             if let Some(n) = u.display_name {
                 a.display_name = n;
@@ -215,11 +205,10 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
     let q: ById = decode("agent.archive", params)?;
     params::id("agentId", &q.agent_id)?;
     let acb = k
-        .inner
-        .store
+        .store()
         .agent_update(&q.agent_id, q.expected_revision, |a| {
             if a.status == AgentStatus::Archived {
-                return Err(archived(a));
+                return Err(crate::sessions::agent_archived(a));
             }
             a.status = AgentStatus::Archived;
             a.archived_at = Some(now());

@@ -27,10 +27,9 @@ pub(crate) async fn put(k: &Kernel, params: Map<String, Value>) -> OpResult {
             "`content` is larger than 8 MiB",
         ));
     }
-    let scb = crate::ops::session::not_archived(k, &p.session_id).await?;
+    let scb = crate::sessions::not_archived(k, &p.session_id).await?;
     let meta = k
-        .inner
-        .store
+        .store()
         .content_put(&scb.session_id, &p.content)
         .await
         .sys()?;
@@ -42,8 +41,7 @@ async fn fetch(
     content_id: &str,
 ) -> Result<(aos_types::ContentMeta, String), SyscallError> {
     params::id("contentId", content_id)?;
-    k.inner
-        .store
+    k.store()
         .content_get(content_id)
         .await
         .map_err(|e| match e {

@@ -1,8 +1,8 @@
 //! `session.history.list`, `session.history.get`.
 
 use crate::kernel::{Done, Kernel, OpResult};
-use crate::ops::session::load;
 use crate::params::{self, StoreResult, decode};
+use crate::sessions::load;
 use aos_store::HistoryQuery;
 use aos_types::SyscallError;
 use serde::{Deserialize, Serialize};
@@ -46,8 +46,7 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
     };
     // The stored documents go out as they are, checked but never parsed.
     let messages = k
-        .inner
-        .store
+        .store()
         .history_json(&scb.session_id, &query)
         .await
         .sys()?;
@@ -106,16 +105,11 @@ pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let msg = match (q.message_id, q.seq) {
         (Some(id), None) => {
             params::id("messageId", &id)?;
-            k.inner
-                .store
-                .message_get(&scb.session_id, &id)
-                .await
-                .sys()?
+            k.store().message_get(&scb.session_id, &id).await.sys()?
         }
         (None, Some(seq)) => {
             let page = k
-                .inner
-                .store
+                .store()
                 .history(
                     &scb.session_id,
                     &HistoryQuery {

@@ -51,8 +51,7 @@ pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
     };
     let limit = params::limit(q.limit, 100)?;
     let entries = k
-        .inner
-        .store
+        .store()
         .log_list(&LogQuery {
             agent_id: q.agent_id,
             session_id: q.session_id,

@@ -60,10 +60,10 @@ pub(crate) async fn route(
         aos_types::CALLER_OP => Err(SyscallError::invalid(format!(
             "{op} is answered to a service while one of its commands runs"
         ))),
-        "session.dispatch" => crate::react::dispatch(k, p, params).await,
-        "session.wait" => crate::react::wait(k, params).await,
-        "session.interrupt" => crate::react::interrupt(k, params).await,
-        "session.compact" => crate::react::compact(k, p, params).await,
+        "session.dispatch" => crate::dispatch::dispatch(k, p, params).await,
+        "session.wait" => crate::dispatch::wait(k, params).await,
+        "session.interrupt" => crate::dispatch::interrupt(k, params).await,
+        "session.compact" => crate::dispatch::compact(k, p, params).await,
         "session.context.fold" => crate::context::fold(k, params, true).await,
         "session.context.unfold" => crate::context::fold(k, params, false).await,
         _ => Err(SyscallError::new(

@@ -6,14 +6,14 @@ use crate::bootstrap;
 use crate::context;
 use crate::hooks::HookScope;
 use crate::kernel::{Done, Kernel, OpResult};
-use crate::ops::agent::archived;
 use crate::params::{self, MAX_PARTS, StoreResult, decode};
 use crate::services::ServiceOwner;
+use crate::sessions::{agent_archived as archived, load, not_archived, session_archived, writable};
 use aos_store::{NewMessage, StoreError};
 use aos_types::hook;
 use aos_types::{
-    AgentStatus, ErrorCode, IdKind, Origin, Part, Role, SCHEMA_VERSION, Scb, SessionPhase,
-    SessionStatus, SkillDefaultRule, SyscallError, new_id, now,
+    AgentStatus, IdKind, Origin, Part, Role, SCHEMA_VERSION, Scb, SessionPhase, SessionStatus,
+    SkillDefaultRule, SyscallError, new_id, now,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -38,7 +38,7 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
         params::positive("autoFoldThreshold", v)?;
     }
     params::rules("defaultSkills", &c.default_skills)?;
-    let agent = k.inner.store.agent_get(&c.agent_id).await.sys()?;
+    let agent = k.store().agent_get(&c.agent_id).await.sys()?;
     if agent.status == AgentStatus::Archived {
         return Err(params::store_err(archived(&agent)));
     }
@@ -63,8 +63,8 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
         message_count: 0,
         last_message_seq: None,
     };
-    k.inner.store.session_insert(&scb).await.sys()?;
-    crate::react::make_dirs(&k.inner.config, &scb.session_id);
+    k.store().session_insert(&scb).await.sys()?;
+    crate::paths::make_dirs(k.config(), &scb.session_id);
     let starts = bootstrap::resolve_for(k, &scb.agent_id, &scb.default_skills)
         .await?
         .into_iter()
@@ -82,12 +82,6 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Get {
     session_id: String,
-}
-
-/// Loads a session after checking the id's shape.
-pub(crate) async fn load(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
-    params::id("sessionId", session_id)?;
-    k.inner.store.session_get(session_id).await.sys()
 }
 
 pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
@@ -142,7 +136,7 @@ pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) 
         limit,
         newest_first: q.order == Order::Desc,
     };
-    let sessions = k.inner.store.session_list(&query).await.sys()?;
+    let sessions = k.store().session_list(&query).await.sys()?;
     let next = (sessions.len() as i64 == limit)
         .then(|| sessions.last().map(|s| s.session_id.clone()))
         .flatten();
@@ -165,13 +159,6 @@ struct Update {
     auto_fold_threshold: Option<i64>,
 }
 
-fn session_archived(s: &Scb) -> StoreError {
-    StoreError::Rejected {
-        code: "session.archived",
-        message: format!("session {} is archived", s.session_id),
-    }
-}
-
 pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let u: Update = decode("session.update", params)?;
     params::id("sessionId", &u.session_id)?;
@@ -186,8 +173,7 @@ pub(crate) async fn update(k: &Kernel, params: Map<String, Value>) -> OpResult {
     }
     not_archived(k, &u.session_id).await?;
     let scb = k
-        .inner
-        .store
+        .store()
         .session_update(&u.session_id.clone(), u.expected_revision, move |s| {
             if s.status == SessionStatus::Archived {
                 return Err(session_archived(s));
@@ -221,8 +207,7 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
     let a: Archive = decode("session.archive", params)?;
     params::id("sessionId", &a.session_id)?;
     let scb = k
-        .inner
-        .store
+        .store()
         .session_update(&a.session_id, a.expected_revision, |s| {
             if s.status == SessionStatus::Archived {
                 return Err(session_archived(s));
@@ -242,9 +227,7 @@ pub(crate) async fn archive(k: &Kernel, params: Map<String, Value>) -> OpResult 
         })
         .await
         .sys()?;
-    if let Ok(mut cache) = k.inner.contexts.lock() {
-        cache.remove(&scb.session_id);
-    }
+    k.contexts().forget(&scb.session_id);
     let id = scb.session_id.clone();
     crate::ops::service::stop_owned(k, |e| e.owner == ServiceOwner::Session(id.clone())).await;
     k.emit(
@@ -274,32 +257,6 @@ struct Append {
     message: AppendMessage,
     expected_revision: Option<i64>,
     idempotency_key: Option<String>,
-}
-
-/// Checks that a session accepts new messages from a client.
-pub(crate) async fn writable(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
-    let scb = not_archived(k, session_id).await?;
-    if scb.status == SessionStatus::Initializing {
-        return Err(SyscallError::new(
-            ErrorCode::SessionNotReady,
-            format!("session {session_id} is still bootstrapping"),
-        ));
-    }
-    Ok(scb)
-}
-
-/// Checks that neither a session nor its agent is archived (what changing
-/// a session, or storing content for it, needs).
-pub(crate) async fn not_archived(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
-    let scb = load(k, session_id).await?;
-    if scb.status == SessionStatus::Archived {
-        return Err(params::store_err(session_archived(&scb)));
-    }
-    let agent = k.inner.store.agent_get(&scb.agent_id).await.sys()?;
-    if agent.status == AgentStatus::Archived {
-        return Err(params::store_err(archived(&agent)));
-    }
-    Ok(scb)
 }
 
 pub(crate) async fn append(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
@@ -357,7 +314,7 @@ pub(crate) async fn append(k: &Kernel, p: &Principal, params: Map<String, Value>
 /// The answer of an append whose `idempotencyKey` (message `id`) was
 /// written before: the first append's message, nothing written now.
 async fn replay_append(k: &Kernel, session_id: &str, id: &str) -> Option<Done> {
-    let m = k.inner.store.message_get(session_id, id).await.ok()?;
+    let m = k.store().message_get(session_id, id).await.ok()?;
     Some(Done::data(
         json!({ "messageId": m.id, "seq": m.metadata.seq, "replayed": true }),
     ))
@@ -382,9 +339,9 @@ async fn a2a_part(
             "a message holds at most one `data-a2a` part",
         ));
     }
-    let from: crate::react::A2aFrom = serde_json::from_value(data.clone())
+    let from: crate::dispatch::A2aFrom = serde_json::from_value(data.clone())
         .map_err(|e| SyscallError::invalid(format!("the `data-a2a` part: {e}")))?;
-    *data = crate::react::a2a_envelope(k, p, from).await?;
+    *data = crate::dispatch::a2a_envelope(k, p, from).await?;
     Ok(data["fromAgentId"].as_str().map(String::from))
 }
 

@@ -5,8 +5,8 @@
 use crate::bootstrap::{resolve_for, skill_load_message};
 use crate::hooks::HookScope;
 use crate::kernel::{Done, Kernel, OpResult};
-use crate::ops::session::{self, writable};
 use crate::params::{self, StoreResult, decode};
+use crate::sessions::{self, writable};
 use crate::skills::{planned_loads, resolve_defaults};
 use aos_store::{HistoryQuery, NewMessage};
 use aos_types::hook;
@@ -20,7 +20,7 @@ struct NoParams {}
 
 pub(crate) async fn list(k: &Kernel, params: Map<String, Value>) -> OpResult {
     decode::<NoParams>("skill.list", params)?;
-    let index = k.inner.skills.snapshot();
+    let index = k.skills().snapshot();
     let skills: Vec<Value> = index
         .entries
         .iter()
@@ -53,7 +53,7 @@ fn not_found(name: &str) -> SyscallError {
 pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let q: Named = decode("skill.get", params)?;
     params::skill_name("name", &q.name)?;
-    let index = k.inner.skills.snapshot();
+    let index = k.skills().snapshot();
     let entry = index.entry(&q.name).ok_or_else(|| not_found(&q.name))?;
     let data = match &entry.manifest {
         Some(m) => {
@@ -82,8 +82,7 @@ pub(crate) async fn load(k: &Kernel, params: Map<String, Value>) -> OpResult {
         session_id: Some(&scb.session_id),
     };
     let input = json!({ "name": q.name, "sessionId": scb.session_id });
-    k.inner
-        .hooks
+    k.hooks()
         .admit(hook::SKILL_LOAD_BEFORE, scope(), &input, input.clone())
         .await?;
     let msg = skill_load_message(k, &q.name, "explicit", ("session", Some(&scb.session_id)))?;
@@ -112,7 +111,7 @@ async fn is_loaded(k: &Kernel, session_id: &str, name: &str) -> Result<bool, Sys
             to_seq: None,
             limit: 1000,
         };
-        let page = k.inner.store.history(session_id, &q).await.sys()?;
+        let page = k.store().history(session_id, &q).await.sys()?;
         for m in &page {
             for p in &m.parts {
                 match p {
@@ -162,10 +161,9 @@ pub(crate) async fn unload(k: &Kernel, params: Map<String, Value>) -> OpResult {
 
 pub(crate) async fn index_refresh(k: &Kernel, params: Map<String, Value>) -> OpResult {
     decode::<NoParams>("skill.index.refresh", params)?;
-    for root in k.inner.skills.roots() {
+    for root in k.skills().roots() {
         let input = json!({ "skillRoot": root });
-        k.inner
-            .hooks
+        k.hooks()
             .admit(
                 hook::SKILL_INDEX_REFRESH_BEFORE,
                 HookScope::default(),
@@ -174,7 +172,7 @@ pub(crate) async fn index_refresh(k: &Kernel, params: Map<String, Value>) -> OpR
             )
             .await?;
     }
-    let index = k.inner.skills.refresh_async().await;
+    let index = k.skills().refresh_async().await;
     let errors: Vec<Value> = index
         .entries
         .iter()
@@ -226,22 +224,19 @@ pub(crate) async fn catalog(k: &Kernel, params: Map<String, Value>, refresh: boo
     if refresh {
         let input = json!({ "ownerType": owner_type, "ownerId": q.owner_id, "query": query });
         query = k
-            .inner
-            .hooks
+            .hooks()
             .admit(hook::SKILL_DISCOVERY_BEFORE, scope(), &input, query)
             .await?;
     }
     let candidates: Vec<Value> = k
-        .inner
-        .skills
+        .skills()
         .snapshot()
         .valid()
         .map(|m| json!({ "name": m.name, "description": m.description }))
         .collect();
     let input = json!({ "query": query, "candidates": candidates, "ownerType": owner_type, "ownerId": q.owner_id, "limit": limit });
     let (out, resolved_by) = k
-        .inner
-        .hooks
+        .hooks()
         .transform_by(
             hook::SKILL_DISCOVERY_RESOLVE,
             scope(),
@@ -281,11 +276,11 @@ async fn owner_ids(
         )),
         (OwnerType::Agent, Some(id)) => {
             params::id("ownerId", id)?;
-            let a = k.inner.store.agent_get(id).await.sys()?;
+            let a = k.store().agent_get(id).await.sys()?;
             Ok((Some(a.agent_id), None))
         }
         (OwnerType::Session, Some(id)) => {
-            let s = session::load(k, id).await?;
+            let s = sessions::load(k, id).await?;
             Ok((Some(s.agent_id), Some(s.session_id)))
         }
         (_, None) => Err(SyscallError::invalid(
@@ -305,7 +300,7 @@ pub(crate) async fn default_resolve(k: &Kernel, params: Map<String, Value>) -> O
     let q: Resolve = decode("skill.default.resolve", params)?;
     let (owner_type, owner_id, resolved) = match (q.agent_id, q.session_id) {
         (None, Some(sid)) => {
-            let s = session::load(k, &sid).await?;
+            let s = sessions::load(k, &sid).await?;
             (
                 "session",
                 Some(sid),
@@ -317,7 +312,7 @@ pub(crate) async fn default_resolve(k: &Kernel, params: Map<String, Value>) -> O
             ("agent", Some(aid.clone()), resolve_for(k, &aid, &[]).await?)
         }
         (None, None) => {
-            let cb = k.inner.store.aoscb_get().await.sys()?;
+            let cb = k.store().aoscb_get().await.sys()?;
             (
                 "system",
                 None,

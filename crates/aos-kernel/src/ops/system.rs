@@ -12,26 +12,26 @@ struct NoParams {}
 
 pub(crate) async fn get(k: &Kernel, p: Map<String, Value>) -> OpResult {
     decode::<NoParams>("system.get", p)?;
-    let cb = k.inner.store.aoscb_get().await.sys()?;
+    let cb = k.store().aoscb_get().await.sys()?;
     Ok(Done::data(json!(cb)))
 }
 
 pub(crate) async fn health(k: &Kernel, p: Map<String, Value>) -> OpResult {
     decode::<NoParams>("system.health", p)?;
-    let store = match k.inner.store.ping().await {
+    let store = match k.store().ping().await {
         Ok(()) => "ok".to_string(),
         Err(e) => format!("error: {e}"),
     };
-    let index = k.inner.skills.snapshot();
+    let index = k.skills().snapshot();
     Ok(Done::data(json!({
         "status": if store == "ok" { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "nodeId": k.node_id(),
         "uptimeS": k.uptime_s(),
         "store": store,
-        "backend": format!("{:?}", k.inner.store.backend()).to_lowercase(),
+        "backend": format!("{:?}", k.store().backend()).to_lowercase(),
         "skills": { "valid": index.valid_count(), "invalid": index.entries.len() - index.valid_count() },
-        "bashSandbox": crate::sandbox::report(k),
+        "bashSandbox": k.sandbox().report(k.config()),
     })))
 }
 
@@ -64,8 +64,7 @@ pub(crate) async fn update(k: &Kernel, p: Map<String, Value>) -> OpResult {
         params::rules("defaultSkills", r)?;
     }
     let cb = k
-        .inner
-        .store
+        .store()
         .aoscb_update(u.expected_revision, move |cb| {
             if let Some(m) = u.model {
                 cb.model = m;

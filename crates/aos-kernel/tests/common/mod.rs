@@ -15,7 +15,7 @@ fn no_loop() -> SyscallError {
 }
 
 impl Runner for NoLoop {
-    fn run<'a>(&'a self, _port: DispatchPort<'a>) -> BoxFuture<'a, Outcome> {
+    fn run<'a>(&'a self, _port: &'a mut dyn DispatchPort) -> BoxFuture<'a, Outcome> {
         Box::pin(async { Outcome::failed(None, Usage::default(), &no_loop()) })
     }
 

@@ -4,7 +4,8 @@
 //! (whose id is derived from the dispatch id, so a crash between the two never
 //! writes it twice); at start the daemon resumes what it had acknowledged.
 
-use super::{DispatchState, Input, Outcome, begin, lease, start, user_message_id};
+use super::{begin, lease, start};
+use crate::dispatches::{DispatchState, Input, Outcome, Queued, user_message_id};
 use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::StoreResult;
 use aos_store::InboxEntry;
@@ -13,17 +14,11 @@ use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// A message waiting for its session to be free.
-pub(super) struct Queued {
-    state: Arc<DispatchState>,
-    input: Input,
-}
-
 /// Queues a message for a busy session; answers `{sessionId, dispatchId,
 /// queued: true}` once it is stored.
 pub(super) async fn enqueue(k: &Kernel, scb: &Scb, input: Input, id: Option<String>) -> OpResult {
-    let d = &k.inner.dispatches;
-    let state = d.register(k, &scb.agent_id, &scb.session_id, "queued", id);
+    let d = k.dispatches();
+    let state = d.register(k.events(), &scb.agent_id, &scb.session_id, "queued", id);
     let entry = InboxEntry {
         dispatch_id: state.id.clone(),
         session_id: scb.session_id.clone(),
@@ -33,7 +28,7 @@ pub(super) async fn enqueue(k: &Kernel, scb: &Scb, input: Input, id: Option<Stri
         origin: input.origin,
         a2a: input.a2a,
     };
-    if let Err(e) = k.inner.store.inbox_push(&entry).await.sys() {
+    if let Err(e) = k.store().inbox_push(&entry).await.sys() {
         d.forget(&state.id);
         return Err(e);
     }
@@ -47,7 +42,7 @@ pub(super) async fn enqueue(k: &Kernel, scb: &Scb, input: Input, id: Option<Stri
 }
 
 fn push(k: &Kernel, state: Arc<DispatchState>, e: InboxEntry) {
-    if let Ok(mut inbox) = k.inner.dispatches.inbox.lock() {
+    if let Ok(mut inbox) = k.dispatches().inbox.lock() {
         inbox.entry(e.session_id).or_default().push_back(Queued {
             state,
             input: Input {
@@ -60,16 +55,14 @@ fn push(k: &Kernel, state: Arc<DispatchState>, e: InboxEntry) {
 }
 
 fn has_front(k: &Kernel, session_id: &str) -> bool {
-    k.inner
-        .dispatches
+    k.dispatches()
         .inbox
         .lock()
         .is_ok_and(|i| i.get(session_id).is_some_and(|q| !q.is_empty()))
 }
 
 fn pop(k: &Kernel, session_id: &str) -> Option<Queued> {
-    k.inner
-        .dispatches
+    k.dispatches()
         .inbox
         .lock()
         .ok()?
@@ -95,7 +88,7 @@ pub(super) async fn next(k: &Kernel, session_id: &str) {
             return;
         };
         let started = begin(k, &q.state, &lease, q.input).await;
-        if let Err(e) = k.inner.store.inbox_remove(&q.state.id).await {
+        if let Err(e) = k.store().inbox_remove(&q.state.id).await {
             tracing::error!(dispatch = %q.state.id, error = %e, "cannot clear the inbox entry");
         }
         if let Ok(first_seq) = started {
@@ -107,7 +100,7 @@ pub(super) async fn next(k: &Kernel, session_id: &str) {
 
 async fn fail_front(k: &Kernel, session_id: &str, e: SyscallError) {
     if let Some(q) = pop(k, session_id) {
-        let _ = k.inner.store.inbox_remove(&q.state.id).await;
+        let _ = k.store().inbox_remove(&q.state.id).await;
         let mut o = Outcome::pending("failed");
         o.error = Some(json!(e));
         q.state.end(o);
@@ -119,25 +112,23 @@ async fn fail_front(k: &Kernel, session_id: &str, e: SyscallError) {
 /// already in SessionHistory ran (its run was ended by recovery) and is
 /// dropped; so is one whose session is gone or archived.
 pub(crate) async fn resume(k: &Kernel) -> Result<usize, SyscallError> {
-    let entries = k.inner.store.inbox_list(k.node_id()).await.sys()?;
+    let entries = k.store().inbox_list(k.node_id()).await.sys()?;
     let mut sessions: Vec<String> = Vec::new();
     for e in entries {
-        let scb = k.inner.store.session_get(&e.session_id).await.ok();
+        let scb = k.store().session_get(&e.session_id).await.ok();
         let written = k
-            .inner
-            .store
+            .store()
             .message_get(&e.session_id, &user_message_id(&e.dispatch_id))
             .await
             .is_ok();
         let Some(scb) = scb.filter(|s| s.status != SessionStatus::Archived && !written) else {
-            k.inner.store.inbox_remove(&e.dispatch_id).await.sys()?;
+            k.store().inbox_remove(&e.dispatch_id).await.sys()?;
             continue;
         };
         let id = Some(e.dispatch_id.clone());
-        let state = k
-            .inner
-            .dispatches
-            .register(k, &scb.agent_id, &scb.session_id, "queued", id);
+        let state =
+            k.dispatches()
+                .register(k.events(), &scb.agent_id, &scb.session_id, "queued", id);
         if !sessions.contains(&scb.session_id) {
             sessions.push(scb.session_id.clone());
         }
@@ -146,8 +137,7 @@ pub(crate) async fn resume(k: &Kernel) -> Result<usize, SyscallError> {
     let mut queued = 0;
     for s in &sessions {
         queued += k
-            .inner
-            .dispatches
+            .dispatches()
             .inbox
             .lock()
             .map_or(0, |i| i.get(s).map_or(0, VecDeque::len));

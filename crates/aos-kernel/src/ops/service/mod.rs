@@ -2,8 +2,10 @@
 //! `service.list`, `service.get`, and the default start reconcile of each
 //! owner level.
 
+mod port;
+
 use crate::hooks::HookScope;
-use crate::kernel::{Done, Kernel, KernelPort, OpResult};
+use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::{self, StoreResult, decode};
 use crate::principal::{Principal, ServiceGrant};
 use crate::services::{
@@ -37,7 +39,7 @@ async fn owner_agent(k: &Kernel, owner: &ServiceOwner) -> Result<Option<String>,
     match owner {
         ServiceOwner::System => Ok(None),
         ServiceOwner::Agent(a) => {
-            let acb = k.inner.store.agent_get(a).await.sys()?;
+            let acb = k.store().agent_get(a).await.sys()?;
             if acb.status == AgentStatus::Archived {
                 return Err(SyscallError::new(
                     ErrorCode::AgentArchived,
@@ -47,7 +49,7 @@ async fn owner_agent(k: &Kernel, owner: &ServiceOwner) -> Result<Option<String>,
             Ok(Some(acb.agent_id))
         }
         ServiceOwner::Session(s) => {
-            let scb = k.inner.store.session_get(s).await.sys()?;
+            let scb = k.store().session_get(s).await.sys()?;
             if scb.status == SessionStatus::Archived {
                 return Err(SyscallError::new(
                     ErrorCode::SessionArchived,
@@ -132,7 +134,7 @@ pub(crate) async fn start_service(
 /// Puts a started instance into the hook table and announces it.
 fn register(k: &Kernel, entry: ServiceEntry) -> Arc<ServiceEntry> {
     let entry = Arc::new(entry);
-    k.inner.hooks.table().insert(entry.clone());
+    k.hooks().table().insert(entry.clone());
     tracing::info!(skill = %entry.skill_name, instance = %entry.instance_id, owner = ?entry.owner, "service started");
     k.emit(
         hook::SKILL_START_AFTER,
@@ -148,7 +150,7 @@ fn register(k: &Kernel, entry: ServiceEntry) -> Arc<ServiceEntry> {
 /// `limits.restart` says so.
 pub(crate) async fn exited(k: &Kernel, instance_id: &str, reason: String) {
     k.revoke_service_tokens(instance_id);
-    let Some(e) = k.inner.hooks.table().get(instance_id) else {
+    let Some(e) = k.hooks().table().get(instance_id) else {
         return;
     };
     // Already `error` is possible (a call it was answering failed first);
@@ -170,18 +172,17 @@ pub(crate) async fn exited(k: &Kernel, instance_id: &str, reason: String) {
         refs: Some(json!({ "instanceId": instance_id })),
         data: Some(json!({ "skill": e.skill_name, "reason": reason })),
     };
-    if let Err(err) = k.inner.store.log_append(log).await {
+    if let Err(err) = k.store().log_append(log).await {
         tracing::error!(error = %err, "cannot write the RuntimeLog");
     }
-    k.inner.hooks.mark_error(&e, &format!("exited: {reason}"));
+    k.hooks().mark_error(&e, &format!("exited: {reason}"));
     restart(k, &e).await;
 }
 
 /// Starts a successor of a crashed instance if its skill asks for it.
 async fn restart(k: &Kernel, e: &ServiceEntry) {
     let limits = k
-        .inner
-        .skills
+        .skills()
         .snapshot()
         .entry(&e.skill_name)
         .and_then(|s| s.manifest.clone())
@@ -223,7 +224,7 @@ fn legacy_compat(
     if kind != ServiceKind::Legacy || skill.capabilities_declared {
         return Ok(false);
     }
-    if k.inner.config.defaults.legacy_strict().unwrap_or(true) {
+    if k.config().defaults.legacy_strict().unwrap_or(true) {
         return Err(SyscallError::new(
             ErrorCode::PermissionDenied,
             format!(
@@ -276,7 +277,7 @@ async fn warn_undeclared(k: &Kernel, skill: &SkillManifest, r: &Registration) {
             "add": block,
         })),
     };
-    if let Err(e) = k.inner.store.log_append(entry).await {
+    if let Err(e) = k.store().log_append(entry).await {
         tracing::error!(error = %e, "cannot write the RuntimeLog");
     }
 }
@@ -285,11 +286,7 @@ async fn warn_undeclared(k: &Kernel, skill: &SkillManifest, r: &Registration) {
 /// `SKILL.md` grants differ from those its last service started with (a
 /// running service keeps the grants it started with).
 async fn log_grant_changes(k: &Kernel, name: &str, caps: &aos_manifest::Capabilities) {
-    let Some(diff) = k
-        .inner
-        .skills
-        .note_start(name, crate::skills::grants_of(caps))
-    else {
+    let Some(diff) = k.skills().note_start(name, crate::skills::grants_of(caps)) else {
         return;
     };
     tracing::warn!(skill = name, %diff, "the skill's grants changed since its last start");
@@ -303,7 +300,7 @@ async fn log_grant_changes(k: &Kernel, name: &str, caps: &aos_manifest::Capabili
         refs: None,
         data: Some(json!({ "skill": name, "diff": diff })),
     };
-    if let Err(e) = k.inner.store.log_append(entry).await {
+    if let Err(e) = k.store().log_append(entry).await {
         tracing::error!(error = %e, "cannot write the RuntimeLog");
     }
 }
@@ -314,11 +311,11 @@ async fn launch(
     owner: ServiceOwner,
     config: Value,
 ) -> Result<ServiceEntry, SyscallError> {
-    let mut index = k.inner.skills.snapshot();
+    let mut index = k.skills().snapshot();
     if index.entry(name).is_none() {
         // Copied in a moment ago, before the watcher's re-index: look again
         // (only what changed is read) before answering not found.
-        index = k.inner.skills.refresh_async().await;
+        index = k.skills().refresh_async().await;
     }
     let entry = index.entry(name).ok_or_else(|| {
         SyscallError::new(
@@ -341,7 +338,7 @@ async fn launch(
         ))
     })?;
     let owner_agent = owner_agent(k, &owner).await?;
-    let running = k.inner.hooks.table().running(|e| e.owner == owner).len();
+    let running = k.hooks().table().running(|e| e.owner == owner).len();
     if running >= crate::services::MAX_SERVICES_PER_OWNER {
         return Err(SyscallError::new(
             ErrorCode::Unavailable,
@@ -355,13 +352,11 @@ async fn launch(
     log_grant_changes(k, name, &skill.capabilities).await;
     let scope = scope_of(&owner, owner_agent.as_deref());
     let input = json!({ "skillName": name, "ownerType": owner.kind(), "ownerId": owner.id() });
-    k.inner
-        .hooks
+    k.hooks()
         .admit(hook::SKILL_START_BEFORE, scope, &input, input.clone())
         .await?;
     let driver = k
-        .inner
-        .drivers
+        .drivers()
         .iter()
         .find(|d| d.kind() == spec.kind)
         .ok_or_else(|| {
@@ -396,10 +391,10 @@ async fn launch(
         instance_id: instance_id.clone(),
         skill: Arc::new(skill.clone()),
         skill_dir: entry.dir.clone(),
-        home: k.inner.config.home.clone(),
+        home: k.config().home.clone(),
         owner: owner.clone(),
         config: config.clone(),
-        syscalls: Arc::new(KernelPort::new(k, Principal::Service(grant))),
+        syscalls: Arc::new(port::KernelPort::new(k, Principal::Service(grant))),
         api_url: k.api_url(),
         api_token,
     };
@@ -437,8 +432,7 @@ async fn launch(
 pub(crate) async fn stop_service(k: &Kernel, e: &Arc<ServiceEntry>) -> Result<(), SyscallError> {
     let scope = scope_of(&e.owner, e.owner_agent.as_deref());
     let input = json!({ "instanceId": e.instance_id });
-    k.inner
-        .hooks
+    k.hooks()
         .admit(hook::SKILL_STOP_BEFORE, scope, &input, input.clone())
         .await?;
     stop_now(k, e).await;
@@ -450,7 +444,7 @@ pub(crate) async fn stop_now(k: &Kernel, e: &Arc<ServiceEntry>) {
     if e.state().0 == ServiceState::Running {
         e.set_state(ServiceState::Stopped, None);
     }
-    k.inner.hooks.table().unregister(&e.instance_id);
+    k.hooks().table().unregister(&e.instance_id);
     k.revoke_service_tokens(&e.instance_id);
     e.instance.shutdown(e.timeout).await;
     k.emit(
@@ -471,7 +465,7 @@ pub(crate) async fn reconcile(k: &Kernel, owner: ServiceOwner, names: Vec<String
 
 /// Stops every running service whose owner matches.
 pub(crate) async fn stop_owned(k: &Kernel, pred: impl Fn(&ServiceEntry) -> bool) {
-    for e in k.inner.hooks.table().running(pred) {
+    for e in k.hooks().table().running(pred) {
         stop_now(k, &e).await;
     }
 }
@@ -512,8 +506,7 @@ struct Instance {
 
 fn find(k: &Kernel, id: &str) -> Result<Arc<ServiceEntry>, SyscallError> {
     params::id("instanceId", id)?;
-    k.inner
-        .hooks
+    k.hooks()
         .table()
         .get(id)
         .ok_or_else(|| SyscallError::not_found("service", id))
@@ -556,8 +549,7 @@ pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) 
     let q: List = decode("service.list", params)?;
     let scope = crate::authz::Scope::of(p);
     let services: Vec<Value> = k
-        .inner
-        .hooks
+        .hooks()
         .table()
         .all()
         .iter()
@@ -607,7 +599,7 @@ pub(crate) async fn invoke(k: &Kernel, p: &Principal, params: Map<String, Value>
     }
     let (agent, session) = match &q.session_id {
         Some(s) => {
-            let scb = crate::ops::session::load(k, s).await?;
+            let scb = crate::sessions::load(k, s).await?;
             (Some(scb.agent_id), Some(scb.session_id))
         }
         None => (None, None),
@@ -618,8 +610,7 @@ pub(crate) async fn invoke(k: &Kernel, p: &Principal, params: Map<String, Value>
     };
     let input = json!({ "name": q.name, "args": q.args, "sessionId": session });
     let out = k
-        .inner
-        .hooks
+        .hooks()
         .admit(hook::SKILL_INVOKE_BEFORE, scope, &input, json!(q.args))
         .await?;
     let args: Vec<String> = serde_json::from_value(out).map_err(|e| {
@@ -682,8 +673,7 @@ async fn run_command(
     session: Option<&str>,
 ) -> Result<InvokeReply, SyscallError> {
     let mut running = k
-        .inner
-        .hooks
+        .hooks()
         .table()
         .running(|e| e.skill_name == name && e.in_scope(agent, session));
     running.sort_by_key(|e| e.owner.rank());
@@ -714,7 +704,7 @@ async fn run_command(
         }),
         Err(fault) => {
             if !transient {
-                k.inner.hooks.failed(&entry, "skill.invoke", &fault).await;
+                k.hooks().failed(&entry, "skill.invoke", &fault).await;
             }
             Err(service_failed(format!("skill {name}: {fault}")))
         }

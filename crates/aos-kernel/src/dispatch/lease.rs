@@ -16,11 +16,10 @@ pub(super) async fn take(
     phase: SessionPhase,
 ) -> Result<String, SyscallError> {
     let lease = new_id(IdKind::Lease);
-    let ttl = Duration::from_millis(k.inner.config.lease_ttl_ms);
+    let ttl = Duration::from_millis(k.config().lease_ttl_ms);
     let (id, holder) = (lease.clone(), k.node_id().to_string());
     let now = aos_types::now();
-    k.inner
-        .store
+    k.store()
         .session_update(session_id, None, move |s| {
             let live = matches!(s.phase, SessionPhase::Dispatched | SessionPhase::Compacting)
                 && s.lease_expires_at
@@ -74,7 +73,7 @@ pub(super) async fn release(k: &Kernel, session_id: &str, lease: &str) -> Option
 /// can land while a large one is refused, so the session may be closable at
 /// once.)
 pub(super) async fn close_after_store_failure(k: &Kernel, session_id: &str, lease: &str) {
-    if let Ok(scb) = k.inner.store.session_get(session_id).await
+    if let Ok(scb) = k.store().session_get(session_id).await
         && scb.lease_id.as_deref() == Some(lease)
         && crate::recovery::close_stranded(k, scb, &STORE_FAILED)
             .await
@@ -88,8 +87,7 @@ pub(super) async fn close_after_store_failure(k: &Kernel, session_id: &str, leas
 async fn try_release(k: &Kernel, session_id: &str, lease: &str) -> Option<Scb> {
     let lease = lease.to_string();
     let r = k
-        .inner
-        .store
+        .store()
         .session_update(session_id, None, move |s| {
             if s.lease_id.as_deref() == Some(lease.as_str()) {
                 s.phase = SessionPhase::Idle;
@@ -120,7 +118,7 @@ fn retry_release(k: &Kernel, session_id: &str, lease: &str) {
         loop {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(std::time::Duration::from_secs(5));
-            let Ok(scb) = k.inner.store.session_get(&session_id).await else {
+            let Ok(scb) = k.store().session_get(&session_id).await else {
                 continue;
             };
             if scb.lease_id.as_deref() != Some(lease.as_str()) || k.is_stopping() {
@@ -140,15 +138,14 @@ fn retry_release(k: &Kernel, session_id: &str, lease: &str) {
 
 /// Moves a session whose lease `lease` we hold to `phase` (compaction inside
 /// a dispatch: `dispatched` → `compacting` → `dispatched`).
-pub(crate) async fn set_phase(
+pub(super) async fn set_phase(
     k: &Kernel,
     session_id: &str,
     lease: &str,
     phase: SessionPhase,
 ) -> Result<Scb, SyscallError> {
     let lease = lease.to_string();
-    k.inner
-        .store
+    k.store()
         .session_update(session_id, None, move |s| {
             if s.lease_id.as_deref() != Some(lease.as_str()) {
                 return Err(StoreError::Rejected {
@@ -166,14 +163,13 @@ pub(crate) async fn set_phase(
 /// Renews the lease every TTL/3 until the returned handle is dropped/aborted.
 pub(super) fn renew(k: &Kernel, session_id: &str, lease: &str) -> tokio::task::JoinHandle<()> {
     let (k, session_id, lease) = (k.clone(), session_id.to_string(), lease.to_string());
-    let ttl = Duration::from_millis(k.inner.config.lease_ttl_ms);
+    let ttl = Duration::from_millis(k.config().lease_ttl_ms);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(ttl / 3).await;
             let l = lease.clone();
             let r = k
-                .inner
-                .store
+                .store()
                 .session_update(&session_id, None, move |s| {
                     if s.lease_id.as_deref() == Some(l.as_str()) {
                         s.lease_expires_at = Some(expiry(ttl));
