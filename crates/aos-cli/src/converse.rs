@@ -4,6 +4,9 @@
 
 use crate::client::Client;
 use anyhow::Result;
+use aos_types::requests::{
+    AgentCreate, Op, SessionCreate, SessionDispatch, SessionWait, UserMessage,
+};
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -91,15 +94,15 @@ fn dispatch_and_wait(
             })
         });
     }
-    let d = c.call(
-        &json!({"op": "session.dispatch", "sessionId": session, "queue": queue,
-                           "message": {"role": "user", "content": message}}),
-    )?;
+    let d = c.call(&dispatch_call(session, message, queue))?;
     let d = data(d)?;
     let id = d["dispatchId"].as_str().unwrap_or_default().to_string();
     loop {
-        let w =
-            data(c.call(&json!({"op": "session.wait", "dispatchId": id, "timeoutMs": 600000}))?)?;
+        let wait = SessionWait {
+            dispatch_id: id.clone(),
+            timeout_ms: Some(600_000),
+        };
+        let w = data(c.call(&wait.call())?)?;
         if w["status"] != "running" && w["status"] != "queued" {
             let mut out = w;
             out["dispatchId"] = json!(id);
@@ -120,6 +123,18 @@ fn dispatch_and_wait(
     }
 }
 
+/// The body of a `session.dispatch` of one user message.
+fn dispatch_call(session: &str, message: &str, queue: bool) -> Value {
+    SessionDispatch {
+        session_id: session.to_string(),
+        message: UserMessage::user(message),
+        queue,
+        a2a: None,
+        idempotency_key: None,
+    }
+    .call()
+}
+
 fn outcome_doc(op: &str, data: Value) -> Value {
     let ok = data["status"] == "completed";
     json!({ "ok": ok, "op": op, "data": data })
@@ -135,10 +150,7 @@ pub fn send(
 ) -> Result<(Value, bool)> {
     let c = Client::discover()?;
     if detach {
-        let doc = c.call(
-            &json!({"op": "session.dispatch", "sessionId": session, "queue": queue,
-                                 "message": {"role": "user", "content": message}}),
-        )?;
+        let doc = c.call(&dispatch_call(session, message, queue))?;
         let ok = doc["ok"] == true;
         return Ok((doc, ok));
     }
@@ -153,12 +165,24 @@ pub fn run(message: &str, agent: Option<String>) -> Result<(Value, bool)> {
     let c = Client::discover()?;
     let agent = match agent {
         Some(a) => a,
-        None => data(c.call(&json!({"op": "agent.create", "displayName": "aos run"}))?)?["agentId"]
+        None => data(
+            c.call(
+                &AgentCreate {
+                    display_name: Some("aos run".into()),
+                    ..Default::default()
+                }
+                .call(),
+            )?,
+        )?["agentId"]
             .as_str()
             .unwrap_or_default()
             .to_string(),
     };
-    let s = data(c.call(&json!({"op": "session.create", "agentId": agent}))?)?;
+    let create = SessionCreate {
+        agent_id: agent.clone(),
+        ..Default::default()
+    };
+    let s = data(c.call(&create.call())?)?;
     let session = s["sessionId"].as_str().unwrap_or_default().to_string();
     let mut out = dispatch_and_wait(&c, &session, message, true, false)?;
     out["agentId"] = json!(agent);

@@ -13,6 +13,7 @@ mod message;
 #[path = "../../aos-sdk/wit/since_v0.2/payloads.rs"]
 pub mod payloads;
 mod records;
+pub mod requests;
 mod syscall;
 
 pub use catalog::{

@@ -16,49 +16,12 @@ use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::{self, StoreResult, decode};
 use crate::principal::Principal;
 use aos_types::hook;
+use aos_types::requests::{A2aFrom, SessionDispatch, SessionInterrupt, SessionWait};
 use aos_types::{ErrorCode, Origin, SessionPhase, SyscallError};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserMessage {
-    role: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Dispatch {
-    session_id: String,
-    message: UserMessage,
-    #[serde(default)]
-    queue: bool,
-    a2a: Option<A2aFrom>,
-    idempotency_key: Option<String>,
-}
-
-/// The sender of a message from another agent (`data-a2a`, `kernel.md`
-/// §2.2): given by the a2a service, never by an agent's own token.
-#[derive(Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct A2aFrom {
-    mode: A2aMode,
-    from_agent_id: String,
-    from_session_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    correlation_id: Option<String>,
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum A2aMode {
-    Silent,
-    Notify,
-    Wake,
-}
 
 /// Checks an a2a envelope: only a service (the a2a skill) or the operator may
 /// speak for another agent, and the sender must exist.
@@ -66,7 +29,7 @@ pub(crate) async fn a2a_envelope(
     k: &Kernel,
     p: &Principal,
     from: A2aFrom,
-) -> Result<Value, SyscallError> {
+) -> Result<A2aFrom, SyscallError> {
     if matches!(p, Principal::Session { .. }) {
         return Err(SyscallError::new(
             ErrorCode::PermissionDenied,
@@ -85,7 +48,7 @@ pub(crate) async fn a2a_envelope(
     if let Some(c) = &from.correlation_id {
         params::short_text("a2a.correlationId", c)?;
     }
-    Ok(json!(from))
+    Ok(from)
 }
 
 /// Longest user message, in bytes.
@@ -93,7 +56,7 @@ const MAX_MESSAGE: usize = 1 << 20;
 
 /// `session.dispatch`.
 pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
-    let d: Dispatch = decode("session.dispatch", params)?;
+    let d: SessionDispatch = decode("session.dispatch", params)?;
     if d.message.role != "user" {
         return Err(SyscallError::invalid("`message.role` must be \"user\""));
     }
@@ -129,7 +92,7 @@ pub(crate) async fn dispatch(k: &Kernel, p: &Principal, params: Map<String, Valu
         .map(String::from)
         .unwrap_or(d.message.content);
     let a2a = match d.a2a {
-        Some(from) => Some(a2a_envelope(k, p, from).await?),
+        Some(from) => Some(json!(a2a_envelope(k, p, from).await?)),
         None => None,
     };
     let origin = if matches!(p, Principal::Session { .. }) || a2a.is_some() {
@@ -326,16 +289,9 @@ fn schedule_own_compaction(
     })))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Wait {
-    dispatch_id: String,
-    timeout_ms: Option<u64>,
-}
-
 /// `session.wait`.
 pub(crate) async fn wait(k: &Kernel, params: Map<String, Value>) -> OpResult {
-    let w: Wait = decode("session.wait", params)?;
+    let w: SessionWait = decode("session.wait", params)?;
     params::id("dispatchId", &w.dispatch_id)?;
     let state = k
         .dispatches()
@@ -351,16 +307,9 @@ pub(crate) async fn wait(k: &Kernel, params: Map<String, Value>) -> OpResult {
     Ok(Done::data(json!(outcome)))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Interrupt {
-    session_id: String,
-    reason: Option<String>,
-}
-
 /// `session.interrupt`.
 pub(crate) async fn interrupt(k: &Kernel, params: Map<String, Value>) -> OpResult {
-    let i: Interrupt = decode("session.interrupt", params)?;
+    let i: SessionInterrupt = decode("session.interrupt", params)?;
     let scb = crate::sessions::load(k, &i.session_id).await?;
     let reason = i.reason.unwrap_or_else(|| "interrupted by request".into());
     params::short_text("reason", &reason)?;

@@ -6,23 +6,13 @@ use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::{self, StoreResult, decode};
 use crate::services::ServiceOwner;
 use aos_types::hook;
+use aos_types::requests::AgentCreate;
 use aos_types::{Acb, AgentStatus, IdKind, SCHEMA_VERSION, SkillDefaultRule, new_id, now};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Create {
-    display_name: Option<String>,
-    #[serde(default)]
-    default_skills: Vec<SkillDefaultRule>,
-    auto_fold_threshold: Option<i64>,
-    model: Option<String>,
-    permissions: Option<Value>,
-}
-
 pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
-    let c: Create = decode("agent.create", params)?;
+    let c: AgentCreate = decode("agent.create", params)?;
     if let Some(n) = &c.display_name {
         params::short_text("displayName", n)?;
     }

@@ -11,6 +11,7 @@ use crate::services::ServiceOwner;
 use crate::sessions::{agent_archived as archived, load, not_archived, session_archived, writable};
 use aos_store::{NewMessage, StoreError};
 use aos_types::hook;
+use aos_types::requests::SessionCreate;
 use aos_types::{
     AgentStatus, IdKind, Origin, Part, Role, SCHEMA_VERSION, Scb, SessionPhase, SessionStatus,
     SkillDefaultRule, SyscallError, new_id, now,
@@ -18,18 +19,8 @@ use aos_types::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Create {
-    agent_id: String,
-    title: Option<String>,
-    #[serde(default)]
-    default_skills: Vec<SkillDefaultRule>,
-    auto_fold_threshold: Option<i64>,
-}
-
 pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
-    let c: Create = decode("session.create", params)?;
+    let c: SessionCreate = decode("session.create", params)?;
     params::id("agentId", &c.agent_id)?;
     if let Some(t) = &c.title {
         params::short_text("title", t)?;
@@ -339,10 +330,11 @@ async fn a2a_part(
             "a message holds at most one `data-a2a` part",
         ));
     }
-    let from: crate::dispatch::A2aFrom = serde_json::from_value(data.clone())
+    let from: aos_types::requests::A2aFrom = serde_json::from_value(data.clone())
         .map_err(|e| SyscallError::invalid(format!("the `data-a2a` part: {e}")))?;
-    *data = crate::dispatch::a2a_envelope(k, p, from).await?;
-    Ok(data["fromAgentId"].as_str().map(String::from))
+    let from = crate::dispatch::a2a_envelope(k, p, from).await?;
+    *data = json!(from);
+    Ok(Some(from.from_agent_id))
 }
 
 pub(crate) async fn context_get(k: &Kernel, params: Map<String, Value>) -> OpResult {
