@@ -5,14 +5,20 @@
 
 use crate::client::Client;
 use anyhow::Result;
+use aos_types::requests::{Op, SkillInvoke};
 use serde_json::{Value, json};
 
 /// Runs `args` on `skill`'s service for `session`; returns the document to
 /// print and whether it succeeded.
 pub fn run(skill: &str, args: Vec<String>, session: Option<String>) -> Result<(Value, bool)> {
     let op = format!("{skill} {}", args.first().map_or("", String::as_str));
-    let req = json!({ "op": "skill.invoke", "name": skill, "args": args, "sessionId": session });
-    let doc = Client::discover()?.call(&req)?;
+    let req = SkillInvoke {
+        name: skill.to_string(),
+        args,
+        stdin: None,
+        session_id: session,
+    };
+    let doc = Client::discover()?.call(&req.call())?;
     if doc["ok"] != true {
         return Ok((missing_service_hint(doc, skill), false));
     }

@@ -170,6 +170,27 @@ impl Op for SessionInterrupt {
     const OP: &'static str = "session.interrupt";
 }
 
+/// `skill.invoke`: runs a command of a skill's service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SkillInvoke {
+    /// The skill.
+    pub name: String,
+    /// The command's arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The command's standard input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+    /// The session the command runs for (its agent's instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+impl Op for SkillInvoke {
+    const OP: &'static str = "skill.invoke";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +204,7 @@ mod tests {
             SessionDispatch::OP,
             SessionWait::OP,
             SessionInterrupt::OP,
+            SkillInvoke::OP,
         ] {
             assert!(syscall_info(op).is_some(), "{op} is not in the op table");
         }

@@ -14,6 +14,7 @@ use crate::services::{
 };
 use aos_manifest::{ServiceKind, SkillManifest};
 use aos_types::hook;
+use aos_types::requests::SkillInvoke;
 use aos_types::{
     AgentStatus, ErrorCode, HookKind, IdKind, SessionStatus, SyscallError, hook_point, new_id,
 };
@@ -571,21 +572,11 @@ pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) 
     Ok(Done::data(json!({ "services": services })))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Invoke {
-    name: String,
-    #[serde(default)]
-    args: Vec<String>,
-    stdin: Option<String>,
-    session_id: Option<String>,
-}
-
 /// Most arguments one command takes.
 const MAX_ARGS: usize = 256;
 
 pub(crate) async fn invoke(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
-    let mut q: Invoke = decode("skill.invoke", params)?;
+    let mut q: SkillInvoke = decode("skill.invoke", params)?;
     if let Principal::Session { session_id, .. } = p {
         // A session's bash runs commands for its own session unless it names
         // another of its agent's sessions.
