@@ -112,8 +112,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     print(&doc, pretty);
     Ok(if ok {
         ExitCode::SUCCESS
+    } else if doc["error"]["code"] == "daemon.not_running" {
+        // `daemon status|stop` with no daemon: nothing reachable, as any
+        // client command without one.
+        crate::exit::Exit::Unreachable.into()
     } else {
-        ExitCode::from(1)
+        crate::exit::Exit::Failed.into()
     })
 }
 

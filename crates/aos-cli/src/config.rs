@@ -217,6 +217,10 @@ impl DaemonConfig {
             .filter(|s| !s.is_empty())
             .map(|s| absolute(Path::new(s)))
             .collect();
+        check_roots(
+            &skill_roots,
+            args.skills.is_none() && env("AOS_SKILL_ROOT").is_none(),
+        )?;
         let builtin_skills = builtin_root(&skill_roots, file.builtin_skills.clone())?;
         let mut defaults = AoscbDefaults::from_json(AOSCB_JSON)
             .map_err(anyhow::Error::msg)
@@ -412,6 +416,31 @@ pub fn refuse_if_running(home: &Path) -> Result<()> {
             home.display(),
             f.url
         );
+    }
+    Ok(())
+}
+
+/// Every skill root must be a directory the daemon can read: a missing or
+/// unreadable one stops the start (bad usage), naming the path and the OS's
+/// reason, rather than a daemon that runs without its skills.
+fn check_roots(roots: &[PathBuf], implicit: bool) -> Result<()> {
+    if roots.is_empty() {
+        return Err(anyhow::Error::new(crate::exit::Usage(
+            "no skill root given: pass --skills DIR[:DIR…] (or AOS_SKILL_ROOT)".into(),
+        )));
+    }
+    for root in roots {
+        if let Err(e) = std::fs::read_dir(root) {
+            let hint = if implicit {
+                " (the default root is ./skills, the repository's skills/: run from the repository root, or pass --skills DIR)"
+            } else {
+                ""
+            };
+            return Err(anyhow::Error::new(crate::exit::Usage(format!(
+                "skill root {} cannot be read: {e}{hint}",
+                root.display()
+            ))));
+        }
     }
     Ok(())
 }

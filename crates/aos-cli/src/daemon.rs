@@ -46,6 +46,10 @@ pub fn start_foreground(args: &StartArgs) -> Result<()> {
 const STOP_SERVICES: Duration = Duration::from_secs(15);
 
 async fn serve(cfg: DaemonConfig) -> Result<()> {
+    // The port first: a start that cannot listen changes nothing.
+    let listener = tokio::net::TcpListener::bind((cfg.bind.as_str(), cfg.port))
+        .await
+        .map_err(|e| bind_error(&cfg, e))?;
     let store = match Store::open(&cfg.db_url).await {
         Ok(s) => s,
         Err(e @ StoreError::Locked { .. }) => bail!("{e}"),
@@ -69,9 +73,6 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
     let kernel = Kernel::start(store.clone(), cfg.kernel.clone(), drivers, runner)
         .await
         .map_err(|e| anyhow!("kernel start failed: {e}"))?;
-    let listener = tokio::net::TcpListener::bind((cfg.bind.as_str(), cfg.port))
-        .await
-        .with_context(|| format!("cannot bind {}:{}", cfg.bind, cfg.port))?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
     kernel.set_api_url(&url);
@@ -123,6 +124,23 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
     Ok(())
 }
 
+/// Why the daemon cannot listen, and what to do about it.
+fn bind_error(cfg: &DaemonConfig, e: std::io::Error) -> anyhow::Error {
+    let fix = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another process (another daemon?) listens there: choose another port with --port PORT, or --port 0 for a free one"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; this machine has no such address: check --bind (127.0.0.1 by default)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need privileges: choose a port above 1023"
+        }
+        _ => "",
+    };
+    anyhow!("cannot listen on {}:{}: {e}{fix}", cfg.bind, cfg.port)
+}
+
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -158,6 +176,8 @@ pub fn start_detached(args: &StartArgs) -> Result<Value> {
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot write {}", log_path.display()))?;
+    // This attempt's lines start here: a failure reports only them.
+    let from = log.metadata().map_or(0, |m| m.len());
     let exe = std::env::current_exe()?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("daemon").arg("start").arg("--home").arg(&home);
@@ -185,11 +205,7 @@ pub fn start_detached(args: &StartArgs) -> Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {
-            bail!(
-                "the daemon exited ({status}) during start-up; see {}:\n{}",
-                log_path.display(),
-                tail(&log_path)
-            );
+            return Err(start_failure(status, &log_path, from));
         }
         if let Ok(f) = DaemonFile::read(&home)
             && f.pid == pid
@@ -207,10 +223,39 @@ pub fn start_detached(args: &StartArgs) -> Result<Value> {
     )
 }
 
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+/// A detached start that ended: the error this attempt's daemon printed
+/// (its JSON document's message, as text), with the log to read for more;
+/// bad usage (exit 2) stays bad usage.
+fn start_failure(status: std::process::ExitStatus, log: &Path, from: u64) -> anyhow::Error {
+    let text = std::fs::read(log)
+        .ok()
+        .and_then(|b| {
+            b.get(from as usize..)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        })
+        .unwrap_or_default();
+    let message = text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|doc| doc["error"]["message"].as_str().map(String::from))
+        .map(|m| {
+            m.trim_start_matches("the daemon could not start: ")
+                .to_string()
+        })
+        .unwrap_or_else(|| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(5)..].join("\n")
+        });
+    let message = format!(
+        "{message} (daemon exited with {status}; log: {})",
+        log.display()
+    );
+    if status.code() == Some(2) {
+        anyhow::Error::new(crate::exit::Usage(message))
+    } else {
+        anyhow!(message)
+    }
 }
 
 fn resolve_home(home: Option<PathBuf>) -> PathBuf {

@@ -33,6 +33,18 @@ fn each_kind_of_failure_has_its_exit_status() {
         (3, &"cli.unreachable".into()),
         "{doc}"
     );
+    // `daemon status|stop` with no daemon: 3 as well.
+    for cmd in ["status", "stop"] {
+        let (code, doc) = aos(
+            &nowhere,
+            &["daemon", cmd, "--home", &nowhere.display().to_string()],
+        );
+        assert_eq!(
+            (code, &doc["error"]["code"]),
+            (3, &"daemon.not_running".into()),
+            "daemon {cmd}: {doc}"
+        );
+    }
     // A daemon that cannot start (its home is a file): 3, naming the cause.
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "").expect("file");
@@ -85,6 +97,18 @@ fn each_kind_of_failure_has_its_exit_status() {
         (1, &"not_found".into()),
         "{doc}"
     );
+    // A message to a session that does not exist: the daemon's not_found, 1
+    // (waiting, streaming or not).
+    for extra in [&[][..], &["--stream"], &["--detach"]] {
+        let mut args = vec!["send", "se_00000000000000000000000000", "hello"];
+        args.extend_from_slice(extra);
+        let (code, doc) = aos(&home, &args);
+        assert_eq!(
+            (code, &doc["error"]["code"]),
+            (1, &"not_found".into()),
+            "{args:?}: {doc}"
+        );
+    }
     // Success: 0.
     let (code, doc) = aos(&home, &["agent", "list"]);
     assert_eq!((code, &doc["ok"]), (0, &true.into()), "{doc}");

@@ -71,6 +71,9 @@ pub enum StoreError {
         /// The file (or PostgreSQL's data directory) that could not grow.
         file: String,
     },
+    /// The database server cannot be reached (refused, no answer).
+    #[error("{0}")]
+    Unreachable(String),
     /// Filesystem failure around the database.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -57,8 +57,46 @@ fn lost_race(kind: &'static str, old: i64, rows: u64) -> Result<()> {
     }
 }
 
+/// How long opening the store waits for PostgreSQL to answer.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// One connection to `url`, at once, before any pool: a server that refuses
+/// or is not there is reported with the OS's reason within
+/// [`CONNECT_TIMEOUT`], not as a pool timing out after half a minute.
+async fn reach(url: &str) -> Result<()> {
+    use sqlx::Connection;
+    let opts: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e| StoreError::BadUrl {
+        url: redacted(url),
+        reason: format!("{e}"),
+    })?;
+    let where_ = format!("{}:{}", opts.get_host(), opts.get_port());
+    match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(&opts)).await {
+        Ok(Ok(c)) => {
+            let _ = c.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(e))) => Err(StoreError::Unreachable(format!(
+            "cannot reach PostgreSQL at {where_}: {e}; is the server running, and is the address right?"
+        ))),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(StoreError::Unreachable(format!(
+            "PostgreSQL at {where_} did not answer within {} s; check the address and any firewall between",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// `url` without its password.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
 impl PgStore {
     pub(crate) async fn open(url: &str, opts: &StoreOptions) -> Result<PgStore> {
+        reach(url).await?;
         let schema = opts.pg_schema.clone();
         if let Some(s) = &schema {
             if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {

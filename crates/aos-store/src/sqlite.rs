@@ -188,8 +188,16 @@ impl SqliteStore {
 
     fn open_at(path: &std::path::Path) -> Result<SqliteStore> {
         let path = path.to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            return Err(StoreError::BadUrl {
+                url: format!("sqlite://{}", path.display()),
+                reason: format!(
+                    "the directory {} does not exist: create it first, or choose another path",
+                    dir.display()
+                ),
+            });
         }
         let lock_path = PathBuf::from(format!("{}.lock", path.display()));
         let lock = File::options()
