@@ -199,6 +199,16 @@ pub enum SessionCmd {
         /// Session id.
         id: String,
     },
+    /// Interrupt the session's running dispatch: its command is killed and
+    /// the interrupt fact written (frees a session a lost dispatch left
+    /// leased, too).
+    Interrupt {
+        /// Session id.
+        id: String,
+        /// Written into the interrupt fact.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Page through a session's history in seq order.
     History {
         /// Session id.

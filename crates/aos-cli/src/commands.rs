@@ -8,6 +8,7 @@ use crate::client::Client;
 use crate::daemon;
 use crate::exit::{Unreachable, Usage};
 use anyhow::{Context, Result, bail};
+use aos_types::requests::{Op, SessionInterrupt};
 use serde_json::{Map, Value, json};
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -239,6 +240,14 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
             ),
             SessionCmd::List { agent } => ("session.list", obj(json!({ "agentId": agent }))),
             SessionCmd::Get { id } => ("session.get", obj(json!({ "sessionId": id }))),
+            SessionCmd::Interrupt { id, reason } => (
+                SessionInterrupt::OP,
+                obj(SessionInterrupt {
+                    session_id: id,
+                    reason,
+                }
+                .call()),
+            ),
             SessionCmd::History { id, from, limit } => (
                 "session.history.list",
                 obj(json!({ "sessionId": id, "fromSeq": from, "limit": limit })),

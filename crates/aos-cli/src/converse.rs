@@ -5,7 +5,7 @@
 use crate::client::Client;
 use anyhow::Result;
 use aos_types::requests::{
-    AgentCreate, Op, SessionCreate, SessionDispatch, SessionWait, UserMessage,
+    AgentCreate, Op, SessionCreate, SessionDispatch, SessionInterrupt, SessionWait, UserMessage,
 };
 use serde_json::{Value, json};
 use std::io::Write;
@@ -14,6 +14,19 @@ use std::io::Write;
 /// as is (exit status 1), so the daemon's `error.code` reaches the user.
 #[derive(Debug)]
 pub struct Failed(pub Value);
+
+/// A dispatch interrupted from the terminal: its document is printed and the
+/// command exits 130 (as a shell reports Ctrl-C).
+#[derive(Debug)]
+pub struct Interrupted(pub Value);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted from the terminal (Ctrl-C)")
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 impl std::fmt::Display for Failed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,13 +107,26 @@ fn dispatch_and_wait(
             })
         });
     }
+    crate::ctrlc::catch();
     let d = c.call(&dispatch_call(session, message, queue))?;
     let d = data(d)?;
     let id = d["dispatchId"].as_str().unwrap_or_default().to_string();
+    eprintln!("aos: session {session}, dispatch {id} (Ctrl-C interrupts it)");
+    let mut interrupted = false;
     loop {
+        if crate::ctrlc::pressed() && !interrupted {
+            interrupted = true;
+            let stop = SessionInterrupt {
+                session_id: session.to_string(),
+                reason: Some("interrupted from the terminal (Ctrl-C)".into()),
+            };
+            // A dispatch that just ended has nothing to interrupt: fine.
+            let _ = c.call(&stop.call());
+        }
+        // Short waits, so a Ctrl-C is acted on at once.
         let wait = SessionWait {
             dispatch_id: id.clone(),
-            timeout_ms: Some(600_000),
+            timeout_ms: Some(250),
         };
         let w = data(c.call(&wait.call())?)?;
         if w["status"] != "running" && w["status"] != "queued" {
@@ -117,6 +143,11 @@ fn dispatch_and_wait(
                         break;
                     }
                 }
+            }
+            if interrupted {
+                return Err(Interrupted(json!({ "ok": false, "op": "send", "data": out,
+                    "error": { "code": "interrupted", "message": "interrupted from the terminal (Ctrl-C)" } }))
+                .into());
             }
             return Ok(out);
         }
@@ -184,6 +215,7 @@ pub fn run(message: &str, agent: Option<String>) -> Result<(Value, bool)> {
     };
     let s = data(c.call(&create.call())?)?;
     let session = s["sessionId"].as_str().unwrap_or_default().to_string();
+    eprintln!("aos: agent {agent}, session {session}");
     let mut out = dispatch_and_wait(&c, &session, message, true, false)?;
     out["agentId"] = json!(agent);
     let doc = outcome_doc("run", out);

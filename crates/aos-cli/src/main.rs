@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod config;
 mod converse;
+mod ctrlc;
 mod daemon;
 mod exit;
 mod harness;
@@ -25,6 +26,10 @@ fn main() -> ExitCode {
             if let Some(converse::Failed(doc)) = e.downcast_ref::<converse::Failed>() {
                 println!("{doc}");
                 return ExitCode::from(1);
+            }
+            if let Some(converse::Interrupted(doc)) = e.downcast_ref::<converse::Interrupted>() {
+                println!("{doc}");
+                return ExitCode::from(130);
             }
             let exit = exit::Exit::of(&e);
             let doc = serde_json::json!({
