@@ -275,8 +275,14 @@ pub enum SkillCmd {
         /// Instance id (`sv_…`, see `aos call service.list`).
         instance: String,
     },
-    /// Run a command exported by a skill's service.
+    /// Run a command exported by a skill's service: standard input (when
+    /// not a terminal) goes to it, its standard output and error come back
+    /// as they are, and `aos` exits with its exit status.
     Run {
+        /// Print the whole answer as one JSON document instead
+        /// (`{stdout, stderr, exitCode}`).
+        #[arg(long)]
+        json: bool,
         /// Skill name.
         name: String,
         /// Arguments passed to the command.

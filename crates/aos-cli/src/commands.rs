@@ -8,7 +8,7 @@ use crate::client::Client;
 use crate::daemon;
 use crate::exit::{Unreachable, Usage};
 use anyhow::{Context, Result, bail};
-use aos_types::requests::{Op, SessionInterrupt};
+use aos_types::requests::{Op, SessionInterrupt, SkillInvoke};
 use serde_json::{Map, Value, json};
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -89,24 +89,19 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             true,
         ),
         Command::Sandbox(SandboxCmd::Check) => sandbox_check(),
+        Command::Skill(SkillCmd::Run { name, args, json }) => {
+            return skill_run(name, args, json, pretty);
+        }
         Command::Version => (
             json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
             true,
         ),
         other => {
-            let is_run = matches!(other, Command::Skill(SkillCmd::Run { .. }));
             let (op, params) = request(other)?;
             let mut req = params;
             req.insert("op".into(), Value::String(op));
             let doc = Client::discover()?.call(&Value::Object(req))?;
             let ok = doc.get("ok").and_then(Value::as_bool).unwrap_or(false);
-            // `aos skill run` exits with the command's own status.
-            if let Some(code) = doc["data"]["exitCode"].as_i64().filter(|_| ok && is_run) {
-                print(&doc, pretty);
-                return Ok(ExitCode::from(
-                    u8::try_from(code.clamp(0, 255)).unwrap_or(1),
-                ));
-            }
             (doc, ok)
         }
     };
@@ -120,6 +115,54 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     } else {
         crate::exit::Exit::Failed.into()
     })
+}
+
+/// `aos skill run NAME ARGS…`: the command's standard input from ours
+/// (unless a terminal), its output as it is (or the JSON document with
+/// `--json`), its exit status as ours. A daemon's refusal is the usual JSON
+/// error, exit 1.
+fn skill_run(name: String, args: Vec<String>, json: bool, pretty: bool) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    const MAX_STDIN: u64 = 1 << 20;
+    let stdin = if std::io::stdin().is_terminal() {
+        None
+    } else {
+        let mut buf = String::new();
+        std::io::stdin()
+            .take(MAX_STDIN + 1)
+            .read_to_string(&mut buf)
+            .map_err(|e| Usage(format!("cannot read standard input as text: {e}")))?;
+        if buf.len() as u64 > MAX_STDIN {
+            return Err(Usage(
+                "standard input over 1 MiB: pass larger data as a file the command reads".into(),
+            )
+            .into());
+        }
+        (!buf.is_empty()).then_some(buf)
+    };
+    let req = SkillInvoke {
+        name,
+        args,
+        stdin,
+        session_id: std::env::var("AOS_SESSION_ID")
+            .ok()
+            .filter(|s| !s.is_empty()),
+    };
+    let doc = Client::discover()?.call(&req.call())?;
+    let data = &doc["data"];
+    let Some(code) = data["exitCode"].as_i64().filter(|_| doc["ok"] == true) else {
+        print(&doc, pretty);
+        return Ok(crate::exit::Exit::Failed.into());
+    };
+    if json {
+        print(&doc, pretty);
+    } else {
+        let _ = std::io::stdout().write_all(data["stdout"].as_str().unwrap_or_default().as_bytes());
+        let _ = std::io::stderr().write_all(data["stderr"].as_str().unwrap_or_default().as_bytes());
+    }
+    Ok(ExitCode::from(
+        u8::try_from(code.clamp(0, 255)).unwrap_or(1),
+    ))
 }
 
 /// A bench that could not run: an unknown `--only` is bad usage.
@@ -276,16 +319,10 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
                 )
             }
             SkillCmd::Stop { instance } => ("skill.stop", obj(json!({ "instanceId": instance }))),
-            SkillCmd::Run { name, args } => {
-                let session = std::env::var("AOS_SESSION_ID")
-                    .ok()
-                    .filter(|s| !s.is_empty());
-                (
-                    "skill.invoke",
-                    obj(json!({ "name": name, "args": args, "sessionId": session })),
-                )
-            }
-            SkillCmd::New { .. } | SkillCmd::Search { .. } | SkillCmd::Load { .. } => {
+            SkillCmd::New { .. }
+            | SkillCmd::Search { .. }
+            | SkillCmd::Load { .. }
+            | SkillCmd::Run { .. } => {
                 bail!("not a single syscall")
             }
         }

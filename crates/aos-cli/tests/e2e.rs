@@ -376,16 +376,26 @@ fn a_new_skill_from_a_template_runs_in_the_daemon() {
     cmd_roots.push(':');
     cmd_roots.push_str(&aos_testkit::builtin_skills().display().to_string());
     let d = Daemon::start_with_skills(&home, &cmd_roots);
-    let (doc, code) = d.aos(&["skill", "run", "notes", "add", "remember", "this"]);
+    let (doc, code) = d.aos(&["skill", "run", "--json", "notes", "add", "remember", "this"]);
     assert_eq!(
         (code, doc["data"]["stdout"].as_str()),
         (0, Some("noted\n")),
         "{doc}"
     );
-    let (doc, _) = d.aos(&["skill", "run", "notes", "list"]);
+    let (doc, _) = d.aos(&["skill", "run", "--json", "notes", "list"]);
     assert_eq!(doc["data"]["stdout"], "remember this\n");
-    let (doc, code) = d.aos(&["skill", "run", "notes", "bogus"]);
+    let (doc, code) = d.aos(&["skill", "run", "--json", "notes", "bogus"]);
     assert_eq!(code, 2, "the command's exit status comes through: {doc}");
+    // Without --json: stdin in, the command's own output and status out.
+    let (code, out, err) = skill_run_raw(&d, &["notes", "add"], "piped in\n");
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "noted\n", ""));
+    let (code, out, _) = skill_run_raw(&d, &["notes", "list"], "");
+    assert_eq!((code, out.as_str()), (0, "remember this\npiped in\n"));
+    let (code, out, err) = skill_run_raw(&d, &["notes", "bogus"], "");
+    assert_eq!(
+        (code, out.as_str(), err.trim_end()),
+        (2, "", "usage: add TEXT | list | clear")
+    );
 
     let started = d.ok(&["skill", "start", "my-guard"]);
     let id = started["data"]["instanceId"]
@@ -780,4 +790,33 @@ fn a_write_whose_answer_was_lost_is_not_repeated_by_its_retry() {
         assert_eq!(code, 0, "{r}");
         assert!(r["data"]["replayed"].is_null(), "{r}");
     }
+}
+
+/// `aos skill run ARGS` with `stdin` piped in: (status, stdout, stderr).
+fn skill_run_raw(d: &Daemon, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(AOS)
+        .args(["skill", "run"])
+        .args(args)
+        .env("AOS_HOME", &d.home)
+        .env_remove("AOS_API_URL")
+        .env_remove("AOS_API_TOKEN")
+        .env_remove("AOS_SESSION_ID")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("aos");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -131,7 +131,7 @@ fn legacy_services_run_in_the_daemon_with_their_grant_only() {
     assert!(second.contains("survived"), "{second}");
 
     // The API token of a legacy service carries its grant, no more.
-    let (r, code) = d.aos(&["skill", "run", "api-user"]);
+    let (r, code) = d.aos(&["skill", "run", "--json", "api-user"]);
     assert_eq!(code, 0, "{r}");
     let out: Value =
         serde_json::from_str(r["data"]["stdout"].as_str().expect("stdout")).expect("json");

@@ -575,6 +575,9 @@ pub(crate) async fn list(k: &Kernel, p: &Principal, params: Map<String, Value>) 
 /// Most arguments one command takes.
 const MAX_ARGS: usize = 256;
 
+/// Longest standard input of one command, in bytes.
+const MAX_STDIN: usize = 1 << 20;
+
 pub(crate) async fn invoke(k: &Kernel, p: &Principal, params: Map<String, Value>) -> OpResult {
     let mut q: SkillInvoke = decode("skill.invoke", params)?;
     if let Principal::Session { session_id, .. } = p {
@@ -587,6 +590,11 @@ pub(crate) async fn invoke(k: &Kernel, p: &Principal, params: Map<String, Value>
         return Err(SyscallError::invalid(format!(
             "`args`: at most {MAX_ARGS} arguments of 64 KiB each"
         )));
+    }
+    if q.stdin.as_ref().is_some_and(|s| s.len() > MAX_STDIN) {
+        return Err(SyscallError::invalid(
+            "`stdin`: at most 1 MiB; pass larger data as a file the command reads",
+        ));
     }
     let (agent, session) = match &q.session_id {
         Some(s) => {
