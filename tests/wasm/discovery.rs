@@ -24,6 +24,13 @@ async fn env() -> Env {
             "policy",
             "  hooks: [skill.discovery.before, skill.discovery.resolve]",
         );
+        let jot = root.join("jot");
+        std::fs::create_dir_all(&jot).expect("jot");
+        std::fs::write(
+            jot.join("SKILL.md"),
+            "---\nname: jot\ndescription: A note pad\n---\nWrite things down.\n",
+        )
+        .expect("SKILL.md");
     })
     .await
 }
@@ -71,6 +78,13 @@ async fn discovery_ranks_lists_and_loads_for_the_calling_session() {
     let (code, found) = finder(&e, &sid, &["search", "context", "engine"]).await;
     assert_eq!(code, 0, "{found}");
     assert_eq!(names(&found)[0], "aos-context", "{found}");
+    // Another form of a description's word finds it.
+    let (code, found) = finder(&e, &sid, &["search", "notes"]).await;
+    assert_eq!(
+        (code, names(&found).first().map(String::as_str)),
+        (0, Some("jot")),
+        "{found}"
+    );
     let (_, all) = finder(&e, &sid, &["list"]).await;
     assert!(names(&all).contains(&"finder".to_string()), "{all}");
     let (code, loaded) = finder(&e, &sid, &["load", "my-guard"]).await;

@@ -21,8 +21,13 @@ pub enum Command {
     Daemon(DaemonCmd),
     /// Call any syscall: `aos call system.get`, `aos call agent.get --payload '{"agentId":"…"}'`.
     Call {
-        /// The op, e.g. `session.append`.
-        op: String,
+        /// The op, e.g. `session.append` (see `aos call --list`).
+        #[arg(required_unless_present = "list")]
+        op: Option<String>,
+        /// List every op (kind, capability group, whether an agent's bash
+        /// may call it) instead; needs no daemon.
+        #[arg(long, conflicts_with_all = ["op", "payload"])]
+        list: bool,
         /// The parameters as a JSON object, or `-` to read them from stdin.
         #[arg(long)]
         payload: Option<String>,
@@ -45,6 +50,12 @@ pub enum Command {
     /// Messages to other agents (through the `aos-a2a` service).
     #[command(subcommand)]
     A2a(A2aCmd),
+    /// Print a shell completion script, e.g.
+    /// `aos completions bash > ~/.local/share/bash-completion/completions/aos`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Dispatch a message to a session (default: wait for the answer).
     Send {
         /// Session id.
@@ -213,6 +224,10 @@ pub enum SessionCmd {
     History {
         /// Session id.
         id: String,
+        /// `json` (the syscall's answer) or `text` (one line per part, for
+        /// people).
+        #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+        format: String,
         /// First seq.
         #[arg(long)]
         from: Option<i64>,

@@ -89,6 +89,29 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             true,
         ),
         Command::Sandbox(SandboxCmd::Check) => sandbox_check(),
+        Command::Call { list: true, .. } => (op_list(), true),
+        Command::Session(SessionCmd::History {
+            id,
+            from,
+            limit,
+            format,
+        }) if format == "text" => {
+            let req = obj(json!({ "op": "session.history.list", "sessionId": id,
+                                  "fromSeq": from, "limit": limit }));
+            let doc = Client::discover()?.call(&Value::Object(req))?;
+            if doc["ok"] != true {
+                print(&doc, pretty);
+                return Ok(crate::exit::Exit::Failed.into());
+            }
+            let text = crate::converse::render(&doc["data"]["messages"]);
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "aos", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Skill(SkillCmd::Run { name, args, json }) => {
             return skill_run(name, args, json, pretty);
         }
@@ -163,6 +186,21 @@ fn skill_run(name: String, args: Vec<String>, json: bool, pretty: bool) -> Resul
     Ok(ExitCode::from(
         u8::try_from(code.clamp(0, 255)).unwrap_or(1),
     ))
+}
+
+/// `aos call --list`: the op table, as the kernel checks it.
+fn op_list() -> Value {
+    let ops: Vec<Value> = aos_types::SYSCALLS
+        .iter()
+        .map(|s| {
+            json!({ "op": s.op, "kind": match s.kind {
+                aos_types::SyscallKind::Command => "command",
+                aos_types::SyscallKind::Query => "query",
+            }, "group": s.group, "agentBash": s.session_token })
+        })
+        .collect();
+    json!({ "ok": true, "op": "call.list", "data": { "ops": ops,
+            "docs": "docs/syscalls.md: every op's parameters and answer" } })
 }
 
 /// A bench that could not run: an unknown `--only` is bad usage.
@@ -256,7 +294,10 @@ fn session_or_env(session: Option<String>) -> Result<String> {
 /// The syscall a client command stands for.
 fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
     let (op, params) = match cmd {
-        Command::Call { op, payload } => (op, payload_params(payload)?),
+        Command::Call { op, payload, .. } => (
+            op.ok_or_else(|| Usage("name an op, or --list".into()))?,
+            payload_params(payload)?,
+        ),
         Command::Agent(a) => match a {
             AgentCmd::Create { name, permissions } => (
                 "agent.create",
@@ -291,7 +332,9 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
                 }
                 .call()),
             ),
-            SessionCmd::History { id, from, limit } => (
+            SessionCmd::History {
+                id, from, limit, ..
+            } => (
                 "session.history.list",
                 obj(json!({ "sessionId": id, "fromSeq": from, "limit": limit })),
             ),
@@ -341,6 +384,7 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
         Command::Daemon(_)
         | Command::A2a(_)
         | Command::Version
+        | Command::Completions { .. }
         | Command::Sandbox(_)
         | Command::Bench { .. }
         | Command::Send { .. }

@@ -55,8 +55,33 @@ fn show(event: &str, v: &Value) {
     if event != "context.ingest" {
         return;
     }
-    let m = &v["payload"]["message"];
-    let mut err = std::io::stderr().lock();
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(message_text(&v["payload"]["message"], false).as_bytes());
+}
+
+/// Messages as text for people (`aos session history --format text`): each
+/// headed by its seq, role and origin, then its parts.
+pub fn render(messages: &Value) -> String {
+    let mut out = String::new();
+    for m in messages.as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "── #{} {} ({}) {}\n",
+            m["metadata"]["seq"],
+            m["role"].as_str().unwrap_or("?"),
+            m["metadata"]["origin"].as_str().unwrap_or("?"),
+            m["metadata"]["createdAt"].as_str().unwrap_or_default()
+        ));
+        out.push_str(&message_text(m, true));
+    }
+    out
+}
+
+/// One message's parts as text: the assistant's (or, with `all`, anyone's)
+/// text, commands, their results, interrupts, and with `all` the kernel's
+/// facts by kind.
+fn message_text(m: &Value, all: bool) -> String {
+    let mut out = String::new();
     for p in m["parts"].as_array().into_iter().flatten() {
         let line = match (p["type"].as_str(), m["role"].as_str()) {
             (Some("text"), Some("assistant")) => p["text"].as_str().map(|t| format!("{t}\n")),
@@ -74,12 +99,15 @@ fn show(event: &str, v: &Value) {
             (Some("data-interrupt"), _) => {
                 Some(format!("[interrupted: {}]\n", p["data"]["reason"]))
             }
+            (Some("text"), _) if all => p["text"].as_str().map(|t| format!("{t}\n")),
+            (Some(kind), _) if all => Some(format!("[{kind}]\n")),
             _ => None,
         };
         if let Some(l) = line {
-            let _ = err.write_all(l.as_bytes());
+            out.push_str(&l);
         }
     }
+    out
 }
 
 fn dispatch_and_wait(

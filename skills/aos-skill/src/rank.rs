@@ -11,11 +11,29 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A word's stem, by a light English suffix rule (`notes` → `note`,
+/// `searching` → `search`, `libraries` → `library`): enough for a query to
+/// meet a description in another form of the same word.
+fn stem(word: &str) -> String {
+    let w = word.to_lowercase();
+    let cut = |suffix: &str, add: &str| -> Option<String> {
+        let base = w.strip_suffix(suffix)?;
+        (base.chars().count() >= 3).then(|| format!("{base}{add}"))
+    };
+    cut("ies", "y")
+        .or_else(|| cut("ing", ""))
+        .or_else(|| cut("ed", ""))
+        .or_else(|| cut("es", "").filter(|b| b.ends_with(['s', 'x', 'z', 'h'])))
+        .or_else(|| cut("s", "").filter(|_| !w.ends_with("ss")))
+        .unwrap_or(w)
+}
+
 /// How well one skill matches the query's words; 0 is no match.
 ///
 /// The whole query as the name scores highest, then the name containing it;
 /// each query word then counts for more in the name (its words, then as a
-/// substring) than in the description (a whole word, then a prefix).
+/// substring) than in the description (a whole word, then the same stem,
+/// then a prefix).
 pub fn score(query: &str, name: &str, description: &str) -> u32 {
     let q = query.trim().to_lowercase();
     let name = name.to_lowercase();
@@ -28,13 +46,16 @@ pub fn score(query: &str, name: &str, description: &str) -> u32 {
     let name_words = words(&name);
     let desc_words = words(description);
     for w in words(&q) {
+        let st = stem(&w);
         if name_words.contains(&w) {
             s += 20;
-        } else if name.contains(&w) {
+        } else if name.contains(&w) || name_words.iter().any(|n| stem(n) == st) {
             s += 10;
         }
         if desc_words.contains(&w) {
             s += 4;
+        } else if desc_words.iter().any(|d| stem(d) == st) {
+            s += 3;
         } else if desc_words.iter().any(|d| d.starts_with(&w)) {
             s += 2;
         }
@@ -105,6 +126,31 @@ mod tests {
         assert_eq!(names(&r), ["pdf-tables", "pdf", "csv"]);
         assert!(r[0]["score"].as_u64() > r[1]["score"].as_u64());
         assert_eq!(names(&rank(Some("filt"), &skills(), 10)), ["csv"]);
+    }
+
+    #[test]
+    fn another_form_of_a_word_matches_its_stem() {
+        let pad = vec![json!({"name": "jot", "description": "A note pad"})];
+        assert_eq!(names(&rank(Some("notes"), &pad, 10)), ["jot"]);
+        assert_eq!(names(&rank(Some("noting"), &pad, 10)), Vec::<&str>::new());
+        let lib = vec![json!({"name": "libs", "description": "Searches the libraries"})];
+        assert_eq!(names(&rank(Some("library search"), &lib, 10)), ["libs"]);
+        assert_eq!(names(&rank(Some("lib"), &lib, 10)), ["libs"]);
+        for (w, s) in [
+            ("notes", "note"),
+            ("boxes", "box"),
+            ("class", "class"),
+            ("searched", "search"),
+            ("pdf", "pdf"),
+        ] {
+            assert_eq!(stem(w), s, "{w}");
+        }
+        // A whole word still beats another form of it.
+        let both = vec![
+            json!({"name": "a", "description": "notes"}),
+            json!({"name": "b", "description": "note"}),
+        ];
+        assert_eq!(names(&rank(Some("notes"), &both, 10)), ["a", "b"]);
     }
 
     #[test]
