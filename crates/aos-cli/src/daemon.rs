@@ -15,9 +15,41 @@ use std::time::{Duration, Instant};
 /// How long a stopping daemon may drain before it exits anyway.
 const GRACE: Duration = Duration::from_secs(10);
 
+/// Our crates: a bare level in `AOS_LOG` (`debug`) applies to them only,
+/// the rest (wasmtime, cranelift, hyper…) staying at `warn`.
+const OUR_CRATES: &[&str] = &[
+    "aos",
+    "aos_kernel",
+    "aos_react",
+    "aos_server",
+    "aos_store",
+    "aos_extension",
+    "aos_wasm_host",
+    "aos_uds_shim",
+    "aos_llm",
+    "aos_bash",
+    "aos_sandbox",
+    "aos_manifest",
+];
+
+/// The log filter of `AOS_LOG`: a bare level is ours only; a full filter
+/// (`info,wasmtime=debug`) is taken as written.
+fn log_filter(value: Option<&str>) -> String {
+    let v = value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or("info");
+    if v.contains('=') || v.contains(',') {
+        return v.to_string();
+    }
+    let ours: Vec<String> = OUR_CRATES.iter().map(|c| format!("{c}={v}")).collect();
+    format!("warn,{}", ours.join(","))
+}
+
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AOS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let value = std::env::var("AOS_LOG").ok();
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(value.as_deref()))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter(None)));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -322,5 +354,22 @@ fn signal_term(pid: u32) -> Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error()).context("cannot signal the daemon")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn a_bare_level_raises_our_crates_only() {
+        let f = log_filter(Some("debug"));
+        assert!(f.starts_with("warn,aos=debug,aos_kernel=debug"), "{f}");
+        assert!(!f.contains("cranelift"), "{f}");
+        assert_eq!(
+            log_filter(Some("info,wasmtime=debug")),
+            "info,wasmtime=debug"
+        );
+        assert!(log_filter(None).starts_with("warn,aos=info"));
     }
 }

@@ -90,6 +90,13 @@ pub struct HookFailure {
 pub trait FailureLog: Send + Sync {
     /// Records `failure`; never fails the caller.
     fn hook_failed(&self, failure: HookFailure) -> BoxFuture<'static, ()>;
+
+    /// Records an admission handler's rejection (`reason` is its reason);
+    /// never fails the caller. Nothing by default.
+    fn hook_rejected(&self, rejection: HookFailure) -> BoxFuture<'static, ()> {
+        let _ = rejection;
+        Box::pin(async {})
+    }
 }
 
 /// The hook engine.
@@ -176,6 +183,19 @@ impl HookEngine {
                 }
                 Ok(Err(reason)) => {
                     self.succeeded(&h);
+                    tracing::info!(skill = %h.skill_name, instance = %h.instance_id, hook,
+                        agent = scope.agent_id.unwrap_or(""), session = scope.session_id.unwrap_or(""),
+                        %reason, "hook rejected");
+                    self.log
+                        .hook_rejected(HookFailure {
+                            hook: hook.to_string(),
+                            skill: h.skill_name.clone(),
+                            instance_id: h.instance_id.clone(),
+                            agent_id: scope.agent_id.map(String::from),
+                            session_id: scope.session_id.map(String::from),
+                            reason: reason.clone(),
+                        })
+                        .await;
                     return Err(rejected(hook, &h, &reason));
                 }
                 Err(fault) => {

@@ -7,16 +7,28 @@ use aos_store::{NewLogEntry, Store};
 use futures::future::BoxFuture;
 use serde_json::json;
 
-/// Handler failures written to the RuntimeLog (`hook.failed`, level warn).
+/// Handler failures (`hook.failed`, level warn) and rejections
+/// (`hook.rejected`, level info) written to the RuntimeLog.
 pub(crate) struct RuntimeLog(pub Store);
 
 impl FailureLog for RuntimeLog {
     fn hook_failed(&self, f: HookFailure) -> BoxFuture<'static, ()> {
+        self.write("warn", "hook.failed", f)
+    }
+
+    fn hook_rejected(&self, r: HookFailure) -> BoxFuture<'static, ()> {
+        self.write("info", "hook.rejected", r)
+    }
+}
+
+impl RuntimeLog {
+    fn write(&self, level: &'static str, op: &str, f: HookFailure) -> BoxFuture<'static, ()> {
         let store = self.0.clone();
+        let op = op.to_string();
         Box::pin(async move {
             let entry = NewLogEntry {
-                level: "warn",
-                op: "hook.failed".into(),
+                level,
+                op,
                 owner_type: "skill".into(),
                 owner_id: Some(f.skill.clone()),
                 agent_id: f.agent_id,

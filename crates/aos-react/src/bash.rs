@@ -53,7 +53,8 @@ pub(crate) async fn run(
     r
 }
 
-/// The RuntimeLog entry of a command's raw result.
+/// The record of a command that ran: an info line (the command's head, exit,
+/// duration) and the RuntimeLog entry of its raw result.
 pub(crate) fn raw_log(
     port: &dyn DispatchPort,
     tool_call_id: &str,
@@ -61,6 +62,10 @@ pub(crate) fn raw_log(
     r: &aos_bash::BashResult,
 ) -> NewLogEntry {
     let s = port.session();
+    let head: String = command.chars().take(80).collect();
+    tracing::info!(agent = %s.agent_id, session = %s.session_id, dispatch = %port.dispatch_id(),
+        tool_call = tool_call_id, command = %head, exit = r.exit_code, timed_out = r.timed_out,
+        duration_ms = r.elapsed.as_millis() as u64, "tool call");
     NewLogEntry {
         level: "info",
         op: "tool.bash".into(),

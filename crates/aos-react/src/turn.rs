@@ -28,6 +28,9 @@ struct Turn<'a> {
     compacted_at: i64,
     /// The fallback context's messages read so far (from `context_from`).
     own: Vec<Message>,
+    /// The RuntimeLog entry of the last model call, written with the next
+    /// message (in its transaction).
+    call_log: Option<NewLogEntry>,
 }
 
 /// Runs one dispatch to its end and reports how it ended.
@@ -43,6 +46,7 @@ pub(crate) async fn run(model: &dyn ChatModel, port: &mut dyn DispatchPort) -> O
         context_from: first_seq,
         compacted_at: -1,
         own: Vec::new(),
+        call_log: None,
     };
     let ran = match t.port.prepare_sandbox().await {
         Ok(()) => t.go().await,
@@ -88,6 +92,7 @@ impl Turn<'_> {
         m: NewMessage,
         log: Option<NewLogEntry>,
     ) -> Result<Message, SyscallError> {
+        let log = log.or_else(|| self.call_log.take());
         let msg = self.port.append(m, log).await?;
         self.last_seq = msg.metadata.seq;
         self.appended += 1;
@@ -175,6 +180,7 @@ impl Turn<'_> {
                 Ok(resp) => {
                     self.usage.add(resp.usage);
                     self.last_total_tokens = resp.usage.total_tokens;
+                    self.call_log = Some(self.model_log(&req.model, &resp, started.elapsed()));
                     let s = self.port.session();
                     self.port.emit(
                         hook::COMPUTE_AFTER,
@@ -196,6 +202,28 @@ impl Turn<'_> {
                     ));
                 }
             }
+        }
+    }
+
+    /// The record of one model call: an info line now, and the RuntimeLog
+    /// entry (`llm.call`) written with the next message.
+    fn model_log(&self, model: &str, resp: &aos_llm::ChatResponse, took: Duration) -> NewLogEntry {
+        let s = self.port.session();
+        let ms = took.as_millis() as u64;
+        let u = resp.usage;
+        tracing::info!(agent = %s.agent_id, session = %s.session_id, dispatch = %self.port.dispatch_id(),
+            model, prompt_tokens = u.prompt_tokens, completion_tokens = u.completion_tokens,
+            latency_ms = ms, tool_calls = resp.tool_calls.len(), "llm call");
+        NewLogEntry {
+            level: "info",
+            op: "llm.call".into(),
+            owner_type: "session".into(),
+            owner_id: Some(s.session_id.clone()),
+            agent_id: Some(s.agent_id.clone()),
+            session_id: Some(s.session_id.clone()),
+            refs: Some(json!({ "dispatchId": self.port.dispatch_id() })),
+            data: Some(json!({ "model": model, "usage": u, "latencyMs": ms,
+                               "toolCalls": resp.tool_calls.len() })),
         }
     }
 

@@ -45,7 +45,8 @@ impl Daemon {
 
     pub fn launch_env(home: &Path, db: Option<&str>, roots: &str, envs: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(AOS);
-        cmd.envs(envs.iter().copied());
+        // Quiet by default; a test may ask for more (`AOS_LOG` in `envs`).
+        cmd.env("AOS_LOG", "warn").envs(envs.iter().copied());
         cmd.args([
             "daemon", "start", "--port", "0", "--skills", roots, "--home",
         ])
@@ -56,7 +57,6 @@ impl Daemon {
         let log = std::fs::File::create(home.with_extension("log")).expect("log");
         let child = cmd
             .env_remove("AOS_API_TOKEN")
-            .env("AOS_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

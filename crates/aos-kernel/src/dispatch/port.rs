@@ -215,6 +215,9 @@ pub(super) async fn run(
         Err(e) => return Outcome::failed(None, Usage::default(), &e),
     };
     let token = k.issue_session_token(&scb.agent_id, &scb.session_id, &state.id);
+    let (agent, session) = (scb.agent_id.clone(), scb.session_id.clone());
+    tracing::info!(dispatch = %state.id, %agent, %session, "dispatch started");
+    let started = std::time::Instant::now();
     let mut port = Port {
         k,
         state,
@@ -226,5 +229,35 @@ pub(super) async fn run(
     };
     let outcome = k.runner().run(&mut port).await;
     k.revoke_session_token(&token);
+    ended(k, state, &agent, &session, &outcome, started.elapsed()).await;
     outcome
+}
+
+/// The record of a dispatch's end: an info line and the RuntimeLog entry
+/// `dispatch.ended` (status, tokens, duration, error).
+async fn ended(
+    k: &Kernel,
+    state: &DispatchState,
+    agent: &str,
+    session: &str,
+    o: &Outcome,
+    took: std::time::Duration,
+) {
+    let ms = took.as_millis() as u64;
+    tracing::info!(dispatch = %state.id, %agent, %session, status = %o.status,
+        total_tokens = o.usage.total_tokens, duration_ms = ms, "dispatch ended");
+    let entry = NewLogEntry {
+        level: if o.status == "failed" { "warn" } else { "info" },
+        op: "dispatch.ended".into(),
+        owner_type: "session".into(),
+        owner_id: Some(session.to_string()),
+        agent_id: Some(agent.to_string()),
+        session_id: Some(session.to_string()),
+        refs: Some(serde_json::json!({ "dispatchId": state.id })),
+        data: Some(serde_json::json!({ "status": o.status, "usage": o.usage,
+                                       "durationMs": ms, "error": o.error })),
+    };
+    if let Err(e) = k.store().log_append(entry).await {
+        tracing::error!(error = %e, "cannot write the RuntimeLog");
+    }
 }

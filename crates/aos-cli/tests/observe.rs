@@ -1,0 +1,95 @@
+//! What an operator sees of a dispatch: an info line when it starts and
+//! ends, for each model call (model, tokens, latency), each command (its
+//! head, exit, duration) and each hook rejection (skill, hook, reason) —
+//! each also in the RuntimeLog; and `AOS_LOG=debug` raises our crates only.
+
+mod common;
+
+use common::Daemon;
+use serde_json::{Value, json};
+
+fn log_ops(d: &Daemon) -> Vec<Value> {
+    let (doc, code) = d.call("runtime.log.list", json!({ "limit": 500 }));
+    assert_eq!(code, 0, "{doc}");
+    doc["data"]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_dispatch_leaves_lines_and_log_entries_for_each_step() {
+    let rt = common::runtime();
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "echo hi"),
+        aos_testkit::Reply::bash("c2", "rm -rf / --no-preserve-root"),
+        aos_testkit::Reply::text("done"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let d = Daemon::launch_env(
+        &home,
+        None,
+        &common::skill_roots(),
+        &[("AOS_LLM_BASE_URL", &llm.url()), ("AOS_LOG", "info")],
+    );
+    d.ok(&["skill", "start", "my-guard"]);
+    let (_, sid) = common::new_session(&d);
+    let out = d.ok(&["send", &sid, "go"]);
+    assert_eq!(out["data"]["status"], "completed", "{out}");
+
+    let lines = std::fs::read_to_string(home.with_extension("log")).expect("daemon log");
+    let line = |what: &str, with: &[&str]| {
+        lines
+            .lines()
+            .find(|l| l.contains(what) && with.iter().all(|w| l.contains(w)))
+            .unwrap_or_else(|| panic!("no {what:?} line with {with:?} in:\n{lines}"))
+            .to_string()
+    };
+    line("dispatch started", &[&sid]);
+    line("dispatch ended", &[&sid, "status=completed"]);
+    line("llm call", &["model=", "latency_ms=", "prompt_tokens="]);
+    line("tool call", &["command=echo hi", "exit=0", "duration_ms="]);
+    line(
+        "hook rejected",
+        &["skill=my-guard", "hook=\"tool.before\"", "rm -rf"],
+    );
+
+    let entries = log_ops(&d);
+    let has = |op: &str| {
+        entries
+            .iter()
+            .any(|e| e["op"] == op && e["sessionId"] == sid.as_str())
+    };
+    for op in ["dispatch.ended", "llm.call", "tool.bash"] {
+        assert!(has(op), "{op} in the RuntimeLog: {entries:?}");
+    }
+    assert!(
+        entries.iter().any(|e| e["op"] == "hook.rejected"
+            && e["data"]["skill"] == "my-guard"
+            && e["data"]["hook"] == "tool.before"),
+        "{entries:?}"
+    );
+    let calls = entries.iter().filter(|e| e["op"] == "llm.call").count();
+    assert_eq!(calls, 3, "one entry per model call");
+}
+
+#[test]
+fn aos_log_debug_raises_our_crates_only() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let d = Daemon::launch_env(&home, None, &common::skill_roots(), &[("AOS_LOG", "debug")]);
+    d.ok(&["skill", "start", "my-guard"]);
+    let lines = std::fs::read_to_string(home.with_extension("log")).expect("daemon log");
+    assert!(
+        lines
+            .lines()
+            .any(|l| l.contains("DEBUG") && l.contains("aos")),
+        "{lines}"
+    );
+    let foreign = lines
+        .lines()
+        .filter(|l| l.contains("DEBUG") && (l.contains("cranelift") || l.contains("wasmtime")))
+        .count();
+    assert_eq!(foreign, 0, "no debug line from cranelift or wasmtime");
+}
