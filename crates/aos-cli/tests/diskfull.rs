@@ -130,21 +130,9 @@ impl Drop for PrivatePg {
     }
 }
 
-/// The newest PostgreSQL server installed (Debian: /usr/lib/postgresql/N/bin).
+/// The newest PostgreSQL server installed.
 fn postgres_bin() -> PathBuf {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("the PostgreSQL server is installed (/usr/lib/postgresql)")
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse().ok()?;
-            Some((v, e.path().join("bin")))
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .expect("a PostgreSQL version under /usr/lib/postgresql")
-        .1
+    aos_testkit::pg::server_bin().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A tmp dir others may enter (the PostgreSQL server runs as `postgres`).

@@ -194,7 +194,7 @@ fn a_user_session_on_sqlite_survives_kill_9() {
     let out = Command::new(AOS)
         .args(["daemon", "start", "--port", "0", "--home"])
         .arg(&other_home)
-        .args(["--db", &db])
+        .args(["--db", &db, "--skills", &skill_roots()])
         .env("AOS_LOG", "error")
         .output()
         .expect("second daemon");
@@ -321,7 +321,11 @@ fn detach_status_stop_and_events() {
     assert_eq!(code, 0, "{doc}");
     assert!(!home.join("daemon.json").exists());
     let (st, code) = run(&["daemon", "status"]);
-    assert_eq!((code, &st["ok"]), (1, &json!(false)));
+    assert_eq!(
+        (code, &st["ok"]),
+        (3, &json!(false)),
+        "no daemon: exit 3, as for any command that finds none"
+    );
     let (doc, code) = run(&["agent", "list"]);
     assert_eq!(
         (code, doc["ok"].as_bool()),

@@ -2,8 +2,10 @@
 //! PostgreSQL schema or database per test (so tests run in parallel), and the
 //! repository paths tests need.
 //!
-//! PostgreSQL is never optional: without a reachable server these fixtures
-//! panic, so a CI machine without one fails instead of skipping.
+//! PostgreSQL is never optional: with no server to reach the kit starts one
+//! of its own from the installed binaries, and with no binaries either these
+//! fixtures panic naming the package — a machine without PostgreSQL fails
+//! instead of skipping.
 
 pub use aos_llm_script::{Reply, ScriptedLlm};
 
@@ -13,12 +15,13 @@ use aos_types::{
 };
 use std::path::PathBuf;
 
-/// The PostgreSQL server tests use: `AOS_TEST_PG_URL`, else the local default.
+pub mod pg;
+
+/// The PostgreSQL server tests use: `AOS_TEST_PG_URL`, else a server on
+/// 127.0.0.1:5432, else a throwaway cluster of the test process's own
+/// ([`pg`]).
 pub fn pg_url() -> String {
-    std::env::var("AOS_TEST_PG_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    pg::url()
 }
 
 /// A unique lowercase name with a prefix, usable as a schema or database name.
