@@ -1,7 +1,12 @@
 #!/bin/sh
-# Builds the service component and puts it where SKILL.md expects it.
+# Builds the service component and puts it where SKILL.md expects it. The
+# build happens outside the skill ($CARGO_TARGET_DIR, else
+# ~/.cache/aos/skill-builds/<this directory's name>), so copying the skill
+# into a skill root copies no build output. A running service keeps its old
+# code until `aos skill restart <name>`.
 set -eu
 cd "$(dirname "$0")"
-cargo build --release --target wasm32-wasip2
-cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/context_engine.wasm" service.wasm
+target="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/aos/skill-builds/$(basename "$(pwd)")}"
+cargo build --release --target wasm32-wasip2 --target-dir "$target"
+cp "$target/wasm32-wasip2/release/context_engine.wasm" service.wasm
 echo "built $(pwd)/service.wasm"

@@ -285,10 +285,33 @@ pub enum SkillCmd {
         #[arg(long)]
         config: Option<String>,
     },
-    /// Stop a running service instance.
+    /// Stop a running service: one instance (`sv_…`), or every running
+    /// instance of a skill (its name).
     Stop {
-        /// Instance id (`sv_…`, see `aos call service.list`).
+        /// Instance id (`sv_…`, see `aos call service.list`) or skill name.
         instance: String,
+    },
+    /// Restart a service from its files as they are now (after a rebuild or
+    /// an edit of SKILL.md): one instance (`sv_…`), or every running
+    /// instance of a skill (its name), each for the same owner and config.
+    Restart {
+        /// Instance id or skill name.
+        target: String,
+    },
+    /// Take a skill's text out of a session (default `$AOS_SESSION_ID`).
+    Unload {
+        /// Skill name.
+        name: String,
+        /// Session id.
+        #[arg(long)]
+        session: Option<String>,
+    },
+    /// Build the skill in DIR (default: here) with its `build.sh`, printing
+    /// the build's output on stderr; exits with its status.
+    Build {
+        /// The skill's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
     /// Run a command exported by a skill's service: standard input (when
     /// not a terminal) goes to it, its standard output and error come back

@@ -115,6 +115,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Skill(SkillCmd::Run { name, args, json }) => {
             return skill_run(name, args, json, pretty);
         }
+        Command::Skill(SkillCmd::Stop { instance }) => {
+            crate::authoring::each_instance("skill.stop", &instance)?
+        }
+        Command::Skill(SkillCmd::Restart { target }) => {
+            crate::authoring::each_instance("skill.restart", &target)?
+        }
+        Command::Skill(SkillCmd::Unload { name, session }) => {
+            let req = json!({ "op": "skill.unload", "name": name,
+                              "sessionId": session_or_env(session)? });
+            let doc = Client::discover()?.call(&req)?;
+            let ok = doc["ok"] == true;
+            (doc, ok)
+        }
+        Command::Skill(SkillCmd::Build { dir }) => crate::authoring::build(&dir)?,
         Command::Version => (
             json!({ "ok": true, "op": "version", "data": { "version": env!("CARGO_PKG_VERSION"), "name": "aos" } }),
             true,
@@ -361,10 +375,13 @@ fn request(cmd: Command) -> Result<(String, Map<String, Value>)> {
                     obj(json!({ "name": name, "owner": owner, "config": config })),
                 )
             }
-            SkillCmd::Stop { instance } => ("skill.stop", obj(json!({ "instanceId": instance }))),
             SkillCmd::New { .. }
             | SkillCmd::Search { .. }
             | SkillCmd::Load { .. }
+            | SkillCmd::Stop { .. }
+            | SkillCmd::Restart { .. }
+            | SkillCmd::Unload { .. }
+            | SkillCmd::Build { .. }
             | SkillCmd::Run { .. } => {
                 bail!("not a single syscall")
             }

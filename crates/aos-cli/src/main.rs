@@ -4,6 +4,7 @@
 //! 0 success, 1 the command failed (a syscall answered `ok: false`), 2 bad
 //! usage, 3 no daemon reachable or the daemon could not start ([`exit`]).
 
+mod authoring;
 mod cli;
 mod client;
 mod commands;

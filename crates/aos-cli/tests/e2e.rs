@@ -361,11 +361,11 @@ fn a_new_skill_from_a_template_runs_in_the_daemon() {
         manifest.contains(&format!("path = {:?}", sdk.display().to_string())),
         "{manifest}"
     );
+    // The build goes outside the skill (here: the cache of a test XDG home).
+    let cache = aos_testkit::repo_root().join("target/xdg-cache");
     let built = Command::new(skills.join("notes/build.sh"))
-        .env(
-            "CARGO_TARGET_DIR",
-            aos_testkit::repo_root().join("target/templates"),
-        )
+        .env_remove("CARGO_TARGET_DIR")
+        .env("XDG_CACHE_HOME", &cache)
         .output()
         .expect("build.sh");
     assert!(
@@ -374,6 +374,15 @@ fn a_new_skill_from_a_template_runs_in_the_daemon() {
         String::from_utf8_lossy(&built.stderr)
     );
     assert!(skills.join("notes/service.wasm").is_file());
+    assert!(
+        !skills.join("notes/target").exists(),
+        "no build output in the skill"
+    );
+    assert!(
+        cache
+            .join("aos/skill-builds/notes/wasm32-wasip2/release/notes.wasm")
+            .is_file()
+    );
 
     let home = tmp.path().join("home");
     let mut cmd_roots = skills.display().to_string();

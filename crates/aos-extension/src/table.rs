@@ -6,6 +6,7 @@ use crate::driver::{Registration, ServiceInstance, ServiceOwner, ServiceState};
 use aos_manifest::ServiceKind;
 use aos_types::HookOwners;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -40,6 +41,9 @@ pub struct ServiceEntry {
     pub config: Value,
     /// How many times in a row its predecessors crashed and were restarted.
     pub restarts: u32,
+    /// The files it was started from (SKILL.md, the component or program),
+    /// as they were then: a change on disk makes it `stale`.
+    sources: Vec<SourceFile>,
     state: Mutex<(ServiceState, Option<String>)>,
     failures: AtomicU32,
     calls: AtomicU64,
@@ -74,12 +78,25 @@ impl ServiceEntry {
             started_at: aos_types::now(),
             config: Value::Object(Default::default()),
             restarts: 0,
+            sources: Vec::new(),
             state: Mutex::new((ServiceState::Running, None)),
             failures: AtomicU32::new(0),
             calls: AtomicU64::new(0),
             events_queued: AtomicU32::new(0),
             events_dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Records the files it was started from, as they are now.
+    pub fn with_sources(mut self, paths: impl IntoIterator<Item = PathBuf>) -> ServiceEntry {
+        self.sources = paths.into_iter().map(SourceFile::now).collect();
+        self
+    }
+
+    /// Whether a file it was started from changed (or went) since: it runs
+    /// old code or an old manifest until restarted.
+    pub fn is_stale(&self) -> bool {
+        self.sources.iter().any(SourceFile::changed)
     }
 
     /// Current state and the last error.
@@ -146,7 +163,31 @@ impl ServiceEntry {
             "pid": self.instance.pid(),
             "runtime": self.instance.runtime(),
             "restarts": self.restarts,
+            "stale": self.is_stale(),
         })
+    }
+}
+
+/// A file a service was started from: its size and modification time then.
+#[derive(Debug, Clone)]
+struct SourceFile {
+    path: PathBuf,
+    stamp: Option<(u64, std::time::SystemTime)>,
+}
+
+impl SourceFile {
+    fn stamp(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.len(), m.modified().ok()?))
+    }
+
+    fn now(path: PathBuf) -> SourceFile {
+        let stamp = SourceFile::stamp(&path);
+        SourceFile { path, stamp }
+    }
+
+    fn changed(&self) -> bool {
+        SourceFile::stamp(&self.path) != self.stamp
     }
 }
 

@@ -167,10 +167,17 @@ impl SkillRegistry {
         on_change: impl Fn() + Send + Sync + 'static,
     ) -> notify::Result<notify::RecommendedWatcher> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let roots = self.roots.clone();
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                // Reading SKILL.md (our own scan) raises access events: ignore them.
-                if res.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+                // Reading SKILL.md (our own scan) raises access events, and
+                // a build inside a skill (`target/`), a repository (`.git/`)
+                // or packages (`node_modules/`) change nothing we index:
+                // ignore them.
+                if res.is_ok_and(|e| {
+                    !matches!(e.kind, notify::EventKind::Access(_))
+                        && (e.paths.is_empty() || !e.paths.iter().all(|p| ignored(&roots, p)))
+                }) {
                     let _ = tx.send(());
                 }
             })?;
@@ -194,6 +201,22 @@ impl SkillRegistry {
         });
         Ok(watcher)
     }
+}
+
+/// Directories under a skill root whose changes never concern the index.
+const IGNORED_DIRS: &[&str] = &["target", ".git", "node_modules"];
+
+/// Whether `path` lies in an ignored directory below its skill root (a
+/// build's output, a repository, packages): such changes do not re-index.
+fn ignored(roots: &[PathBuf], path: &std::path::Path) -> bool {
+    let Some(below) = roots.iter().find_map(|r| path.strip_prefix(r).ok()) else {
+        return false;
+    };
+    below.components().any(|c| {
+        c.as_os_str()
+            .to_str()
+            .is_some_and(|s| IGNORED_DIRS.contains(&s))
+    })
 }
 
 /// The resolved default state of one skill.
@@ -268,6 +291,22 @@ pub fn planned_loads(resolved: &[ResolvedSkill]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn changes_in_a_build_a_repository_or_packages_are_ignored() {
+        let roots = vec![PathBuf::from("/r/target/skills")];
+        let under = |p: &str| ignored(&roots, std::path::Path::new(p));
+        assert!(under("/r/target/skills/notes/target/release/x.wasm"));
+        assert!(under("/r/target/skills/notes/.git/index"));
+        assert!(under("/r/target/skills/ui/node_modules/a/b.js"));
+        assert!(
+            !under("/r/target/skills/notes/SKILL.md"),
+            "a root under target/ is still watched"
+        );
+        assert!(!under("/r/target/skills/notes/service.wasm"));
+        assert!(!under("/elsewhere/target/x"), "outside every root");
+    }
+
     use super::*;
 
     fn rule(name: &str, load: Option<Switch>, start: Option<Switch>) -> SkillDefaultRule {

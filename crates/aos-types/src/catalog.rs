@@ -110,6 +110,7 @@ pub const SYSCALLS: &[SyscallInfo] = &[
     op("skill.unload", Command, "skill.write", Session, BASH),
     op("skill.start", Command, "skill.write", StartOwner, NOT_BASH),
     op("skill.stop", Command, "skill.write", Instance, NOT_BASH),
+    op("skill.restart", Command, "skill.write", Instance, NOT_BASH),
     op("skill.invoke", Command, "skill.write", Invoke, BASH),
     op("skill.list", Query, "skill.read", Global, BASH),
     op("skill.get", Query, "skill.read", Global, BASH),

@@ -56,6 +56,7 @@ pub(crate) async fn route(
         "service.get" => service::get(k, params).await,
         "skill.start" => service::start(k, params).await,
         "skill.stop" => service::stop(k, params).await,
+        "skill.restart" => service::restart_one(k, params).await,
         "skill.invoke" => service::invoke(k, p, params).await,
         aos_types::CALLER_OP => Err(SyscallError::invalid(format!(
             "{op} is answered to a service while one of its commands runs"

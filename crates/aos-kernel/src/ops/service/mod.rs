@@ -367,6 +367,7 @@ async fn launch(
             )
         })?;
     let instance_id = new_id(IdKind::Service);
+    let skill_dir = entry.dir.clone();
     let grant = ServiceGrant {
         skill: name.to_string(),
         instance_id: instance_id.clone(),
@@ -424,7 +425,8 @@ async fn launch(
         timeout,
         registration,
         instance,
-    );
+    )
+    .with_sources([skill_dir.join("SKILL.md"), skill_dir.join(&spec.path)]);
     entry.config = config;
     Ok(entry)
 }
@@ -524,6 +526,23 @@ pub(crate) async fn stop(k: &Kernel, params: Map<String, Value>) -> OpResult {
     }
     stop_service(k, &e).await?;
     Ok(Done::data(e.view()))
+}
+
+/// `skill.restart`: stops an instance (if it still runs) and starts its
+/// skill again for the same owner with the same configuration — from the
+/// skill's files as they are now (after a rebuild, a changed SKILL.md).
+pub(crate) async fn restart_one(k: &Kernel, params: Map<String, Value>) -> OpResult {
+    let q: Instance = decode("skill.restart", params)?;
+    let old = find(k, &q.instance_id)?;
+    if old.state().0 == ServiceState::Running {
+        stop_service(k, &old).await?;
+    }
+    let next = launch(k, &old.skill_name, old.owner.clone(), old.config.clone()).await?;
+    let next = register(k, next);
+    tracing::info!(skill = %old.skill_name, previous = %old.instance_id, instance = %next.instance_id, "service restarted by request");
+    let mut view = next.view();
+    view["previousInstanceId"] = json!(old.instance_id);
+    Ok(Done::data(view))
 }
 
 pub(crate) async fn get(k: &Kernel, params: Map<String, Value>) -> OpResult {
