@@ -3,9 +3,35 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Examples and environment, after the top-level help.
+const AFTER_HELP: &str = "\
+Examples:
+  aos daemon start --detach              start the daemon in the background (~/.aos)
+  aos run \"list the files here\"          one-shot: agent, session, answer (Ctrl-C interrupts)
+  aos send SESSION \"and now?\" --stream   talk to a session, its messages on stderr
+  aos session history SESSION --format text
+  aos call --list                        every syscall; aos call OP --payload JSON calls one
+  aos skill new notes --template command && aos skill build notes
+  aos completions bash > ~/.local/share/bash-completion/completions/aos
+
+Output: one JSON document on stdout (--pretty indents); logs on stderr.
+Exit status: 0 ok, 1 the command failed, 2 bad usage, 3 no daemon reachable
+or the daemon could not start, 130 interrupted with Ctrl-C.
+
+Environment (client): AOS_HOME (~/.aos), AOS_API_URL, AOS_API_TOKEN,
+AOS_SESSION_ID (set in an agent's bash).
+Environment (daemon): AOS_PORT (8420), AOS_BIND (127.0.0.1), AOS_DB_URL
+(sqlite://$AOS_HOME/aos.db, or postgres://…), AOS_SKILL_ROOT (./skills),
+AOS_BUILTIN_SKILLS, AOS_LLM_BASE_URL, AOS_LLM_API_KEY (or OPENROUTER_*),
+AOS_MODEL, AOS_NODE_ID, AOS_SYSTEM_NAME, AOS_LEASE_TTL_MS, AOS_BASH_SANDBOX
+(on|off), AOS_BASH_USER, AOS_MAX_CONNECTIONS, AOS_HEADER_TIMEOUT_MS, AOS_LOG
+(info; a bare level applies to AgentOS's crates only), AOS_LOG_FORMAT (json),
+AOS_WASM_POOLING, AOS_WASM_DIRECT.
+More: docs/operations.md (operators), docs/skill-authoring.md (skill authors).";
+
 /// AgentOS: an operating system for AI agents.
 #[derive(Debug, Parser)]
-#[command(name = "aos", version, about)]
+#[command(name = "aos", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Indent the JSON output.
     #[arg(long, global = true)]
@@ -129,6 +155,16 @@ pub struct StartArgs {
 #[derive(Debug, Subcommand)]
 pub enum DaemonCmd {
     /// Start the daemon (in the foreground unless `--detach`).
+    #[command(after_help = "\
+Examples:
+  aos daemon start                                  foreground, ~/.aos, SQLite, ./skills
+  aos daemon start --detach --port 0                background, a free port (aos daemon status shows it)
+  aos daemon start --db postgres://postgres@db:5432/aos   several daemons share one PostgreSQL
+  aos daemon start --skills ./mine:./skills         my skills first, then the built-in ones
+
+A start that cannot succeed changes nothing and says why: a busy port, an
+unreachable PostgreSQL (within 3 s), a SQLite directory that does not exist,
+a missing skill root (exit 2). Environment: see `aos --help`.")]
     Start(StartArgs),
     /// Stop the daemon of a home directory (SIGTERM, then wait).
     Stop {

@@ -110,3 +110,26 @@ fn a_sessions_history_reads_as_text() {
         "{doc}"
     );
 }
+
+#[test]
+fn help_has_examples_exit_statuses_and_the_environment() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (code, out, _) = aos(tmp.path(), &["--help"]);
+    assert_eq!(code, 0);
+    for needle in [
+        "Examples:",
+        "aos run",
+        "Exit status",
+        "AOS_DB_URL",
+        "AOS_LLM_BASE_URL",
+        "AOS_LOG",
+    ] {
+        assert!(out.contains(needle), "{needle} in aos --help:\n{out}");
+    }
+    let (code, out, _) = aos(tmp.path(), &["daemon", "start", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Examples:") && out.contains("--port 0"),
+        "{out}"
+    );
+}
