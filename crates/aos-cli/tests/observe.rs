@@ -1,7 +1,8 @@
 //! What an operator sees of a dispatch: an info line when it starts and
 //! ends, for each model call (model, tokens, latency), each command (its
 //! head, exit, duration) and each hook rejection (skill, hook, reason) —
-//! each also in the RuntimeLog; and `AOS_LOG=debug` raises our crates only.
+//! each also in the RuntimeLog and counted on `/metrics`; and
+//! `AOS_LOG=debug` raises our crates only.
 
 mod common;
 
@@ -72,6 +73,35 @@ fn a_dispatch_leaves_lines_and_log_entries_for_each_step() {
     );
     let calls = entries.iter().filter(|e| e["op"] == "llm.call").count();
     assert_eq!(calls, 3, "one entry per model call");
+
+    // The same run, counted on /metrics.
+    let metrics = ureq::get(&format!("{}/metrics", d.url))
+        .set("Authorization", &format!("Bearer {}", d.token()))
+        .call()
+        .expect("metrics")
+        .into_string()
+        .expect("text");
+    for line in [
+        "aos_dispatches_total{status=\"completed\"} 1",
+        "aos_turns_total 3",
+        "aos_llm_calls_total 3",
+        "aos_tool_calls_total{exit=\"ok\"} 1",
+        "aos_hook_outcomes_total{skill=\"my-guard\",hook=\"tool.before\",outcome=\"rejected\"} 1",
+        "aos_services{state=\"running\"}",
+        "aos_llm_call_duration_seconds_count 3",
+        "aos_tool_duration_seconds_count 1",
+        "aos_syscalls_total{op=\"session.dispatch\",code=\"ok\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    let appends = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("aos_store_append_duration_seconds_count "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(
+        appends.is_some_and(|n| n >= 6),
+        "appends counted: {appends:?}"
+    );
 }
 
 #[test]

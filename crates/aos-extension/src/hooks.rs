@@ -105,6 +105,7 @@ pub struct HookEngine {
     events: Arc<EventBus>,
     table: Arc<ServiceTable>,
     log: Arc<dyn FailureLog>,
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Extra time the kernel grants over a handler's own deadline before it
@@ -136,7 +137,18 @@ impl HookEngine {
     /// An engine over `table`, publishing on `events`, reporting handler
     /// failures to `log`.
     pub fn new(events: Arc<EventBus>, table: Arc<ServiceTable>, log: Arc<dyn FailureLog>) -> Self {
-        HookEngine { events, table, log }
+        HookEngine {
+            events,
+            table,
+            log,
+            telemetry: Arc::default(),
+        }
+    }
+
+    /// What the daemon counts (`/metrics`): shared by the kernel and its
+    /// runner through the engine.
+    pub fn telemetry(&self) -> &crate::telemetry::Telemetry {
+        &self.telemetry
     }
 
     /// The service table.
@@ -183,6 +195,7 @@ impl HookEngine {
                 }
                 Ok(Err(reason)) => {
                     self.succeeded(&h);
+                    self.telemetry.hook_outcome(&h.skill_name, hook, "rejected");
                     tracing::info!(skill = %h.skill_name, instance = %h.instance_id, hook,
                         agent = scope.agent_id.unwrap_or(""), session = scope.session_id.unwrap_or(""),
                         %reason, "hook rejected");
@@ -341,6 +354,7 @@ impl HookEngine {
     /// Records a failed call; marks the service `error` after repeated failures.
     pub async fn failed(&self, h: &Arc<ServiceEntry>, hook: &str, fault: &CallFault) {
         tracing::warn!(skill = %h.skill_name, instance = %h.instance_id, hook, %fault, "hook handler failed");
+        self.telemetry.hook_outcome(&h.skill_name, hook, "failed");
         let session_id = match &h.owner {
             ServiceOwner::Session(s) => Some(s.clone()),
             _ => None,

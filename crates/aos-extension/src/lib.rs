@@ -10,6 +10,7 @@ pub mod driver;
 pub mod events;
 pub mod hooks;
 pub mod table;
+pub mod telemetry;
 
 pub use depth::{MAX_EVENT_DEPTH, at_event_depth, event_depth};
 pub use driver::{

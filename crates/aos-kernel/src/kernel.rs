@@ -206,6 +206,30 @@ impl Kernel {
         }
     }
 
+    /// What the daemon counts, for `/metrics`.
+    pub fn telemetry(&self) -> &aos_extension::telemetry::Telemetry {
+        self.inner.hooks.telemetry()
+    }
+
+    /// The kernel's part of `/metrics`: what it and its runner counted, and
+    /// the services by state.
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        self.telemetry().render(&mut out);
+        let mut by_state = std::collections::BTreeMap::new();
+        for e in self.inner.hooks.table().all() {
+            *by_state
+                .entry(format!("{:?}", e.state().0).to_lowercase())
+                .or_insert(0u64) += 1;
+        }
+        out.push_str("# HELP aos_services Service instances this daemon knows, by state.\n# TYPE aos_services gauge\n");
+        for state in ["running", "stopped", "error"] {
+            let n = by_state.get(state).copied().unwrap_or(0);
+            out.push_str(&format!("aos_services{{state=\"{state}\"}} {n}\n"));
+        }
+        out
+    }
+
     /// The event bus (for `/v1/events`).
     pub fn events(&self) -> &Arc<EventBus> {
         &self.inner.events
@@ -394,13 +418,15 @@ impl Kernel {
             admitted.push(self.before_write(scb, m, scope()).await?);
         }
         let store = &self.inner.store;
-        let (msgs, after) = match log {
+        let started = Instant::now();
+        let appended = match log {
             Some(log) if expected.is_none() => {
                 store.append_logged(&scb.session_id, admitted, log).await
             }
             _ => store.append(&scb.session_id, expected, admitted).await,
-        }
-        .sys()?;
+        };
+        self.telemetry().append(started.elapsed());
+        let (msgs, after) = appended.sys()?;
         for m in &msgs {
             self.emit(
                 hook::CONTEXT_INGEST,

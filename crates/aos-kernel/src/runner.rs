@@ -95,6 +95,10 @@ pub trait DispatchPort: Send + Sync {
     /// Fires an event hook in the session's scope.
     fn emit(&self, event: Event, payload: Value);
 
+    /// What the daemon counts (`/metrics`): the loop adds its turns, model
+    /// calls and commands.
+    fn telemetry(&self) -> &aos_extension::telemetry::Telemetry;
+
     /// The agent's control block, read now.
     fn agent(&self) -> BoxFuture<'_, Result<Acb, SyscallError>>;
 

@@ -62,6 +62,8 @@ pub(crate) fn raw_log(
     r: &aos_bash::BashResult,
 ) -> NewLogEntry {
     let s = port.session();
+    port.telemetry()
+        .tool_call(r.elapsed, r.exit_code == 0 && !r.timed_out);
     let head: String = command.chars().take(80).collect();
     tracing::info!(agent = %s.agent_id, session = %s.session_id, dispatch = %port.dispatch_id(),
         tool_call = tool_call_id, command = %head, exit = r.exit_code, timed_out = r.timed_out,

@@ -181,6 +181,11 @@ impl Turn<'_> {
                     self.usage.add(resp.usage);
                     self.last_total_tokens = resp.usage.total_tokens;
                     self.call_log = Some(self.model_log(&req.model, &resp, started.elapsed()));
+                    self.port.telemetry().llm_call(
+                        started.elapsed(),
+                        resp.usage.prompt_tokens,
+                        resp.usage.completion_tokens,
+                    );
                     let s = self.port.session();
                     self.port.emit(
                         hook::COMPUTE_AFTER,
@@ -330,6 +335,7 @@ impl Turn<'_> {
     }
 
     fn after_turn(&self, turn: i64, tool_calls: usize, final_answer: Option<&str>) {
+        self.port.telemetry().turn();
         let s = self.port.session();
         self.port.emit(
             hook::CONTEXT_AFTER_TURN,

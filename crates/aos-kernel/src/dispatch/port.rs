@@ -11,6 +11,7 @@ use crate::params::StoreResult;
 use crate::runner::{CommandSetup, Compaction, DispatchPort};
 use crate::sandbox::SessionSandbox;
 use crate::session_context::SessionContext;
+use aos_extension::telemetry::Telemetry;
 use aos_store::{HistoryQuery, NewLogEntry, NewMessage};
 use aos_types::{Acb, Aoscb, Event, Message, Scb, SessionPhase, SyscallError, Usage};
 use futures::future::BoxFuture;
@@ -43,6 +44,10 @@ impl DispatchPort for Port<'_> {
 
     fn hooks(&self) -> &HookEngine {
         self.k.hooks()
+    }
+
+    fn telemetry(&self) -> &Telemetry {
+        self.k.telemetry()
     }
 
     fn emit(&self, event: Event, payload: Value) {
@@ -244,6 +249,7 @@ async fn ended(
     took: std::time::Duration,
 ) {
     let ms = took.as_millis() as u64;
+    k.telemetry().dispatch_ended(&o.status);
     tracing::info!(dispatch = %state.id, %agent, %session, status = %o.status,
         total_tokens = o.usage.total_tokens, duration_ms = ms, "dispatch ended");
     let entry = NewLogEntry {
