@@ -54,6 +54,7 @@ use std::time::{Duration, Instant};
 
 mod console;
 mod native;
+mod operator;
 
 fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort_unstable();
@@ -75,7 +76,7 @@ fn ms(d: Duration) -> f64 {
 
 /// The sections of the report, each measurable alone (`--only`).
 pub const SECTIONS: &[&str] = &[
-    "hook", "wasm", "store", "context", "bash", "turn", "console",
+    "hook", "wasm", "store", "context", "bash", "turn", "console", "start", "memory",
 ];
 
 /// Runs every measurement, or only the `only` section.
@@ -182,6 +183,21 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
             "turn".into(),
             turn_figures(&tmp, &root, if quick { 20 } else { 100 }).await?,
         );
+    }
+    // The real binary, as an operator starts it.
+    if want("start") {
+        let (tmp, root) = (tmp.clone(), root.clone());
+        let figures = tokio::task::spawn_blocking(move || operator::start_figures(&tmp, &root))
+            .await
+            .map_err(|e| fail!("{e}"))??;
+        data.insert("start".into(), figures);
+    }
+    if want("memory") {
+        let (tmp, root) = (tmp.clone(), root.clone());
+        let figures = tokio::task::spawn_blocking(move || operator::memory_figures(&tmp, &root))
+            .await
+            .map_err(|e| fail!("{e}"))??;
+        data.insert("memory".into(), figures);
     }
     let _ = std::fs::remove_dir_all(&tmp);
     data.insert("iterations".into(), json!(n));
