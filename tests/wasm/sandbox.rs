@@ -419,6 +419,7 @@ async fn a_session_service_cannot_start_above_or_stop_outside_its_scope() {
     let attempts = [
         ("skill.start", json!({"name": "climber", "owner": "system"})),
         ("skill.stop", json!({"instanceId": ctx})),
+        ("skill.restart", json!({"instanceId": ctx})),
         ("service.get", json!({"instanceId": ctx})),
         ("content.read", json!({"contentId": secret["contentId"]})),
         ("session.list", json!({})),

@@ -295,6 +295,7 @@ const UNOWNED: &[&str] = &[
     "service.list",
     "service.get",
     "skill.stop",
+    "skill.restart",
 ];
 
 /// Reads that succeed in scope (the others may refuse their input).
