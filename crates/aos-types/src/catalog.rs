@@ -239,7 +239,7 @@ mod tests {
                 assert!(!s.session_token, "{} must not be callable from bash", s.op);
             }
         }
-        assert_eq!(SYSCALLS.len(), 42);
+        assert_eq!(SYSCALLS.len(), 43);
         assert!(syscall_info("session.append").is_some_and(|s| s.session_token));
     }
 
