@@ -206,22 +206,14 @@ impl DaemonConfig {
             .or_else(|| env("AOS_DB_URL"))
             .or(file.db)
             .unwrap_or_else(|| format!("sqlite://{}", home.join("aos.db").display()));
-        let skills = args
-            .skills
-            .clone()
-            .or_else(|| env("AOS_SKILL_ROOT"))
-            .or(file.skills)
-            .unwrap_or_else(|| "./skills".into());
-        let skill_roots: Vec<PathBuf> = skills
-            .split(':')
-            .filter(|s| !s.is_empty())
-            .map(|s| absolute(Path::new(s)))
-            .collect();
-        check_roots(
-            &skill_roots,
-            args.skills.is_none() && env("AOS_SKILL_ROOT").is_none(),
+        let (skill_roots, builtin_skills) = skill_roots(
+            &home,
+            args.skills
+                .clone()
+                .or_else(|| env("AOS_SKILL_ROOT"))
+                .or(file.skills),
+            file.builtin_skills.clone(),
         )?;
-        let builtin_skills = builtin_root(&skill_roots, file.builtin_skills.clone())?;
         let mut defaults = AoscbDefaults::from_json(AOSCB_JSON)
             .map_err(anyhow::Error::msg)
             .context("the built-in aoscb.json is invalid")?;
@@ -423,24 +415,46 @@ pub fn refuse_if_running(home: &Path) -> Result<()> {
 /// Every skill root must be a directory the daemon can read: a missing or
 /// unreadable one stops the start (bad usage), naming the path and the OS's
 /// reason, rather than a daemon that runs without its skills.
-fn check_roots(roots: &[PathBuf], implicit: bool) -> Result<()> {
-    if roots.is_empty() {
-        return Err(anyhow::Error::new(crate::exit::Usage(
-            "no skill root given: pass --skills DIR[:DIR…] (or AOS_SKILL_ROOT)".into(),
-        )));
-    }
+fn check_roots(roots: &[PathBuf]) -> Result<()> {
     for root in roots {
         if let Err(e) = std::fs::read_dir(root) {
-            let hint = if implicit {
-                " (the default root is ./skills, the repository's skills/: run from the repository root, or pass --skills DIR)"
-            } else {
-                ""
-            };
             return Err(anyhow::Error::new(crate::exit::Usage(format!(
-                "skill root {} cannot be read: {e}{hint}",
+                "skill root {} cannot be read: {e}",
                 root.display()
             ))));
         }
     }
     Ok(())
+}
+
+/// The skill roots and the built-in root: the roots given (`--skills`,
+/// `AOS_SKILL_ROOT`, `config.toml`), each checked; without any, `./skills`
+/// when it holds the built-ins (the repository's, for their authors). When
+/// no root holds the built-in skills, the binary's own come last, written
+/// under `home` ([`crate::builtins`]).
+fn skill_roots(
+    home: &Path,
+    given: Option<String>,
+    builtin_file: Option<String>,
+) -> Result<(Vec<PathBuf>, Option<PathBuf>)> {
+    let mut roots: Vec<PathBuf> = given
+        .as_deref()
+        .unwrap_or_default()
+        .split(':')
+        .filter(|s| !s.is_empty())
+        .map(|s| absolute(Path::new(s)))
+        .collect();
+    check_roots(&roots)?;
+    let here = absolute(Path::new("./skills"));
+    if given.is_none() && crate::builtins::holds_builtins(&here) {
+        roots.push(here);
+    }
+    if roots.iter().any(|r| crate::builtins::holds_builtins(r)) {
+        let builtin = builtin_root(&roots, builtin_file)?;
+        return Ok((roots, builtin));
+    }
+    let own = crate::builtins::root(home)?;
+    roots.push(own.clone());
+    let builtin = builtin_root(&roots, builtin_file)?.or(Some(own));
+    Ok((roots, builtin))
 }

@@ -5,6 +5,7 @@
 //! usage, 3 no daemon reachable or the daemon could not start ([`exit`]).
 
 mod authoring;
+mod builtins;
 mod cli;
 mod client;
 mod commands;

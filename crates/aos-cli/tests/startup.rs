@@ -149,3 +149,119 @@ fn a_detached_start_reports_only_its_own_attempt_in_plain_words() {
     );
     assert!(second.contains("daemon.log"), "names the log: {second}");
 }
+
+/// Starts `aos daemon start --port 0 --home home [extra]` in `cwd`; returns
+/// it once it wrote its `daemon.json` (it answers then).
+fn start_in(cwd: &Path, home: &Path, extra: &[&str]) -> std::process::Child {
+    let mut child = Command::new(AOS)
+        .current_dir(cwd)
+        .args(["daemon", "start", "--port", "0", "--home"])
+        .arg(home)
+        .args(extra)
+        .env_remove("AOS_SKILL_ROOT")
+        .env_remove("AOS_BUILTIN_SKILLS")
+        .env_remove("AOS_DB_URL")
+        .env("AOS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("aos");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !home.join("daemon.json").is_file() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the daemon exited"
+        );
+        assert!(Instant::now() < deadline, "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn client(home: &Path, args: &[&str]) -> Value {
+    let out = Command::new(AOS)
+        .args(args)
+        .env("AOS_HOME", home)
+        .env_remove("AOS_API_URL")
+        .env_remove("AOS_API_TOKEN")
+        .output()
+        .expect("aos");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn skill_names(home: &Path) -> Vec<String> {
+    let list = client(home, &["call", "skill.list"]);
+    list["data"]["skills"]
+        .as_array()
+        .expect("skills")
+        .iter()
+        .filter_map(|s| s["name"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn the_daemon_starts_anywhere_with_the_built_in_skills_inside_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    let home = tmp.path().join("home");
+    let mut d = start_in(&elsewhere, &home, &[]);
+    let names = skill_names(&home);
+    for builtin in [
+        "aos",
+        "aos-context",
+        "aos-skill",
+        "aos-a2a",
+        "aos-frontend",
+        "my-guard",
+    ] {
+        assert!(names.iter().any(|n| n == builtin), "{builtin} in {names:?}");
+    }
+    assert!(
+        home.join("builtin-skills").is_dir(),
+        "written under the home"
+    );
+    // Sessions bootstrap with them: the aos skill is loaded first.
+    let agent = client(&home, &["agent", "create"]);
+    let agent = agent["data"]["agentId"]
+        .as_str()
+        .expect("agent")
+        .to_string();
+    let s = client(&home, &["session", "create", "--agent", &agent]);
+    let sid = s["data"]["sessionId"]
+        .as_str()
+        .expect("session")
+        .to_string();
+    let h = client(&home, &["session", "history", &sid]);
+    let loads: Vec<String> = h["data"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .flat_map(|m| m["parts"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["type"] == "data-skill-load")
+        .filter_map(|p| p["data"]["name"].as_str().map(String::from))
+        .collect();
+    assert_eq!(loads.first().map(String::as_str), Some("aos"), "{h}");
+    let _ = d.kill();
+    let _ = d.wait();
+
+    // A root of my own comes first; the built-ins are still there.
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir_all(mine.join("jot")).expect("mkdir");
+    std::fs::write(
+        mine.join("jot/SKILL.md"),
+        "---\nname: jot\ndescription: A note pad\n---\nx\n",
+    )
+    .expect("SKILL.md");
+    let _ = std::fs::remove_file(home.join("daemon.json"));
+    let mut d = start_in(
+        &elsewhere,
+        &home,
+        &["--skills", &mine.display().to_string()],
+    );
+    let names = skill_names(&home);
+    assert!(names.iter().any(|n| n == "jot"), "{names:?}");
+    assert!(names.iter().any(|n| n == "aos"), "{names:?}");
+    let _ = d.kill();
+    let _ = d.wait();
+}
