@@ -89,12 +89,22 @@ fn the_ui_is_served_only_while_its_skill_is_installed_and_enabled() {
 
 #[test]
 fn without_the_skill_there_is_no_ui_and_nothing_else_changes() {
-    // A skill root without aos-frontend; a copy of it with a symlink that
+    // A root of built-ins without aos-frontend (a root holding the built-in
+    // skills replaces the binary's own); a copy of it with a symlink that
     // points out of its web/ (never followed out).
     let tmp = tempfile::tempdir().expect("tmp");
+    let plain = tmp.path().join("plain");
+    copy_dir(
+        &aos_testkit::builtin_skills().join("aos"),
+        &plain.join("aos"),
+    );
     let d = Daemon::start_with_skills(
         &tmp.path().join("home"),
-        &aos_testkit::third_party_skills().display().to_string(),
+        &format!(
+            "{}:{}",
+            plain.display(),
+            aos_testkit::third_party_skills().display()
+        ),
     );
     let (status, _, body) = get(&d, "/ui/");
     assert_eq!(status, 404);
@@ -104,6 +114,10 @@ fn without_the_skill_there_is_no_ui_and_nothing_else_changes() {
     drop(d);
 
     let root = tmp.path().join("root");
+    copy_dir(
+        &aos_testkit::builtin_skills().join("aos"),
+        &root.join("aos"),
+    );
     let copy = root.join("aos-frontend");
     copy_dir(&aos_testkit::builtin_skills().join("aos-frontend"), &copy);
     std::os::unix::fs::symlink(tmp.path().join("home/token"), copy.join("web/leak.txt"))
