@@ -93,11 +93,13 @@ async fn assemble_with(
     state.session_id = scb.session_id.clone();
     if answer.is_some_and(|a| apply(&mut state, a)) {
         state.context_revision += 1;
+        state.assembled = true;
     } else if !k.hooks().has_handler(hook::CONTEXT_ASSEMBLE, scope) {
         // No engine at all: the context is empty.
         state.messages = Arc::default();
         state.estimated_tokens = 0;
         state.context_revision += 1;
+        state.assembled = true;
     }
     // Else the engine failed: the last context and its revision stay, so an
     // engine that did answer after all (too late) answers in full next time.
@@ -130,7 +132,7 @@ pub(crate) async fn get(k: &Kernel, scb: &Scb) -> Result<SessionContext, Syscall
     let cached = {
         let slot = slot(k, &scb.session_id)?;
         let state = slot.lock().await;
-        (state.context_revision > 0).then(|| state.clone())
+        state.assembled.then(|| state.clone())
     };
     match cached {
         Some(c) => Ok(c),
