@@ -94,6 +94,15 @@ fn a_dispatch_leaves_lines_and_log_entries_for_each_step() {
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
+    let guard_calls = metrics
+        .lines()
+        .find(|l| l.starts_with("aos_service_calls_total{skill=\"my-guard\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(
+        guard_calls.is_some_and(|n| n >= 2),
+        "the guard's calls: {guard_calls:?}"
+    );
     let appends = metrics
         .lines()
         .find_map(|l| l.strip_prefix("aos_store_append_duration_seconds_count "))

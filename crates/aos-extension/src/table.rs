@@ -99,6 +99,11 @@ impl ServiceEntry {
         self.sources.iter().any(SourceFile::changed)
     }
 
+    /// Calls made to it (hooks, events, commands).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
     /// Current state and the last error.
     pub fn state(&self) -> (ServiceState, Option<String>) {
         self.state

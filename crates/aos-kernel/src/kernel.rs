@@ -217,10 +217,17 @@ impl Kernel {
         let mut out = String::new();
         self.telemetry().render(&mut out);
         let mut by_state = std::collections::BTreeMap::new();
+        out.push_str("# HELP aos_service_calls_total Calls into each service instance (hooks, events, commands).\n# TYPE aos_service_calls_total counter\n");
         for e in self.inner.hooks.table().all() {
             *by_state
                 .entry(format!("{:?}", e.state().0).to_lowercase())
                 .or_insert(0u64) += 1;
+            out.push_str(&format!(
+                "aos_service_calls_total{{skill=\"{}\",instance=\"{}\"}} {}\n",
+                e.skill_name,
+                e.instance_id,
+                e.calls()
+            ));
         }
         out.push_str("# HELP aos_services Service instances this daemon knows, by state.\n# TYPE aos_services gauge\n");
         for state in ["running", "stopped", "error"] {
