@@ -4,19 +4,12 @@
 
 mod common;
 
-use common::{AOS, Daemon};
+use common::Daemon;
 use serde_json::Value;
-use std::process::Command;
 
 /// Runs `aos args` with `home` as `AOS_HOME`: (exit status, stdout document).
 fn aos(home: &std::path::Path, args: &[&str]) -> (i32, Value) {
-    let out = Command::new(AOS)
-        .args(args)
-        .env("AOS_HOME", home)
-        .env_remove("AOS_API_URL")
-        .env_remove("AOS_API_TOKEN")
-        .output()
-        .expect("aos");
+    let out = common::run_aos(home, args);
     let text = String::from_utf8_lossy(&out.stdout);
     let doc = serde_json::from_str(text.trim()).unwrap_or(Value::Null);
     (out.status.code().unwrap_or(-1), doc)

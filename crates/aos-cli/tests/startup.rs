@@ -179,13 +179,7 @@ fn start_in(cwd: &Path, home: &Path, extra: &[&str]) -> std::process::Child {
 }
 
 fn client(home: &Path, args: &[&str]) -> Value {
-    let out = Command::new(AOS)
-        .args(args)
-        .env("AOS_HOME", home)
-        .env_remove("AOS_API_URL")
-        .env_remove("AOS_API_TOKEN")
-        .output()
-        .expect("aos");
+    let out = common::run_aos(home, args);
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 

@@ -11,6 +11,18 @@ use std::time::{Duration, Instant};
 
 pub const AOS: &str = env!("CARGO_BIN_EXE_aos");
 
+/// `aos args` as a client of the daemon of `home` (no API URL or token from
+/// the test's environment), run to its end.
+pub fn run_aos(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(AOS)
+        .args(args)
+        .env("AOS_HOME", home)
+        .env_remove("AOS_API_URL")
+        .env_remove("AOS_API_TOKEN")
+        .output()
+        .expect("aos")
+}
+
 pub fn skill_roots() -> String {
     format!(
         "{}:{}",
