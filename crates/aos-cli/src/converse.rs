@@ -100,7 +100,10 @@ fn message_text(m: &Value, all: bool) -> String {
                 Some(format!("[interrupted: {}]\n", p["data"]["reason"]))
             }
             (Some("text"), _) if all => p["text"].as_str().map(|t| format!("{t}\n")),
-            (Some(kind), _) if all => Some(format!("[{kind}]\n")),
+            (Some(kind), _) if all => Some(match p["data"]["name"].as_str() {
+                Some(name) => format!("[{kind}: {name}]\n"),
+                None => format!("[{kind}]\n"),
+            }),
             _ => None,
         };
         if let Some(l) = line {

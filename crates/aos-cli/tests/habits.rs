@@ -3,19 +3,12 @@
 
 mod common;
 
-use common::{AOS, Daemon};
+use common::Daemon;
 use serde_json::Value;
-use std::process::Command;
 
 /// `aos args` with `home` as `AOS_HOME`: (status, stdout, stderr).
 fn aos(home: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(AOS)
-        .args(args)
-        .env("AOS_HOME", home)
-        .env_remove("AOS_API_URL")
-        .env_remove("AOS_API_TOKEN")
-        .output()
-        .expect("aos");
+    let out = common::run_aos(home, args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -89,6 +82,10 @@ fn a_sessions_history_reads_as_text() {
         "{out}"
     );
     assert!(out.contains("[data-"), "facts are named by kind: {out}");
+    assert!(
+        out.contains("[data-skill-load: aos]"),
+        "and by skill: {out}"
+    );
     // The JSON default is unchanged; an unknown session is the daemon's error.
     let (code, out, _) = aos(&home, &["session", "history", &sid]);
     assert_eq!(code, 0);
