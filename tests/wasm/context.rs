@@ -306,6 +306,66 @@ async fn incremental_assembly_equals_a_rebuild() {
     same(&incremental, &e.ok(rebuild).await);
 }
 
+/// The engine keeps the state of its most recently assembled sessions only:
+/// sessions created and left idle past that do not grow its instance (each
+/// bootstrap assembles a context), and a session whose state was dropped is
+/// assembled again from its history — the model is sent all of it, and what
+/// the kernel holds equals a rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_do_not_grow_the_engine() {
+    let (e, llm) = env().await;
+    let id = e.start("ctx-engine", "system", json!({})).await;
+    let (agent, first) = e.session().await;
+    llm.push([
+        Reply::bash("c1", "echo one-output"),
+        Reply::text("first done"),
+    ]);
+    dispatch(&e, &first, "run a command").await;
+    let create = |n: usize| {
+        let (e, agent) = (&e, agent.clone());
+        async move {
+            for _ in 0..n {
+                e.ok(json!({"op": "session.create", "agentId": agent}))
+                    .await;
+            }
+        }
+    };
+    let memory = |v: Value| v["runtime"]["memoryBytes"].as_u64().expect("memoryBytes");
+    create(100).await;
+    let after_100 = memory(e.service(&id).await);
+    create(200).await;
+    let after_300 = memory(e.service(&id).await);
+    assert!(after_100 > 0, "the instance reports its memory");
+    assert!(
+        after_300 <= after_100 + 256 * 1024,
+        "200 more idle sessions grew the engine from {after_100} to {after_300} bytes"
+    );
+
+    // The first session's state was dropped long ago.
+    llm.push([Reply::text("second done")]);
+    dispatch(&e, &first, "once more").await;
+    let sent = llm.requests().last().expect("a request")["messages"].to_string();
+    for said in [
+        "run a command",
+        "echo one-output",
+        "first done",
+        "once more",
+    ] {
+        assert!(sent.contains(said), "{said:?} sent to the model: {sent}");
+    }
+    let held = e
+        .ok(json!({"op": "session.context.get", "sessionId": first}))
+        .await;
+    let rebuilt = e
+        .ok(json!({"op": "session.context.rebuild", "sessionId": first}))
+        .await;
+    let held = held["messages"].as_array().expect("held");
+    assert_eq!(
+        held[..],
+        rebuilt["messages"].as_array().expect("rebuilt")[..held.len()]
+    );
+}
+
 /// An engine that fails leaves the last context, and its revision, as they
 /// were: the next engine to answer in full or by change starts from there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

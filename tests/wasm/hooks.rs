@@ -297,7 +297,7 @@ async fn repeated_failures_put_a_service_in_error() {
     let mut got = false;
     while let Ok(Ok(ev)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
         if ev.name == "service.error" {
-            assert_eq!(ev.payload["instanceId"], id.as_str());
+            assert_eq!(ev.payload_value()["instanceId"], id.as_str());
             got = true;
             break;
         }

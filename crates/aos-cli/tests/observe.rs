@@ -91,6 +91,14 @@ fn a_dispatch_leaves_lines_and_log_entries_for_each_step() {
         "aos_llm_call_duration_seconds_count 3",
         "aos_tool_duration_seconds_count 1",
         "aos_syscalls_total{op=\"session.dispatch\",code=\"ok\"} 1",
+        // Each call of a hook handler, by skill and hook: the guard saw both
+        // commands, the context engine the one that ran.
+        "aos_hook_call_duration_seconds_count{skill=\"my-guard\",hook=\"tool.before\"} 2",
+        "aos_hook_call_duration_seconds_bucket{skill=\"my-guard\",hook=\"tool.before\",le=\"+Inf\"} 2",
+        "aos_hook_call_duration_seconds_count{skill=\"aos-context\",hook=\"tool.after\"} 1",
+        // What the store holds.
+        "aos_agents{status=\"active\"} 1",
+        "aos_sessions{status=\"ready\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
@@ -102,6 +110,18 @@ fn a_dispatch_leaves_lines_and_log_entries_for_each_step() {
     assert!(
         guard_calls.is_some_and(|n| n >= 2),
         "the guard's calls: {guard_calls:?}"
+    );
+    let assembled = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "aos_hook_call_duration_seconds_count{skill=\"aos-context\",hook=\"context.assemble\"} ",
+            )
+        })
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(
+        assembled.is_some_and(|n| n >= 4),
+        "assembled at bootstrap and for each of the 3 model calls: {assembled:?}"
     );
     let appends = metrics
         .lines()

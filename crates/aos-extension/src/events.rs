@@ -4,12 +4,16 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// How many past events are kept for resume.
+/// How many past events are kept for resume…
 const RING: usize = 4096;
+/// …and how many bytes of their payloads (JSON text), whichever is reached
+/// first (a payload can be a whole message).
+const RING_BYTES: usize = 1 << 20;
 
 /// One published event.
 #[derive(Debug, Clone, Serialize)]
@@ -29,8 +33,23 @@ pub struct Event {
     /// Session concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
-    /// The hook payload.
-    pub payload: Value,
+    /// The hook payload, as the JSON text subscribers are sent.
+    pub payload: Box<RawValue>,
+}
+
+impl Event {
+    /// The payload as a value.
+    pub fn payload_value(&self) -> Value {
+        serde_json::from_str(self.payload.get()).unwrap_or(Value::Null)
+    }
+}
+
+/// The kept events, their payloads' bytes, and the last id given.
+#[derive(Debug, Default)]
+struct Ring {
+    last_id: u64,
+    events: VecDeque<Arc<Event>>,
+    bytes: usize,
 }
 
 /// Which events a subscriber wants.
@@ -65,7 +84,7 @@ pub struct EventBus {
     /// Events are shared, never copied: the ring and every subscriber hold
     /// the same `Arc` (a payload can be a whole message).
     tx: broadcast::Sender<Arc<Event>>,
-    ring: Mutex<(u64, VecDeque<Arc<Event>>)>,
+    ring: Mutex<Ring>,
 }
 
 impl Default for EventBus {
@@ -80,7 +99,7 @@ impl EventBus {
         let (tx, _) = broadcast::channel(1024);
         EventBus {
             tx,
-            ring: Mutex::new((0, VecDeque::with_capacity(RING))),
+            ring: Mutex::default(),
         }
     }
 
@@ -93,17 +112,32 @@ impl EventBus {
         session_id: Option<&str>,
         payload: Value,
     ) {
+        let text = serde_json::to_string(&payload).unwrap_or_else(|_| "null".into());
+        self.publish_json(name, agent_id, session_id, text);
+    }
+
+    /// [`EventBus::publish`] of a payload already written as JSON text.
+    pub fn publish_json(
+        &self,
+        name: &str,
+        agent_id: Option<&str>,
+        session_id: Option<&str>,
+        payload: String,
+    ) {
         let scope = match (agent_id, session_id) {
             (_, Some(_)) => "session",
             (Some(_), None) => "agent",
             (None, None) => "system",
         };
+        let Ok(payload) = RawValue::from_string(payload) else {
+            return;
+        };
         let Ok(mut ring) = self.ring.lock() else {
             return;
         };
-        ring.0 += 1;
+        ring.last_id += 1;
         let e = Arc::new(Event {
-            id: ring.0,
+            id: ring.last_id,
             name: name.to_string(),
             time: aos_types::now(),
             scope,
@@ -111,10 +145,13 @@ impl EventBus {
             session_id: session_id.map(String::from),
             payload,
         });
-        if ring.1.len() == RING {
-            ring.1.pop_front();
+        ring.bytes += e.payload.get().len();
+        ring.events.push_back(e.clone());
+        while ring.events.len() > RING || (ring.bytes > RING_BYTES && ring.events.len() > 1) {
+            if let Some(old) = ring.events.pop_front() {
+                ring.bytes -= old.payload.get().len();
+            }
         }
-        ring.1.push_back(e.clone());
         // No subscriber is not an error.
         let _ = self.tx.send(e);
     }
@@ -131,7 +168,7 @@ impl EventBus {
         };
         let rx = self.tx.subscribe();
         let past = match last_id {
-            Some(id) => ring.1.iter().filter(|e| e.id > id).cloned().collect(),
+            Some(id) => ring.events.iter().filter(|e| e.id > id).cloned().collect(),
             None => Vec::new(),
         };
         (past, rx)
@@ -161,5 +198,28 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(past.iter().filter(|e| f.matches(e)).count(), 1);
+        assert_eq!(past[1].payload_value(), json!({}));
+    }
+
+    /// The ring keeps at most [`RING`] events and [`RING_BYTES`] of their
+    /// payloads: large payloads push the oldest out sooner.
+    #[test]
+    fn the_ring_is_bounded_by_count_and_by_bytes() {
+        let bus = EventBus::new();
+        for i in 0..RING + 10 {
+            bus.publish("tick", None, None, json!(i));
+        }
+        let (past, _rx) = bus.subscribe(Some(0));
+        assert_eq!(past.len(), RING);
+        assert_eq!(past[0].id, 11, "the oldest went first");
+        let big = "x".repeat(100_000);
+        for _ in 0..20 {
+            bus.publish("big", None, None, json!(big));
+        }
+        let (past, _rx) = bus.subscribe(Some(0));
+        let bytes: usize = past.iter().map(|e| e.payload.get().len()).sum();
+        assert!(bytes <= RING_BYTES, "{bytes} bytes kept");
+        assert_eq!(past.len(), RING_BYTES / 100_002, "the newest that fit");
+        assert!(past.iter().all(|e| e.name == "big"));
     }
 }

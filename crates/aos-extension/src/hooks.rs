@@ -30,7 +30,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 tokio::task_local! {
     /// Instances waiting in a syscall further up this call chain.
@@ -174,7 +174,9 @@ impl HookEngine {
         }
         let input = input.into();
         for h in handlers {
+            let started = Instant::now();
             let result = admit_one(&h, hook, &input, json_text(&output)).await;
+            h.observe(&self.telemetry, hook, started.elapsed());
             // A rewrite must be JSON; anything else counts as a failed handler.
             let result = result.and_then(|reply| match reply {
                 AdmitReply::Allow(Some(text)) => {
@@ -284,13 +286,13 @@ impl HookEngine {
         input: &HookInput,
         output: &Value,
     ) -> Option<T> {
-        let parsed = transform_one(h, hook, input, json_text(output))
-            .await
-            .and_then(within_limit)
-            .and_then(|text| {
-                serde_json::from_str::<T>(&text)
-                    .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
-            });
+        let started = Instant::now();
+        let answer = transform_one(h, hook, input, json_text(output)).await;
+        h.observe(&self.telemetry, hook, started.elapsed());
+        let parsed = answer.and_then(within_limit).and_then(|text| {
+            serde_json::from_str::<T>(&text)
+                .map_err(|e| CallFault::Handler(format!("returned invalid JSON: {e}")))
+        });
         match parsed {
             Ok(v) => {
                 self.succeeded(h);
@@ -318,8 +320,8 @@ impl HookEngine {
         let name = name.name();
         let handlers = self.table.handlers(name, scope.agent_id, scope.session_id);
         let depth = event_depth() + 1;
+        let text = json_text(&payload);
         if !handlers.is_empty() {
-            let text = json_text(&payload);
             for h in handlers {
                 if depth > MAX_EVENT_DEPTH || !h.queue_event() {
                     let dropped = h.events_dropped.fetch_add(1, Ordering::Relaxed);
@@ -333,8 +335,10 @@ impl HookEngine {
                 let engine = self.clone();
                 let (name, text) = (name.to_string(), text.clone());
                 tokio::spawn(at_event_depth(depth, async move {
+                    let started = Instant::now();
                     let call = h.instance.on_event(name.clone(), text, h.timeout);
                     let result = bounded(&h, call).await;
+                    h.observe(&engine.telemetry, &name, started.elapsed());
                     h.events_queued.fetch_sub(1, Ordering::Relaxed);
                     match result {
                         Ok(()) => engine.succeeded(&h),
@@ -344,7 +348,7 @@ impl HookEngine {
             }
         }
         self.events
-            .publish(name, scope.agent_id, scope.session_id, payload);
+            .publish_json(name, scope.agent_id, scope.session_id, text);
     }
 
     fn succeeded(&self, h: &ServiceEntry) {

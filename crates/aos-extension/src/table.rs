@@ -3,12 +3,13 @@
 //! registration order), and each instance's state, calls and failures.
 
 use crate::driver::{Registration, ServiceInstance, ServiceOwner, ServiceState};
+use crate::telemetry::{HookStats, Telemetry};
 use aos_manifest::ServiceKind;
 use aos_types::HookOwners;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 /// Services one owner (the system, an agent, a session) may run at once.
@@ -51,6 +52,8 @@ pub struct ServiceEntry {
     pub(crate) events_queued: AtomicU32,
     /// Events dropped: its queue was full, or they were too deep.
     pub(crate) events_dropped: AtomicU64,
+    /// The latency counters of its hooks and events, taken on first call.
+    hook_stats: OnceLock<Vec<(String, Arc<HookStats>)>>,
 }
 
 impl ServiceEntry {
@@ -84,6 +87,7 @@ impl ServiceEntry {
             calls: AtomicU64::new(0),
             events_queued: AtomicU32::new(0),
             events_dropped: AtomicU64::new(0),
+            hook_stats: OnceLock::new(),
         }
     }
 
@@ -97,6 +101,21 @@ impl ServiceEntry {
     /// old code or an old manifest until restarted.
     pub fn is_stale(&self) -> bool {
         self.sources.iter().any(SourceFile::changed)
+    }
+
+    /// Records that a call of its handler of `hook` took `took`.
+    pub(crate) fn observe(&self, telemetry: &Telemetry, hook: &str, took: Duration) {
+        let stats = self.hook_stats.get_or_init(|| {
+            let r = &self.registration;
+            r.hooks
+                .iter()
+                .chain(&r.events)
+                .map(|n| (n.clone(), telemetry.hook_stats(&self.skill_name, n)))
+                .collect()
+        });
+        if let Some((_, s)) = stats.iter().find(|(n, _)| n == hook) {
+            s.observe(took);
+        }
     }
 
     /// Calls made to it (hooks, events, commands).

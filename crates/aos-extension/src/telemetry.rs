@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Bucket upper bounds, seconds: 100 µs to 60 s.
@@ -14,37 +14,94 @@ const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0,
 ];
 
+/// Bucket upper bounds of a hook call, seconds: 1 µs (a WASM admission
+/// check) to 5 s (a deadline).
+const HOOK_BUCKETS: [f64; 14] = [
+    0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.0001, 0.00025, 0.001, 0.0025, 0.01, 0.05,
+    0.25, 1.0, 5.0,
+];
+
 /// A latency histogram on atomics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
+    bounds: &'static [f64; 14],
+    buckets: [AtomicU64; 14],
     count: AtomicU64,
-    sum_us: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram::with_bounds(&BUCKETS)
+    }
 }
 
 impl Histogram {
+    fn with_bounds(bounds: &'static [f64; 14]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+
     /// Records one duration.
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_series(out, name, "");
+    }
+
+    /// The series of one histogram; `labels` (`a="b",`) precede `le`.
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
-        for (b, n) in BUCKETS.iter().zip(&self.buckets) {
+        for (b, n) in self.bounds.iter().zip(&self.buckets) {
             cumulative += n.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{b}\"}} {cumulative}");
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let labels = match labels.trim_end_matches(',') {
+            "" => String::new(),
+            l => format!("{{{l}}}"),
+        };
+        let _ = writeln!(
+            out,
+            "{name}_sum{labels} {sum}\n{name}_count{labels} {count}"
+        );
+    }
+}
+
+/// The calls into one skill's handlers of one hook, and how long they took
+/// (every instance of the skill, including those since stopped).
+#[derive(Debug)]
+pub struct HookStats {
+    latency: Histogram,
+}
+
+impl Default for HookStats {
+    fn default() -> HookStats {
+        HookStats {
+            latency: Histogram::with_bounds(&HOOK_BUCKETS),
+        }
+    }
+}
+
+impl HookStats {
+    /// Records one call that took `d`.
+    pub fn observe(&self, d: Duration) {
+        self.latency.observe(d);
     }
 }
 
@@ -61,6 +118,7 @@ pub struct Telemetry {
     tool_failed: AtomicU64,
     tool_duration: Histogram,
     hook_outcomes: Mutex<BTreeMap<(String, String, &'static str), u64>>,
+    hook_calls: Mutex<BTreeMap<(String, String), Arc<HookStats>>>,
     appends: Histogram,
 }
 
@@ -104,6 +162,18 @@ impl Telemetry {
             &self.hook_outcomes,
             (skill.to_string(), hook.to_string(), outcome),
         );
+    }
+
+    /// The counters of `skill`'s handlers of `hook` (made on first use; a
+    /// service entry keeps the handle, so a call touches atomics only).
+    pub fn hook_stats(&self, skill: &str, hook: &str) -> Arc<HookStats> {
+        match self.hook_calls.lock() {
+            Ok(mut m) => m
+                .entry((skill.to_string(), hook.to_string()))
+                .or_default()
+                .clone(),
+            Err(_) => Arc::default(),
+        }
     }
 
     /// A SessionHistory append took `d`.
@@ -171,6 +241,15 @@ impl Telemetry {
                 );
             }
         }
+        out.push_str("# HELP aos_hook_call_duration_seconds Calls into hook handlers (admission, transform, event), by skill and hook, from the call to its answer.\n# TYPE aos_hook_call_duration_seconds histogram\n");
+        if let Ok(m) = self.hook_calls.lock() {
+            for ((skill, hook), stats) in m.iter() {
+                let labels = format!("skill=\"{skill}\",hook=\"{hook}\",");
+                stats
+                    .latency
+                    .render_series(out, "aos_hook_call_duration_seconds", &labels);
+            }
+        }
         self.appends.render(
             out,
             "aos_store_append_duration_seconds",
@@ -193,6 +272,10 @@ mod tests {
         t.tool_call(Duration::from_micros(300), true);
         t.tool_call(Duration::from_secs(2), false);
         t.hook_outcome("my-guard", "tool.before", "rejected");
+        t.hook_stats("my-guard", "tool.before")
+            .observe(Duration::from_micros(2));
+        t.hook_stats("my-guard", "tool.before")
+            .observe(Duration::from_millis(2));
         let mut out = String::new();
         t.render(&mut out);
         for line in [
@@ -205,6 +288,11 @@ mod tests {
             "aos_tool_duration_seconds_bucket{le=\"5\"} 2",
             "aos_tool_duration_seconds_count 2",
             "aos_hook_outcomes_total{skill=\"my-guard\",hook=\"tool.before\",outcome=\"rejected\"} 1",
+            "aos_hook_call_duration_seconds_bucket{skill=\"my-guard\",hook=\"tool.before\",le=\"0.000001\"} 0",
+            "aos_hook_call_duration_seconds_bucket{skill=\"my-guard\",hook=\"tool.before\",le=\"0.0000025\"} 1",
+            "aos_hook_call_duration_seconds_bucket{skill=\"my-guard\",hook=\"tool.before\",le=\"0.0025\"} 2",
+            "aos_hook_call_duration_seconds_count{skill=\"my-guard\",hook=\"tool.before\"} 2",
+            "aos_hook_call_duration_seconds_sum{skill=\"my-guard\",hook=\"tool.before\"} 0.002002",
         ] {
             assert!(out.contains(line), "{line} in:\n{out}");
         }

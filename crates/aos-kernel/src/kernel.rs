@@ -213,9 +213,10 @@ impl Kernel {
 
     /// The kernel's part of `/metrics`: what it and its runner counted, and
     /// the services by state.
-    pub fn metrics_text(&self) -> String {
+    pub async fn metrics_text(&self) -> String {
         let mut out = String::new();
         self.telemetry().render(&mut out);
+        self.render_counts(&mut out).await;
         let mut by_state = std::collections::BTreeMap::new();
         out.push_str("# HELP aos_service_calls_total Calls into each service instance (hooks, events, commands).\n# TYPE aos_service_calls_total counter\n");
         for e in self.inner.hooks.table().all() {
@@ -235,6 +236,33 @@ impl Kernel {
             out.push_str(&format!("aos_services{{state=\"{state}\"}} {n}\n"));
         }
         out
+    }
+
+    /// Agents and sessions in the store, by status (a store error leaves
+    /// the families out and is logged).
+    async fn render_counts(&self, out: &mut String) {
+        let counts = match self.inner.store.counts().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "/metrics: cannot count agents and sessions");
+                return;
+            }
+        };
+        for kind in ["agents", "sessions"] {
+            out.push_str(&format!(
+                "# HELP aos_{kind} {} in the store, by status.\n# TYPE aos_{kind} gauge\n",
+                if kind == "agents" {
+                    "Agents"
+                } else {
+                    "Sessions"
+                }
+            ));
+            for (k, status, n) in &counts.0 {
+                if k == kind {
+                    out.push_str(&format!("aos_{kind}{{status=\"{status}\"}} {n}\n"));
+                }
+            }
+        }
     }
 
     /// The event bus (for `/v1/events`).

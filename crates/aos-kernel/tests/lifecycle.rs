@@ -335,7 +335,7 @@ async fn events_follow_the_lifecycle() {
                 (e.agent_id.as_deref(), e.session_id.as_deref()),
                 (Some(agent.as_str()), Some(sid.as_str()))
             );
-            assert_eq!(e.payload["cause"], "create");
+            assert_eq!(e.payload_value()["cause"], "create");
         }
     }
     for want in [

@@ -452,7 +452,9 @@ async fn a_late_subscriber_gets_the_whole_stream() {
     let (bus, _) = e.k.events().subscribe(Some(0));
     let on_bus: Vec<&str> = bus
         .iter()
-        .filter(|ev| ev.name.starts_with("dispatch.") && ev.payload["dispatchId"] == id.as_str())
+        .filter(|ev| {
+            ev.name.starts_with("dispatch.") && ev.payload_value()["dispatchId"] == id.as_str()
+        })
         .map(|ev| ev.name.as_str())
         .collect();
     assert!(

@@ -164,7 +164,7 @@ async fn metrics_text(State(st): State<AppState>, headers: HeaderMap) -> HttpRes
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render() + &st.kernel.metrics_text(),
+        st.metrics.render() + &st.kernel.metrics_text().await,
     )
         .into_response()
 }

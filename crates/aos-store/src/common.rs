@@ -26,6 +26,10 @@ pub(crate) struct ScbColumns {
     pub doc: String,
 }
 
+/// Agents and sessions by status, for [`crate::Store::counts`].
+pub(crate) const COUNTS_SQL: &str = "SELECT 'agents', status, count(*) FROM agents GROUP BY status \
+     UNION ALL SELECT 'sessions', status, count(*) FROM sessions GROUP BY status";
+
 /// The column list matching [`ScbColumns`], in order.
 pub(crate) const SCB_COLUMNS: &str = "status, phase, revision, lease_id, lease_holder, lease_expires_at, message_count, last_message_seq, updated_at, archived_at, doc";
 

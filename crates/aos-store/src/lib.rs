@@ -28,6 +28,6 @@ mod writer;
 
 pub use error::StoreError;
 pub use store::{
-    Backend, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, NewMessage,
+    Backend, Counts, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, NewMessage,
     SessionQuery, Store, StoreOptions,
 };

@@ -143,6 +143,13 @@ impl PgStore {
         Ok(())
     }
 
+    pub(crate) async fn counts(&self) -> Result<crate::Counts> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(crate::common::COUNTS_SQL)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(crate::Counts(rows))
+    }
+
     // ------------------------------------------------------------ AOSCB
 
     pub(crate) async fn aoscb_init(&self, initial: Aoscb) -> Result<Aoscb> {

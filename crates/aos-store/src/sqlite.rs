@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+/// Page cache of a reader connection, KiB (SQLite's default is 2 000).
+const READER_CACHE_KIB: u32 = 256;
 /// History pages up to this many messages are read on the calling thread.
 const SHORT_PAGE: i64 = 32;
 /// Control blocks of one kind kept in memory; past it the cache starts over.
@@ -99,7 +101,11 @@ impl Readers {
             return Ok(c);
         }
         let c = Connection::open(&self.path)?;
-        c.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")?;
+        // A reader's page cache is dropped whenever the writer committed
+        // since its last read (WAL), so a large one only holds memory.
+        c.execute_batch(&format!(
+            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{READER_CACHE_KIB};"
+        ))?;
         stable_plans(&c)?;
         unicode_lower(&c)?;
         Ok(c)
@@ -289,6 +295,15 @@ impl SqliteStore {
     pub(crate) async fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
+    }
+
+    pub(crate) async fn counts(&self) -> Result<crate::Counts> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(crate::common::COUNTS_SQL)?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(crate::Counts(rows.collect::<rusqlite::Result<_>>()?))
+        })
+        .await
     }
 }
 

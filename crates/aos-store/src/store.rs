@@ -153,6 +153,11 @@ pub struct SessionQuery {
     pub newest_first: bool,
 }
 
+/// Rows by status: `(kind, status, count)` with `kind` `agents` or
+/// `sessions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts(pub Vec<(String, String, i64)>);
+
 enum Inner {
     Sqlite(SqliteStore),
     Postgres(PgStore),
@@ -233,6 +238,11 @@ impl Store {
     /// A cheap liveness probe.
     pub async fn ping(&self) -> Result<()> {
         delegate!(self.ping())
+    }
+
+    /// How many agents and sessions the store holds, by status (`/metrics`).
+    pub async fn counts(&self) -> Result<Counts> {
+        delegate!(self.counts())
     }
 
     /// Creates the AOSCB from `initial` if there is none; otherwise refreshes

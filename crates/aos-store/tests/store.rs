@@ -3,9 +3,10 @@
 mod common;
 
 use aos_store::{
-    HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, SessionQuery, Store, StoreError,
+    Counts, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, SessionQuery, Store,
+    StoreError,
 };
-use aos_types::{Origin, SessionPhase, SessionStatus};
+use aos_types::{AgentStatus, Origin, SessionPhase, SessionStatus};
 use common::*;
 use std::collections::BTreeSet;
 
@@ -87,6 +88,38 @@ async fn agent_crud(store: Store) {
         store.agent_get("ag_nope").await,
         Err(StoreError::NotFound { kind: "agent", .. })
     ));
+}
+
+/// `/metrics` counts agents and sessions by status, on either backend.
+async fn counts_by_status(store: Store) {
+    assert_eq!(store.counts().await.expect("counts"), Counts::default());
+    let (a, b) = (acb(), acb());
+    store.agent_insert(&a).await.expect("insert");
+    store.agent_insert(&b).await.expect("insert b");
+    store
+        .agent_update(&b.agent_id, None, |acb| {
+            acb.status = AgentStatus::Archived;
+            Ok(())
+        })
+        .await
+        .expect("archive");
+    for _ in 0..3 {
+        store
+            .session_insert(&scb(&a.agent_id))
+            .await
+            .expect("session");
+    }
+    let mut counts = store.counts().await.expect("counts").0;
+    counts.sort();
+    let row = |k: &str, s: &str, n| (k.to_string(), s.to_string(), n);
+    assert_eq!(
+        counts,
+        vec![
+            row("agents", "active", 1),
+            row("agents", "archived", 1),
+            row("sessions", "ready", 3),
+        ]
+    );
 }
 
 async fn append_is_gapless_under_concurrency(store: Store) {
@@ -546,6 +579,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     aoscb_revisions,
     agent_crud,
+    counts_by_status,
     append_is_gapless_under_concurrency,
     batch_append_and_paging,
     append_refusals_change_nothing,

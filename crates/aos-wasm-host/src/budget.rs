@@ -4,6 +4,8 @@
 //! `StoreLimits` bounds each memory on its own — 64 memories, or one table
 //! of 2^27 elements, each took 1 GiB under `memoryMb: 16`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmtime::ResourceLimiter;
 
 /// Bytes a table element is counted for.
@@ -20,6 +22,8 @@ pub(crate) const MAX_TABLES: usize = 64;
 pub(crate) struct Budget {
     limit: usize,
     used: usize,
+    /// `used`, readable from outside the store (the service view).
+    gauge: Arc<AtomicUsize>,
 }
 
 impl Budget {
@@ -28,7 +32,16 @@ impl Budget {
         Budget {
             limit: usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
             used: 0,
+            gauge: Arc::default(),
         }
+    }
+
+    /// The same budget, reporting what it has taken through `gauge` (reset
+    /// to 0: a budget belongs to one new store).
+    pub(crate) fn reporting(mut self, gauge: Arc<AtomicUsize>) -> Budget {
+        gauge.store(self.used, Ordering::Relaxed);
+        self.gauge = gauge;
+        self
     }
 
     /// Bytes taken so far.
@@ -47,6 +60,7 @@ impl Budget {
             ));
         }
         self.used = total;
+        self.gauge.store(total, Ordering::Relaxed);
         Ok(true)
     }
 }

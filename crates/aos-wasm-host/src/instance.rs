@@ -10,7 +10,8 @@ use aos_extension::{
 };
 use futures::future::BoxFuture;
 use futures::lock::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap};
@@ -49,6 +50,8 @@ pub(crate) struct WasmService {
     /// (`direct.rs`), or on a fiber; fixed by how the component was linked.
     direct: bool,
     closed: AtomicBool,
+    /// Bytes of linear memory and tables its current instance holds.
+    memory: Arc<AtomicUsize>,
 }
 
 fn classify(e: &wasmtime::Error, timeout: Duration) -> CallFault {
@@ -80,6 +83,7 @@ impl WasmService {
             live: Mutex::new(None),
             registration: Registration::default(),
             closed: AtomicBool::new(false),
+            memory: Arc::default(),
         };
         let timeout = svc.timeout();
         match svc.run(svc.init(), timeout).await {
@@ -117,7 +121,7 @@ impl WasmService {
             .limits
             .memory_mb
             .unwrap_or(DEFAULT_MEMORY_MB);
-        let limits = crate::budget::Budget::mb(memory_mb);
+        let limits = crate::budget::Budget::mb(memory_mb).reporting(self.memory.clone());
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
@@ -345,6 +349,7 @@ impl ServiceInstance for WasmService {
         Some(serde_json::json!({
             "interface": format!("aos:kernel@{}", self.spec.pre.version()),
             "calls": if self.direct { "direct" } else { "fiber" },
+            "memoryBytes": self.memory.load(Ordering::Relaxed),
         }))
     }
 

@@ -31,6 +31,8 @@ struct Session {
     /// The kernel's context after the last answer: its revision and its
     /// length, and how many of those messages were final.
     answered: Option<Answered>,
+    /// When it was last assembled (a tick of [`Sessions`]), for eviction.
+    used: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,7 +42,40 @@ struct Answered {
     fixed: usize,
 }
 
-static SESSIONS: Mutex<Option<HashMap<String, Session>>> = Mutex::new(None);
+/// Sessions whose state this instance keeps; past it the least recently
+/// assembled one is dropped (its next assembly reads its history again and
+/// answers the whole context). An idle session costs this instance nothing.
+const MAX_SESSIONS: usize = 64;
+
+/// The sessions this instance remembers, and a tick for their last use.
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<String, Session>,
+    tick: u64,
+}
+
+impl Sessions {
+    /// The state of `sid`, made (evicting the least recently used one
+    /// when full) if this instance has none.
+    fn get(&mut self, sid: &str) -> &mut Session {
+        self.tick += 1;
+        if !self.by_id.contains_key(sid) && self.by_id.len() >= MAX_SESSIONS {
+            let oldest = self
+                .by_id
+                .iter()
+                .min_by_key(|(_, s)| s.used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.by_id.remove(&k);
+            }
+        }
+        let s = self.by_id.entry(sid.to_string()).or_default();
+        s.used = self.tick;
+        s
+    }
+}
+
+static SESSIONS: Mutex<Option<Sessions>> = Mutex::new(None);
 
 /// Preview length of a stored output, in characters.
 const PREVIEW_CHARS: usize = 500;
@@ -88,10 +123,12 @@ fn assemble(input: &Value) -> Result<String, String> {
         .as_str()
         .ok_or("context.assemble without sessionId")?;
     let mut guard = SESSIONS.lock().map_err(|_| "state poisoned")?;
-    let sessions = guard.get_or_insert_with(HashMap::new);
-    let s = sessions.entry(sid.to_string()).or_default();
+    let s = guard.get_or_insert_with(Sessions::default).get(sid);
     if input["trigger"] == "rebuild" {
-        *s = Session::default();
+        *s = Session {
+            used: s.used,
+            ..Session::default()
+        };
     }
     let key = format!("{}{}", input["foldedRefs"], input["unfoldedRefs"]);
     let read_from = s.raw.len();
