@@ -13,7 +13,7 @@ use aos_kernel::services::ServiceDriver;
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_types::Request;
 use aos_types::hook;
-use aos_wasm_host::{WasmHost, WasmHostConfig};
+use aos_wasm_host::{Origin, WasmHost, WasmHostConfig};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::path::Path;
@@ -44,7 +44,7 @@ fn kernel(rt: &tokio::runtime::Runtime, dir: &Path, direct_calls: bool) -> Kerne
         )
         .expect("write");
         let store = aos_store::Store::open(&format!("sqlite://{}/aos.db", dir.display())).await.expect("store");
-        let host = WasmHost::new(WasmHostConfig { cache_dir: dir.join("cache"), pooling: false, direct_calls }).expect("host");
+        let host = WasmHost::new(WasmHostConfig { cache_dir: dir.join("cache"), pooling: false, direct_calls, precompiled: &[] }).expect("host");
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
         let config = KernelConfig {
             home: dir.to_path_buf(),
@@ -147,6 +147,7 @@ fn instantiation(c: &mut Criterion) {
             cache_dir: tmp.path().join("cache"),
             pooling,
             direct_calls: true,
+            precompiled: &[],
         })
         .expect("host");
         let name = if pooling { "pooling" } else { "on_demand" };
@@ -178,11 +179,12 @@ fn loading(c: &mut Criterion) {
                     cache_dir: dir.path().to_path_buf(),
                     pooling: false,
                     direct_calls: true,
+                    precompiled: &[],
                 })
                 .expect("host");
                 (dir, host)
             },
-            |(_dir, host)| assert!(!host.load(guard()).expect("load")),
+            |(_dir, host)| assert_eq!(host.load(guard()).expect("load"), Origin::Compiled),
             criterion::BatchSize::PerIteration,
         );
     });
@@ -190,11 +192,12 @@ fn loading(c: &mut Criterion) {
         cache_dir: tmp.path().join("warm"),
         pooling: false,
         direct_calls: true,
+        precompiled: &[],
     })
     .expect("host");
     host.load(guard()).expect("prime");
     g.bench_function(BenchmarkId::from_parameter("warm_cache"), |b| {
-        b.iter(|| assert!(host.load(guard()).expect("load")));
+        b.iter(|| assert_eq!(host.load(guard()).expect("load"), Origin::Cached));
     });
     g.finish();
 }

@@ -46,7 +46,7 @@ use aos_kernel::services::ServiceDriver;
 use aos_kernel::{AoscbDefaults, Kernel, KernelConfig, Principal};
 use aos_types::Request;
 use aos_types::hook;
-use aos_wasm_host::{WasmHost, WasmHostConfig};
+use aos_wasm_host::{Origin, WasmHost, WasmHostConfig};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,7 +111,7 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
     let mut data = serde_json::Map::new();
     if want("wasm") {
         let host = wasm_host(&tmp)?;
-        let (cold, warm) = load_times(&guard, &tmp, if quick { 3 } else { 10 })?;
+        let (cold, warm, embedded) = load_times(&guard, &tmp, if quick { 3 } else { 10 })?;
         let inst = host
             .time_instantiation(&guard, if quick { 200 } else { 2_000 })
             .await
@@ -122,6 +122,10 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
                 "instantiateUs": us(percentile(inst, 0.5)),
                 "loadWarmMs": ms(warm),
                 "loadColdMs": ms(cold),
+                "loadEmbeddedMs": embedded.map(ms),
+                "coldOverEmbedded": embedded.map(|e| {
+                    (cold.as_secs_f64() / e.as_secs_f64().max(1e-9) * 10.0).round() / 10.0
+                }),
             }),
         );
     }
@@ -302,6 +306,7 @@ fn wasm_host(tmp: &Path) -> Result<WasmHost> {
         cache_dir: tmp.join("cache"),
         pooling: false,
         direct_calls: true,
+        precompiled: &[],
     })
     .map_err(|e| fail!("{e:#}"))
 }
@@ -346,30 +351,44 @@ async fn hook_times(k: &Kernel, n: usize) -> Result<Vec<Duration>> {
     Ok(out)
 }
 
-/// Cold (compile) and warm (disk cache) loads of a component, medians.
-fn load_times(path: &Path, tmp: &Path, rounds: usize) -> Result<(Duration, Duration)> {
-    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+/// Loads of a component, medians: compiled (cold), from the disk cache
+/// (warm), and from the binary's precompiled table (`None` when the table
+/// has no artifact for it, e.g. a binary built for another machine).
+fn load_times(
+    path: &Path,
+    tmp: &Path,
+    rounds: usize,
+) -> Result<(Duration, Duration, Option<Duration>)> {
+    let (mut cold, mut warm, mut embedded) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..rounds {
         let cache = tmp.join(format!("load-cache-{i}"));
-        let host = WasmHost::new(WasmHostConfig {
-            cache_dir: cache.clone(),
-            pooling: false,
-            direct_calls: true,
-        })
-        .map_err(|e| fail!("{e:#}"))?;
-        let t = Instant::now();
-        let cached = host.load(path).map_err(|e| fail!("{e}"))?;
-        cold.push(t.elapsed());
-        debug_assert!(!cached);
-        let t = Instant::now();
-        let cached = host.load(path).map_err(|e| fail!("{e}"))?;
-        warm.push(t.elapsed());
-        if !cached {
-            return Err(fail!("the compile cache did not serve the second load"));
+        let host = |precompiled| {
+            WasmHost::new(WasmHostConfig {
+                cache_dir: cache.clone(),
+                pooling: false,
+                direct_calls: true,
+                precompiled,
+            })
+            .map_err(|e| fail!("{e:#}"))
+        };
+        let (plain, shipped) = (host(&[])?, host(aos_builtins::PRECOMPILED)?);
+        for (h, expect, out) in [
+            (&plain, Origin::Compiled, &mut cold),
+            (&plain, Origin::Cached, &mut warm),
+            (&shipped, Origin::Embedded, &mut embedded),
+        ] {
+            let t = Instant::now();
+            let origin = h.load(path).map_err(|e| fail!("{e}"))?;
+            if origin == expect {
+                out.push(t.elapsed());
+            } else if expect != Origin::Embedded {
+                return Err(fail!("expected a load {expect:?}, got {origin:?}"));
+            }
         }
         let _ = std::fs::remove_dir_all(cache);
     }
-    Ok((percentile(cold, 0.5), percentile(warm, 0.5)))
+    let embedded = (!embedded.is_empty()).then(|| percentile(embedded, 0.5));
+    Ok((percentile(cold, 0.5), percentile(warm, 0.5), embedded))
 }
 
 /// SessionHistory appends through the kernel: single messages, and batches of 100.

@@ -96,6 +96,7 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
         cache_dir: cfg.home.join("cache"),
         pooling: std::env::var("AOS_WASM_POOLING").is_ok_and(|v| v == "1"),
         direct_calls: std::env::var("AOS_WASM_DIRECT").map_or(true, |v| v != "0"),
+        precompiled: aos_builtins::PRECOMPILED,
     })
     .map_err(|e| anyhow!("cannot start the WASM engine: {e:#}"))?;
     let drivers: Vec<Arc<dyn aos_kernel::services::ServiceDriver>> =

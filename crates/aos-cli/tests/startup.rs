@@ -236,6 +236,20 @@ fn the_daemon_starts_anywhere_with_the_built_in_skills_inside_it() {
         .filter_map(|p| p["data"]["name"].as_str().map(String::from))
         .collect();
     assert_eq!(loads.first().map(String::as_str), Some("aos"), "{h}");
+    // Their services run from the code compiled when the binary was built:
+    // nothing was compiled into the new home's cache.
+    let running = client(&home, &["call", "service.list"]);
+    let running: Vec<&str> = running["data"]["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["skillName"].as_str())
+        .collect();
+    assert!(running.contains(&"aos-context"), "{running:?}");
+    let compiled: Vec<_> = std::fs::read_dir(home.join("cache"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(compiled.is_empty(), "compiled at start: {compiled:?}");
     let _ = d.kill();
     let _ = d.wait();
 

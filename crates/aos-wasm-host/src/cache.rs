@@ -9,10 +9,13 @@
 //! is deserialized only from the bytes whose tag was checked — never mapped
 //! from a file that could change after the check. An entry that fails is
 //! recompiled, rewritten and logged.
+//!
+//! Before the disk, the table of components compiled when the program was
+//! built ([`embedded`]): the built-in skills load from the executable itself,
+//! so a new home starts without compiling them.
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-use std::hash::{Hash, Hasher};
+use sha2::Sha256;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -24,20 +27,11 @@ const TAG: usize = 32;
 /// Length of the key: SHA-256's block.
 const KEY: usize = 64;
 
-/// The cache key of `bytes` for `engine`.
-pub(crate) fn key(engine: &Engine, bytes: &[u8]) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    let mut sha = Sha256::new();
-    sha.update(bytes);
-    sha.update(h.finish().to_le_bytes());
-    sha.update(env!("CARGO_PKG_VERSION").as_bytes());
-    sha.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Whether the compiled artifact came from a cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
+    /// Compiled when the program was built, inside its executable.
+    Embedded,
     /// Loaded from `$AOS_HOME/cache` (or already in memory).
     Cached,
     /// Compiled now (and written to the cache).
@@ -179,11 +173,31 @@ pub(crate) fn read(path: &Path) -> wasmtime::Result<Vec<u8>> {
         .map_err(|e| wasmtime::format_err!("cannot read the component {}: {e}", path.display()))
 }
 
+/// The component compiled at build time under `key`, if the program holds
+/// one and `engine` accepts it (an artifact for other CPU features, say, is
+/// refused by wasmtime's header check and compiled instead).
+pub(crate) fn embedded(
+    table: &'static [(&'static str, &'static [u8])],
+    engine: &Engine,
+    key: &str,
+) -> Option<Component> {
+    let (_, artifact) = table.iter().find(|(k, _)| *k == key)?;
+    match deserialize(engine, artifact) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::info!(key, error = %e, "a precompiled built-in does not load here; compiling it");
+            None
+        }
+    }
+}
+
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
-    // SAFETY: `artifact` is in this process's memory, and its HMAC under the
-    // daemon-private key was just checked: this host serialised it with an
-    // engine of the same compatibility hash (part of the key); wasmtime
+    // SAFETY: `artifact` is in this process's memory, and either its HMAC
+    // under the daemon-private key was just checked (this host serialised
+    // it with an engine of the same compatibility hash, part of the key) or
+    // it is part of this executable, compiled at its build by the same
+    // wasmtime with the same configuration (`aos-builtins`); wasmtime
     // additionally checks the artifact's header against the engine.
     unsafe { Component::deserialize(engine, artifact) }
 }

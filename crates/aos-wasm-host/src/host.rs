@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use wasmtime::Engine;
 use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// One epoch tick; deadlines are counted in ticks.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
@@ -31,6 +31,11 @@ pub struct WasmHostConfig {
     /// the caller's stack; when off, every component is called on a fiber
     /// of its own (`AOS_WASM_DIRECT=0` in the daemon; benchmarks compare).
     pub direct_calls: bool,
+    /// Components compiled when this program was built, by key
+    /// ([`aos_wasm_engine::key`]): the built-in skills' (`aos-builtins`).
+    /// A component whose key is here loads without compiling or touching
+    /// the disk cache.
+    pub precompiled: &'static [(&'static str, &'static [u8])],
 }
 
 /// The skill host. Cheap to clone.
@@ -47,6 +52,7 @@ struct Inner {
     /// CPU-bound call), so only skills that ask for a fuel limit pay it.
     metered: Runtime,
     cache: DiskCache,
+    precompiled: &'static [(&'static str, &'static [u8])],
 }
 
 /// An engine, its linkers and its pre-instantiated components.
@@ -62,23 +68,14 @@ struct Runtime {
 
 impl Runtime {
     fn new(cfg: &WasmHostConfig, fuel: bool) -> wasmtime::Result<Runtime> {
-        let mut c = Config::new();
-        c.wasm_component_model(true);
-        c.epoch_interruption(true);
-        c.consume_fuel(fuel);
+        let mut c = aos_wasm_engine::config(aos_wasm_engine::EngineOptions {
+            fuel,
+            pooling: cfg.pooling,
+        });
         // Names guest functions for `perf` (a `/tmp/perf-PID.map`), so a
         // profile shows where a skill's hook time goes (docs/performance.md).
         if std::env::var_os("AOS_WASM_PERFMAP").is_some() {
             c.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        if cfg.pooling {
-            let mut pool = PoolingAllocationConfig::default();
-            pool.total_component_instances(256);
-            pool.total_core_instances(512);
-            pool.total_memories(512);
-            pool.total_tables(512);
-            pool.max_memory_size(1 << 30);
-            c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&c)?;
         let mut linker = Linker::new(&engine);
@@ -114,6 +111,7 @@ impl WasmHost {
                 plain,
                 metered,
                 cache,
+                precompiled: cfg.precompiled,
             }),
         })
     }
@@ -133,11 +131,14 @@ impl WasmHost {
             &self.inner.plain
         };
         let bytes = cache::read(path)?;
-        let key = cache::key(&rt.engine, &bytes);
+        let key = aos_wasm_engine::key(&rt.engine, &bytes);
         if let Some(pre) = rt.pres.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok((pre, Origin::Cached));
         }
-        let (component, origin) = self.inner.cache.load(&rt.engine, &bytes, &key)?;
+        let (component, origin) = match cache::embedded(self.inner.precompiled, &rt.engine, &key) {
+            Some(component) => (component, Origin::Embedded),
+            None => self.inner.cache.load(&rt.engine, &bytes, &key)?,
+        };
         let pre = match &rt.direct {
             Some(direct) if !crate::direct::can_wait(&component, &rt.engine) => {
                 Pre::new(direct.instantiate_pre(&component)?, &rt.engine, true)?
@@ -150,17 +151,20 @@ impl WasmHost {
         Ok((pre, origin))
     }
 
-    /// Loads a component from disk — from the compile cache when present,
-    /// else compiling and caching it — bypassing the in-memory table of
-    /// pre-instantiations. Returns whether the disk cache served it.
-    /// (Benchmarks and diagnostics.)
-    pub fn load(&self, path: &Path) -> Result<bool, String> {
-        let run = || -> wasmtime::Result<bool> {
+    /// Loads a component as a service start does — from the program's
+    /// precompiled table, else the disk cache, else compiling (and caching)
+    /// it — bypassing the in-memory table of pre-instantiations; says which
+    /// served it. (Benchmarks and diagnostics.)
+    pub fn load(&self, path: &Path) -> Result<Origin, String> {
+        let run = || -> wasmtime::Result<Origin> {
             let engine = self.engine();
             let bytes = cache::read(path)?;
-            let key = cache::key(engine, &bytes);
+            let key = aos_wasm_engine::key(engine, &bytes);
+            if cache::embedded(self.inner.precompiled, engine, &key).is_some() {
+                return Ok(Origin::Embedded);
+            }
             let (_, origin) = self.inner.cache.load(engine, &bytes, &key)?;
-            Ok(origin == Origin::Cached)
+            Ok(origin)
         };
         run().map_err(|e| format!("{e:#}"))
     }

@@ -32,4 +32,5 @@ mod v0_1;
 mod v0_2;
 mod world;
 
+pub use cache::Origin;
 pub use host::{WasmHost, WasmHostConfig};

@@ -56,6 +56,7 @@ impl Env {
             cache_dir: home.path().join("cache"),
             pooling: false,
             direct_calls: true,
+            precompiled: &[],
         })
         .expect("host");
         let drivers: Vec<Arc<dyn ServiceDriver>> = vec![Arc::new(host)];
