@@ -54,10 +54,15 @@ async fn only_components_that_cannot_wait_are_called_directly() {
         ("old", "0.1.0", "fiber"),
     ];
     for (name, version, calls) in expect {
+        let r = &runtime[name];
         assert_eq!(
-            runtime[name],
-            json!({"interface": format!("aos:kernel@{version}"), "calls": calls}),
-            "{name}"
+            (&r["interface"], &r["calls"]),
+            (&json!(format!("aos:kernel@{version}")), &json!(calls)),
+            "{name}: {r}"
+        );
+        assert!(
+            r["memoryBytes"].as_u64().is_some_and(|m| m > 0),
+            "{name}: {r}"
         );
     }
 }
