@@ -9,7 +9,7 @@
 
 use crate::bootstrap::{resolve_for, skill_load_message};
 use crate::hooks::HookScope;
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Write};
 use crate::params::StoreResult;
 use crate::skills::{AOS_SKILL, planned_loads};
 use aos_store::{HistoryQuery, MessageExtra, NewLogEntry, NewMessage};
@@ -164,7 +164,12 @@ async fn attempt(
             ("session", Some(&scb.session_id)),
         )?);
     }
-    let (messages, after) = k.append(scb, None, batch).await?;
+    // Under the caller's lease: refused if another node took the session.
+    let write = scb
+        .lease_id
+        .as_deref()
+        .map_or(Write::Expecting(None), Write::Leased);
+    let (messages, after) = k.append_with(scb, write, batch, None).await?;
     let seq = |i: usize| messages.get(i).map_or(0, |m| m.metadata.seq);
     let done = Compacted {
         mode: plan.mode,

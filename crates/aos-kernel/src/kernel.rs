@@ -84,6 +84,16 @@ impl WeakKernel {
     }
 }
 
+/// What an append must find: the session's lease still the writer's (the
+/// writes of a dispatch or compaction), or a revision if one is given.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Write<'a> {
+    /// Under this lease; refused with `lease.expired` once it was lost.
+    Leased(&'a str),
+    /// At this revision (`None`: any).
+    Expecting(Option<i64>),
+}
+
 /// The kernel's state: each part is reached through an accessor, so the
 /// modules above see what they use, not this struct.
 struct Inner {
@@ -432,15 +442,16 @@ impl Kernel {
         expected: Option<i64>,
         messages: Vec<NewMessage>,
     ) -> Result<(Vec<Message>, Scb), SyscallError> {
-        self.append_with(scb, expected, messages, None).await
+        self.append_with(scb, Write::Expecting(expected), messages, None)
+            .await
     }
 
-    /// [`Kernel::append`], writing `log` to the RuntimeLog in the same
-    /// transaction when given.
+    /// [`Kernel::append`], under a lease or a revision as `write` says, and
+    /// writing `log` to the RuntimeLog in the same transaction when given.
     pub(crate) async fn append_with(
         &self,
         scb: &Scb,
-        expected: Option<i64>,
+        write: Write<'_>,
         messages: Vec<NewMessage>,
         log: Option<aos_store::NewLogEntry>,
     ) -> Result<(Vec<Message>, Scb), SyscallError> {
@@ -454,11 +465,11 @@ impl Kernel {
         }
         let store = &self.inner.store;
         let started = Instant::now();
-        let appended = match log {
-            Some(log) if expected.is_none() => {
-                store.append_logged(&scb.session_id, admitted, log).await
-            }
-            _ => store.append(&scb.session_id, expected, admitted).await,
+        let sid = &scb.session_id;
+        let appended = match (write, log) {
+            (Write::Leased(lease), log) => store.append_fenced(sid, lease, admitted, log).await,
+            (Write::Expecting(None), Some(log)) => store.append_logged(sid, admitted, log).await,
+            (Write::Expecting(expected), _) => store.append(sid, expected, admitted).await,
         };
         self.telemetry().append(started.elapsed());
         let (msgs, after) = appended.sys()?;

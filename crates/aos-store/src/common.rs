@@ -159,12 +159,24 @@ pub(crate) fn append_refusal(
     scb: Result<Scb>,
     session_id: &str,
     expected: Option<i64>,
+    lease: Option<&str>,
 ) -> StoreError {
     match scb {
         Err(e) => e,
         Ok(scb) if scb.status == SessionStatus::Archived => StoreError::Rejected {
             code: "session.archived",
             message: format!("session {session_id} is archived"),
+        },
+        Ok(scb) if lease.is_some() && scb.lease_id.as_deref() != lease => StoreError::Rejected {
+            code: "lease.expired",
+            message: format!(
+                "the lease {} on session {session_id} is no longer held (now {}); a write under it is refused",
+                lease.unwrap_or_default(),
+                match (&scb.lease_id, &scb.lease_holder) {
+                    (Some(l), Some(h)) => format!("{l}, held by node {h}"),
+                    _ => "free".to_string(),
+                }
+            ),
         },
         Ok(scb) => StoreError::RevisionConflict {
             kind: "session",

@@ -10,7 +10,7 @@ use crate::common::{
 };
 use crate::schema;
 use crate::store::{
-    HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, SessionQuery, StoreOptions,
+    Fence, HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, SessionQuery, StoreOptions,
 };
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
@@ -397,21 +397,23 @@ impl PgStore {
     pub(crate) async fn append(
         &self,
         session_id: String,
-        expected: Option<i64>,
+        fence: Fence,
         messages: Vec<NewMessage>,
         log: Option<NewLogEntry>,
     ) -> Result<(Vec<Message>, Scb)> {
+        let Fence { expected, lease } = fence;
         let n = messages.len() as i64;
         let time = now();
         let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
             "UPDATE sessions SET last_message_seq = COALESCE(last_message_seq, 0) + $1, message_count = message_count + $1, revision = revision + 1, updated_at = $2 \
-             WHERE session_id = $3 AND status <> 'archived' AND ($4::BIGINT IS NULL OR revision = $4) RETURNING {SCB_COLUMNS}"
+             WHERE session_id = $3 AND status <> 'archived' AND ($4::BIGINT IS NULL OR revision = $4) AND ($5::TEXT IS NULL OR lease_id = $5) RETURNING {SCB_COLUMNS}"
         ))
         .bind(n)
         .bind(&time)
         .bind(&session_id)
         .bind(expected)
+        .bind(&lease)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -420,6 +422,7 @@ impl PgStore {
                 self.session_get(session_id.clone()).await,
                 &session_id,
                 expected,
+                lease.as_deref(),
             ));
         };
         let scb = scb_row(&row)?;

@@ -15,7 +15,9 @@ use crate::common::{
     log_doc, not_found,
 };
 use crate::schema;
-use crate::store::{HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, SessionQuery};
+use crate::store::{
+    Fence, HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, SessionQuery,
+};
 use crate::writer::{self, Job};
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
@@ -590,22 +592,23 @@ impl SqliteStore {
     pub(crate) async fn append(
         &self,
         session_id: String,
-        expected: Option<i64>,
+        fence: Fence,
         messages: Vec<NewMessage>,
         log: Option<NewLogEntry>,
     ) -> Result<(Vec<Message>, Scb)> {
+        let Fence { expected, lease } = fence;
         self.write(move |t| {
             let n = messages.len() as i64;
             let time = now();
             let cols = t
                 .prepare_cached(&format!(
                     "UPDATE sessions SET last_message_seq = COALESCE(last_message_seq, 0) + ?1, message_count = message_count + ?1, revision = revision + 1, updated_at = ?2 \
-                     WHERE session_id = ?3 AND status <> 'archived' AND (?4 IS NULL OR revision = ?4) RETURNING {SCB_COLUMNS}"
+                     WHERE session_id = ?3 AND status <> 'archived' AND (?4 IS NULL OR revision = ?4) AND (?5 IS NULL OR lease_id = ?5) RETURNING {SCB_COLUMNS}"
                 ))?
-                .query_row(params![n, time, session_id, expected], scb_row)
+                .query_row(params![n, time, session_id, expected, lease], scb_row)
                 .optional()?;
             let Some(cols) = cols else {
-                return Err(append_refusal(session_load(t, &session_id), &session_id, expected));
+                return Err(append_refusal(session_load(t, &session_id), &session_id, expected, lease.as_deref()));
             };
             let scb = cols.into_scb()?;
             let first = scb.last_message_seq.unwrap_or(n) - n + 1;

@@ -153,6 +153,13 @@ pub struct SessionQuery {
     pub newest_first: bool,
 }
 
+/// What an append must find to be made: the session's revision, its lease.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fence {
+    pub expected: Option<i64>,
+    pub lease: Option<String>,
+}
+
 /// Rows by status: `(kind, status, count)` with `kind` `agents` or
 /// `sessions`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -340,7 +347,31 @@ impl Store {
         if messages.is_empty() {
             return Ok((Vec::new(), self.session_get(session_id).await?));
         }
-        delegate!(self.append(session_id.to_string(), expected, messages, None))
+        let fence = Fence {
+            expected,
+            lease: None,
+        };
+        delegate!(self.append(session_id.to_string(), fence, messages, None))
+    }
+
+    /// Appends under the session's lease `lease` (a dispatch's or a
+    /// compaction's writes), with `log` in the same transaction when given:
+    /// refused with `lease.expired`, writing nothing, unless the session's
+    /// lease is still `lease` at commit — so a holder that was paused past
+    /// its lease (and lost it to another node) never interleaves with the
+    /// new holder. The lease id is the lease's term: each take makes a new one.
+    pub async fn append_fenced(
+        &self,
+        session_id: &str,
+        lease: &str,
+        messages: Vec<NewMessage>,
+        log: Option<NewLogEntry>,
+    ) -> Result<(Vec<Message>, Scb)> {
+        let fence = Fence {
+            expected: None,
+            lease: Some(lease.to_string()),
+        };
+        delegate!(self.append(session_id.to_string(), fence, messages, log))
     }
 
     /// [`Store::append`] and a RuntimeLog entry in one transaction (a tool
@@ -351,7 +382,12 @@ impl Store {
         messages: Vec<NewMessage>,
         log: NewLogEntry,
     ) -> Result<(Vec<Message>, Scb)> {
-        delegate!(self.append(session_id.to_string(), None, messages, Some(log)))
+        delegate!(self.append(
+            session_id.to_string(),
+            Fence::default(),
+            messages,
+            Some(log)
+        ))
     }
 
     /// A page of history in seq order.

@@ -285,6 +285,57 @@ async fn lease_columns_change_atomically(store: Store) {
     assert_eq!(list.len(), 1);
 }
 
+/// A write under a lease lands only while the session's lease is that one
+/// (its term): once another node took the session, the old holder's write
+/// is refused with `lease.expired` and changes nothing (issue 23).
+async fn a_write_under_a_lost_lease_is_refused(store: Store) {
+    let s = session(&store).await;
+    let take = |lease: &'static str, node: &'static str| {
+        let store = store.clone();
+        let sid = s.session_id.clone();
+        async move {
+            store
+                .session_update(&sid, None, move |scb| {
+                    scb.phase = SessionPhase::Dispatched;
+                    scb.lease_id = Some(lease.into());
+                    scb.lease_holder = Some(node.into());
+                    scb.lease_expires_at = Some("2999-01-01T00:00:00.000Z".into());
+                    Ok(())
+                })
+                .await
+                .expect("take lease")
+        }
+    };
+    take("ls_a", "node-a").await;
+    let (m, _) = store
+        .append_fenced(&s.session_id, "ls_a", vec![text("a1")], None)
+        .await
+        .expect("the holder writes");
+    assert_eq!(m[0].metadata.seq, 1);
+    take("ls_b", "node-b").await;
+    let late = store
+        .append_fenced(&s.session_id, "ls_a", vec![text("a2")], None)
+        .await;
+    match late {
+        Err(StoreError::Rejected { code, message }) => {
+            assert_eq!(code, "lease.expired");
+            assert!(message.contains("node-b"), "{message}");
+        }
+        other => panic!("a write under a lost lease: {other:?}"),
+    }
+    let (m, scb) = store
+        .append_fenced(&s.session_id, "ls_b", vec![text("b1")], None)
+        .await
+        .expect("the new holder writes");
+    assert_eq!(m[0].metadata.seq, 2, "nothing was written in between");
+    assert_eq!(scb.message_count, 2);
+    // Unfenced writes (a person's message) are not held to a lease.
+    store
+        .append(&s.session_id, None, vec![text("note")])
+        .await
+        .expect("unfenced");
+}
+
 async fn session_lists_page_both_ways(store: Store) {
     let first = session(&store).await;
     let mut ids = vec![first.session_id.clone()];
@@ -584,6 +635,7 @@ on_both_backends!(
     batch_append_and_paging,
     append_refusals_change_nothing,
     lease_columns_change_atomically,
+    a_write_under_a_lost_lease_is_refused,
     runtime_log_and_content,
     dispatch_inbox_is_durable_and_ordered,
     a_logged_append_is_one_transaction,

@@ -12,7 +12,7 @@ pub(crate) use inbox::resume;
 
 use crate::dispatches::{DispatchState, Input, Outcome, StreamEvent, user_message_id};
 use crate::hooks::HookScope;
-use crate::kernel::{Done, Kernel, OpResult};
+use crate::kernel::{Done, Kernel, OpResult, Write};
 use crate::params::{self, StoreResult, decode};
 use crate::principal::Principal;
 use aos_types::hook;
@@ -139,7 +139,9 @@ async fn begin(
     let written = async {
         let scb = k.store().session_get(&state.session_id).await.sys()?;
         let m = input.into_message(user_message_id(&state.id));
-        let (msgs, _) = k.append(&scb, None, vec![m]).await?;
+        let (msgs, _) = k
+            .append_with(&scb, Write::Leased(lease), vec![m], None)
+            .await?;
         let msg = msgs
             .into_iter()
             .next()

@@ -6,7 +6,7 @@ use super::lease::set_phase;
 use crate::compaction;
 use crate::dispatches::{DispatchState, Outcome};
 use crate::hooks::HookEngine;
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Write};
 use crate::params::StoreResult;
 use crate::runner::{CommandSetup, Compaction, DispatchPort};
 use crate::sandbox::SessionSandbox;
@@ -81,7 +81,7 @@ impl DispatchPort for Port<'_> {
         Box::pin(async move {
             let (mut msgs, after) = self
                 .k
-                .append_with(&self.scb, None, vec![message], log)
+                .append_with(&self.scb, Write::Leased(&self.lease), vec![message], log)
                 .await?;
             self.scb = after;
             msgs.pop()
