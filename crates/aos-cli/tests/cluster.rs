@@ -1,0 +1,105 @@
+//! Several daemons on one PostgreSQL database (issue 23), each a real `aos`
+//! process against a fresh database of the test's own.
+
+mod common;
+
+use common::Daemon;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A short lease, so a node that stops answering loses its sessions soon.
+const TTL_MS: &str = "1500";
+
+fn node(dir: &std::path::Path, name: &str, db: &str, llm: &str) -> Daemon {
+    Daemon::launch_env(
+        &dir.join(name),
+        Some(db),
+        &common::skill_roots(),
+        &[
+            ("AOS_LLM_BASE_URL", llm),
+            ("AOS_LEASE_TTL_MS", TTL_MS),
+            ("AOS_NODE_ID", name),
+        ],
+    )
+}
+
+fn signal(d: &Daemon, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(d.child.id() as i32);
+    nix::sys::signal::kill(pid, sig).expect("signal");
+}
+
+/// Polls `f` every 50 ms until it is true or `secs` passed.
+fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A node paused past its lease (SIGSTOP) while its command ran, and the
+/// session taken over by another node: when it wakes (SIGCONT), its late
+/// write — the command's result — is refused with `lease.expired`, its
+/// dispatch fails, and the history shows nothing of it after the takeover.
+#[test]
+fn a_node_paused_past_its_lease_cannot_write_after_the_takeover() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "sleep 2; echo $((6 * 7))-late"),
+        aos_testkit::Reply::text("node b answered"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sid) = common::new_session(&a);
+
+    let started = a.ok(&["send", &sid, "run it", "--detach"]);
+    let dispatch = started["data"]["dispatchId"]
+        .as_str()
+        .expect("dispatchId")
+        .to_string();
+    // The command runs on node a once its call is in the history.
+    until(20, "node a's tool call", || {
+        common::tool_parts(&common::history(&a, &sid))
+            .iter()
+            .any(|p| p["toolCallId"] == "c1")
+    });
+    signal(&a, nix::sys::signal::Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2_200));
+
+    // Node b takes the session: node a's lease expired.
+    let out = b.ok(&["send", &sid, "take over"]);
+    assert_eq!(out["data"]["status"], "completed", "{out}");
+    let taken_at = common::history(&b, &sid).len();
+
+    signal(&a, nix::sys::signal::Signal::SIGCONT);
+    let (ended, _) = a.call(
+        "session.wait",
+        json!({ "dispatchId": dispatch, "timeoutMs": 30_000 }),
+    );
+    let outcome = &ended["data"];
+    assert_eq!(outcome["status"], "failed", "{ended}");
+    assert!(
+        outcome["error"].to_string().contains("lease.expired"),
+        "{ended}"
+    );
+    let after: Vec<Value> = common::history(&b, &sid);
+    assert_eq!(
+        after.len(),
+        taken_at,
+        "node a wrote after the takeover: {:#?}",
+        &after[taken_at.min(after.len())..]
+    );
+    assert!(
+        !serde_json::to_string(&after)
+            .expect("json")
+            .contains("42-late"),
+        "the late result is not in the history"
+    );
+    let seqs: Vec<i64> = after
+        .iter()
+        .map(|m| m["metadata"]["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (1..=after.len() as i64).collect::<Vec<_>>());
+}
