@@ -103,3 +103,124 @@ fn a_node_paused_past_its_lease_cannot_write_after_the_takeover() {
         .collect();
     assert_eq!(seqs, (1..=after.len() as i64).collect::<Vec<_>>());
 }
+
+/// kill -9 of the node running a dispatch: another node takes the session
+/// over once the lease expired, without being asked — the open tool call
+/// gets an honest unknown-outcome result, the interrupt fact says `node
+/// lost`, seq stays gap-free — and the message that node queued meanwhile
+/// runs right after (one inbox for the cluster).
+#[test]
+fn a_killed_nodes_session_is_taken_over_and_the_queue_runs_elsewhere() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "sleep 4"),
+        aos_testkit::Reply::text("queued one answered"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sid) = common::new_session(&a);
+    a.ok(&["send", &sid, "run it", "--detach"]);
+    until(20, "node a's tool call", || {
+        common::tool_parts(&common::history(&a, &sid))
+            .iter()
+            .any(|p| p["toolCallId"] == "c1")
+    });
+    let queued = b.ok(&["send", &sid, "after you", "--queue", "--detach"]);
+    assert_eq!(queued["data"]["queued"], true, "{queued}");
+    let dispatch = queued["data"]["dispatchId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let killed = std::time::Instant::now();
+    a.kill9();
+    let (ended, _) = b.call(
+        "session.wait",
+        json!({ "dispatchId": dispatch, "timeoutMs": 30_000 }),
+    );
+    assert_eq!(ended["data"]["status"], "completed", "{ended}");
+    // The lease TTL is 1.5 s; the sweep runs every 0.5 s.
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        killed.elapsed()
+    );
+
+    let h = common::history(&b, &sid);
+    let c1: Vec<Value> = common::tool_parts(&h)
+        .into_iter()
+        .filter(|p| p["toolCallId"] == "c1")
+        .collect();
+    assert_eq!(c1.len(), 2, "the call and its closing: {c1:?}");
+    assert_eq!(c1[1]["state"], "output-error");
+    assert!(
+        c1[1]["errorText"]
+            .as_str()
+            .expect("text")
+            .contains("unknown")
+    );
+    let fact = h
+        .iter()
+        .position(|m| m["parts"][0]["type"] == "data-interrupt")
+        .expect("the interrupt fact");
+    assert_eq!(h[fact]["parts"][0]["data"]["reason"], "node lost");
+    let queued_at = h
+        .iter()
+        .position(|m| m["parts"][0]["text"] == "after you")
+        .expect("the queued message");
+    assert!(
+        fact < queued_at,
+        "the queued message runs after the takeover"
+    );
+    let seqs: Vec<i64> = h
+        .iter()
+        .map(|m| m["metadata"]["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, (1..=h.len() as i64).collect::<Vec<_>>());
+    assert_eq!(b.ok(&["session", "get", &sid])["data"]["phase"], "idle");
+}
+
+/// A message queued on one node while another ran the session starts as
+/// soon as that node frees it — not only after a later dispatch on the
+/// node that queued it.
+#[test]
+fn a_message_queued_on_one_node_runs_when_another_frees_the_session() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "sleep 1"),
+        aos_testkit::Reply::text("first done"),
+        aos_testkit::Reply::text("second done"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sid) = common::new_session(&a);
+    let first = a.ok(&["send", &sid, "first", "--detach"]);
+    let first = first["data"]["dispatchId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    until(20, "the first dispatch runs", || {
+        a.ok(&["session", "get", &sid])["data"]["phase"] == "dispatched"
+    });
+    let queued = b.ok(&["send", &sid, "second", "--queue", "--detach"]);
+    assert_eq!(queued["data"]["queued"], true, "{queued}");
+    let second = queued["data"]["dispatchId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (done, _) = a.call(
+        "session.wait",
+        json!({ "dispatchId": first, "timeoutMs": 30_000 }),
+    );
+    assert_eq!(done["data"]["status"], "completed", "{done}");
+    let (done, _) = b.call(
+        "session.wait",
+        json!({ "dispatchId": second, "timeoutMs": 10_000 }),
+    );
+    assert_eq!(done["data"]["status"], "completed", "{done}");
+    assert_eq!(done["data"]["finalText"], "second done", "{done}");
+}

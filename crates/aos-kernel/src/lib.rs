@@ -38,6 +38,7 @@ mod session_context;
 mod sessions;
 mod skills;
 mod start;
+mod takeover;
 mod transcript;
 
 pub use aos_extension::events::{Event, EventBus, EventFilter};

@@ -4,6 +4,7 @@
 use crate::Kernel;
 use crate::bootstrap;
 use crate::hooks::HookScope;
+use crate::kernel::Write;
 use crate::params::StoreResult;
 use aos_store::{Backend, HistoryQuery, NewMessage};
 use aos_types::hook;
@@ -76,6 +77,23 @@ async fn set_idle(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
             s.lease_id = None;
             s.lease_holder = None;
             s.lease_expires_at = None;
+            Ok(())
+        })
+        .await
+        .sys()
+}
+
+/// Frees the session if it is still under `scb`'s lease.
+async fn release(k: &Kernel, scb: &Scb) -> Result<Scb, SyscallError> {
+    let lease = scb.lease_id.clone();
+    k.store()
+        .session_update(&scb.session_id, None, move |s| {
+            if s.lease_id == lease {
+                s.phase = SessionPhase::Idle;
+                s.lease_id = None;
+                s.lease_holder = None;
+                s.lease_expires_at = None;
+            }
             Ok(())
         })
         .await
@@ -182,8 +200,15 @@ pub(crate) async fn close_stranded(
         origin: Origin::Aos,
         extra: Default::default(),
     });
-    k.append(&scb, None, batch).await?;
-    set_idle(k, &scb.session_id).await?;
+    // Fenced by the lease the session is under (the stale one after a
+    // restart, the claimed one in a takeover): if another node took the
+    // session meanwhile, nothing is written and it is left to that node.
+    let write = scb
+        .lease_id
+        .as_deref()
+        .map_or(Write::Expecting(None), Write::Leased);
+    k.append_with(&scb, write, batch, None).await?;
+    release(k, &scb).await?;
     tracing::info!(session = %scb.session_id, reason = why.reason, "stranded dispatch closed");
     k.emit(
         hook::SESSION_INTERRUPTED,

@@ -46,6 +46,7 @@ impl Kernel {
             .collect();
         ops::service::reconcile(&kernel, ServiceOwner::System, starts).await;
         recovery::recover_all(&kernel).await?;
+        crate::takeover::spawn(&kernel);
         kernel.emit(
             hook::AOS_STARTED,
             HookScope::default(),

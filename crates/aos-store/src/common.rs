@@ -26,6 +26,11 @@ pub(crate) struct ScbColumns {
     pub doc: String,
 }
 
+/// Sessions held under a lease that expired before `?1` (a time), oldest
+/// expiry first, at most 64 at a time.
+pub(crate) const EXPIRED_LEASES: &str = "status = 'ready' AND phase IN ('dispatched', 'compacting') \
+     AND lease_expires_at IS NOT NULL AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT 64";
+
 /// Agents and sessions by status, for [`crate::Store::counts`].
 pub(crate) const COUNTS_SQL: &str = "SELECT 'agents', status, count(*) FROM agents GROUP BY status \
      UNION ALL SELECT 'sessions', status, count(*) FROM sessions GROUP BY status";

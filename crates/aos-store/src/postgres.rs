@@ -352,6 +352,15 @@ impl PgStore {
         rows.iter().map(scb_row).collect()
     }
 
+    pub(crate) async fn expired_leases(&self, now: String) -> Result<Vec<Scb>> {
+        let sql = crate::common::EXPIRED_LEASES.replace("?1", "$1");
+        let rows = sqlx::query(&format!("SELECT {SCB_COLUMNS} FROM sessions WHERE {sql}"))
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(scb_row).collect()
+    }
+
     pub(crate) async fn session_update(
         &self,
         session_id: String,

@@ -552,6 +552,11 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn expired_leases(&self, now: String) -> Result<Vec<Scb>> {
+        self.read(move |c| sessions_where(c, crate::common::EXPIRED_LEASES, params![now]))
+            .await
+    }
+
     pub(crate) async fn session_update(
         &self,
         session_id: String,

@@ -322,6 +322,13 @@ impl Store {
         delegate!(self.sessions_to_recover())
     }
 
+    /// Sessions whose lease expired before `now` while they were dispatched
+    /// or compacting: their holder stopped renewing (it died, was paused or
+    /// cut off), so any node may take them over. At most 64, oldest first.
+    pub async fn expired_leases(&self, now: &str) -> Result<Vec<Scb>> {
+        delegate!(self.expired_leases(now.to_string()))
+    }
+
     /// Changes a session through `f`, bumping the revision. Lease columns
     /// change atomically with the rest of the row.
     pub async fn session_update(

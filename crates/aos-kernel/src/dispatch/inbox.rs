@@ -98,6 +98,35 @@ pub(super) async fn next(k: &Kernel, session_id: &str) {
     }
 }
 
+/// Starts this node's queued messages whose session is free: freed by
+/// another node, or by a takeover — a release elsewhere has no local call of
+/// [`next`]. Sessions under a live lease are skipped without a write.
+pub(crate) async fn start_freed(k: &Kernel) {
+    let waiting: Vec<String> = k
+        .dispatches()
+        .inbox
+        .lock()
+        .map(|i| {
+            i.iter()
+                .filter(|(_, q)| !q.is_empty())
+                .map(|(s, _)| s.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = aos_types::now();
+    for sid in waiting {
+        let busy = k.store().session_get(&sid).await.is_ok_and(|s| {
+            matches!(s.phase, SessionPhase::Dispatched | SessionPhase::Compacting)
+                && s.lease_expires_at
+                    .as_deref()
+                    .is_some_and(|t| t > now.as_str())
+        });
+        if !busy {
+            next(k, &sid).await;
+        }
+    }
+}
+
 async fn fail_front(k: &Kernel, session_id: &str, e: SyscallError) {
     if let Some(q) = pop(k, session_id) {
         let _ = k.store().inbox_remove(&q.state.id).await;
