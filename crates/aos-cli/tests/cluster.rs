@@ -224,3 +224,100 @@ fn a_message_queued_on_one_node_runs_when_another_frees_the_session() {
     assert_eq!(done["data"]["status"], "completed", "{done}");
     assert_eq!(done["data"]["finalText"], "second done", "{done}");
 }
+
+/// The SSE events of `d` (`/v1/events?…`), one `(id, name, data)` per
+/// event, on a channel, read by a thread of their own.
+fn events(
+    d: &Daemon,
+    query: &str,
+    last_id: Option<u64>,
+) -> std::sync::mpsc::Receiver<(u64, String, Value)> {
+    let mut req = ureq::get(&format!("{}/v1/events?{query}", d.url))
+        .set("Authorization", &format!("Bearer {}", d.token()));
+    if let Some(id) = last_id {
+        req = req.set("Last-Event-ID", &id.to_string());
+    }
+    let reader = req.call().expect("events").into_reader();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let (mut id, mut name) = (0, String::new());
+        for line in std::io::BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().parse().unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("event:") {
+                name = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                let data = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
+                if tx.send((id, name.clone(), data)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Collects events from `rx` until `done` says so (10 s at most).
+fn collect(
+    rx: &std::sync::mpsc::Receiver<(u64, String, Value)>,
+    mut done: impl FnMut(&[(u64, String, Value)]) -> bool,
+) -> Vec<(u64, String, Value)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(e) => seen.push(e),
+            Err(_) => panic!("timed out; seen: {seen:#?}"),
+        }
+    }
+    seen
+}
+
+/// What happens on one node shows on every node's `/v1/events`, with the
+/// same ids in the same order, and `Last-Event-ID` taken from one node
+/// resumes on another.
+#[test]
+fn events_on_one_node_show_on_every_node_with_one_order() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::text("hello from a"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let c = node(tmp.path(), "node-c", &db, &llm.url());
+    let on_b = events(&b, "scope=session", None);
+    let on_c = events(&c, "scope=session", None);
+    let (_, sid) = common::new_session(&a);
+    let out = a.ok(&["send", &sid, "hi"]);
+    assert_eq!(out["data"]["status"], "completed", "{out}");
+
+    let ended = |seen: &[(u64, String, Value)]| {
+        seen.iter()
+            .any(|(_, n, d)| n == "dispatch.done" && d["sessionId"] == sid.as_str())
+    };
+    let mine = |v: Vec<(u64, String, Value)>| -> Vec<(u64, String)> {
+        v.into_iter()
+            .filter(|(_, _, d)| d["sessionId"] == sid.as_str())
+            .map(|(id, n, _)| (id, n))
+            .collect()
+    };
+    let seen_b = mine(collect(&on_b, ended));
+    let seen_c = mine(collect(&on_c, ended));
+    let names: Vec<&str> = seen_b.iter().map(|(_, n)| n.as_str()).collect();
+    for want in ["session.started", "context.ingest", "dispatch.done"] {
+        assert!(names.contains(&want), "{want} on node b: {names:?}");
+    }
+    assert_eq!(seen_b, seen_c, "the same events, ids and order on b and c");
+    assert!(seen_b.windows(2).all(|w| w[0].0 < w[1].0), "{seen_b:?}");
+
+    // Resume on node a from an id node b showed: what followed it, no more.
+    let (mid, _) = seen_b[seen_b.len() / 2].clone();
+    let on_a = events(&a, "scope=session", Some(mid));
+    let resumed = mine(collect(&on_a, ended));
+    assert_eq!(resumed[..], seen_b[seen_b.len() / 2 + 1..]);
+}

@@ -6,8 +6,9 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::{broadcast, mpsc};
 
 /// How many past events are kept for resume…
 const RING: usize = 4096;
@@ -16,7 +17,7 @@ const RING: usize = 4096;
 const RING_BYTES: usize = 1 << 20;
 
 /// One published event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Monotonic id (per daemon), the SSE `id`.
@@ -78,6 +79,15 @@ impl EventFilter {
     }
 }
 
+/// An event published on this node, on its way to the cluster's log (the
+/// relay, when the store is shared): it is numbered there, then delivered
+/// back to every node's bus, this one included ([`EventBus::deliver`]).
+#[derive(Debug)]
+pub struct Outgoing {
+    /// The event, its `id` not yet given.
+    pub event: Event,
+}
+
 /// The bus.
 #[derive(Debug)]
 pub struct EventBus {
@@ -85,11 +95,25 @@ pub struct EventBus {
     /// the same `Arc` (a payload can be a whole message).
     tx: broadcast::Sender<Arc<Event>>,
     ring: Mutex<Ring>,
+    /// Set when events go through the cluster's log instead of straight
+    /// to this node's subscribers.
+    relay: OnceLock<mpsc::Sender<Outgoing>>,
+    /// Events the relay had no room for.
+    dropped: AtomicU64,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The scope of an event concerning `agent_id` and `session_id`.
+fn scope_of(agent_id: Option<&str>, session_id: Option<&str>) -> &'static str {
+    match (agent_id, session_id) {
+        (_, Some(_)) => "session",
+        (Some(_), None) => "agent",
+        (None, None) => "system",
     }
 }
 
@@ -100,7 +124,24 @@ impl EventBus {
         EventBus {
             tx,
             ring: Mutex::default(),
+            relay: OnceLock::new(),
+            dropped: AtomicU64::new(0),
         }
+    }
+
+    /// From now on, sends what is published to the returned receiver (at
+    /// most `capacity` waiting; past it an event is dropped, counted and
+    /// logged) instead of to subscribers: the relay writes them to the
+    /// cluster's log and [`EventBus::deliver`]s what the log holds. `None`
+    /// if a relay was already set.
+    pub fn relay(&self, capacity: usize) -> Option<mpsc::Receiver<Outgoing>> {
+        let (tx, rx) = mpsc::channel(capacity);
+        self.relay.set(tx).ok().map(|()| rx)
+    }
+
+    /// Events the relay had no room for, since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Publishes an event; ids are assigned under the ring lock so that the
@@ -124,27 +165,56 @@ impl EventBus {
         session_id: Option<&str>,
         payload: String,
     ) {
-        let scope = match (agent_id, session_id) {
-            (_, Some(_)) => "session",
-            (Some(_), None) => "agent",
-            (None, None) => "system",
-        };
         let Ok(payload) = RawValue::from_string(payload) else {
             return;
         };
-        let Ok(mut ring) = self.ring.lock() else {
-            return;
-        };
-        ring.last_id += 1;
-        let e = Arc::new(Event {
-            id: ring.last_id,
+        let event = Event {
+            id: 0,
             name: name.to_string(),
             time: aos_types::now(),
-            scope,
+            scope: scope_of(agent_id, session_id),
             agent_id: agent_id.map(String::from),
             session_id: session_id.map(String::from),
             payload,
-        });
+        };
+        match self.relay.get() {
+            Some(relay) => {
+                if relay.try_send(Outgoing { event }).is_err() {
+                    let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        tracing::warn!(dropped = n, "event relay full or closed; events dropped");
+                    }
+                }
+            }
+            None => self.keep(None, event),
+        }
+    }
+
+    /// Delivers an event of the cluster's log, numbered `id` there, to this
+    /// node's subscribers; one not newer than the last delivered is ignored.
+    pub fn deliver(&self, id: u64, mut event: Event, scope: &str) {
+        event.id = id;
+        event.scope = match scope {
+            "system" => "system",
+            "agent" => "agent",
+            _ => "session",
+        };
+        self.keep(Some(id), event);
+    }
+
+    /// Numbers `event` (the next id, or `id`), keeps it in the ring and
+    /// sends it to the subscribers.
+    fn keep(&self, id: Option<u64>, mut event: Event) {
+        let Ok(mut ring) = self.ring.lock() else {
+            return;
+        };
+        match id {
+            Some(id) if id <= ring.last_id => return,
+            Some(id) => ring.last_id = id,
+            None => ring.last_id += 1,
+        }
+        event.id = ring.last_id;
+        let e = Arc::new(event);
         ring.bytes += e.payload.get().len();
         ring.events.push_back(e.clone());
         while ring.events.len() > RING || (ring.bytes > RING_BYTES && ring.events.len() > 1) {
@@ -199,6 +269,30 @@ mod tests {
         };
         assert_eq!(past.iter().filter(|e| f.matches(e)).count(), 1);
         assert_eq!(past[1].payload_value(), json!({}));
+    }
+
+    /// With a relay, what is published goes to it (bounded: past its room
+    /// events are dropped and counted), and subscribers see only what is
+    /// delivered back, with the ids the cluster's log gave — never an older
+    /// one twice.
+    #[test]
+    fn a_relayed_bus_shows_what_the_log_delivers() {
+        let bus = EventBus::new();
+        let mut rx = bus.relay(2).expect("relay");
+        assert!(bus.relay(2).is_none(), "one relay");
+        for i in 0..3 {
+            bus.publish("tick", Some("ag_1"), Some("se_1"), json!(i));
+        }
+        assert_eq!(bus.dropped(), 1);
+        let first = rx.try_recv().expect("queued").event;
+        assert_eq!((first.scope, first.payload.get()), ("session", "0"));
+        let (past, _rx) = bus.subscribe(Some(0));
+        assert!(past.is_empty(), "nothing before the log delivers");
+        bus.deliver(7, first, "session");
+        let second = rx.try_recv().expect("queued").event;
+        bus.deliver(5, second, "session");
+        let (past, _rx) = bus.subscribe(Some(0));
+        assert_eq!(past.iter().map(|e| e.id).collect::<Vec<_>>(), vec![7]);
     }
 
     /// The ring keeps at most [`RING`] events and [`RING_BYTES`] of their

@@ -23,6 +23,7 @@ mod config;
 mod context;
 mod dispatch;
 mod dispatches;
+mod event_log;
 pub mod hooks;
 mod kernel;
 mod ops;

@@ -29,6 +29,7 @@ impl Kernel {
             .to_aoscb(&config.system_name, &config.skill_root_string());
         store.aoscb_init(&initial).await.sys()?;
         let kernel = Kernel::new(store, config, drivers, runner);
+        crate::event_log::start(&kernel).await;
         let indexed = kernel.skills().snapshot().valid_count();
         kernel.emit(
             hook::SKILL_INDEX_REFRESH_AFTER,

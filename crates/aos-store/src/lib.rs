@@ -28,6 +28,6 @@ mod writer;
 
 pub use error::StoreError;
 pub use store::{
-    Backend, Counts, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, NewMessage,
-    SessionQuery, Store, StoreOptions,
+    Backend, Counts, EventWake, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewEvent,
+    NewLogEntry, NewMessage, SessionQuery, Store, StoreOptions, StoredEvent,
 };

@@ -10,7 +10,8 @@ use crate::common::{
 };
 use crate::schema;
 use crate::store::{
-    Fence, HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, SessionQuery, StoreOptions,
+    Fence, HistoryQuery, InboxEntry, LogQuery, NewEvent, NewLogEntry, NewMessage, SessionQuery,
+    StoreOptions, StoredEvent,
 };
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
@@ -21,7 +22,13 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 pub(crate) struct PgStore {
     pool: PgPool,
+    /// The NOTIFY channel of this schema's event log.
+    channel: String,
 }
+
+/// Serialises additions to the event log, so ids are committed in order and
+/// a tailer reading `id > last` never skips one committed late.
+const EVENTS_LOCK: i64 = 8_420_421;
 
 fn scb_row(r: &PgRow) -> Result<Scb> {
     ScbColumns {
@@ -127,7 +134,11 @@ impl PgStore {
             .connect(url)
             .await?;
         schema::migrate_postgres(&pool).await?;
-        Ok(PgStore { pool })
+        let channel = format!(
+            "aos_events_{}",
+            opts.pg_schema.as_deref().unwrap_or("public")
+        );
+        Ok(PgStore { pool, channel })
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
@@ -141,6 +152,84 @@ impl PgStore {
     pub(crate) async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    pub(crate) async fn events_append(&self, node_id: &str, events: Vec<NewEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(EVENTS_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let col = |f: fn(&NewEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+        sqlx::query(
+            "INSERT INTO events (node_id, name, time, scope, agent_id, session_id, payload) \
+             SELECT $1, n, t, s, a, se, p FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[]) AS x(n, t, s, a, se, p)",
+        )
+        .bind(node_id)
+        .bind(col(|e| Some(e.name.clone())))
+        .bind(col(|e| Some(e.time.clone())))
+        .bind(col(|e| Some(e.scope.clone())))
+        .bind(col(|e| e.agent_id.clone()))
+        .bind(col(|e| e.session_id.clone()))
+        .bind(col(|e| Some(e.payload.clone())))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(&self.channel)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, node_id, name, time, scope, agent_id, session_id, payload FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEvent {
+                    id: r.try_get("id")?,
+                    node_id: r.try_get("node_id")?,
+                    event: NewEvent {
+                        name: r.try_get("name")?,
+                        time: r.try_get("time")?,
+                        scope: r.try_get("scope")?,
+                        agent_id: r.try_get("agent_id")?,
+                        session_id: r.try_get("session_id")?,
+                        payload: r.try_get("payload")?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn events_last_id(&self) -> Result<i64> {
+        let (id,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    pub(crate) async fn events_trim(&self, before: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM events WHERE id < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn events_listen(&self) -> Result<crate::EventWake> {
+        let mut l = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        l.listen(&self.channel).await?;
+        Ok(crate::EventWake(l))
     }
 
     pub(crate) async fn counts(&self) -> Result<crate::Counts> {

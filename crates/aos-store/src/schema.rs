@@ -3,8 +3,40 @@
 //! the same time.
 
 /// Ordered migrations: (version, SQLite DDL, PostgreSQL DDL).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, SQLITE_V1, POSTGRES_V1), (2, SQLITE_V2, POSTGRES_V2)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, SQLITE_V1, POSTGRES_V1),
+    (2, SQLITE_V2, POSTGRES_V2),
+    (3, SQLITE_V3, POSTGRES_V3),
+];
+
+/// v3: the cluster's event log (PostgreSQL): every node's events, in one
+/// order, tailed by every node (`crate::Store::events_after`). SQLite has
+/// one node and keeps its events in memory; the table exists for symmetry.
+const SQLITE_V3: &str = r#"
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    node_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    time TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    agent_id TEXT,
+    session_id TEXT,
+    payload TEXT NOT NULL
+);
+"#;
+
+const POSTGRES_V3: &str = r#"
+CREATE TABLE events (
+    id BIGSERIAL PRIMARY KEY,
+    node_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    time TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    agent_id TEXT,
+    session_id TEXT,
+    payload TEXT NOT NULL
+);
+"#;
 
 /// v2: the durable dispatch inbox (messages queued with `queue: true`).
 const SQLITE_V2: &str = r#"

@@ -153,6 +153,34 @@ pub struct SessionQuery {
     pub newest_first: bool,
 }
 
+/// An event to add to the cluster's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Hook name, e.g. `session.started`.
+    pub name: String,
+    /// When it happened, on the node that published it.
+    pub time: String,
+    /// `system`, `agent` or `session`.
+    pub scope: String,
+    /// Agent concerned.
+    pub agent_id: Option<String>,
+    /// Session concerned.
+    pub session_id: Option<String>,
+    /// The payload, JSON text.
+    pub payload: String,
+}
+
+/// An event of the cluster's log, numbered in one order for every node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Position in the log (the SSE `id` on every node).
+    pub id: i64,
+    /// The node that published it.
+    pub node_id: String,
+    /// The event.
+    pub event: NewEvent,
+}
+
 /// What an append must find to be made: the session's revision, its lease.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Fence {
@@ -181,6 +209,29 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("backend", &self.backend())
             .finish()
+    }
+}
+
+/// The cluster event log on SQLite: there is one node, and its events stay
+/// in its memory.
+fn one_node() -> StoreError {
+    StoreError::Rejected {
+        code: "store.unsupported",
+        message: "events are shared through PostgreSQL only; a SQLite store has one node".into(),
+    }
+}
+
+/// Wakes a tailer of the event log when another node added events.
+pub struct EventWake(pub(crate) sqlx::postgres::PgListener);
+
+impl EventWake {
+    /// Waits for a wake-up, at most `timeout`; `false` when the connection
+    /// failed (the caller reads the log anyway and listens again).
+    pub async fn wait(&mut self, timeout: std::time::Duration) -> bool {
+        match tokio::time::timeout(timeout, self.0.recv()).await {
+            Ok(Ok(_)) | Err(_) => true,
+            Ok(Err(_)) => false,
+        }
     }
 }
 
@@ -245,6 +296,48 @@ impl Store {
     /// A cheap liveness probe.
     pub async fn ping(&self) -> Result<()> {
         delegate!(self.ping())
+    }
+
+    /// Adds events to the cluster's log (PostgreSQL), numbered after every
+    /// event any node added before, and wakes the nodes tailing it.
+    pub async fn events_append(&self, node_id: &str, events: Vec<NewEvent>) -> Result<()> {
+        match &*self.inner {
+            Inner::Postgres(p) => p.events_append(node_id, events).await,
+            Inner::Sqlite(_) => Err(one_node()),
+        }
+    }
+
+    /// Up to `limit` events of the log after `after`, in order.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+        match &*self.inner {
+            Inner::Postgres(p) => p.events_after(after, limit).await,
+            Inner::Sqlite(_) => Err(one_node()),
+        }
+    }
+
+    /// The id of the log's last event (0 when empty).
+    pub async fn events_last_id(&self) -> Result<i64> {
+        match &*self.inner {
+            Inner::Postgres(p) => p.events_last_id().await,
+            Inner::Sqlite(_) => Err(one_node()),
+        }
+    }
+
+    /// Drops the log's events before `before` (the log is bounded).
+    pub async fn events_trim(&self, before: i64) -> Result<u64> {
+        match &*self.inner {
+            Inner::Postgres(p) => p.events_trim(before).await,
+            Inner::Sqlite(_) => Err(one_node()),
+        }
+    }
+
+    /// A connection that wakes when another node added events: `wait`
+    /// returns at the next wake-up or after `timeout`, whichever is first.
+    pub async fn events_listen(&self) -> Result<EventWake> {
+        match &*self.inner {
+            Inner::Postgres(p) => p.events_listen().await,
+            Inner::Sqlite(_) => Err(one_node()),
+        }
     }
 
     /// How many agents and sessions the store holds, by status (`/metrics`).

@@ -3,8 +3,8 @@
 mod common;
 
 use aos_store::{
-    Counts, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewLogEntry, SessionQuery, Store,
-    StoreError,
+    Counts, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewEvent, NewLogEntry, SessionQuery,
+    Store, StoreError,
 };
 use aos_types::{AgentStatus, Origin, SessionPhase, SessionStatus};
 use common::*;
@@ -681,4 +681,73 @@ async fn two_daemons_on_one_postgres_never_share_a_seq() {
     }
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=160).collect::<Vec<_>>());
+}
+
+fn event(name: &str, session: &str) -> NewEvent {
+    NewEvent {
+        name: name.into(),
+        time: aos_types::now(),
+        scope: "session".into(),
+        agent_id: Some("ag_1".into()),
+        session_id: Some(session.into()),
+        payload: format!("{{\"n\":\"{name}\"}}"),
+    }
+}
+
+/// The cluster's event log (issue 23): two stores on one schema (two
+/// daemons) add events concurrently; each reads them all in one order by id,
+/// a listener is woken by the other's addition, and the log is trimmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_log_has_one_order_for_every_node() {
+    let (a, schema) = postgres().await;
+    let b = postgres_again(&schema).await;
+    assert_eq!(a.events_last_id().await.expect("last"), 0);
+    let mut wake = b.events_listen().await.expect("listen");
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (store, node) = if i % 2 == 0 {
+            (a.clone(), "a")
+        } else {
+            (b.clone(), "b")
+        };
+        tasks.push(tokio::spawn(async move {
+            let batch = vec![
+                event(&format!("e{i}.1"), "se_1"),
+                event(&format!("e{i}.2"), "se_1"),
+            ];
+            store.events_append(node, batch).await.expect("append");
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join");
+    }
+    assert!(wake.wait(std::time::Duration::from_secs(5)).await, "woken");
+    let from_a = a.events_after(0, 1000).await.expect("read a");
+    let from_b = b.events_after(0, 1000).await.expect("read b");
+    assert_eq!(from_a, from_b, "one order for both");
+    assert_eq!(from_a.len(), 80);
+    let ids: Vec<i64> = from_a.iter().map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    // A batch stays together, in its order.
+    for pair in from_a.chunks(2) {
+        assert_eq!(
+            pair[0].event.name.trim_end_matches(".1"),
+            pair[1].event.name.trim_end_matches(".2")
+        );
+    }
+    let last = a.events_last_id().await.expect("last");
+    assert_eq!(last, ids[79]);
+    let page = a.events_after(ids[9], 5).await.expect("page");
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), ids[10..15]);
+    assert_eq!(a.events_trim(ids[70]).await.expect("trim"), 70);
+    assert_eq!(b.events_after(0, 1000).await.expect("read").len(), 10);
+}
+
+#[tokio::test]
+async fn sqlite_has_no_cluster_event_log() {
+    let (s, _d) = sqlite().await;
+    match s.events_append("n", vec![event("x", "se_1")]).await {
+        Err(StoreError::Rejected { code, .. }) => assert_eq!(code, "store.unsupported"),
+        other => panic!("{other:?}"),
+    }
 }
