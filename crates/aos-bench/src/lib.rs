@@ -52,6 +52,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod cluster;
 mod console;
 mod native;
 mod operator;
@@ -76,7 +77,7 @@ fn ms(d: Duration) -> f64 {
 
 /// The sections of the report, each measurable alone (`--only`).
 pub const SECTIONS: &[&str] = &[
-    "hook", "wasm", "store", "context", "bash", "turn", "console", "start", "memory",
+    "hook", "wasm", "store", "context", "bash", "turn", "console", "start", "memory", "cluster",
 ];
 
 /// Runs every measurement, or only the `only` section.
@@ -202,6 +203,16 @@ async fn measure(quick: bool, root: PathBuf, guard: PathBuf, only: Option<&str>)
             .await
             .map_err(|e| fail!("{e}"))??;
         data.insert("memory".into(), figures);
+    }
+    // Two daemons on one PostgreSQL: asked for by name, or when a server is set.
+    if want("cluster") {
+        let figures = match (only, cluster::server_url()) {
+            (None, None) => {
+                json!({ "skipped": "set AOS_BENCH_PG_URL=postgres://… to measure two nodes" })
+            }
+            _ => cluster::figures(&tmp, &root, if quick { 200 } else { 2_000 }).await?,
+        };
+        data.insert("cluster".into(), figures);
     }
     let _ = std::fs::remove_dir_all(&tmp);
     data.insert("iterations".into(), json!(n));

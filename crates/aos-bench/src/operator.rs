@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 /// A daemon of the running `aos` binary on its own home (killed when
 /// dropped).
-struct Daemon {
-    child: Child,
-    addr: String,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
     token: String,
 }
 
@@ -52,6 +52,16 @@ impl Daemon {
     /// Starts one on `home`; returns it once `/health` answers, and the time
     /// that took.
     fn start(home: &Path, skills: &Path) -> Result<(Daemon, Duration)> {
+        Self::launch(home, skills, &[], &[])
+    }
+
+    /// [`Daemon::start`] with more arguments and environment variables.
+    pub(crate) fn launch(
+        home: &Path,
+        skills: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<(Daemon, Duration)> {
         let exe = std::env::current_exe()?;
         let started = Instant::now();
         let mut child = Command::new(exe)
@@ -59,8 +69,10 @@ impl Daemon {
             .arg(home)
             .arg("--skills")
             .arg(skills)
+            .args(args)
             .env("AOS_LOG", "error")
             .env_remove("AOS_DB_URL")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -84,6 +96,11 @@ impl Daemon {
         }
     }
 
+    /// The operator token.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
     /// One HTTP/1.1 request; the whole response as text.
     fn http(&self, method: &str, path: &str, body: Option<&Value>) -> Result<String> {
         let mut s = TcpStream::connect(&self.addr)?;
@@ -102,7 +119,7 @@ impl Daemon {
     }
 
     /// A syscall's `data`.
-    fn call(&self, req: Value) -> Result<Value> {
+    pub(crate) fn call(&self, req: Value) -> Result<Value> {
         let r = self.http("POST", "/v1/syscall", Some(&req))?;
         let body = r.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         let doc: Value = serde_json::from_str(body).map_err(|e| fail!("{e}: {body}"))?;

@@ -52,6 +52,16 @@ impl Client {
         })
     }
 
+    /// The daemon a `daemon.json` names, with its token.
+    pub fn of(file: &DaemonFile) -> Result<Client> {
+        let token = std::fs::read_to_string(&file.token_file)
+            .with_context(|| format!("cannot read the token file {}", file.token_file.display()))?;
+        Ok(Client {
+            url: file.url.clone(),
+            token: token.trim().to_string(),
+        })
+    }
+
     /// Posts one syscall and returns the response document. A write that
     /// must not happen twice (`session.append`, `session.dispatch`) gets an
     /// `idempotencyKey` of this invocation unless it has one, and is posted
@@ -148,15 +158,18 @@ pub fn read_events(
     }
 }
 
-/// `GET {url}/health`, if it answers.
+/// `GET {url}/health`, if it answers (`503` included: a node that is
+/// stopping or cannot reach its store answers, saying so).
 pub fn health(url: &str) -> Option<Value> {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(2))
         .build();
-    agent
+    let resp = match agent
         .get(&format!("{}/health", url.trim_end_matches('/')))
         .call()
-        .ok()?
-        .into_json()
-        .ok()
+    {
+        Ok(r) | Err(ureq::Error::Status(503, r)) => r,
+        Err(_) => return None,
+    };
+    resp.into_json().ok()
 }

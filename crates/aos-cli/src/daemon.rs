@@ -326,10 +326,15 @@ pub fn status(home: Option<PathBuf>) -> (Value, bool) {
         Ok(f) if pid_alive(f.pid) => {
             let health = client::health(&f.url);
             let running = health.is_some();
+            // Every daemon sharing the store (one, on SQLite).
+            let nodes = client::Client::of(&f)
+                .and_then(|c| c.call(&json!({ "op": "system.nodes" })))
+                .ok()
+                .map(|d| d["data"]["nodes"].clone());
             (
                 json!({ "ok": running, "op": "daemon.status", "data": {
                     "running": running, "pid": f.pid, "url": f.url, "nodeId": f.node_id,
-                    "startedAt": f.started_at, "health": health,
+                    "startedAt": f.started_at, "health": health, "nodes": nodes,
                 }}),
                 running,
             )

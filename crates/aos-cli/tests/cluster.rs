@@ -321,3 +321,60 @@ fn events_on_one_node_show_on_every_node_with_one_order() {
     let resumed = mine(collect(&on_a, ended));
     assert_eq!(resumed[..], seen_b[seen_b.len() / 2 + 1..]);
 }
+
+/// The node registry: `aos daemon status` lists every daemon sharing the
+/// store — alive, lost (`kill -9`: three heartbeats missed) or stopped (a
+/// clean stop) — and `/health` answers 200 while the node takes traffic.
+#[test]
+fn every_node_is_listed_alive_lost_or_stopped() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let c = node(tmp.path(), "node-c", &db, &llm.url());
+    let states = || -> Vec<(String, String, bool)> {
+        let status = a.ok(&["daemon", "status"]);
+        let mut v: Vec<_> = status["data"]["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("nodes in {status}"))
+            .iter()
+            .map(|n| {
+                (
+                    n["nodeId"].as_str().unwrap_or_default().to_string(),
+                    n["state"].as_str().unwrap_or_default().to_string(),
+                    n["self"] == true,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let row = |id: &str, state: &str, me: bool| (id.to_string(), state.to_string(), me);
+    assert_eq!(
+        states(),
+        vec![
+            row("node-a", "alive", true),
+            row("node-b", "alive", false),
+            row("node-c", "alive", false)
+        ]
+    );
+    b.kill9();
+    let (doc, code) = c.aos(&["daemon", "stop"]);
+    assert_eq!(code, 0, "{doc}");
+    until(15, "node b lost and node c stopped", || {
+        states()
+            == vec![
+                row("node-a", "alive", true),
+                row("node-b", "lost", false),
+                row("node-c", "stopped", false),
+            ]
+    });
+    let health = ureq::get(&format!("{}/health", a.url))
+        .call()
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    let health: Value = health.into_json().expect("json");
+    assert_eq!(health["status"], "ok");
+}

@@ -106,6 +106,10 @@ struct Inner {
     drivers: Vec<Arc<dyn ServiceDriver>>,
     contexts: ContextCache,
     started: Instant,
+    /// When it started, as stored (the node registry).
+    started_at: String,
+    /// Whether its last heartbeat reached the store (readiness).
+    store_reachable: AtomicBool,
     stopping: AtomicBool,
     stop_signal: tokio::sync::watch::Sender<bool>,
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
@@ -156,6 +160,8 @@ impl Kernel {
                 drivers,
                 contexts: ContextCache::default(),
                 started: Instant::now(),
+                started_at: aos_types::now(),
+                store_reachable: AtomicBool::new(true),
                 stopping: AtomicBool::new(false),
                 stop_signal: tokio::sync::watch::Sender::new(false),
                 watcher: Mutex::new(None),
@@ -330,6 +336,22 @@ impl Kernel {
     /// Seconds since start.
     pub fn uptime_s(&self) -> u64 {
         self.inner.started.elapsed().as_secs()
+    }
+
+    /// When this node started.
+    pub(crate) fn started_at(&self) -> &str {
+        &self.inner.started_at
+    }
+
+    /// Records whether the last heartbeat reached the store.
+    pub(crate) fn set_store_reachable(&self, ok: bool) {
+        self.inner.store_reachable.store(ok, Ordering::Relaxed);
+    }
+
+    /// Whether this node should get traffic (`/health` for load balancers):
+    /// not stopping, and its last heartbeat reached the store.
+    pub fn ready(&self) -> bool {
+        !self.is_stopping() && self.inner.store_reachable.load(Ordering::Relaxed)
     }
 
     /// Stops: `aos.stopping`, then every new syscall is refused with

@@ -26,6 +26,7 @@ mod dispatches;
 mod event_log;
 pub mod hooks;
 mod kernel;
+mod nodes;
 mod ops;
 mod params;
 mod paths;

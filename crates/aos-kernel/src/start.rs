@@ -48,6 +48,7 @@ impl Kernel {
         ops::service::reconcile(&kernel, ServiceOwner::System, starts).await;
         recovery::recover_all(&kernel).await?;
         crate::takeover::spawn(&kernel);
+        crate::nodes::start(&kernel).await;
         kernel.emit(
             hook::AOS_STARTED,
             HookScope::default(),
@@ -115,6 +116,7 @@ impl Kernel {
     /// Stops every running service (after the server drained).
     pub async fn stop_services(&self) {
         ops::service::stop_owned(self, |_| true).await;
+        crate::nodes::stopped(self).await;
     }
 
     /// A dispatch's stream for `GET /v1/dispatch/{id}/stream`: the session it

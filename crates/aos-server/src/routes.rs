@@ -144,14 +144,26 @@ async fn ui_asset(
     resp
 }
 
+/// Liveness and readiness in one: 200 `ok` while this node takes traffic,
+/// 503 `stopping` or `unready` (its heartbeat does not reach the store) when
+/// a load balancer should send it none.
 async fn health(State(st): State<AppState>) -> HttpResponse {
-    Json(serde_json::json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptimeS": st.kernel.uptime_s(),
-        "nodeId": st.kernel.node_id(),
-    }))
-    .into_response()
+    let k = &st.kernel;
+    let (code, status) = match (k.is_stopping(), k.ready()) {
+        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+        (false, false) => (StatusCode::SERVICE_UNAVAILABLE, "unready"),
+        (false, true) => (StatusCode::OK, "ok"),
+    };
+    (
+        code,
+        Json(serde_json::json!({
+            "status": status,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptimeS": k.uptime_s(),
+            "nodeId": k.node_id(),
+        })),
+    )
+        .into_response()
 }
 
 async fn metrics_text(State(st): State<AppState>, headers: HeaderMap) -> HttpResponse {

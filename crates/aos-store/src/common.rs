@@ -31,6 +31,16 @@ pub(crate) struct ScbColumns {
 pub(crate) const EXPIRED_LEASES: &str = "status = 'ready' AND phase IN ('dispatched', 'compacting') \
      AND lease_expires_at IS NOT NULL AND lease_expires_at < ?1 ORDER BY lease_expires_at LIMIT 64";
 
+/// Upserts a heartbeat: `?1`…`?6` are id, url, version, started_at,
+/// heartbeat_at, period_ms.
+pub(crate) const NODE_BEAT: &str = "INSERT INTO nodes (node_id, url, version, started_at, heartbeat_at, period_ms, stopped_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL) ON CONFLICT (node_id) DO UPDATE SET url = excluded.url, version = excluded.version, \
+     started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, period_ms = excluded.period_ms, stopped_at = NULL";
+/// Marks `?1` stopped at `?2`.
+pub(crate) const NODE_STOPPED: &str = "UPDATE nodes SET stopped_at = ?2 WHERE node_id = ?1";
+/// Every node.
+pub(crate) const NODES: &str = "SELECT node_id, url, version, started_at, heartbeat_at, period_ms, stopped_at FROM nodes ORDER BY node_id";
+
 /// Agents and sessions by status, for [`crate::Store::counts`].
 pub(crate) const COUNTS_SQL: &str = "SELECT 'agents', status, count(*) FROM agents GROUP BY status \
      UNION ALL SELECT 'sessions', status, count(*) FROM sessions GROUP BY status";

@@ -29,5 +29,5 @@ mod writer;
 pub use error::StoreError;
 pub use store::{
     Backend, Counts, EventWake, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewEvent,
-    NewLogEntry, NewMessage, SessionQuery, Store, StoreOptions, StoredEvent,
+    NewLogEntry, NewMessage, NodeRecord, SessionQuery, Store, StoreOptions, StoredEvent,
 };

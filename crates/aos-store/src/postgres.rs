@@ -10,8 +10,8 @@ use crate::common::{
 };
 use crate::schema;
 use crate::store::{
-    Fence, HistoryQuery, InboxEntry, LogQuery, NewEvent, NewLogEntry, NewMessage, SessionQuery,
-    StoreOptions, StoredEvent,
+    Fence, HistoryQuery, InboxEntry, LogQuery, NewEvent, NewLogEntry, NewMessage, NodeRecord,
+    SessionQuery, StoreOptions, StoredEvent,
 };
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
@@ -24,6 +24,20 @@ pub(crate) struct PgStore {
     pool: PgPool,
     /// The NOTIFY channel of this schema's event log.
     channel: String,
+}
+
+/// SQLite's `?N` placeholders as PostgreSQL's `$N`.
+fn pg(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Serialises additions to the event log, so ids are committed in order and
@@ -230,6 +244,47 @@ impl PgStore {
         let mut l = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         l.listen(&self.channel).await?;
         Ok(crate::EventWake(l))
+    }
+
+    pub(crate) async fn node_beat(&self, n: NodeRecord) -> Result<()> {
+        sqlx::query(&pg(crate::common::NODE_BEAT))
+            .bind(n.node_id)
+            .bind(n.url)
+            .bind(n.version)
+            .bind(n.started_at)
+            .bind(n.heartbeat_at)
+            .bind(n.period_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn node_stopped(&self, node_id: String) -> Result<()> {
+        sqlx::query(&pg(crate::common::NODE_STOPPED))
+            .bind(node_id)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        let rows = sqlx::query(crate::common::NODES)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NodeRecord {
+                    node_id: r.try_get("node_id")?,
+                    url: r.try_get("url")?,
+                    version: r.try_get("version")?,
+                    started_at: r.try_get("started_at")?,
+                    heartbeat_at: r.try_get("heartbeat_at")?,
+                    period_ms: r.try_get("period_ms")?,
+                    stopped_at: r.try_get("stopped_at")?,
+                })
+            })
+            .collect()
     }
 
     pub(crate) async fn counts(&self) -> Result<crate::Counts> {
@@ -442,7 +497,7 @@ impl PgStore {
     }
 
     pub(crate) async fn expired_leases(&self, now: String) -> Result<Vec<Scb>> {
-        let sql = crate::common::EXPIRED_LEASES.replace("?1", "$1");
+        let sql = pg(crate::common::EXPIRED_LEASES);
         let rows = sqlx::query(&format!("SELECT {SCB_COLUMNS} FROM sessions WHERE {sql}"))
             .bind(now)
             .fetch_all(&self.pool)

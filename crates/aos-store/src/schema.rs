@@ -7,7 +7,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, SQLITE_V1, POSTGRES_V1),
     (2, SQLITE_V2, POSTGRES_V2),
     (3, SQLITE_V3, POSTGRES_V3),
+    (4, NODES_V4, NODES_V4),
 ];
+
+/// v4: the node registry — each daemon's heartbeat (`crate::Store::node_beat`).
+const NODES_V4: &str = r#"
+CREATE TABLE nodes (
+    node_id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    version TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    period_ms BIGINT NOT NULL,
+    stopped_at TEXT
+);
+"#;
 
 /// v3: the cluster's event log (PostgreSQL): every node's events, in one
 /// order, tailed by every node (`crate::Store::events_after`). SQLite has

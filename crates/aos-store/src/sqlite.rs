@@ -16,7 +16,7 @@ use crate::common::{
 };
 use crate::schema;
 use crate::store::{
-    Fence, HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, SessionQuery,
+    Fence, HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, NodeRecord, SessionQuery,
 };
 use crate::writer::{self, Job};
 use aos_types::{
@@ -297,6 +297,50 @@ impl SqliteStore {
     pub(crate) async fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
+    }
+
+    pub(crate) async fn node_beat(&self, n: NodeRecord) -> Result<()> {
+        self.write(move |t| {
+            t.prepare_cached(crate::common::NODE_BEAT)?
+                .execute(params![
+                    n.node_id,
+                    n.url,
+                    n.version,
+                    n.started_at,
+                    n.heartbeat_at,
+                    n.period_ms
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn node_stopped(&self, node_id: String) -> Result<()> {
+        self.write(move |t| {
+            t.prepare_cached(crate::common::NODE_STOPPED)?
+                .execute(params![node_id, now()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(crate::common::NODES)?;
+            let rows = stmt.query_map([], |r| {
+                Ok(NodeRecord {
+                    node_id: r.get(0)?,
+                    url: r.get(1)?,
+                    version: r.get(2)?,
+                    started_at: r.get(3)?,
+                    heartbeat_at: r.get(4)?,
+                    period_ms: r.get(5)?,
+                    stopped_at: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
     }
 
     pub(crate) async fn counts(&self) -> Result<crate::Counts> {

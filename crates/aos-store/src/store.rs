@@ -153,6 +153,25 @@ pub struct SessionQuery {
     pub newest_first: bool,
 }
 
+/// A daemon of the cluster, as its last heartbeat left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// `AOS_NODE_ID`.
+    pub node_id: String,
+    /// Its API URL.
+    pub url: String,
+    /// Its version.
+    pub version: String,
+    /// When it started.
+    pub started_at: String,
+    /// Its last heartbeat.
+    pub heartbeat_at: String,
+    /// How often it beats, ms: it is lost after three beats missed.
+    pub period_ms: i64,
+    /// When it stopped cleanly (`None` while it runs, or if it died).
+    pub stopped_at: Option<String>,
+}
+
 /// An event to add to the cluster's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
@@ -296,6 +315,21 @@ impl Store {
     /// A cheap liveness probe.
     pub async fn ping(&self) -> Result<()> {
         delegate!(self.ping())
+    }
+
+    /// Records `node`'s heartbeat (`heartbeat_at` now; `stopped_at` cleared).
+    pub async fn node_beat(&self, node: &NodeRecord) -> Result<()> {
+        delegate!(self.node_beat(node.clone()))
+    }
+
+    /// Marks `node_id` stopped (a clean stop).
+    pub async fn node_stopped(&self, node_id: &str) -> Result<()> {
+        delegate!(self.node_stopped(node_id.to_string()))
+    }
+
+    /// Every node that ever beat, by id.
+    pub async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        delegate!(self.nodes())
     }
 
     /// Adds events to the cluster's log (PostgreSQL), numbered after every

@@ -92,6 +92,7 @@ pub const SYSCALLS: &[SyscallInfo] = &[
     op("system.update", Command, "system.write", System, NOT_BASH),
     op("system.get", Query, "system.read", Global, BASH),
     op("system.health", Query, "system.read", Global, BASH),
+    op("system.nodes", Query, "system.read", Global, NOT_BASH),
     op(
         "skill.index.refresh",
         Command,
@@ -239,7 +240,7 @@ mod tests {
                 assert!(!s.session_token, "{} must not be callable from bash", s.op);
             }
         }
-        assert_eq!(SYSCALLS.len(), 43);
+        assert_eq!(SYSCALLS.len(), 44);
         assert!(syscall_info("session.append").is_some_and(|s| s.session_token));
     }
 

@@ -24,6 +24,7 @@ pub(crate) async fn route(
     match op {
         "system.get" => system::get(k, params).await,
         "system.health" => system::health(k, params).await,
+        "system.nodes" => system::nodes(k, params).await,
         "system.update" => system::update(k, params).await,
         "agent.create" => agent::create(k, p, params).await,
         "agent.get" => agent::get(k, params).await,

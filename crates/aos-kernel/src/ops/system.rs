@@ -1,4 +1,4 @@
-//! `system.get`, `system.health`, `system.update`.
+//! `system.get`, `system.health`, `system.nodes`, `system.update`.
 
 use crate::kernel::{Done, Kernel, OpResult};
 use crate::params::{self, StoreResult, decode};
@@ -33,6 +33,28 @@ pub(crate) async fn health(k: &Kernel, p: Map<String, Value>) -> OpResult {
         "skills": { "valid": index.valid_count(), "invalid": index.entries.len() - index.valid_count() },
         "bashSandbox": k.sandbox().report(k.config()),
     })))
+}
+
+/// `system.nodes`: every daemon that shares this store, by its heartbeats.
+pub(crate) async fn nodes(k: &Kernel, p: Map<String, Value>) -> OpResult {
+    decode::<NoParams>("system.nodes", p)?;
+    let at = chrono::Utc::now();
+    let nodes: Vec<Value> = k
+        .store()
+        .nodes()
+        .await
+        .sys()?
+        .iter()
+        .map(|n| {
+            json!({
+                "nodeId": n.node_id, "url": n.url, "version": n.version,
+                "startedAt": n.started_at, "heartbeatAt": n.heartbeat_at,
+                "stoppedAt": n.stopped_at, "state": crate::nodes::state(n, at),
+                "self": n.node_id == k.node_id(),
+            })
+        })
+        .collect();
+    Ok(Done::data(json!({ "nodes": nodes })))
 }
 
 #[derive(Deserialize)]
