@@ -390,7 +390,7 @@ fn a_kill_9_campaign_across_nodes_loses_no_acknowledged_fact() {
     let db = rt.block_on(aos_testkit::fresh_pg_database());
     let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![]));
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut nodes = vec![
+    let mut nodes = [
         Some(node(tmp.path(), "node-a", &db, &llm.url())),
         Some(node(tmp.path(), "node-b", &db, &llm.url())),
     ];

@@ -288,6 +288,7 @@ fn requests(op: &str, c: &Case) -> (Option<Value>, Value) {
 const UNOWNED: &[&str] = &[
     "system.get",
     "system.health",
+    "system.nodes",
     "skill.list",
     "skill.get",
     "service.caller",
