@@ -1,8 +1,9 @@
 //! Two daemons of the real binary on one PostgreSQL database (issue 23):
 //! how long an event committed on one node takes to reach another node's
-//! `/v1/events` (against the same node's, side by side), and how long after
-//! `kill -9` of the node running a dispatch another node has taken the
-//! session over (against the lease TTL). Needs `AOS_BENCH_PG_URL` (or
+//! `/v1/events` (against the same node's, side by side), one-turn dispatches
+//! per second on one node and on two, and how long after `kill -9` of the
+//! node running a dispatch another node has taken the session over (against
+//! the lease TTL). Needs `AOS_BENCH_PG_URL` (or
 //! `AOS_TEST_PG_URL`): a server where it may create a throw-away database.
 
 use crate::operator::Daemon;
@@ -28,33 +29,42 @@ pub fn server_url() -> Option<String> {
 pub async fn figures(tmp: &Path, skills: &Path, samples: usize) -> Result<Value> {
     let server = server_url()
         .ok_or_else(|| fail!("`cluster` needs AOS_BENCH_PG_URL=postgres://… (a server where it may create a database)"))?;
-    let db = fresh_database(&server).await?;
+    let name = format!(
+        "aos_bench_{}_{}",
+        std::process::id(),
+        aos_types::now().replace(|c: char| !c.is_ascii_digit(), "")
+    );
+    let db = database(&server, &name, "CREATE").await?;
     let llm = aos_llm_script::ScriptedLlm::start(vec![]).await;
     let (tmp, skills, url) = (tmp.to_path_buf(), skills.to_path_buf(), llm.url());
     let push = {
         let llm = llm.clone();
         move |r: Vec<aos_llm_script::Reply>| llm.push(r)
     };
-    tokio::task::spawn_blocking(move || measure(&tmp, &skills, &db, &url, samples, push))
-        .await
-        .map_err(|e| fail!("{e}"))?
+    let figures =
+        tokio::task::spawn_blocking(move || measure(&tmp, &skills, &db, &url, samples, push))
+            .await
+            .map_err(|e| fail!("{e}"));
+    // The daemons are gone (dropped in `measure`): the database goes too.
+    database(&server, &name, "DROP").await?;
+    figures?
 }
 
-/// A new database on the server of `url`; its URL.
-async fn fresh_database(url: &str) -> Result<String> {
+/// Creates (`CREATE`) or drops (`DROP`) database `name` on the server of
+/// `url`; the URL of that database.
+async fn database(url: &str, name: &str, verb: &str) -> Result<String> {
     use sqlx::Connection;
-    let name = format!(
-        "aos_bench_{}_{}",
-        std::process::id(),
-        aos_types::now().replace(|c: char| !c.is_ascii_digit(), "")
-    );
     let mut c = sqlx::PgConnection::connect(url)
         .await
         .map_err(|e| fail!("cannot reach {url}: {e}"))?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    let sql = match verb {
+        "DROP" => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        _ => format!("CREATE DATABASE {name}"),
+    };
+    sqlx::query(&sql)
         .execute(&mut c)
         .await
-        .map_err(|e| fail!("cannot create a database: {e}"))?;
+        .map_err(|e| fail!("{verb} DATABASE {name}: {e}"))?;
     let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
     let root = base.rsplit_once('/').map_or(base, |(r, _)| r);
     Ok(match query {
@@ -89,6 +99,11 @@ fn measure(
         .to_string();
     let same = event_latencies(&a, &a, &sid, samples)?;
     let cross = event_latencies(&a, &b, &sid, samples)?;
+    // A multiple of the 8 sessions, so every scripted answer is used.
+    let dispatches = (samples / 4).max(16) / 8 * 8;
+    push(vec![aos_llm_script::Reply::text("ok"); 2 * dispatches]);
+    let one = turns_per_sec(&[&a], &agent, dispatches)?;
+    let two = turns_per_sec(&[&a, &b], &agent, dispatches)?;
     let takeover = takeover_time(&a, &b, &sid, push)?;
     let pct = |v: &[Duration], p: f64| ms(crate::percentile(v.to_vec(), p));
     Ok(json!({
@@ -98,10 +113,46 @@ fn measure(
         "sameNodeEventP50Ms": pct(&same, 0.5),
         "sameNodeEventP99Ms": pct(&same, 0.99),
         "aimCrossNodeEventP99Ms": 20,
+        "turnsPerSecOneNode": one.round(),
+        "turnsPerSecTwoNodes": two.round(),
+        "twoOverOne": (two / one * 100.0).round() / 100.0,
         "takeoverMs": ms(takeover),
         "leaseTtlMs": TTL_MS,
         "aimTakeoverMs": TTL_MS + 1_000,
     }))
+}
+
+/// One-turn dispatches (the scripted model answers at once) on 8 sessions
+/// at a time, spread over `nodes`; turns per second.
+fn turns_per_sec(nodes: &[&Daemon], agent: &Value, dispatches: usize) -> Result<f64> {
+    const SESSIONS: usize = 8;
+    let mut sessions = Vec::new();
+    for i in 0..SESSIONS {
+        let d = nodes[i % nodes.len()];
+        let s = d.call(json!({ "op": "session.create", "agentId": agent }))?;
+        sessions.push((d, s["sessionId"].as_str().unwrap_or_default().to_string()));
+    }
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = sessions
+            .iter()
+            .map(|(d, sid)| {
+                scope.spawn(move || -> Result<()> {
+                    for _ in 0..dispatches / SESSIONS {
+                        let msg = json!({ "role": "user", "content": "go" });
+                        let r = d.call(json!({ "op": "session.dispatch", "sessionId": sid, "message": msg }))?;
+                        d.call(json!({ "op": "session.wait", "dispatchId": r["dispatchId"], "timeoutMs": 30_000 }))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|h| h.join().map_err(|_| fail!("a dispatch thread panicked"))?)
+            .collect::<Result<Vec<()>>>()
+    })?;
+    let done = (dispatches / SESSIONS * SESSIONS) as f64;
+    Ok(done / started.elapsed().as_secs_f64())
 }
 
 /// Appends `samples` messages on `writer`, each timed from the append's
