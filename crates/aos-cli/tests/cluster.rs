@@ -467,3 +467,43 @@ fn a_kill_9_campaign_across_nodes_loses_no_acknowledged_fact() {
         );
     }
 }
+
+/// A message queued on a node that then dies (`kill -9`) is not left
+/// waiting for that node's return: once its heartbeats stop, another node
+/// adopts it and runs it when the session is free.
+#[test]
+fn a_dead_nodes_queued_message_is_adopted_and_runs() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "sleep 2"),
+        aos_testkit::Reply::text("first done"),
+        aos_testkit::Reply::text("adopted one answered"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sid) = common::new_session(&a);
+    let first = a.ok(&["send", &sid, "first", "--detach"]);
+    let first = first["data"]["dispatchId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    until(20, "the first dispatch runs", || {
+        a.ok(&["session", "get", &sid])["data"]["phase"] == "dispatched"
+    });
+    let queued = b.ok(&["send", &sid, "queued on b", "--queue", "--detach"]);
+    assert_eq!(queued["data"]["queued"], true, "{queued}");
+    b.kill9();
+    let (done, _) = a.call(
+        "session.wait",
+        json!({ "dispatchId": first, "timeoutMs": 30_000 }),
+    );
+    assert_eq!(done["data"]["status"], "completed", "{done}");
+    until(15, "the adopted message ran", || {
+        let h = common::history(&a, &sid);
+        h.iter().any(|m| m["parts"][0]["text"] == "queued on b")
+            && h.iter()
+                .any(|m| m["parts"][0]["text"] == "adopted one answered")
+    });
+}

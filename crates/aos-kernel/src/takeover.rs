@@ -4,8 +4,10 @@
 //! its own: the open tool calls get an honest unknown-outcome result, the
 //! interrupt fact says `node lost`, the session is freed. Every node sweeps
 //! every third of the lease TTL (at most 500 ms), so a session is taken
-//! over within TTL + one sweep. The same sweep starts this node's queued
-//! messages whose session another node freed (one inbox for the cluster).
+//! over within TTL + one sweep. The same sweep adopts the queued messages of
+//! nodes that are gone (lost or stopped, by their heartbeats) and starts this
+//! node's queued messages whose session another node freed (one inbox for
+//! the cluster).
 //!
 //! Taking over is itself a lease: the sweep claims the expired lease with a
 //! new one (only if it is still the expired one), and every write it makes
@@ -42,6 +44,7 @@ pub(crate) fn spawn(k: &Kernel) {
                 return;
             }
             sweep(&k).await;
+            adopt_from_the_gone(&k).await;
             crate::dispatch::start_freed(&k).await;
         }
     });
@@ -76,6 +79,20 @@ async fn sweep(k: &Kernel) {
             }
         }
         crate::dispatch::start_freed(k).await;
+    }
+}
+
+/// Adopts the queued messages of every other node that is lost (three
+/// heartbeats missed) or stopped, so they do not wait for its return.
+async fn adopt_from_the_gone(k: &Kernel) {
+    let Ok(nodes) = k.store().nodes().await else {
+        return;
+    };
+    let at = chrono::Utc::now();
+    for n in nodes {
+        if n.node_id != k.node_id() && crate::nodes::state(&n, at) != "alive" {
+            crate::dispatch::adopt(k, &n.node_id).await;
+        }
     }
 }
 

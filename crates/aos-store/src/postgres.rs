@@ -774,6 +774,24 @@ impl PgStore {
         Ok(out)
     }
 
+    pub(crate) async fn inbox_adopt(&self, from: String, to: String) -> Result<Vec<InboxEntry>> {
+        let mut rows: Vec<(i64, String)> = sqlx::query_as(
+            "UPDATE dispatch_inbox SET node_id = $2 WHERE node_id = $1 RETURNING position, doc",
+        )
+        .bind(from)
+        .bind(&to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.sort();
+        let mut out = Vec::with_capacity(rows.len());
+        for (_, d) in rows {
+            let mut e: InboxEntry = serde_json::from_str(&d)?;
+            e.node_id.clone_from(&to);
+            out.push(e);
+        }
+        Ok(out)
+    }
+
     pub(crate) async fn content_exists(&self, content_id: String) -> Result<bool> {
         Ok(sqlx::query("SELECT 1 FROM content WHERE content_id = $1")
             .bind(content_id)

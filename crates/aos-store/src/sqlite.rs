@@ -832,6 +832,27 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn inbox_adopt(&self, from: String, to: String) -> Result<Vec<InboxEntry>> {
+        self.write(move |t| {
+            let mut q = t.prepare_cached(
+                "UPDATE dispatch_inbox SET node_id = ?2 WHERE node_id = ?1 RETURNING position, doc",
+            )?;
+            let rows = q.query_map(params![from, to], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut docs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            docs.sort();
+            let mut out = Vec::with_capacity(docs.len());
+            for (_, d) in docs {
+                let mut e: InboxEntry = serde_json::from_str(&d)?;
+                e.node_id.clone_from(&to);
+                out.push(e);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub(crate) async fn content_exists(&self, content_id: String) -> Result<bool> {
         self.read(move |c| {
             Ok(

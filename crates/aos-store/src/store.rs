@@ -317,6 +317,13 @@ impl Store {
         delegate!(self.ping())
     }
 
+    /// Moves the queued messages of node `from` (lost, or stopped) to node
+    /// `to`, returning them in their order; none twice, whichever nodes
+    /// adopt at once.
+    pub async fn inbox_adopt(&self, from: &str, to: &str) -> Result<Vec<InboxEntry>> {
+        delegate!(self.inbox_adopt(from.to_string(), to.to_string()))
+    }
+
     /// Records `node`'s heartbeat (`heartbeat_at` now; `stopped_at` cleared).
     pub async fn node_beat(&self, node: &NodeRecord) -> Result<()> {
         delegate!(self.node_beat(node.clone()))

@@ -127,21 +127,10 @@ pub(crate) async fn start_freed(k: &Kernel) {
     }
 }
 
-async fn fail_front(k: &Kernel, session_id: &str, e: SyscallError) {
-    if let Some(q) = pop(k, session_id) {
-        let _ = k.store().inbox_remove(&q.state.id).await;
-        let mut o = Outcome::pending("failed");
-        o.error = Some(json!(e));
-        q.state.end(o);
-    }
-}
-
-/// At daemon start: re-queues the messages this node acknowledged and had not
-/// started, then starts each session's first. A message whose user message is
-/// already in SessionHistory ran (its run was ended by recovery) and is
-/// dropped; so is one whose session is gone or archived.
-pub(crate) async fn resume(k: &Kernel) -> Result<usize, SyscallError> {
-    let entries = k.store().inbox_list(k.node_id()).await.sys()?;
+/// Queues `entries` (this node's now) in memory; drops those that already
+/// ran (their user message is in SessionHistory) or whose session is gone
+/// or archived. The sessions with something queued.
+async fn requeue(k: &Kernel, entries: Vec<InboxEntry>) -> Result<Vec<String>, SyscallError> {
     let mut sessions: Vec<String> = Vec::new();
     for e in entries {
         let scb = k.store().session_get(&e.session_id).await.ok();
@@ -163,6 +152,50 @@ pub(crate) async fn resume(k: &Kernel) -> Result<usize, SyscallError> {
         }
         push(k, state, e);
     }
+    Ok(sessions)
+}
+
+/// Takes over the queued messages of node `from` (lost or stopped: its
+/// heartbeats say so) — they start when their session is free
+/// ([`start_freed`]); how many.
+pub(crate) async fn adopt(k: &Kernel, from: &str) -> usize {
+    let entries = match k.store().inbox_adopt(from, k.node_id()).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(node = from, error = %e, "cannot adopt a lost node's queued messages");
+            return 0;
+        }
+    };
+    let n = entries.len();
+    if n > 0 {
+        if let Err(e) = requeue(k, entries).await {
+            tracing::warn!(node = from, error = %e, "adopted queued messages not all requeued");
+        }
+        tracing::info!(
+            node = from,
+            messages = n,
+            "adopted the queued messages of a node that is gone"
+        );
+    }
+    n
+}
+
+async fn fail_front(k: &Kernel, session_id: &str, e: SyscallError) {
+    if let Some(q) = pop(k, session_id) {
+        let _ = k.store().inbox_remove(&q.state.id).await;
+        let mut o = Outcome::pending("failed");
+        o.error = Some(json!(e));
+        q.state.end(o);
+    }
+}
+
+/// At daemon start: re-queues the messages this node acknowledged and had not
+/// started, then starts each session's first. A message whose user message is
+/// already in SessionHistory ran (its run was ended by recovery) and is
+/// dropped; so is one whose session is gone or archived.
+pub(crate) async fn resume(k: &Kernel) -> Result<usize, SyscallError> {
+    let entries = k.store().inbox_list(k.node_id()).await.sys()?;
+    let sessions = requeue(k, entries).await?;
     let mut queued = 0;
     for s in &sessions {
         queued += k

@@ -8,7 +8,7 @@ mod inbox;
 mod lease;
 mod port;
 
-pub(crate) use inbox::{resume, start_freed};
+pub(crate) use inbox::{adopt, resume, start_freed};
 
 use crate::dispatches::{DispatchState, Input, Outcome, StreamEvent, user_message_id};
 use crate::hooks::HookScope;
