@@ -507,3 +507,80 @@ fn a_dead_nodes_queued_message_is_adopted_and_runs() {
                 .any(|m| m["parts"][0]["text"] == "adopted one answered")
     });
 }
+
+/// A test component's skill with `capabilities.kv` in a root of its own.
+fn kv_skill(root: &std::path::Path) {
+    let dir = root.join("kvprobe");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::copy(aos_test_artifacts::TEST_GUEST, dir.join("service.wasm")).expect("component");
+    std::fs::write(
+        dir.join("SKILL.md"),
+        "---\nname: kvprobe\ndescription: writes and reads its key-value store\nservice: ./service.wasm\ncapabilities:\n  kv: true\n---\nA probe.\n",
+    )
+    .expect("SKILL.md");
+}
+
+/// `kv.*` called by the kvprobe service on node `d` (`skill.invoke` of the
+/// test component's `syscall OP JSON`): its answer's `data`, or the code.
+fn kv(d: &Daemon, op: &str, payload: Value) -> Result<Value, String> {
+    let args = json!(["syscall", op, payload.to_string()]);
+    let (doc, _) = d.call("skill.invoke", json!({ "name": "kvprobe", "args": args }));
+    let data = &doc["data"];
+    if data["exitCode"] == 0 {
+        Ok(serde_json::from_str(data["stdout"].as_str().unwrap_or("null")).unwrap_or(Value::Null))
+    } else {
+        Err(data["stderr"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+/// Shared skill state (`capabilities.kv`): what a skill's service writes on
+/// one node, the same skill's service for the same owner reads on another
+/// node, and after that node restarts; a conditional write that lost the
+/// race is refused.
+#[test]
+fn a_skills_key_value_store_is_shared_across_nodes_and_restarts() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("root");
+    kv_skill(&root);
+    let roots = format!("{}:{}", common::skill_roots(), root.display());
+    let start = |name: &str| {
+        let d = Daemon::launch_env(
+            &tmp.path().join(name),
+            Some(&db),
+            &roots,
+            &[
+                ("AOS_LLM_BASE_URL", &llm.url()),
+                ("AOS_LEASE_TTL_MS", TTL_MS),
+                ("AOS_NODE_ID", name),
+            ],
+        );
+        d.ok(&["skill", "start", "kvprobe"]);
+        d
+    };
+    let a = start("node-a");
+    let b = start("node-b");
+    let put = |d: &Daemon, n: i64, expected: i64| {
+        kv(
+            d,
+            "kv.put",
+            json!({ "key": "chain/se_1", "value": { "hops": n }, "expectedRevision": expected }),
+        )
+    };
+    assert_eq!(put(&a, 1, 0).expect("first write")["revision"], 1);
+    let got = kv(&b, "kv.get", json!({ "key": "chain/se_1" })).expect("read on b");
+    assert_eq!(got["value"], json!({ "hops": 1 }), "{got}");
+    assert_eq!(put(&b, 2, 1).expect("b's update")["revision"], 2);
+    assert_eq!(
+        put(&a, 3, 1).expect_err("a's stale update"),
+        "revision.conflict"
+    );
+
+    drop(a);
+    let _ = std::fs::remove_file(tmp.path().join("node-a").join("daemon.json"));
+    let a = start("node-a");
+    let got = kv(&a, "kv.get", json!({ "key": "chain/se_1" })).expect("read after restart");
+    assert_eq!(got["value"], json!({ "hops": 2 }), "{got}");
+}

@@ -179,6 +179,10 @@ pub(crate) async fn check(
         Target::CatalogOwner => catalog_owner(k, caller, op, params).await,
         Target::Invoke => invoke(k, caller, op, params).await,
         Target::List => narrow_list(caller, op, params),
+        // The namespace is the calling service's own, and only a service has
+        // one (ops/kv.rs); whether it may use it is its grant
+        // (`ServiceGrant::allows_op`).
+        Target::Kv => Ok(()),
     }
 }
 
@@ -249,7 +253,7 @@ fn instance(
     }
 }
 
-fn owner_text(o: &ServiceOwner) -> String {
+pub(crate) fn owner_text(o: &ServiceOwner) -> String {
     match o {
         ServiceOwner::System => "system".into(),
         ServiceOwner::Agent(a) => format!("agent:{a}"),

@@ -41,6 +41,8 @@ pub struct ServiceGrant {
     pub owner_agent: Option<String>,
     /// `capabilities.syscalls`: op names and group names.
     pub syscalls: Vec<String>,
+    /// `capabilities.kv`: the `kv.*` ops on its own namespace.
+    pub kv: bool,
     /// The skill's `SKILL.md`, for the hint in a denial.
     pub manifest_path: PathBuf,
 }
@@ -73,6 +75,24 @@ impl ServiceGrant {
     /// Checks the op against the grant (name or group), before any parsing.
     pub fn allows_op(&self, op: &str) -> Result<(), SyscallError> {
         let group = syscall_info(op).map(|i| i.group);
+        if group == Some("kv") {
+            return if self.kv {
+                Ok(())
+            } else {
+                Err(SyscallError::new(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "skill {} may not call {op}: add `kv: true` under capabilities in {}",
+                        self.skill,
+                        self.manifest_path.display()
+                    ),
+                )
+                .with_details(json!({
+                    "missing": op, "capability": "capabilities.kv", "skill": self.skill,
+                    "manifest": self.manifest_path, "add": "kv: true",
+                })))
+            };
+        }
         if self
             .syscalls
             .iter()

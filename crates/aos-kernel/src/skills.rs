@@ -55,6 +55,14 @@ pub fn grants_of(c: &aos_manifest::Capabilities) -> Grants {
         ("fs", sorted(fs)),
         ("net", sorted(c.net.clone())),
         ("env", sorted(c.env.clone())),
+        (
+            "kv",
+            if c.kv {
+                vec!["true".into()]
+            } else {
+                Vec::new()
+            },
+        ),
         ("limits", limits),
     ])
 }

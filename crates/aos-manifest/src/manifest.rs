@@ -84,6 +84,11 @@ pub struct Capabilities {
     /// Environment variables passed through.
     #[serde(default)]
     pub env: Vec<String>,
+    /// The key-value store of the skill's instances for one owner
+    /// (`kv.get`, `kv.put`, `kv.delete`, `kv.list`), kept in the kernel's
+    /// store: shared by the instances on every node and across restarts.
+    #[serde(default)]
+    pub kv: bool,
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,

@@ -139,6 +139,7 @@ fn service(owner: ServiceOwner, owner_agent: Option<&str>) -> Principal {
         owner,
         owner_agent: owner_agent.map(String::from),
         syscalls: ALL_GROUPS.iter().map(|s| s.to_string()).collect(),
+        kv: true,
         manifest_path: "/skills/probe/SKILL.md".into(),
     })
 }
@@ -289,6 +290,10 @@ const UNOWNED: &[&str] = &[
     "system.get",
     "system.health",
     "system.nodes",
+    "kv.get",
+    "kv.list",
+    "kv.put",
+    "kv.delete",
     "skill.list",
     "skill.get",
     "service.caller",
@@ -393,4 +398,70 @@ async fn lists_answer_a_scoped_caller_about_its_own_objects() {
     }
     let services = call(&w.k, &p, json!({"op": "service.list"})).await;
     assert_eq!(services["data"]["services"], json!([]), "{services}");
+}
+
+/// The key-value store (`capabilities.kv`, issue 23): a service reads and
+/// writes its own namespace — its skill and owner — and nothing names
+/// another; without the grant it is refused with the line to add; no other
+/// principal has a namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_services_key_value_store_is_its_own() {
+    let w = world().await;
+    let mine = service(ServiceOwner::Agent(w.a.clone()), None);
+    let theirs = service(ServiceOwner::Agent(w.b.clone()), None);
+    let put = |value: Value, expected: Option<i64>| json!({ "op": "kv.put", "key": "chain/1", "value": value, "expectedRevision": expected });
+    let r = call(&w.k, &mine, put(json!({ "hops": 1 }), Some(0))).await;
+    assert_eq!(r["data"]["revision"], 1, "{r}");
+    let r = call(&w.k, &mine, put(json!({ "hops": 2 }), Some(0))).await;
+    assert_eq!(
+        r["error"]["code"], "revision.conflict",
+        "only if absent: {r}"
+    );
+    let r = call(&w.k, &mine, json!({ "op": "kv.get", "key": "chain/1" })).await;
+    assert_eq!(r["data"]["value"], json!({ "hops": 1 }), "{r}");
+    let r = call(&w.k, &theirs, json!({ "op": "kv.get", "key": "chain/1" })).await;
+    assert_eq!(
+        r["error"]["code"], "not_found",
+        "another owner's namespace: {r}"
+    );
+    let r = call(
+        &w.k,
+        &mine,
+        json!({ "op": "kv.get", "key": "chain/1", "namespace": "x" }),
+    )
+    .await;
+    assert_eq!(
+        r["error"]["code"], "request.invalid",
+        "no parameter names a namespace: {r}"
+    );
+    let r = call(&w.k, &mine, json!({ "op": "kv.list", "prefix": "chain/" })).await;
+    assert_eq!(
+        r["data"]["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{r}"
+    );
+    let r = call(&w.k, &mine, json!({ "op": "kv.delete", "key": "chain/1" })).await;
+    assert_eq!(r["data"]["deleted"], true, "{r}");
+    let r = call(
+        &w.k,
+        &mine,
+        json!({ "op": "kv.put", "key": "", "value": 1 }),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], "request.invalid", "{r}");
+
+    let Principal::Service(mut grant) = service(ServiceOwner::System, None) else {
+        unreachable!()
+    };
+    grant.kv = false;
+    let r = call(&w.k, &Principal::Service(grant), put(json!(1), None)).await;
+    assert_eq!(r["error"]["code"], "permission.denied", "{r}");
+    assert_eq!(r["error"]["details"]["add"], "kv: true", "{r}");
+    let r = call(
+        &w.k,
+        &Principal::Operator,
+        json!({ "op": "kv.get", "key": "chain/1" }),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], "permission.denied", "{r}");
 }

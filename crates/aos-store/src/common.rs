@@ -41,6 +41,20 @@ pub(crate) const NODE_STOPPED: &str = "UPDATE nodes SET stopped_at = ?2 WHERE no
 /// Every node.
 pub(crate) const NODES: &str = "SELECT node_id, url, version, started_at, heartbeat_at, period_ms, stopped_at FROM nodes ORDER BY node_id";
 
+/// One key's entry: `?1` namespace, `?2` key.
+pub(crate) const KV_GET: &str =
+    "SELECT key, value, revision, updated_at FROM kv WHERE namespace = ?1 AND key = ?2";
+/// Keys of `?1` after `?2` starting with `?3`, `?4` at most.
+pub(crate) const KV_LIST: &str = "SELECT key, value, revision, updated_at FROM kv \
+     WHERE namespace = ?1 AND key > ?2 AND substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT ?4";
+/// How many keys `?1` holds.
+pub(crate) const KV_COUNT: &str = "SELECT count(*) FROM kv WHERE namespace = ?1";
+/// Writes `?3` (revision `?4`, time `?5`) under `?1`/`?2`.
+pub(crate) const KV_PUT: &str = "INSERT INTO kv (namespace, key, value, revision, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, revision = excluded.revision, updated_at = excluded.updated_at";
+/// Deletes `?1`/`?2`.
+pub(crate) const KV_DELETE: &str = "DELETE FROM kv WHERE namespace = ?1 AND key = ?2";
+
 /// Agents and sessions by status, for [`crate::Store::counts`].
 pub(crate) const COUNTS_SQL: &str = "SELECT 'agents', status, count(*) FROM agents GROUP BY status \
      UNION ALL SELECT 'sessions', status, count(*) FROM sessions GROUP BY status";
@@ -78,6 +92,29 @@ pub(crate) fn check_revision(kind: &'static str, expected: Option<i64>, actual: 
         }),
         _ => Ok(()),
     }
+}
+
+/// The revision a `kv_put` writes, given the entry's current one (`None`:
+/// absent) and the caller's `expected` (0: absent), and the key count.
+pub(crate) fn kv_next(
+    key: &str,
+    current: Option<i64>,
+    expected: Option<i64>,
+    keys: i64,
+) -> Result<i64> {
+    if let Some(e) = expected {
+        check_revision("kv entry", Some(e), current.unwrap_or(0))?;
+    }
+    if current.is_none() && keys >= crate::KV_MAX_KEYS {
+        return Err(StoreError::Rejected {
+            code: "limit.exceeded",
+            message: format!(
+                "the namespace holds {} keys, the most it may; delete some before writing {key:?}",
+                crate::KV_MAX_KEYS
+            ),
+        });
+    }
+    Ok(current.unwrap_or(0) + 1)
 }
 
 /// Bumps a control block's revision and time after a change.

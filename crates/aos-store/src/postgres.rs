@@ -10,8 +10,8 @@ use crate::common::{
 };
 use crate::schema;
 use crate::store::{
-    Fence, HistoryQuery, InboxEntry, LogQuery, NewEvent, NewLogEntry, NewMessage, NodeRecord,
-    SessionQuery, StoreOptions, StoredEvent,
+    Fence, HistoryQuery, InboxEntry, KvEntry, LogQuery, NewEvent, NewLogEntry, NewMessage,
+    NodeRecord, SessionQuery, StoreOptions, StoredEvent,
 };
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
@@ -24,6 +24,15 @@ pub(crate) struct PgStore {
     pool: PgPool,
     /// The NOTIFY channel of this schema's event log.
     channel: String,
+}
+
+fn kv_entry((key, value, revision, updated_at): (String, String, i64, String)) -> KvEntry {
+    KvEntry {
+        key,
+        value,
+        revision,
+        updated_at,
+    }
 }
 
 /// SQLite's `?N` placeholders as PostgreSQL's `$N`.
@@ -244,6 +253,83 @@ impl PgStore {
         let mut l = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         l.listen(&self.channel).await?;
         Ok(crate::EventWake(l))
+    }
+
+    pub(crate) async fn kv_get(&self, ns: String, key: String) -> Result<Option<KvEntry>> {
+        let row: Option<(String, String, i64, String)> = sqlx::query_as(&pg(crate::common::KV_GET))
+            .bind(ns)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(kv_entry))
+    }
+
+    pub(crate) async fn kv_list(
+        &self,
+        ns: String,
+        prefix: String,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<KvEntry>> {
+        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(&pg(crate::common::KV_LIST))
+            .bind(ns)
+            .bind(after)
+            .bind(prefix)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(kv_entry).collect())
+    }
+
+    pub(crate) async fn kv_put(
+        &self,
+        ns: String,
+        key: String,
+        value: String,
+        expected: Option<i64>,
+    ) -> Result<KvEntry> {
+        let mut tx = self.begin().await?;
+        // One writer per namespace at a time: the count and the check hold.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(&ns)
+            .execute(&mut *tx)
+            .await?;
+        let current: Option<(i64,)> =
+            sqlx::query_as("SELECT revision FROM kv WHERE namespace = $1 AND key = $2")
+                .bind(&ns)
+                .bind(&key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (keys,): (i64,) = sqlx::query_as(&pg(crate::common::KV_COUNT))
+            .bind(&ns)
+            .fetch_one(&mut *tx)
+            .await?;
+        let revision = crate::common::kv_next(&key, current.map(|c| c.0), expected, keys)?;
+        let updated_at = now();
+        sqlx::query(&pg(crate::common::KV_PUT))
+            .bind(&ns)
+            .bind(&key)
+            .bind(&value)
+            .bind(revision)
+            .bind(&updated_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(KvEntry {
+            key,
+            value,
+            revision,
+            updated_at,
+        })
+    }
+
+    pub(crate) async fn kv_delete(&self, ns: String, key: String) -> Result<bool> {
+        let r = sqlx::query(&pg(crate::common::KV_DELETE))
+            .bind(ns)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
     }
 
     pub(crate) async fn node_beat(&self, n: NodeRecord) -> Result<()> {

@@ -8,7 +8,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, SQLITE_V2, POSTGRES_V2),
     (3, SQLITE_V3, POSTGRES_V3),
     (4, NODES_V4, NODES_V4),
+    (5, KV_V5, KV_V5),
 ];
+
+/// v5: services' key-value store (`capabilities.kv`), one namespace per
+/// skill and owner.
+const KV_V5: &str = r#"
+CREATE TABLE kv (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    revision BIGINT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+"#;
 
 /// v4: the node registry — each daemon's heartbeat (`crate::Store::node_beat`).
 const NODES_V4: &str = r#"

@@ -16,7 +16,8 @@ use crate::common::{
 };
 use crate::schema;
 use crate::store::{
-    Fence, HistoryQuery, InboxEntry, LogQuery, NewLogEntry, NewMessage, NodeRecord, SessionQuery,
+    Fence, HistoryQuery, InboxEntry, KvEntry, LogQuery, NewLogEntry, NewMessage, NodeRecord,
+    SessionQuery,
 };
 use crate::writer::{self, Job};
 use aos_types::{
@@ -299,6 +300,68 @@ impl SqliteStore {
             .await
     }
 
+    pub(crate) async fn kv_get(&self, ns: String, key: String) -> Result<Option<KvEntry>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(crate::common::KV_GET)?
+                .query_row(params![ns, key], kv_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    pub(crate) async fn kv_list(
+        &self,
+        ns: String,
+        prefix: String,
+        after: String,
+        limit: i64,
+    ) -> Result<Vec<KvEntry>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(crate::common::KV_LIST)?;
+            let rows = stmt.query_map(params![ns, after, prefix, limit], kv_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    pub(crate) async fn kv_put(
+        &self,
+        ns: String,
+        key: String,
+        value: String,
+        expected: Option<i64>,
+    ) -> Result<KvEntry> {
+        self.write(move |t| {
+            let current: Option<i64> = t
+                .prepare_cached("SELECT revision FROM kv WHERE namespace = ?1 AND key = ?2")?
+                .query_row(params![ns, key], |r| r.get(0))
+                .optional()?;
+            let keys: i64 = t
+                .prepare_cached(crate::common::KV_COUNT)?
+                .query_row(params![ns], |r| r.get(0))?;
+            let revision = crate::common::kv_next(&key, current, expected, keys)?;
+            let updated_at = now();
+            t.prepare_cached(crate::common::KV_PUT)?
+                .execute(params![ns, key, value, revision, updated_at])?;
+            Ok(KvEntry {
+                key,
+                value,
+                revision,
+                updated_at,
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn kv_delete(&self, ns: String, key: String) -> Result<bool> {
+        self.write(move |t| {
+            Ok(t.prepare_cached(crate::common::KV_DELETE)?
+                .execute(params![ns, key])?
+                > 0)
+        })
+        .await
+    }
+
     pub(crate) async fn node_beat(&self, n: NodeRecord) -> Result<()> {
         self.write(move |t| {
             t.prepare_cached(crate::common::NODE_BEAT)?
@@ -525,6 +588,15 @@ fn session_load(c: &Connection, session_id: &str) -> Result<Scb> {
         .optional()?;
     cols.ok_or_else(|| not_found("session", session_id))?
         .into_scb()
+}
+
+fn kv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KvEntry> {
+    Ok(KvEntry {
+        key: r.get(0)?,
+        value: r.get(1)?,
+        revision: r.get(2)?,
+        updated_at: r.get(3)?,
+    })
 }
 
 fn sessions_where(c: &Connection, filter: &str, args: impl rusqlite::Params) -> Result<Vec<Scb>> {

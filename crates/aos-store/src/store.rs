@@ -153,6 +153,22 @@ pub struct SessionQuery {
     pub newest_first: bool,
 }
 
+/// One entry of a service's key-value namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvEntry {
+    /// The key.
+    pub key: String,
+    /// The value, JSON text.
+    pub value: String,
+    /// 1 when first written, +1 on each write.
+    pub revision: i64,
+    /// When last written.
+    pub updated_at: String,
+}
+
+/// Keys one namespace may hold.
+pub const KV_MAX_KEYS: i64 = 10_000;
+
 /// A daemon of the cluster, as its last heartbeat left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {
@@ -322,6 +338,51 @@ impl Store {
     /// adopt at once.
     pub async fn inbox_adopt(&self, from: &str, to: &str) -> Result<Vec<InboxEntry>> {
         delegate!(self.inbox_adopt(from.to_string(), to.to_string()))
+    }
+
+    /// The entry of `key` in `namespace`, if any.
+    pub async fn kv_get(&self, namespace: &str, key: &str) -> Result<Option<KvEntry>> {
+        delegate!(self.kv_get(namespace.to_string(), key.to_string()))
+    }
+
+    /// Up to `limit` entries of `namespace` whose key starts with `prefix`,
+    /// after key `after`, in key order.
+    pub async fn kv_list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<KvEntry>> {
+        delegate!(self.kv_list(
+            namespace.to_string(),
+            prefix.to_string(),
+            after.to_string(),
+            limit
+        ))
+    }
+
+    /// Writes `value` under `key`: only if its revision is `expected` when
+    /// given (0: only if absent), else `revision.conflict`; a new key past
+    /// [`KV_MAX_KEYS`] is refused (`limit.exceeded`). The entry after.
+    pub async fn kv_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        expected: Option<i64>,
+    ) -> Result<KvEntry> {
+        delegate!(self.kv_put(
+            namespace.to_string(),
+            key.to_string(),
+            value.to_string(),
+            expected
+        ))
+    }
+
+    /// Deletes `key`; whether it was there.
+    pub async fn kv_delete(&self, namespace: &str, key: &str) -> Result<bool> {
+        delegate!(self.kv_delete(namespace.to_string(), key.to_string()))
     }
 
     /// Records `node`'s heartbeat (`heartbeat_at` now; `stopped_at` cleared).

@@ -43,6 +43,8 @@ pub enum Target {
     Invoke,
     /// A list, filtered to the caller's scope.
     List,
+    /// The calling service's own key-value namespace (its skill and owner).
+    Kv,
 }
 
 /// One syscall of `kernel.md` §3: the op table the router, the
@@ -83,7 +85,7 @@ const fn op(
 
 use SyscallKind::{Command, Query};
 use Target::{
-    Agent, AgentOrSession, CatalogOwner, Content, Dispatch, Global, Instance, Invoke, List,
+    Agent, AgentOrSession, CatalogOwner, Content, Dispatch, Global, Instance, Invoke, Kv, List,
     Session, StartOwner, System,
 };
 
@@ -93,6 +95,10 @@ pub const SYSCALLS: &[SyscallInfo] = &[
     op("system.get", Query, "system.read", Global, BASH),
     op("system.health", Query, "system.read", Global, BASH),
     op("system.nodes", Query, "system.read", Global, NOT_BASH),
+    op("kv.get", Query, "kv", Kv, NOT_BASH),
+    op("kv.list", Query, "kv", Kv, NOT_BASH),
+    op("kv.put", Command, "kv", Kv, NOT_BASH),
+    op("kv.delete", Command, "kv", Kv, NOT_BASH),
     op(
         "skill.index.refresh",
         Command,
@@ -240,7 +246,7 @@ mod tests {
                 assert!(!s.session_token, "{} must not be callable from bash", s.op);
             }
         }
-        assert_eq!(SYSCALLS.len(), 44);
+        assert_eq!(SYSCALLS.len(), 48);
         assert!(syscall_info("session.append").is_some_and(|s| s.session_token));
     }
 

@@ -3,6 +3,7 @@
 pub(crate) mod agent;
 mod content;
 mod history;
+mod kv;
 mod log;
 pub(crate) mod service;
 pub(crate) mod session;
@@ -26,6 +27,10 @@ pub(crate) async fn route(
         "system.health" => system::health(k, params).await,
         "system.nodes" => system::nodes(k, params).await,
         "system.update" => system::update(k, params).await,
+        "kv.get" => kv::get(k, p, params).await,
+        "kv.list" => kv::list(k, p, params).await,
+        "kv.put" => kv::put(k, p, params).await,
+        "kv.delete" => kv::delete(k, p, params).await,
         "agent.create" => agent::create(k, p, params).await,
         "agent.get" => agent::get(k, params).await,
         "agent.list" => agent::list(k, p, params).await,

@@ -378,6 +378,7 @@ async fn launch(
         } else {
             skill.capabilities.syscalls.clone()
         },
+        kv: compat || skill.capabilities.kv,
         manifest_path: entry.dir.join("SKILL.md"),
     };
     let timeout = skill
