@@ -584,3 +584,58 @@ fn a_skills_key_value_store_is_shared_across_nodes_and_restarts() {
     let got = kv(&a, "kv.get", json!({ "key": "chain/se_1" })).expect("read after restart");
     assert_eq!(got["value"], json!({ "hops": 2 }), "{got}");
 }
+
+/// A wake sent from one node is answered on another: the sender's node
+/// queued the wake for a session busy on node b and then died; node b adopts
+/// the queued wake, runs it, and — finding the chain in `aos-a2a`'s
+/// key-value store — sends the answer back to the sender's session.
+#[test]
+fn a_wake_sent_on_one_node_is_answered_on_another() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sa) = common::agent_with_model(&a, "model-a");
+    let (_, sb) = common::agent_with_model(&a, "model-b");
+    llm.push_for(
+        "model-b",
+        [
+            aos_testkit::Reply::bash("b1", "sleep 3"),
+            aos_testkit::Reply::text("b first done"),
+            aos_testkit::Reply::text("6 times 7 is 42"),
+        ],
+    );
+    b.ok(&["send", &sb, "work a while", "--detach"]);
+    until(20, "b is busy on node b", || {
+        common::tool_parts(&common::history(&b, &sb))
+            .iter()
+            .any(|p| p["toolCallId"] == "b1")
+    });
+    llm.push_for(
+        "model-a",
+        [
+            aos_testkit::Reply::bash(
+                "w1",
+                &format!("aos a2a send --to {sb} --wake 'what is 6*7?'"),
+            ),
+            aos_testkit::Reply::text("asked b"),
+            aos_testkit::Reply::text("b says 42"),
+        ],
+    );
+    let out = a.ok(&["send", &sa, "ask b for 6*7"]);
+    assert_eq!(out["data"]["finalText"], "asked b", "{out}");
+    a.kill9();
+    until(30, "a is woken on node b with b's answer", || {
+        let h = common::history(&b, &sa);
+        h.iter().any(|m| m["parts"][0]["text"] == "b says 42")
+    });
+    let h = common::history(&b, &sa);
+    assert!(
+        serde_json::to_string(&h)
+            .expect("json")
+            .contains("6 times 7 is 42"),
+        "the answer is in the sender's session"
+    );
+}

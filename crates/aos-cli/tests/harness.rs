@@ -354,3 +354,54 @@ fn a_chain_of_wakes_stops_at_the_hop_limit() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(a_runs(), before, "a was not woken");
 }
+
+/// A wake's answer is owed across a restart (issue 23): the sender wakes a
+/// busy agent (the wake waits in its queue), the daemon is killed and
+/// restarted, the queued wake runs — and its answer still comes back to the
+/// sender, from the chain kept in `aos-a2a`'s key-value store, not in the
+/// memory of the instance that died.
+#[test]
+fn a_wake_is_answered_after_the_daemon_restarts() {
+    let rt = runtime();
+    let llm = rt.block_on(ScriptedLlm::start(Vec::new()));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let home = tmp.path().join("home");
+    let d = Daemon::start_with_llm(&home, &llm.url());
+    let (_, sa) = common::agent_with_model(&d, "model-a");
+    let (_, sb) = common::agent_with_model(&d, "model-b");
+    llm.push_for("model-b", [Reply::bash("b1", "sleep 5")]);
+    d.ok(&["send", &sb, "work a while", "--detach"]);
+    wait_for(&d, &sb, "b is busy", |h| {
+        tool_parts(h).iter().any(|p| p["toolCallId"] == "b1")
+    });
+    llm.push_for(
+        "model-a",
+        [
+            Reply::bash(
+                "w1",
+                &format!("aos a2a send --to {sb} --wake 'what is 6*7?'"),
+            ),
+            Reply::text("asked b"),
+        ],
+    );
+    d.ok(&["send", &sa, "ask b for 6*7"]);
+    let sent = result_of(&d, &sa, "w1");
+    assert_eq!(sent["data"]["mode"], "wake", "{sent}");
+
+    d.kill9();
+    let _ = std::fs::remove_file(home.join("daemon.json"));
+    llm.push_for("model-b", [Reply::text("6 times 7 is 42")]);
+    llm.push_for("model-a", [Reply::text("b says 42")]);
+    let d = Daemon::start_with_llm(&home, &llm.url());
+    let ha = wait_for(
+        &d,
+        &sa,
+        "a is woken with b's answer after the restart",
+        |h| h.iter().any(|m| text_of(m) == "b says 42"),
+    );
+    let answer = ha
+        .iter()
+        .find(|m| a2a_of(m).is_some_and(|e| e["correlationId"] == sent["data"]["correlationId"]))
+        .expect("the answer");
+    assert_eq!(text_of(answer), "6 times 7 is 42");
+}

@@ -13,15 +13,16 @@
 //! hop count). A send from the bash of such a dispatch continues its chain;
 //! a dispatch that would exceed the hop limit is refused (`a2a.hop_limit`),
 //! and an answer that would is left in the sender's history without waking
-//! it. Chains live in this instance's memory.
+//! it. Chains and pending answers live in the skill's key-value store
+//! (`capabilities.kv`), so a woken dispatch that ends on another node, or
+//! after a restart, still answers its sender.
 
 mod args;
 
 use aos_sdk::ops;
 use aos_sdk::{Caller, Output, Owner, Registration, Service, Value, json, log, syscall};
 use args::{Mode, Send};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Hops a chain may take unless `config.hopLimit` says otherwise.
 const DEFAULT_HOP_LIMIT: u64 = 8;
@@ -33,6 +34,19 @@ struct Chain {
     hop: u64,
 }
 
+impl Chain {
+    fn to_json(&self) -> Value {
+        json!({ "correlation": self.correlation, "hop": self.hop })
+    }
+
+    fn from_json(v: &Value) -> Option<Chain> {
+        Some(Chain {
+            correlation: v["correlation"].as_str()?.to_string(),
+            hop: v["hop"].as_u64()?,
+        })
+    }
+}
+
 /// Where the answer of a woken dispatch goes.
 struct Reply {
     agent_id: String,
@@ -40,20 +54,66 @@ struct Reply {
     chain: Chain,
 }
 
-#[derive(Default)]
-struct State {
-    hop_limit: u64,
-    /// Running or queued dispatches this service started, by dispatch id.
-    chains: HashMap<String, Chain>,
-    /// Woken dispatches whose answer goes back, by dispatch id.
-    replies: HashMap<String, Reply>,
+/// The hop limit of this instance (`config.hopLimit`).
+static HOP_LIMIT: AtomicU64 = AtomicU64::new(DEFAULT_HOP_LIMIT);
+
+/// How long a chain or reply entry is kept if its dispatch never ended.
+const STALE_MS: u128 = 24 * 3600 * 1000;
+
+// The chains of running or queued dispatches this skill started
+// (`chain/DISPATCH`) and the senders woken dispatches answer to
+// (`reply/DISPATCH`) are kept in the skill's key-value store
+// (`capabilities.kv`), not in this instance: a dispatch that ends on another
+// node, or after a restart, still finds them.
+
+fn kv_put(key: &str, value: Value) -> Result<(), Value> {
+    syscall("kv.put", json!({ "key": key, "value": value }))
+        .map(|_| ())
+        .map_err(from_syscall)
 }
 
-static STATE: Mutex<Option<State>> = Mutex::new(None);
+fn kv_get(key: &str) -> Option<Value> {
+    syscall("kv.get", json!({ "key": key }))
+        .ok()
+        .map(|v| v["value"].clone())
+}
 
-fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
-    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    f(guard.get_or_insert_with(State::default))
+/// Reads and deletes `key`: `Some` only for the one caller that deleted it.
+fn kv_take(key: &str) -> Option<Value> {
+    let v = kv_get(key)?;
+    let d = syscall("kv.delete", json!({ "key": key })).ok()?;
+    (d["deleted"] == true).then_some(v)
+}
+
+/// Drops entries older than [`STALE_MS`] (their dispatch never ended: its
+/// node was lost before the end was seen).
+fn sweep_stale() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut after = String::new();
+    loop {
+        let Ok(page) = syscall("kv.list", json!({ "after": after, "limit": 1000 })) else {
+            return;
+        };
+        let entries = page["entries"].as_array().cloned().unwrap_or_default();
+        for e in &entries {
+            let at = e["value"]["atMs"].as_u64().map_or(0, u128::from);
+            if now.saturating_sub(at) > STALE_MS {
+                let _ = syscall("kv.delete", json!({ "key": e["key"] }));
+            }
+        }
+        match page["nextAfter"].as_str() {
+            Some(next) => after = next.to_string(),
+            None => return,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 struct A2a;
@@ -64,7 +124,8 @@ impl Service for A2a {
         if !(1..=1000).contains(&limit) {
             return Err("config.hopLimit must be 1 to 1000".into());
         }
-        with_state(|s| s.hop_limit = limit);
+        HOP_LIMIT.store(limit, Ordering::Relaxed);
+        sweep_stale();
         Ok((
             Self,
             Registration::default().with_events(["session.dispatch.after"]),
@@ -142,13 +203,12 @@ fn deliver(caller: &Caller, send: &Send) -> Result<Value, Value> {
         return Err(error("request.invalid", "a session cannot send to itself"));
     }
     // A send from an a2a-started dispatch continues its chain.
-    let (parent, limit) = with_state(|s| {
-        let parent = caller
-            .dispatch_id
-            .as_ref()
-            .and_then(|d| s.chains.get(d).cloned());
-        (parent, s.hop_limit)
-    });
+    let parent = caller
+        .dispatch_id
+        .as_ref()
+        .and_then(|d| kv_get(&format!("chain/{d}")))
+        .and_then(|v| Chain::from_json(&v));
+    let limit = HOP_LIMIT.load(Ordering::Relaxed);
     let chain = Chain {
         correlation: parent
             .as_ref()
@@ -180,17 +240,14 @@ fn deliver(caller: &Caller, send: &Send) -> Result<Value, Value> {
         return Err(hop_limit(&chain, limit));
     }
     let dispatched = dispatch(&to_session, &send.message, envelope)?;
-    with_state(|s| {
-        s.chains.insert(dispatched.clone(), chain.clone());
-        if send.mode == Mode::Wake {
-            let reply = Reply {
-                agent_id: from_agent.clone(),
-                session_id: from_session.clone(),
-                chain,
-            };
-            s.replies.insert(dispatched.clone(), reply);
-        }
-    });
+    let mut kept = chain.to_json();
+    kept["atMs"] = json!(now_ms());
+    kv_put(&format!("chain/{dispatched}"), kept.clone())?;
+    if send.mode == Mode::Wake {
+        kept["agentId"] = json!(from_agent);
+        kept["sessionId"] = json!(from_session);
+        kv_put(&format!("reply/{dispatched}"), kept)?;
+    }
     out["dispatchId"] = json!(dispatched);
     Ok(out)
 }
@@ -219,11 +276,17 @@ fn dispatch(session: &str, body: &str, envelope: Value) -> Result<String, Value>
 /// A dispatch ended: its chain is over, and a woken one's answer goes back.
 fn dispatch_ended(payload: &Value) {
     let id = text(payload, "dispatchId");
-    let (reply, limit) = with_state(|s| {
-        s.chains.remove(&id);
-        (s.replies.remove(&id), s.hop_limit)
-    });
-    let Some(reply) = reply else { return };
+    let limit = HOP_LIMIT.load(Ordering::Relaxed);
+    let _ = syscall("kv.delete", json!({ "key": format!("chain/{id}") }));
+    let Some(reply) = kv_take(&format!("reply/{id}")).and_then(|v| {
+        Some(Reply {
+            agent_id: v["agentId"].as_str()?.to_string(),
+            session_id: v["sessionId"].as_str()?.to_string(),
+            chain: Chain::from_json(&v)?,
+        })
+    }) else {
+        return;
+    };
     let answer = payload["finalText"]
         .as_str()
         .filter(|t| !t.trim().is_empty())
@@ -266,8 +329,10 @@ fn dispatch_ended(payload: &Value) {
         .map(|_| ())
         .map_err(from_syscall)
     } else {
-        dispatch(&reply.session_id, &answer, envelope).map(|d| {
-            with_state(|s| s.chains.insert(d, chain));
+        dispatch(&reply.session_id, &answer, envelope).and_then(|d| {
+            let mut kept = chain.to_json();
+            kept["atMs"] = json!(now_ms());
+            kv_put(&format!("chain/{d}"), kept)
         })
     };
     if let Err(e) = result {
