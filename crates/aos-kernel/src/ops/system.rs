@@ -23,7 +23,15 @@ pub(crate) async fn health(k: &Kernel, p: Map<String, Value>) -> OpResult {
         Err(e) => format!("error: {e}"),
     };
     let index = k.skills().snapshot();
+    // The cluster as the heartbeats show it: how many nodes in each state.
+    let at = chrono::Utc::now();
+    let mut nodes = json!({ "alive": 0, "lost": 0, "stopped": 0 });
+    for n in k.store().nodes().await.unwrap_or_default() {
+        let state = crate::nodes::state(&n, at);
+        nodes[state] = json!(nodes[state].as_u64().unwrap_or(0) + 1);
+    }
     Ok(Done::data(json!({
+        "nodes": nodes,
         "status": if store == "ok" { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "nodeId": k.node_id(),
