@@ -639,3 +639,51 @@ fn a_wake_sent_on_one_node_is_answered_on_another() {
         "the answer is in the sender's session"
     );
 }
+
+/// A dispatch running on one node can be followed from another:
+/// `/v1/dispatch/ID/stream` on node b replays and follows node a's dispatch
+/// (its command, the result, the end) through the cluster's event log.
+#[test]
+fn a_dispatch_on_one_node_streams_from_another() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "sleep 1; echo streamed-$((6 * 7))"),
+        aos_testkit::Reply::text("done on a"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sid) = common::new_session(&a);
+    let started = a.ok(&["send", &sid, "run it", "--detach"]);
+    let id = started["data"]["dispatchId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    until(20, "node a's command runs", || {
+        common::tool_parts(&common::history(&a, &sid))
+            .iter()
+            .any(|p| p["toolCallId"] == "c1")
+    });
+    let body = ureq::get(&format!("{}/v1/dispatch/{id}/stream", b.url))
+        .set("Authorization", &format!("Bearer {}", b.token()))
+        .call()
+        .expect("the stream on node b")
+        .into_string()
+        .expect("text");
+    let events: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event:").map(str::trim))
+        .collect();
+    assert!(events.contains(&"tool_call"), "{body}");
+    assert!(events.contains(&"tool_result"), "{body}");
+    assert_eq!(events.last(), Some(&"done"), "{body}");
+    assert!(body.contains("streamed-42"), "{body}");
+    let (missing, _) = (
+        ureq::get(&format!("{}/v1/dispatch/ds_nope/stream", b.url))
+            .set("Authorization", &format!("Bearer {}", b.token()))
+            .call(),
+        (),
+    );
+    assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
+}

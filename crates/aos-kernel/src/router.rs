@@ -122,6 +122,18 @@ impl Kernel {
         authz::check(self, &caller, op, params).await
     }
 
+    /// Whether `p` may read session `id` (a dispatch of it followed from
+    /// another node).
+    pub async fn authorize_session_read(
+        &self,
+        p: &Principal,
+        id: &str,
+    ) -> Result<(), SyscallError> {
+        let mut params = Map::new();
+        params.insert("sessionId".into(), Value::String(id.to_string()));
+        self.authorize(p, "session.get", &mut params).await
+    }
+
     /// Whether `p` may follow dispatch `id` (its stream): as `session.wait`.
     pub async fn authorize_dispatch(&self, p: &Principal, id: &str) -> Result<(), SyscallError> {
         let mut params = Map::new();

@@ -131,4 +131,17 @@ impl Kernel {
     )> {
         crate::dispatch::stream(self, dispatch_id)
     }
+
+    /// [`Kernel::dispatch_stream`] of a dispatch running on another node,
+    /// followed through the cluster's event log (PostgreSQL only).
+    pub fn remote_dispatch_stream(
+        &self,
+        dispatch_id: &str,
+    ) -> Option<(
+        String,
+        Vec<crate::StreamEvent>,
+        tokio::sync::broadcast::Receiver<crate::StreamEvent>,
+    )> {
+        crate::dispatch::remote_stream(self, dispatch_id)
+    }
 }

@@ -267,14 +267,29 @@ async fn dispatch_stream(
             );
         }
     };
-    let Some((session, past, rx)) = st.kernel.dispatch_stream(&id) else {
-        return error_response(
-            "",
-            ErrorCode::NotFound,
-            &format!("dispatch {id:?} is not known to this daemon"),
-        );
+    // Here, or (on a shared store) running on another node.
+    let (session, past, rx, allowed) = match st.kernel.dispatch_stream(&id) {
+        Some((session, past, rx)) => {
+            let allowed = st.kernel.authorize_dispatch(&principal, &id).await;
+            (session, past, rx, allowed)
+        }
+        None => match st.kernel.remote_dispatch_stream(&id) {
+            Some((session, past, rx)) => {
+                let allowed = st.kernel.authorize_session_read(&principal, &session).await;
+                (session, past, rx, allowed)
+            }
+            None => {
+                return error_response(
+                    "",
+                    ErrorCode::NotFound,
+                    &format!(
+                        "dispatch {id:?} is not known to this daemon (nor seen from another node)"
+                    ),
+                );
+            }
+        },
     };
-    if let Err(e) = st.kernel.authorize_dispatch(&principal, &id).await {
+    if let Err(e) = allowed {
         return error_response("", e.code, &format!("{} (session {session})", e.message));
     }
     // Replay what already happened, then follow; end right after `done`.

@@ -381,3 +381,78 @@ pub(crate) fn stream(
     let (past, rx) = s.subscribe();
     Some((s.session_id.clone(), past, rx))
 }
+
+/// The stream of a dispatch running on another node (issue 23), followed
+/// through the cluster's event log: the `dispatch.*` events this node has
+/// seen of it, then the ones to come, ending after `done` — numbered from 1
+/// in that order. `None` on SQLite, or if this node has seen nothing of it
+/// (unknown, or older than the event ring).
+pub(crate) fn remote_stream(
+    k: &Kernel,
+    id: &str,
+) -> Option<(
+    String,
+    Vec<StreamEvent>,
+    tokio::sync::broadcast::Receiver<StreamEvent>,
+)> {
+    if k.store().backend() != aos_store::Backend::Postgres {
+        return None;
+    }
+    let (ring, mut live) = k.events().subscribe(Some(0));
+    let session = ring
+        .iter()
+        .find(|e| of_dispatch(e, id).is_some())?
+        .session_id
+        .clone()?;
+    let mut seq = 0;
+    let mut number = move |(event, data): (&'static str, Value)| {
+        seq += 1;
+        StreamEvent {
+            seq,
+            event,
+            data: Arc::new(data),
+        }
+    };
+    let past: Vec<StreamEvent> = ring
+        .iter()
+        .filter_map(|e| of_dispatch(e, id))
+        .map(&mut number)
+        .collect();
+    let (tx, rx) = tokio::sync::broadcast::channel(1024);
+    if !past.iter().any(|e| e.event == "done") {
+        let id = id.to_string();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let e = match live.recv().await {
+                    Ok(e) => e,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                let Some(found) = of_dispatch(&e, &id) else {
+                    continue;
+                };
+                let done = found.0 == "done";
+                if tx.send(number(found)).is_err() || done {
+                    return;
+                }
+            }
+        });
+    }
+    Some((session, past, rx))
+}
+
+/// A bus event's stream event and data, if it is one of dispatch `id`'s.
+fn of_dispatch(e: &aos_extension::events::Event, id: &str) -> Option<(&'static str, Value)> {
+    let event = match e.name.strip_prefix("dispatch.")? {
+        "message" => "message",
+        "tool_call" => "tool_call",
+        "tool_result" => "tool_result",
+        "error" => "error",
+        "done" => "done",
+        _ => return None,
+    };
+    let mut data = e.payload_value();
+    let of = data.as_object_mut()?.remove("dispatchId")?;
+    (of == id).then_some((event, data))
+}
