@@ -687,3 +687,38 @@ fn a_dispatch_on_one_node_streams_from_another() {
     );
     assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
 }
+
+/// An acknowledged fact's event is on every node even when its node dies
+/// right after the acknowledgement: the append answers only once the event
+/// is in the cluster's log.
+#[test]
+fn an_acknowledged_facts_event_survives_its_node() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sid) = common::new_session(&a);
+    let on_b = events(&b, &format!("sessionId={sid}"), None);
+    let (url, token) = (a.url.clone(), a.token());
+    let markers: Vec<String> = (0..5).map(|i| format!("fact-{i}-{sid}")).collect();
+    for m in &markers {
+        let body = json!({ "op": "session.append", "sessionId": sid,
+            "message": { "role": "user", "parts": [{ "type": "text", "text": m }] } });
+        let r: Value = ureq::post(&format!("{url}/v1/syscall"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .send_json(body)
+            .expect("append")
+            .into_json()
+            .expect("json");
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    a.kill9();
+    collect(&on_b, |seen| {
+        markers.iter().all(|m| {
+            seen.iter()
+                .any(|(_, n, d)| n == "context.ingest" && d.to_string().contains(m.as_str()))
+        })
+    });
+}

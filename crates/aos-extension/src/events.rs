@@ -86,6 +86,8 @@ impl EventFilter {
 pub struct Outgoing {
     /// The event, its `id` not yet given.
     pub event: Event,
+    /// Told once the event is in the log, when the publisher waits for it.
+    pub flushed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The bus.
@@ -165,9 +167,31 @@ impl EventBus {
         session_id: Option<&str>,
         payload: String,
     ) {
-        let Ok(payload) = RawValue::from_string(payload) else {
-            return;
-        };
+        self.publish_with(name, agent_id, session_id, payload, false);
+    }
+
+    /// [`EventBus::publish_json`], returning — when the event goes through
+    /// the cluster's log — what resolves once it is there (or fails if it
+    /// was dropped): a fact is acknowledged only with its event logged.
+    pub fn publish_flushed(
+        &self,
+        name: &str,
+        agent_id: Option<&str>,
+        session_id: Option<&str>,
+        payload: String,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        self.publish_with(name, agent_id, session_id, payload, true)
+    }
+
+    fn publish_with(
+        &self,
+        name: &str,
+        agent_id: Option<&str>,
+        session_id: Option<&str>,
+        payload: String,
+        flush: bool,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let payload = RawValue::from_string(payload).ok()?;
         let event = Event {
             id: 0,
             name: name.to_string(),
@@ -177,17 +201,24 @@ impl EventBus {
             session_id: session_id.map(String::from),
             payload,
         };
-        match self.relay.get() {
-            Some(relay) => {
-                if relay.try_send(Outgoing { event }).is_err() {
-                    let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n.is_power_of_two() {
-                        tracing::warn!(dropped = n, "event relay full or closed; events dropped");
-                    }
-                }
+        let Some(relay) = self.relay.get() else {
+            self.keep(None, event);
+            return None;
+        };
+        let (tx, rx) = match flush {
+            true => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                (Some(tx), Some(rx))
             }
-            None => self.keep(None, event),
+            false => (None, None),
+        };
+        if relay.try_send(Outgoing { event, flushed: tx }).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "event relay full or closed; events dropped");
+            }
         }
+        rx
     }
 
     /// Delivers an event of the cluster's log, numbered `id` there, to this
@@ -293,6 +324,15 @@ mod tests {
         bus.deliver(5, second, "session");
         let (past, _rx) = bus.subscribe(Some(0));
         assert_eq!(past.iter().map(|e| e.id).collect::<Vec<_>>(), vec![7]);
+
+        // A publisher that waits: told once the relay has logged it.
+        let mut waiting = bus
+            .publish_flushed("fact", None, Some("se_1"), "{}".into())
+            .expect("relayed");
+        let out = rx.try_recv().expect("queued");
+        assert!(waiting.try_recv().is_err(), "not logged yet");
+        out.flushed.expect("a waiter").send(()).expect("send");
+        assert!(waiting.try_recv().is_ok(), "logged");
     }
 
     /// The ring keeps at most [`RING`] events and [`RING_BYTES`] of their

@@ -317,6 +317,27 @@ impl HookEngine {
     /// event again, and again), or the service has [`MAX_QUEUED_EVENTS`]
     /// events not yet handled; those deliveries are dropped and counted.
     pub fn emit(&self, name: Event, scope: HookScope<'_>, payload: Value) {
+        self.emit_with(name, scope, payload, false);
+    }
+
+    /// [`HookEngine::emit`], returning what resolves once the event is in
+    /// the cluster's log (`None` when events stay on this node).
+    pub fn emit_flushed(
+        &self,
+        name: Event,
+        scope: HookScope<'_>,
+        payload: Value,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        self.emit_with(name, scope, payload, true)
+    }
+
+    fn emit_with(
+        &self,
+        name: Event,
+        scope: HookScope<'_>,
+        payload: Value,
+        flush: bool,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let name = name.name();
         let handlers = self.table.handlers(name, scope.agent_id, scope.session_id);
         let depth = event_depth() + 1;
@@ -347,8 +368,16 @@ impl HookEngine {
                 }));
             }
         }
-        self.events
-            .publish_json(name, scope.agent_id, scope.session_id, text);
+        match flush {
+            true => self
+                .events
+                .publish_flushed(name, scope.agent_id, scope.session_id, text),
+            false => {
+                self.events
+                    .publish_json(name, scope.agent_id, scope.session_id, text);
+                None
+            }
+        }
     }
 
     fn succeeded(&self, h: &ServiceEntry) {

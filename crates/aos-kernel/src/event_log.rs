@@ -56,10 +56,11 @@ pub(crate) async fn start(k: &Kernel) {
 /// 5 s) while the store refuses — for as long as the bus lives.
 async fn write(store: Store, node: String, mut rx: mpsc::Receiver<Outgoing>, bus: Weak<EventBus>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![stored(first.event)];
+        let mut waiting = Vec::new();
+        let mut batch = vec![stored(first, &mut waiting)];
         while batch.len() < BATCH {
             match rx.try_recv() {
-                Ok(o) => batch.push(stored(o.event)),
+                Ok(o) => batch.push(stored(o, &mut waiting)),
                 Err(_) => break,
             }
         }
@@ -72,10 +73,16 @@ async fn write(store: Store, node: String, mut rx: mpsc::Receiver<Outgoing>, bus
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
         }
+        for w in waiting {
+            let _ = w.send(());
+        }
     }
 }
 
-fn stored(e: Event) -> NewEvent {
+/// The event to write, keeping its publisher's waiter.
+fn stored(o: Outgoing, waiting: &mut Vec<tokio::sync::oneshot::Sender<()>>) -> NewEvent {
+    waiting.extend(o.flushed);
+    let e = o.event;
     NewEvent {
         name: e.name,
         time: e.time,

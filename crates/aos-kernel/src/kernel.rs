@@ -84,6 +84,9 @@ impl WeakKernel {
     }
 }
 
+/// The longest an append waits for its events to reach the cluster's log.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What an append must find: the session's lease still the writer's (the
 /// writes of a dispatch or compaction), or a revision if one is given.
 #[derive(Debug, Clone, Copy)]
@@ -495,12 +498,23 @@ impl Kernel {
         };
         self.telemetry().append(started.elapsed());
         let (msgs, after) = appended.sys()?;
+        let mut logged = Vec::new();
         for m in &msgs {
-            self.emit(
+            logged.extend(self.inner.hooks.emit_flushed(
                 hook::CONTEXT_INGEST,
                 scope(),
                 json!({ "sessionId": scb.session_id, "agentId": scb.agent_id, "message": m, "seq": m.metadata.seq }),
-            );
+            ));
+        }
+        // On a shared store, a fact is acknowledged once its event is in the
+        // cluster's log too, so no node ever misses an acknowledged fact's
+        // event (bounded: a log that does not take it is logged, not waited on).
+        if !logged.is_empty()
+            && tokio::time::timeout(FLUSH_WAIT, futures::future::join_all(logged))
+                .await
+                .is_err()
+        {
+            tracing::warn!(session = %scb.session_id, "a fact's event is not in the cluster's log after {FLUSH_WAIT:?}");
         }
         Ok((msgs, after))
     }
