@@ -156,7 +156,9 @@ fn turns_per_sec(nodes: &[&Daemon], agent: &Value, dispatches: usize) -> Result<
 }
 
 /// Appends `samples` messages on `writer`, each timed from the append's
-/// answer (committed) to its `context.ingest` event on `reader`'s stream.
+/// request to its `context.ingest` event on `reader`'s stream (an upper
+/// bound of commit → visible: it includes the append itself, whose answer
+/// waits for the event to be in the cluster's log).
 fn event_latencies(
     writer: &Daemon,
     reader: &Daemon,
@@ -168,14 +170,14 @@ fn event_latencies(
     for i in 0..samples {
         let marker = format!("bench-marker-{}-{i}", reader.addr);
         let msg = json!({ "role": "user", "parts": [{ "type": "text", "text": marker }] });
+        let sent = Instant::now();
         writer.call(json!({ "op": "session.append", "sessionId": sid, "message": msg }))?;
-        let acked = Instant::now();
         loop {
             let (at, line) = lines
                 .recv_timeout(Duration::from_secs(10))
                 .map_err(|_| fail!("event {i} did not arrive within 10 s"))?;
             if line.contains(&marker) {
-                out.push(at.saturating_duration_since(acked));
+                out.push(at.saturating_duration_since(sent));
                 break;
             }
         }
