@@ -52,7 +52,7 @@ async fn recover_one(k: &Kernel, scb: Scb) -> Result<(), SyscallError> {
             close_stranded(k, scb, &DAEMON_RESTART).await
         }
         SessionPhase::Dispatched | SessionPhase::Compacting => Ok(()),
-        SessionPhase::Bootstrapping => set_idle(k, &scb.session_id).await.map(|_| ()),
+        SessionPhase::Bootstrapping => release(k, &scb).await.map(|_| ()),
         SessionPhase::Idle | SessionPhase::Interrupted => Ok(()),
     }
 }
@@ -68,19 +68,6 @@ fn lease_is_void(k: &Kernel, scb: &Scb) -> bool {
         .as_deref()
         .is_none_or(|t| t <= now().as_str());
     expired || scb.lease_holder.as_deref() == Some(k.node_id())
-}
-
-async fn set_idle(k: &Kernel, session_id: &str) -> Result<Scb, SyscallError> {
-    k.store()
-        .session_update(session_id, None, |s| {
-            s.phase = SessionPhase::Idle;
-            s.lease_id = None;
-            s.lease_holder = None;
-            s.lease_expires_at = None;
-            Ok(())
-        })
-        .await
-        .sys()
 }
 
 /// Frees the session if it is still under `scb`'s lease.
