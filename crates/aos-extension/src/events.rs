@@ -155,22 +155,23 @@ impl EventBus {
         session_id: Option<&str>,
         payload: Value,
     ) {
-        let text = serde_json::to_string(&payload).unwrap_or_else(|_| "null".into());
-        self.publish_json(name, agent_id, session_id, text);
+        if let Ok(raw) = serde_json::value::to_raw_value(&payload) {
+            self.publish_raw(name, agent_id, session_id, raw);
+        }
     }
 
     /// [`EventBus::publish`] of a payload already written as JSON text.
-    pub fn publish_json(
+    pub fn publish_raw(
         &self,
         name: &str,
         agent_id: Option<&str>,
         session_id: Option<&str>,
-        payload: String,
+        payload: Box<RawValue>,
     ) {
         self.publish_with(name, agent_id, session_id, payload, false);
     }
 
-    /// [`EventBus::publish_json`], returning — when the event goes through
+    /// [`EventBus::publish_raw`], returning — when the event goes through
     /// the cluster's log — what resolves once it is there (or fails if it
     /// was dropped): a fact is acknowledged only with its event logged.
     pub fn publish_flushed(
@@ -178,7 +179,7 @@ impl EventBus {
         name: &str,
         agent_id: Option<&str>,
         session_id: Option<&str>,
-        payload: String,
+        payload: Box<RawValue>,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         self.publish_with(name, agent_id, session_id, payload, true)
     }
@@ -188,10 +189,9 @@ impl EventBus {
         name: &str,
         agent_id: Option<&str>,
         session_id: Option<&str>,
-        payload: String,
+        payload: Box<RawValue>,
         flush: bool,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let payload = RawValue::from_string(payload).ok()?;
         let event = Event {
             id: 0,
             name: name.to_string(),
@@ -327,7 +327,12 @@ mod tests {
 
         // A publisher that waits: told once the relay has logged it.
         let mut waiting = bus
-            .publish_flushed("fact", None, Some("se_1"), "{}".into())
+            .publish_flushed(
+                "fact",
+                None,
+                Some("se_1"),
+                RawValue::from_string("{}".into()).expect("json"),
+            )
             .expect("relayed");
         let out = rx.try_recv().expect("queued");
         assert!(waiting.try_recv().is_err(), "not logged yet");

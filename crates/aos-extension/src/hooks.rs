@@ -341,7 +341,10 @@ impl HookEngine {
         let name = name.name();
         let handlers = self.table.handlers(name, scope.agent_id, scope.session_id);
         let depth = event_depth() + 1;
-        let text = json_text(&payload);
+        // Written once: the bus keeps it as is, each handler gets a copy.
+        let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
+            return None;
+        };
         if !handlers.is_empty() {
             for h in handlers {
                 if depth > MAX_EVENT_DEPTH || !h.queue_event() {
@@ -354,7 +357,7 @@ impl HookEngine {
                     continue;
                 }
                 let engine = self.clone();
-                let (name, text) = (name.to_string(), text.clone());
+                let (name, text) = (name.to_string(), raw.get().to_string());
                 tokio::spawn(at_event_depth(depth, async move {
                     let started = Instant::now();
                     let call = h.instance.on_event(name.clone(), text, h.timeout);
@@ -371,10 +374,10 @@ impl HookEngine {
         match flush {
             true => self
                 .events
-                .publish_flushed(name, scope.agent_id, scope.session_id, text),
+                .publish_flushed(name, scope.agent_id, scope.session_id, raw),
             false => {
                 self.events
-                    .publish_json(name, scope.agent_id, scope.session_id, text);
+                    .publish_raw(name, scope.agent_id, scope.session_id, raw);
                 None
             }
         }
