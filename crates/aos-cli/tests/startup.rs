@@ -250,6 +250,18 @@ fn the_daemon_starts_anywhere_with_the_built_in_skills_inside_it() {
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(compiled.is_empty(), "compiled at start: {compiled:?}");
+    // The node registry shows where this node answers as soon as it does
+    // (not a heartbeat later: 5 s with the default lease).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let st = client(&home, &["daemon", "status"]);
+        let url = &st["data"]["url"];
+        if st["data"]["nodes"][0]["url"] == *url {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node's url in {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = d.kill();
     let _ = d.wait();
 

@@ -577,6 +577,31 @@ impl Kernel {
         if let Ok(mut u) = self.inner.api_url.lock() {
             *u = url.to_string();
         }
+        // The node registry shows the URL now, not a heartbeat later.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let k = self.clone();
+            rt.spawn(async move { crate::nodes::beat(&k).await });
+        }
+    }
+
+    /// Runs `tick` every `period` for as long as the kernel lives and is not
+    /// stopping (the node's heartbeat, the takeover sweep).
+    pub(crate) fn every<F, Fut>(&self, period: std::time::Duration, tick: F)
+    where
+        F: Fn(Kernel) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let weak = self.downgrade();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(k) = weak.upgrade() else { return };
+                if k.is_stopping() {
+                    return;
+                }
+                tick(k).await;
+            }
+        });
     }
 
     /// Whether shutdown has begun.

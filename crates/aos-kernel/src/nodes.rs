@@ -30,21 +30,13 @@ fn record(k: &Kernel) -> NodeRecord {
 /// Beats once now, then every period while the kernel lives.
 pub(crate) async fn start(k: &Kernel) {
     beat(k).await;
-    let weak = k.downgrade();
-    let every = period(k.config().lease_ttl_ms);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            let Some(k) = weak.upgrade() else { return };
-            if k.is_stopping() {
-                return;
-            }
-            beat(&k).await;
-        }
+    k.every(period(k.config().lease_ttl_ms), |k| async move {
+        beat(&k).await
     });
 }
 
-async fn beat(k: &Kernel) {
+/// Writes this node's heartbeat; records whether it reached the store.
+pub(crate) async fn beat(k: &Kernel) {
     let ok = match k.store().node_beat(&record(k)).await {
         Ok(()) => true,
         Err(e) => {

@@ -34,19 +34,10 @@ fn period(ttl_ms: u64) -> Duration {
 
 /// Starts this node's sweep; it ends with the kernel.
 pub(crate) fn spawn(k: &Kernel) {
-    let weak = k.downgrade();
-    let every = period(k.config().lease_ttl_ms);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            let Some(k) = weak.upgrade() else { return };
-            if k.is_stopping() {
-                return;
-            }
-            sweep(&k).await;
-            adopt_from_the_gone(&k).await;
-            crate::dispatch::start_freed(&k).await;
-        }
+    k.every(period(k.config().lease_ttl_ms), |k| async move {
+        sweep(&k).await;
+        adopt_from_the_gone(&k).await;
+        crate::dispatch::start_freed(&k).await;
     });
 }
 
