@@ -108,7 +108,7 @@ async fn serve(cfg: DaemonConfig) -> Result<()> {
         .map_err(|e| anyhow!("kernel start failed: {e}"))?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
-    kernel.set_api_url(&url);
+    kernel.listening(&url).await;
     let pid = std::process::id();
     DaemonFile {
         pid,

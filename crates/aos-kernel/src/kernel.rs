@@ -577,11 +577,6 @@ impl Kernel {
         if let Ok(mut u) = self.inner.api_url.lock() {
             *u = url.to_string();
         }
-        // The node registry shows the URL now, not a heartbeat later.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let k = self.clone();
-            rt.spawn(async move { crate::nodes::beat(&k).await });
-        }
     }
 
     /// Runs `tick` every `period` for as long as the kernel lives and is not

@@ -105,6 +105,13 @@ impl Kernel {
             .len())
     }
 
+    /// The API listens at `url`: recorded ([`Kernel::set_api_url`]) and
+    /// written to the node registry at once, not a heartbeat later.
+    pub async fn listening(&self, url: &str) {
+        self.set_api_url(url);
+        crate::nodes::beat(self).await;
+    }
+
     /// Resumes the dispatch inbox after a start: messages this node queued
     /// (`queue: true`) and had not started run now, in order. Call it once
     /// the API is reachable ([`Kernel::set_api_url`]), since their bash needs

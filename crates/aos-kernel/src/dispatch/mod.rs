@@ -425,6 +425,9 @@ pub(crate) fn remote_stream(
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 let e = match live.recv().await {
+                    // The client went: stop following (a dispatch whose
+                    // node died never sends `done`).
+                    Ok(_) if tx.receiver_count() == 0 => return,
                     Ok(e) => e,
                     Err(RecvError::Lagged(_)) => continue,
                     Err(RecvError::Closed) => return,
