@@ -722,3 +722,121 @@ fn an_acknowledged_facts_event_survives_its_node() {
         })
     });
 }
+
+/// Every fact in a session's history has its event on every node — also a
+/// fact committed an instant before its node was killed, whose writer never
+/// got the answer: the event is written in the fact's own transaction. Eight
+/// writers append through node a without pause while it is killed; every
+/// message the history holds then shows as `context.ingest` on node b.
+#[test]
+fn every_committed_fact_has_its_event_though_its_node_died() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sid) = common::new_session(&a);
+    let on_b = events(&b, &format!("sessionId={sid}"), None);
+    let ids = |h: Vec<Value>| -> std::collections::BTreeSet<String> {
+        h.iter()
+            .map(|m| m["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    // The bootstrap's messages came before the stream.
+    let before = ids(common::history(&a, &sid));
+    let (url, token) = (a.url.clone(), a.token());
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (url, token, sid) = (url.clone(), token.clone(), sid.clone());
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let body = json!({ "op": "session.append", "sessionId": sid,
+                        "message": { "role": "user", "parts": [{ "type": "text", "text": format!("w{w}-{i}") }] } });
+                    let sent = ureq::post(&format!("{url}/v1/syscall"))
+                        .set("Authorization", &format!("Bearer {token}"))
+                        .send_json(body);
+                    if sent.is_err() {
+                        return i;
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    a.kill9();
+    let sent: usize = writers.into_iter().map(|w| w.join().expect("writer")).sum();
+    assert!(sent > 50, "the writers were appending ({sent})");
+    let history = ids(common::history(&b, &sid));
+    let mut missing: std::collections::BTreeSet<String> =
+        history.difference(&before).cloned().collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !missing.is_empty() && std::time::Instant::now() < deadline {
+        if let Ok((_, name, data)) = on_b.recv_timeout(Duration::from_millis(200))
+            && name == "context.ingest"
+        {
+            let id = data["payload"]["message"]["id"].as_str();
+            missing.remove(id.unwrap_or_default());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} facts have no event: {missing:?}",
+        missing.len(),
+        history.len()
+    );
+}
+
+/// A dispatch followed from another node ends when its node dies: the
+/// takeover closes the session, and the follower's stream gets `done`,
+/// status `interrupted`, instead of keep-alives for ever.
+#[test]
+fn a_followed_dispatch_ends_when_its_node_dies() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "sleep 60"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sid) = common::new_session(&a);
+    let started = a.ok(&["send", &sid, "run it", "--detach"]);
+    let id = started["data"]["dispatchId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    until(20, "node a's command runs", || {
+        common::tool_parts(&common::history(&a, &sid))
+            .iter()
+            .any(|p| p["toolCallId"] == "c1")
+    });
+    let (url, token) = (b.url.clone(), b.token());
+    let follower = std::thread::spawn(move || {
+        ureq::get(&format!("{url}/v1/dispatch/{id}/stream"))
+            .timeout(Duration::from_secs(30))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .expect("the stream on node b")
+            .into_string()
+            .expect("the stream ends")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    a.kill9();
+    let body = follower.join().expect("follower");
+    let events: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event:").map(str::trim))
+        .collect();
+    assert!(events.contains(&"tool_call"), "{body}");
+    assert_eq!(events.last(), Some(&"done"), "{body}");
+    let done = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .next_back()
+        .expect("done's data");
+    let done: Value = serde_json::from_str(done.trim()).expect("json");
+    assert_eq!(done["status"], "interrupted", "{done}");
+    assert_eq!(done["error"]["code"], "node.lost", "{done}");
+}

@@ -79,17 +79,6 @@ impl EventFilter {
     }
 }
 
-/// An event published on this node, on its way to the cluster's log (the
-/// relay, when the store is shared): it is numbered there, then delivered
-/// back to every node's bus, this one included ([`EventBus::deliver`]).
-#[derive(Debug)]
-pub struct Outgoing {
-    /// The event, its `id` not yet given.
-    pub event: Event,
-    /// Told once the event is in the log, when the publisher waits for it.
-    pub flushed: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
 /// The bus.
 #[derive(Debug)]
 pub struct EventBus {
@@ -99,7 +88,7 @@ pub struct EventBus {
     ring: Mutex<Ring>,
     /// Set when events go through the cluster's log instead of straight
     /// to this node's subscribers.
-    relay: OnceLock<mpsc::Sender<Outgoing>>,
+    relay: OnceLock<mpsc::Sender<Event>>,
     /// Events the relay had no room for.
     dropped: AtomicU64,
 }
@@ -134,9 +123,10 @@ impl EventBus {
     /// From now on, sends what is published to the returned receiver (at
     /// most `capacity` waiting; past it an event is dropped, counted and
     /// logged) instead of to subscribers: the relay writes them to the
-    /// cluster's log and [`EventBus::deliver`]s what the log holds. `None`
-    /// if a relay was already set.
-    pub fn relay(&self, capacity: usize) -> Option<mpsc::Receiver<Outgoing>> {
+    /// cluster's log (their `id` not yet given: it is numbered there) and
+    /// [`EventBus::deliver`]s what the log holds to every node's bus, this one
+    /// included. `None` if a relay was already set.
+    pub fn relay(&self, capacity: usize) -> Option<mpsc::Receiver<Event>> {
         let (tx, rx) = mpsc::channel(capacity);
         self.relay.set(tx).ok().map(|()| rx)
     }
@@ -168,30 +158,6 @@ impl EventBus {
         session_id: Option<&str>,
         payload: Box<RawValue>,
     ) {
-        self.publish_with(name, agent_id, session_id, payload, false);
-    }
-
-    /// [`EventBus::publish_raw`], returning — when the event goes through
-    /// the cluster's log — what resolves once it is there (or fails if it
-    /// was dropped): a fact is acknowledged only with its event logged.
-    pub fn publish_flushed(
-        &self,
-        name: &str,
-        agent_id: Option<&str>,
-        session_id: Option<&str>,
-        payload: Box<RawValue>,
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        self.publish_with(name, agent_id, session_id, payload, true)
-    }
-
-    fn publish_with(
-        &self,
-        name: &str,
-        agent_id: Option<&str>,
-        session_id: Option<&str>,
-        payload: Box<RawValue>,
-        flush: bool,
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let event = Event {
             id: 0,
             name: name.to_string(),
@@ -203,22 +169,14 @@ impl EventBus {
         };
         let Some(relay) = self.relay.get() else {
             self.keep(None, event);
-            return None;
+            return;
         };
-        let (tx, rx) = match flush {
-            true => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                (Some(tx), Some(rx))
-            }
-            false => (None, None),
-        };
-        if relay.try_send(Outgoing { event, flushed: tx }).is_err() {
+        if relay.try_send(event).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "event relay full or closed; events dropped");
             }
         }
-        rx
     }
 
     /// Delivers an event of the cluster's log, numbered `id` there, to this
@@ -315,29 +273,15 @@ mod tests {
             bus.publish("tick", Some("ag_1"), Some("se_1"), json!(i));
         }
         assert_eq!(bus.dropped(), 1);
-        let first = rx.try_recv().expect("queued").event;
+        let first = rx.try_recv().expect("queued");
         assert_eq!((first.scope, first.payload.get()), ("session", "0"));
         let (past, _rx) = bus.subscribe(Some(0));
         assert!(past.is_empty(), "nothing before the log delivers");
         bus.deliver(7, first, "session");
-        let second = rx.try_recv().expect("queued").event;
+        let second = rx.try_recv().expect("queued");
         bus.deliver(5, second, "session");
         let (past, _rx) = bus.subscribe(Some(0));
         assert_eq!(past.iter().map(|e| e.id).collect::<Vec<_>>(), vec![7]);
-
-        // A publisher that waits: told once the relay has logged it.
-        let mut waiting = bus
-            .publish_flushed(
-                "fact",
-                None,
-                Some("se_1"),
-                RawValue::from_string("{}".into()).expect("json"),
-            )
-            .expect("relayed");
-        let out = rx.try_recv().expect("queued");
-        assert!(waiting.try_recv().is_err(), "not logged yet");
-        out.flushed.expect("a waiter").send(()).expect("send");
-        assert!(waiting.try_recv().is_ok(), "logged");
     }
 
     /// The ring keeps at most [`RING`] events and [`RING_BYTES`] of their

@@ -320,30 +320,23 @@ impl HookEngine {
         self.emit_with(name, scope, payload, false);
     }
 
-    /// [`HookEngine::emit`], returning what resolves once the event is in
-    /// the cluster's log (`None` when events stay on this node).
-    pub fn emit_flushed(
-        &self,
-        name: Event,
-        scope: HookScope<'_>,
-        payload: Value,
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        self.emit_with(name, scope, payload, true)
+    /// [`HookEngine::emit`] of an event already in the cluster's log (a
+    /// fact's, written with it): delivered to this node's handlers only — the
+    /// bus gets it from the log.
+    pub fn emit_logged(&self, name: Event, scope: HookScope<'_>, payload: Value) {
+        self.emit_with(name, scope, payload, true);
     }
 
-    fn emit_with(
-        &self,
-        name: Event,
-        scope: HookScope<'_>,
-        payload: Value,
-        flush: bool,
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+    fn emit_with(&self, name: Event, scope: HookScope<'_>, payload: Value, logged: bool) {
         let name = name.name();
         let handlers = self.table.handlers(name, scope.agent_id, scope.session_id);
+        if logged && handlers.is_empty() {
+            return;
+        }
         let depth = event_depth() + 1;
         // Written once: the bus keeps it as is, each handler gets a copy.
         let Ok(raw) = serde_json::value::to_raw_value(&payload) else {
-            return None;
+            return;
         };
         if !handlers.is_empty() {
             for h in handlers {
@@ -371,15 +364,9 @@ impl HookEngine {
                 }));
             }
         }
-        match flush {
-            true => self
-                .events
-                .publish_flushed(name, scope.agent_id, scope.session_id, raw),
-            false => {
-                self.events
-                    .publish_raw(name, scope.agent_id, scope.session_id, raw);
-                None
-            }
+        if !logged {
+            self.events
+                .publish_raw(name, scope.agent_id, scope.session_id, raw);
         }
     }
 

@@ -1,18 +1,21 @@
 //! The cluster's event log (issue 23). On a shared store (PostgreSQL) every
-//! node's events go to one table, numbered there in one order (an advisory
-//! lock makes ids commit in order), and every node tails that table by id —
-//! woken by NOTIFY, and reading at least once a second without it — so a
-//! node's `/v1/events` shows every node's events with the same ids, and
-//! `Last-Event-ID` resumes on any node. A wake-up missed while a connection
-//! was down costs latency, never an event. The table keeps the last
+//! node's events go to one table: a fact's event in the fact's own
+//! transaction (the store writes it with the messages, [`FactLog`]), the other
+//! events through a bounded relay, in batches. Positions follow commit order
+//! (a transaction's id, then the event's rank in it), and every node tails
+//! the table by position — woken by a NOTIFY sent after each commit, reading
+//! at least once a second without one — reading only what no transaction
+//! still running can precede. So a node's `/v1/events` shows every node's
+//! events with the same ids, `Last-Event-ID` resumes on any node, and no
+//! committed fact's event is lost with its node. The table keeps the last
 //! [`KEEP`] events. On SQLite (one node) events stay in memory.
 
 use crate::Kernel;
-use aos_extension::events::{Event, EventBus, Outgoing};
-use aos_store::{Backend, NewEvent, Store, StoredEvent};
+use aos_extension::events::{Event, EventBus};
+use aos_store::{Backend, FactLog, NewEvent, Store, StoredEvent};
 use serde_json::value::RawValue;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Events waiting to be written; past it they are dropped and counted.
@@ -23,6 +26,11 @@ const BATCH: usize = 256;
 const KEEP: i64 = 100_000;
 /// The longest a tailer goes without reading the log.
 const POLL: Duration = Duration::from_secs(1);
+/// The first re-read when the log holds events a running transaction still
+/// holds back (doubling up to [`POLL`]).
+const SETTLE: Duration = Duration::from_millis(2);
+/// Held back this long, the log's readers are told why.
+const STALL_WARN: Duration = Duration::from_secs(5);
 /// Events read in one page.
 const PAGE: i64 = 1_000;
 
@@ -42,6 +50,11 @@ pub(crate) async fn start(k: &Kernel) {
     let Some(rx) = k.events().relay(RELAY_CAPACITY) else {
         return;
     };
+    k.store().log_facts(FactLog {
+        node_id: k.node_id().to_string(),
+        name: aos_types::hook::CONTEXT_INGEST.name().to_string(),
+        payload: Box::new(|scb, m| crate::kernel::ingest_payload(scb, m).to_string()),
+    });
     let bus = Arc::downgrade(k.events());
     tokio::spawn(write(
         k.store().clone(),
@@ -54,13 +67,12 @@ pub(crate) async fn start(k: &Kernel) {
 
 /// Writes what this node publishes, in batches, retrying (50 ms doubling to
 /// 5 s) while the store refuses — for as long as the bus lives.
-async fn write(store: Store, node: String, mut rx: mpsc::Receiver<Outgoing>, bus: Weak<EventBus>) {
+async fn write(store: Store, node: String, mut rx: mpsc::Receiver<Event>, bus: Weak<EventBus>) {
     while let Some(first) = rx.recv().await {
-        let mut waiting = Vec::new();
-        let mut batch = vec![stored(first, &mut waiting)];
+        let mut batch = vec![stored(first)];
         while batch.len() < BATCH {
             match rx.try_recv() {
-                Ok(o) => batch.push(stored(o, &mut waiting)),
+                Ok(e) => batch.push(stored(e)),
                 Err(_) => break,
             }
         }
@@ -73,16 +85,11 @@ async fn write(store: Store, node: String, mut rx: mpsc::Receiver<Outgoing>, bus
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(5));
         }
-        for w in waiting {
-            let _ = w.send(());
-        }
     }
 }
 
-/// The event to write, keeping its publisher's waiter.
-fn stored(o: Outgoing, waiting: &mut Vec<tokio::sync::oneshot::Sender<()>>) -> NewEvent {
-    waiting.extend(o.flushed);
-    let e = o.event;
+/// The event to write.
+fn stored(e: Event) -> NewEvent {
     NewEvent {
         name: e.name,
         time: e.time,
@@ -93,24 +100,28 @@ fn stored(o: Outgoing, waiting: &mut Vec<tokio::sync::oneshot::Sender<()>>) -> N
     }
 }
 
-/// Delivers the log's events after `last` to this node's bus as they come.
+/// Delivers the log's events after `last` to this node's bus as they settle.
 async fn tail(store: Store, bus: Weak<EventBus>, mut last: i64) {
     let mut wake = None;
     let mut read_since_trim = 0;
+    let mut settle = SETTLE;
+    let mut held_since: Option<Instant> = None;
     loop {
         let Some(b) = bus.upgrade() else { return };
         if wake.is_none() {
             wake = store.events_listen().await.ok();
         }
+        let mut unsettled = false;
         loop {
             match store.events_after(last, PAGE).await {
                 Ok(page) => {
-                    for e in &page {
+                    for e in &page.events {
                         deliver(&b, e);
                         last = e.id;
                     }
-                    read_since_trim += page.len();
-                    if (page.len() as i64) < PAGE {
+                    read_since_trim += page.events.len();
+                    unsettled = page.unsettled;
+                    if !page.more {
                         break;
                     }
                 }
@@ -123,10 +134,23 @@ async fn tail(store: Store, bus: Weak<EventBus>, mut last: i64) {
         drop(b);
         if read_since_trim >= 10_000 {
             read_since_trim = 0;
-            if let Err(e) = store.events_trim(last - KEEP).await {
+            if let Err(e) = store.events_trim(KEEP).await {
                 tracing::debug!(error = %e, "cannot trim the event log");
             }
         }
+        // Events committed behind a transaction still running: read again
+        // soon — no NOTIFY comes when that transaction writes no event.
+        if unsettled {
+            let since = *held_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= STALL_WARN {
+                tracing::warn!(held_for = ?since.elapsed(), "the cluster's events are held back by a long transaction on the database server (see docs/operations.md)");
+                held_since = Some(Instant::now());
+            }
+            tokio::time::sleep(settle).await;
+            settle = (settle * 2).min(POLL);
+            continue;
+        }
+        (settle, held_since) = (SETTLE, None);
         match &mut wake {
             Some(w) => {
                 if !w.wait(POLL).await {

@@ -84,8 +84,10 @@ impl WeakKernel {
     }
 }
 
-/// The longest an append waits for its events to reach the cluster's log.
-const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The payload of `context.ingest` for message `m` appended to `scb`'s session.
+pub(crate) fn ingest_payload(scb: &Scb, m: &Message) -> Value {
+    json!({ "sessionId": scb.session_id, "agentId": scb.agent_id, "message": m, "seq": m.metadata.seq })
+}
 
 /// What an append must find: the session's lease still the writer's (the
 /// writes of a dispatch or compaction), or a revision if one is given.
@@ -498,23 +500,21 @@ impl Kernel {
         };
         self.telemetry().append(started.elapsed());
         let (msgs, after) = appended.sys()?;
-        let mut logged = Vec::new();
+        // On a shared store the append wrote the events too, in its
+        // transaction: this node's handlers get them here, every bus from the log.
+        let logged = store.logs_facts();
         for m in &msgs {
-            logged.extend(self.inner.hooks.emit_flushed(
-                hook::CONTEXT_INGEST,
-                scope(),
-                json!({ "sessionId": scb.session_id, "agentId": scb.agent_id, "message": m, "seq": m.metadata.seq }),
-            ));
-        }
-        // On a shared store, a fact is acknowledged once its event is in the
-        // cluster's log too, so no node ever misses an acknowledged fact's
-        // event (bounded: a log that does not take it is logged, not waited on).
-        if !logged.is_empty()
-            && tokio::time::timeout(FLUSH_WAIT, futures::future::join_all(logged))
-                .await
-                .is_err()
-        {
-            tracing::warn!(session = %scb.session_id, "a fact's event is not in the cluster's log after {FLUSH_WAIT:?}");
+            let payload = ingest_payload(scb, m);
+            match logged {
+                true => self
+                    .inner
+                    .hooks
+                    .emit_logged(hook::CONTEXT_INGEST, scope(), payload),
+                false => self
+                    .inner
+                    .hooks
+                    .emit(hook::CONTEXT_INGEST, scope(), payload),
+            }
         }
         Ok((msgs, after))
     }

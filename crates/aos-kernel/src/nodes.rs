@@ -27,12 +27,31 @@ fn record(k: &Kernel) -> NodeRecord {
     }
 }
 
-/// Beats once now, then every period while the kernel lives.
+/// How long a node that stopped beating stays listed (`lost` or `stopped`).
+pub(crate) const FORGET_AFTER: chrono::Duration = chrono::Duration::hours(24);
+/// How often a node forgets the long gone.
+const FORGET_EVERY: Duration = Duration::from_secs(3_600);
+
+/// Beats once now, then every period while the kernel lives; forgets the
+/// nodes gone for [`FORGET_AFTER`] now and hourly (a node id per pod would
+/// otherwise pile up).
 pub(crate) async fn start(k: &Kernel) {
     beat(k).await;
     k.every(period(k.config().lease_ttl_ms), |k| async move {
         beat(&k).await
     });
+    forget(k).await;
+    k.every(FORGET_EVERY, |k| async move { forget(&k).await });
+}
+
+/// Forgets the nodes that last beat more than [`FORGET_AFTER`] ago.
+async fn forget(k: &Kernel) {
+    let before = aos_types::format_time(chrono::Utc::now() - FORGET_AFTER);
+    match k.store().nodes_forget(&before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(nodes = n, "forgot nodes gone for a day"),
+        Err(e) => tracing::debug!(error = %e, "cannot forget gone nodes"),
+    }
 }
 
 /// Writes this node's heartbeat; records whether it reached the store.

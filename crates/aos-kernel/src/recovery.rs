@@ -111,7 +111,7 @@ pub(crate) struct Stranded<'a> {
     pub open_call: &'a str,
 }
 
-const DAEMON_RESTART: Stranded<'static> = Stranded {
+pub(crate) const DAEMON_RESTART: Stranded<'static> = Stranded {
     reason: "daemon restart",
     open_call: "the daemon stopped while this command ran; whether it completed is unknown",
 };

@@ -22,7 +22,7 @@ use aos_types::{IdKind, Scb, SyscallError, format_time, new_id, now};
 use std::time::Duration;
 
 /// What a takeover writes into the session it closes.
-const NODE_LOST: Stranded<'static> = Stranded {
+pub(crate) const NODE_LOST: Stranded<'static> = Stranded {
     reason: "node lost",
     open_call: "the node running this command stopped answering (its lease expired); whether it completed is unknown",
 };

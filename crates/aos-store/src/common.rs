@@ -38,6 +38,9 @@ pub(crate) const NODE_BEAT: &str = "INSERT INTO nodes (node_id, url, version, st
      started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, period_ms = excluded.period_ms, stopped_at = NULL";
 /// Marks `?1` stopped at `?2`.
 pub(crate) const NODE_STOPPED: &str = "UPDATE nodes SET stopped_at = ?2 WHERE node_id = ?1";
+/// Forgets the nodes that last beat before `?1` and queue nothing.
+pub(crate) const NODES_FORGET: &str = "DELETE FROM nodes WHERE heartbeat_at < ?1 \
+     AND NOT EXISTS (SELECT 1 FROM dispatch_inbox i WHERE i.node_id = nodes.node_id)";
 /// Every node.
 pub(crate) const NODES: &str = "SELECT node_id, url, version, started_at, heartbeat_at, period_ms, stopped_at FROM nodes ORDER BY node_id";
 
@@ -118,6 +121,13 @@ pub(crate) fn kv_next(
 }
 
 /// Bumps a control block's revision and time after a change.
+/// Gives `after` its lease term: the next one if its lease is a new one,
+/// else `before`'s — whatever the update's closure set.
+pub(crate) fn lease_term(before: &Scb, after: &mut Scb) {
+    let taken = after.lease_id.is_some() && after.lease_id != before.lease_id;
+    after.lease_term = before.lease_term + i64::from(taken);
+}
+
 pub(crate) fn bump(revision: &mut i64, updated_at: &mut String) -> i64 {
     let old = *revision;
     *revision += 1;
@@ -225,7 +235,7 @@ pub(crate) fn append_refusal(
                 "the lease {} on session {session_id} is no longer held (now {}); a write under it is refused",
                 lease.unwrap_or_default(),
                 match (&scb.lease_id, &scb.lease_holder) {
-                    (Some(l), Some(h)) => format!("{l}, held by node {h}"),
+                    (Some(l), Some(h)) => format!("{l}, term {}, held by node {h}", scb.lease_term),
                     _ => "free".to_string(),
                 }
             ),

@@ -28,7 +28,7 @@ mod writer;
 
 pub use error::StoreError;
 pub use store::{
-    Backend, Counts, EventWake, HistoryQuery, InboxEntry, KV_MAX_KEYS, KvEntry, LogQuery,
-    MessageExtra, NewEvent, NewLogEntry, NewMessage, NodeRecord, SessionQuery, Store, StoreOptions,
-    StoredEvent,
+    Backend, Counts, EventPage, EventWake, FactLog, HistoryQuery, InboxEntry, KV_MAX_KEYS, KvEntry,
+    LogQuery, MessageExtra, NewEvent, NewLogEntry, NewMessage, NodeRecord, SessionQuery, Store,
+    StoreOptions, StoredEvent,
 };

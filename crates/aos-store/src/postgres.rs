@@ -6,12 +6,12 @@
 use crate::StoreError;
 use crate::common::{
     LogRow, Result, SCB_COLUMNS, ScbColumns, append_refusal, build_message, bump, check_revision,
-    log_doc, not_found,
+    lease_term, log_doc, not_found,
 };
 use crate::schema;
 use crate::store::{
-    Fence, HistoryQuery, InboxEntry, KvEntry, LogQuery, NewEvent, NewLogEntry, NewMessage,
-    NodeRecord, SessionQuery, StoreOptions, StoredEvent,
+    EventPage, FactLog, Fence, HistoryQuery, InboxEntry, KvEntry, LogQuery, NewEvent, NewLogEntry,
+    NewMessage, NodeRecord, SessionQuery, StoreOptions, StoredEvent,
 };
 use aos_types::{
     Acb, AgentStatus, Aoscb, ContentMeta, Message, RuntimeLogEntry, SCHEMA_VERSION, Scb,
@@ -24,6 +24,11 @@ pub(crate) struct PgStore {
     pool: PgPool,
     /// The NOTIFY channel of this schema's event log.
     channel: String,
+    /// Wakes the nodes tailing the event log (a NOTIFY sent after the
+    /// commit, by [`notifier`]; a full channel means one is already due).
+    wake: tokio::sync::mpsc::Sender<()>,
+    /// Set when appends write their facts' events (`Store::log_facts`).
+    facts: std::sync::OnceLock<FactLog>,
 }
 
 fn kv_entry((key, value, revision, updated_at): (String, String, i64, String)) -> KvEntry {
@@ -49,9 +54,65 @@ fn pg(sql: &str) -> String {
     out
 }
 
-/// Serialises additions to the event log, so ids are committed in order and
-/// a tailer reading `id > last` never skips one committed late.
-const EVENTS_LOCK: i64 = 8_420_421;
+/// An event's position: its transaction's id, 16 bits up, plus `r`, its rank
+/// in the transaction (1 to [`MAX_EVENTS_PER_TX`]: a transaction writes its
+/// events in one statement).
+const EVENT_POS: &str = "((pg_current_xact_id()::text::bigint << 16) | r)";
+/// The most events one transaction can write.
+const MAX_EVENTS_PER_TX: usize = 65_535;
+/// The first position a transaction still running could write: every event
+/// below it is committed (or never will be), so a tailer that has read up to
+/// it never sees an earlier position appear later.
+const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)";
+
+/// Sends one NOTIFY on `channel` per wake-up asked for (those asked while one
+/// is sent make one more), until the store is dropped. After the commit, never
+/// in it: a NOTIFY in a transaction serialises every committing transaction.
+async fn notifier(pool: PgPool, channel: String, mut rx: tokio::sync::mpsc::Receiver<()>) {
+    while rx.recv().await.is_some() {
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(&channel)
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "cannot wake the event log's tailers; they read it within a second");
+        }
+    }
+}
+
+/// Adds `events` to the log in `tx`, in one statement (their positions rank
+/// them within the transaction).
+async fn insert_events(
+    tx: &mut Transaction<'static, Postgres>,
+    node_id: &str,
+    events: &[NewEvent],
+) -> Result<()> {
+    if events.len() > MAX_EVENTS_PER_TX {
+        return Err(StoreError::Rejected {
+            code: "request.invalid",
+            message: format!(
+                "{} events in one transaction; at most {MAX_EVENTS_PER_TX}",
+                events.len()
+            ),
+        });
+    }
+    let col = |f: fn(&NewEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(&format!(
+        "INSERT INTO events (pos, node_id, name, time, scope, agent_id, session_id, payload) \
+         SELECT {EVENT_POS}, $1, n, t, s, a, se, p FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[]) \
+         WITH ORDINALITY AS x(n, t, s, a, se, p, r)"
+    ))
+    .bind(node_id)
+    .bind(col(|e| Some(e.name.clone())))
+    .bind(col(|e| Some(e.time.clone())))
+    .bind(col(|e| Some(e.scope.clone())))
+    .bind(col(|e| e.agent_id.clone()))
+    .bind(col(|e| e.session_id.clone()))
+    .bind(col(|e| Some(e.payload.clone())))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 fn scb_row(r: &PgRow) -> Result<Scb> {
     ScbColumns {
@@ -161,7 +222,27 @@ impl PgStore {
             "aos_events_{}",
             opts.pg_schema.as_deref().unwrap_or("public")
         );
-        Ok(PgStore { pool, channel })
+        let (wake, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(notifier(pool.clone(), channel.clone(), rx));
+        Ok(PgStore {
+            pool,
+            channel,
+            wake,
+            facts: std::sync::OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn log_facts(&self, f: FactLog) -> bool {
+        self.facts.set(f).is_ok()
+    }
+
+    pub(crate) fn logs_facts(&self) -> bool {
+        self.facts.get().is_some()
+    }
+
+    /// Asks for a wake-up of the event log's tailers.
+    fn woken(&self) {
+        let _ = self.wake.try_send(());
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
@@ -182,68 +263,57 @@ impl PgStore {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(EVENTS_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let col = |f: fn(&NewEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
-        sqlx::query(
-            "INSERT INTO events (node_id, name, time, scope, agent_id, session_id, payload) \
-             SELECT $1, n, t, s, a, se, p FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[]) AS x(n, t, s, a, se, p)",
-        )
-        .bind(node_id)
-        .bind(col(|e| Some(e.name.clone())))
-        .bind(col(|e| Some(e.time.clone())))
-        .bind(col(|e| Some(e.scope.clone())))
-        .bind(col(|e| e.agent_id.clone()))
-        .bind(col(|e| e.session_id.clone()))
-        .bind(col(|e| Some(e.payload.clone())))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(&self.channel)
-            .execute(&mut *tx)
-            .await?;
+        insert_events(&mut tx, node_id, &events).await?;
         tx.commit().await?;
+        self.woken();
         Ok(())
     }
 
-    pub(crate) async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>> {
-        let rows = sqlx::query(
-            "SELECT id, node_id, name, time, scope, agent_id, session_id, payload FROM events WHERE id > $1 ORDER BY id LIMIT $2",
-        )
+    pub(crate) async fn events_after(&self, after: i64, limit: i64) -> Result<EventPage> {
+        let rows = sqlx::query(&format!(
+            "SELECT pos, node_id, name, time, scope, agent_id, session_id, payload, {HORIZON} AS horizon \
+             FROM events WHERE pos > $1 ORDER BY pos LIMIT $2"
+        ))
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredEvent {
-                    id: r.try_get("id")?,
-                    node_id: r.try_get("node_id")?,
-                    event: NewEvent {
-                        name: r.try_get("name")?,
-                        time: r.try_get("time")?,
-                        scope: r.try_get("scope")?,
-                        agent_id: r.try_get("agent_id")?,
-                        session_id: r.try_get("session_id")?,
-                        payload: r.try_get("payload")?,
-                    },
-                })
-            })
-            .collect()
+        let mut page = EventPage::default();
+        for r in &rows {
+            let pos: i64 = r.try_get("pos")?;
+            if pos >= r.try_get::<i64, _>("horizon")? {
+                page.unsettled = true;
+                break;
+            }
+            page.events.push(StoredEvent {
+                id: pos,
+                node_id: r.try_get("node_id")?,
+                event: NewEvent {
+                    name: r.try_get("name")?,
+                    time: r.try_get("time")?,
+                    scope: r.try_get("scope")?,
+                    agent_id: r.try_get("agent_id")?,
+                    session_id: r.try_get("session_id")?,
+                    payload: r.try_get("payload")?,
+                },
+            });
+        }
+        page.more = !page.unsettled && rows.len() as i64 == limit;
+        Ok(page)
     }
 
     pub(crate) async fn events_last_id(&self) -> Result<i64> {
-        let (id,): (Option<i64>,) = sqlx::query_as("SELECT max(id) FROM events")
-            .fetch_one(&self.pool)
-            .await?;
+        let (id,): (Option<i64>,) = sqlx::query_as(&format!(
+            "SELECT max(pos) FROM events WHERE pos < {HORIZON}"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
         Ok(id.unwrap_or(0))
     }
 
-    pub(crate) async fn events_trim(&self, before: i64) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM events WHERE id < $1")
-            .bind(before)
+    pub(crate) async fn events_trim(&self, keep: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - $1")
+            .bind(keep)
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
@@ -352,6 +422,14 @@ impl PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    pub(crate) async fn nodes_forget(&self, before: String) -> Result<u64> {
+        let r = sqlx::query(&pg(crate::common::NODES_FORGET))
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeRecord>> {
@@ -607,7 +685,9 @@ impl PgStore {
         .ok_or_else(|| not_found("session", &session_id))?;
         let mut scb = scb_row(&row)?;
         check_revision("session", expected, scb.revision)?;
+        let before = scb.clone();
         f(&mut scb)?;
+        lease_term(&before, &mut scb);
         let old = bump(&mut scb.revision, &mut scb.updated_at);
         let done = sqlx::query(
             "UPDATE sessions SET status = $1, phase = $2, revision = $3, lease_id = $4, lease_holder = $5, lease_expires_at = $6, updated_at = $7, archived_at = $8, doc = $9 \
@@ -698,8 +778,38 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let logged = self.fact_events(&mut tx, &scb, &out).await?;
         tx.commit().await?;
+        if logged {
+            self.woken();
+        }
         Ok((out, scb))
+    }
+
+    /// Writes the events of facts `out`, appended to `scb`'s session, in the
+    /// append's transaction — when the kernel asked for them.
+    async fn fact_events(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        scb: &Scb,
+        out: &[Message],
+    ) -> Result<bool> {
+        let Some(f) = self.facts.get() else {
+            return Ok(false);
+        };
+        let events: Vec<NewEvent> = out
+            .iter()
+            .map(|m| NewEvent {
+                name: f.name.clone(),
+                time: m.metadata.created_at.clone(),
+                scope: "session".into(),
+                agent_id: Some(scb.agent_id.clone()),
+                session_id: Some(scb.session_id.clone()),
+                payload: (f.payload)(scb, m),
+            })
+            .collect();
+        insert_events(tx, &f.node_id, &events).await?;
+        Ok(true)
     }
 
     pub(crate) async fn history<T: serde::de::DeserializeOwned>(

@@ -9,7 +9,25 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, SQLITE_V3, POSTGRES_V3),
     (4, NODES_V4, NODES_V4),
     (5, KV_V5, KV_V5),
+    (6, SQLITE_V6, POSTGRES_V6),
 ];
+
+/// v6: the event log in commit order. An event's position is its writing
+/// transaction's id (shifted 16 bits) plus its rank in that transaction, so
+/// facts' events are written in the facts' own transactions without a lock,
+/// and a tailer reads only positions below the oldest transaction still
+/// running (`crate::Store::events_after`). The default serves writers of v5.
+const POSTGRES_V6: &str = r#"
+ALTER TABLE events ADD COLUMN pos BIGINT;
+UPDATE events SET pos = id;
+ALTER TABLE events ALTER COLUMN pos SET DEFAULT ((pg_current_xact_id()::text::bigint << 16) | (nextval('events_id_seq') & 65535));
+ALTER TABLE events ALTER COLUMN pos SET NOT NULL;
+CREATE UNIQUE INDEX events_pos ON events(pos);
+"#;
+
+const SQLITE_V6: &str = r#"
+ALTER TABLE events ADD COLUMN pos INTEGER;
+"#;
 
 /// v5: services' key-value store (`capabilities.kv`), one namespace per
 /// skill and owner.

@@ -387,6 +387,16 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn nodes_forget(&self, before: String) -> Result<u64> {
+        self.write(move |t| {
+            let n = t
+                .prepare_cached(crate::common::NODES_FORGET)?
+                .execute(params![before])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeRecord>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(crate::common::NODES)?;
@@ -682,7 +692,9 @@ impl SqliteStore {
         self.write(move |t| {
             let mut scb = session_load(t, &session_id)?;
             check_revision("session", expected, scb.revision)?;
+            let before = scb.clone();
             f(&mut scb)?;
+            crate::common::lease_term(&before, &mut scb);
             bump(&mut scb.revision, &mut scb.updated_at);
             t.prepare_cached(
                 "UPDATE sessions SET status = ?1, phase = ?2, revision = ?3, lease_id = ?4, lease_holder = ?5, lease_expires_at = ?6, updated_at = ?7, archived_at = ?8, doc = ?9 WHERE session_id = ?10",

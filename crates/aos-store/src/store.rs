@@ -205,6 +205,43 @@ pub struct NewEvent {
     pub payload: String,
 }
 
+/// The payload of a fact's event, as JSON text, for a message appended to a
+/// session.
+pub type FactPayload = dyn Fn(&aos_types::Scb, &aos_types::Message) -> String + Send + Sync;
+
+/// How appends write their facts' events to the cluster's log, in the facts'
+/// own transactions (PostgreSQL): set once by the kernel, which owns the
+/// event's name and payload ([`Store::log_facts`]).
+pub struct FactLog {
+    /// The node writing.
+    pub node_id: String,
+    /// The event of a message appended, e.g. `context.ingest`.
+    pub name: String,
+    /// Its payload as JSON text, for a message appended to a session.
+    pub payload: Box<FactPayload>,
+}
+
+impl std::fmt::Debug for FactLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FactLog")
+            .field("node_id", &self.node_id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A page of the cluster's log ([`Store::events_after`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventPage {
+    /// Events in order, every one settled: none can be committed before them.
+    pub events: Vec<StoredEvent>,
+    /// Events follow that a transaction still running could still precede:
+    /// read again shortly.
+    pub unsettled: bool,
+    /// The page was full: read on at once.
+    pub more: bool,
+}
+
 /// An event of the cluster's log, numbered in one order for every node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
@@ -395,13 +432,39 @@ impl Store {
         delegate!(self.node_stopped(node_id.to_string()))
     }
 
-    /// Every node that ever beat, by id.
+    /// Forgets the nodes whose last heartbeat is older than `before` (stopped
+    /// or lost long ago) and that have no queued message left to adopt.
+    pub async fn nodes_forget(&self, before: &str) -> Result<u64> {
+        delegate!(self.nodes_forget(before.to_string()))
+    }
+
+    /// Every node that has beaten and is not forgotten, by id.
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>> {
         delegate!(self.nodes())
     }
 
-    /// Adds events to the cluster's log (PostgreSQL), numbered after every
-    /// event any node added before, and wakes the nodes tailing it.
+    /// From now on, every append also writes its messages' events to the
+    /// cluster's log, in its own transaction (PostgreSQL; `false` on SQLite or
+    /// when already set): a fact committed is a fact whose event every node
+    /// will read.
+    pub fn log_facts(&self, f: FactLog) -> bool {
+        match &*self.inner {
+            Inner::Postgres(p) => p.log_facts(f),
+            Inner::Sqlite(_) => false,
+        }
+    }
+
+    /// Whether appends write their facts' events ([`Store::log_facts`]).
+    pub fn logs_facts(&self) -> bool {
+        match &*self.inner {
+            Inner::Postgres(p) => p.logs_facts(),
+            Inner::Sqlite(_) => false,
+        }
+    }
+
+    /// Adds events to the cluster's log (PostgreSQL), in one transaction, and
+    /// wakes the nodes tailing it. Positions follow commit order: every event
+    /// of a transaction that commits later is read after these.
     pub async fn events_append(&self, node_id: &str, events: Vec<NewEvent>) -> Result<()> {
         match &*self.inner {
             Inner::Postgres(p) => p.events_append(node_id, events).await,
@@ -409,15 +472,18 @@ impl Store {
         }
     }
 
-    /// Up to `limit` events of the log after `after`, in order.
-    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+    /// Up to `limit` events of the log after position `after`, in order —
+    /// only settled ones: an event is returned once no transaction still
+    /// running can add one before it, so a reader that goes on from the last
+    /// position returned never misses one committed late.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<EventPage> {
         match &*self.inner {
             Inner::Postgres(p) => p.events_after(after, limit).await,
             Inner::Sqlite(_) => Err(one_node()),
         }
     }
 
-    /// The id of the log's last event (0 when empty).
+    /// The position of the log's last settled event (0 when empty).
     pub async fn events_last_id(&self) -> Result<i64> {
         match &*self.inner {
             Inner::Postgres(p) => p.events_last_id().await,
@@ -425,10 +491,10 @@ impl Store {
         }
     }
 
-    /// Drops the log's events before `before` (the log is bounded).
-    pub async fn events_trim(&self, before: i64) -> Result<u64> {
+    /// Drops all but the log's last `keep` events (the log is bounded).
+    pub async fn events_trim(&self, keep: i64) -> Result<u64> {
         match &*self.inner {
-            Inner::Postgres(p) => p.events_trim(before).await,
+            Inner::Postgres(p) => p.events_trim(keep).await,
             Inner::Sqlite(_) => Err(one_node()),
         }
     }

@@ -3,8 +3,8 @@
 mod common;
 
 use aos_store::{
-    Counts, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewEvent, NewLogEntry, SessionQuery,
-    Store, StoreError,
+    Counts, FactLog, HistoryQuery, InboxEntry, LogQuery, MessageExtra, NewEvent, NewLogEntry,
+    SessionQuery, Store, StoreError, StoredEvent,
 };
 use aos_types::{AgentStatus, Origin, SessionPhase, SessionStatus};
 use common::*;
@@ -283,6 +283,49 @@ async fn lease_columns_change_atomically(store: Store) {
         .await
         .expect("list");
     assert_eq!(list.len(), 1);
+}
+
+/// A lease's term counts the session's leases: each new lease id takes the
+/// next term; a renewal or a release keeps it; a caller cannot set it.
+async fn lease_terms_count_the_takes(store: Store) {
+    let s = session(&store).await;
+    let set = |lease: Option<&str>, forged: i64| {
+        let lease = lease.map(String::from);
+        let store = store.clone();
+        let sid = s.session_id.clone();
+        async move {
+            store
+                .session_update(&sid, None, move |scb| {
+                    scb.lease_id = lease;
+                    scb.lease_term = forged;
+                    Ok(())
+                })
+                .await
+                .expect("update")
+                .lease_term
+        }
+    };
+    assert_eq!(s.lease_term, 0);
+    assert_eq!(set(Some("ls_1"), 99).await, 1, "a first lease");
+    assert_eq!(set(Some("ls_1"), 99).await, 1, "renewed");
+    assert_eq!(set(Some("ls_2"), 0).await, 2, "taken over");
+    assert_eq!(set(None, 7).await, 2, "released");
+    assert_eq!(set(Some("ls_3"), 0).await, 3, "taken again");
+    let read = store.session_get(&s.session_id).await.expect("get");
+    assert_eq!(read.lease_term, 3);
+    // Appends keep it.
+    store
+        .append_fenced(&s.session_id, "ls_3", vec![text("under term 3")], None)
+        .await
+        .expect("append");
+    assert_eq!(
+        store
+            .session_get(&s.session_id)
+            .await
+            .expect("get")
+            .lease_term,
+        3
+    );
 }
 
 /// A write under a lease lands only while the session's lease is that one
@@ -612,6 +655,48 @@ async fn a_logged_append_is_one_transaction(store: Store) {
     assert_eq!(store.log_list(&q).await.expect("log").len(), 1);
 }
 
+/// Nodes long gone are forgotten, but not one whose queued messages are
+/// still to be adopted, nor one that beats.
+async fn gone_nodes_are_forgotten(store: Store) {
+    let beat = |id: &str, at: &str| aos_store::NodeRecord {
+        node_id: id.into(),
+        url: String::new(),
+        version: "0".into(),
+        started_at: at.into(),
+        heartbeat_at: at.into(),
+        period_ms: 1_000,
+        stopped_at: None,
+    };
+    let old = "2026-01-01T00:00:00.000Z";
+    store.node_beat(&beat("gone", old)).await.expect("beat");
+    store.node_beat(&beat("queued", old)).await.expect("beat");
+    store
+        .node_beat(&beat("alive", &aos_types::now()))
+        .await
+        .expect("beat");
+    let s = session(&store).await;
+    let queued = InboxEntry {
+        dispatch_id: "ds_q".into(),
+        session_id: s.session_id.clone(),
+        node_id: "queued".into(),
+        created_at: aos_types::now(),
+        message: "waiting".into(),
+        origin: Origin::Human,
+        a2a: None,
+    };
+    store.inbox_push(&queued).await.expect("push");
+    let before = "2026-06-01T00:00:00.000Z";
+    assert_eq!(store.nodes_forget(before).await.expect("forget"), 1);
+    let ids = |v: Vec<aos_store::NodeRecord>| v.into_iter().map(|n| n.node_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.nodes().await.expect("nodes")),
+        ["alive", "queued"]
+    );
+    store.inbox_remove("ds_q").await.expect("adopted");
+    assert_eq!(store.nodes_forget(before).await.expect("forget"), 1);
+    assert_eq!(ids(store.nodes().await.expect("nodes")), ["alive"]);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -635,12 +720,14 @@ on_both_backends!(
     batch_append_and_paging,
     append_refusals_change_nothing,
     lease_columns_change_atomically,
+    lease_terms_count_the_takes,
     a_write_under_a_lost_lease_is_refused,
     runtime_log_and_content,
     dispatch_inbox_is_durable_and_ordered,
     a_logged_append_is_one_transaction,
     session_lists_page_both_ways,
     session_lists_find_by_title_and_id,
+    gone_nodes_are_forgotten,
 );
 
 #[tokio::test]
@@ -694,6 +781,19 @@ fn event(name: &str, session: &str) -> NewEvent {
     }
 }
 
+/// The log's events after `after` once settled (another test's transaction
+/// on the server can hold them back a moment).
+async fn settled(store: &Store, after: i64) -> Vec<StoredEvent> {
+    for _ in 0..100 {
+        let page = store.events_after(after, 1000).await.expect("read");
+        if !page.unsettled {
+            return page.events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the event log stayed unsettled for 5 s");
+}
+
 /// The cluster's event log (issue 23): two stores on one schema (two
 /// daemons) add events concurrently; each reads them all in one order by id,
 /// a listener is woken by the other's addition, and the log is trimmed.
@@ -722,8 +822,8 @@ async fn the_event_log_has_one_order_for_every_node() {
         t.await.expect("join");
     }
     assert!(wake.wait(std::time::Duration::from_secs(5)).await, "woken");
-    let from_a = a.events_after(0, 1000).await.expect("read a");
-    let from_b = b.events_after(0, 1000).await.expect("read b");
+    let from_a = settled(&a, 0).await;
+    let from_b = settled(&b, 0).await;
     assert_eq!(from_a, from_b, "one order for both");
     assert_eq!(from_a.len(), 80);
     let ids: Vec<i64> = from_a.iter().map(|e| e.id).collect();
@@ -738,9 +838,115 @@ async fn the_event_log_has_one_order_for_every_node() {
     let last = a.events_last_id().await.expect("last");
     assert_eq!(last, ids[79]);
     let page = a.events_after(ids[9], 5).await.expect("page");
-    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), ids[10..15]);
-    assert_eq!(a.events_trim(ids[70]).await.expect("trim"), 70);
-    assert_eq!(b.events_after(0, 1000).await.expect("read").len(), 10);
+    assert!(page.more);
+    assert_eq!(
+        page.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids[10..15]
+    );
+    assert_eq!(a.events_trim(10).await.expect("trim"), 70);
+    assert_eq!(settled(&b, 0).await[..], from_a[70..]);
+}
+
+/// A raw connection to `schema`, for a transaction the store does not make.
+async fn raw(schema: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&aos_testkit::pg_url())
+        .await
+        .expect("connect");
+    sqlx::query(&format!("SET search_path TO \"{schema}\""))
+        .execute(&mut c)
+        .await
+        .expect("search_path");
+    c
+}
+
+/// Events are read in commit order (issue 23): while a transaction that
+/// began writing first is still open, what commits after it is held back,
+/// and once it commits its event comes first — a reader going on from the
+/// last position it read never skips an event committed late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_committed_late_is_read_in_its_place() {
+    use sqlx::Connection;
+    let (a, schema) = postgres().await;
+    let mut conn = raw(&schema).await;
+    let mut slow = conn.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO events (pos, node_id, name, time, scope, payload) \
+         VALUES ((pg_current_xact_id()::text::bigint << 16) | 1, 'slow', 'slow', 't', 'system', '{}')",
+    )
+    .execute(&mut *slow)
+    .await
+    .expect("insert");
+    a.events_append("a", vec![event("fast", "se_1")])
+        .await
+        .expect("append");
+    let page = a.events_after(0, 100).await.expect("read");
+    assert!(
+        page.events.is_empty(),
+        "read past an open transaction: {page:?}"
+    );
+    assert!(page.unsettled);
+    assert_eq!(a.events_last_id().await.expect("last"), 0);
+    slow.commit().await.expect("commit");
+    let names: Vec<String> = settled(&a, 0)
+        .await
+        .into_iter()
+        .map(|e| e.event.name)
+        .collect();
+    assert_eq!(names, ["slow", "fast"]);
+}
+
+/// A fact's event is written in the fact's own transaction (issue 23): an
+/// append on a store that logs facts adds one event per message, numbered with
+/// the message, that another store reads; a refused append adds none; a store
+/// that does not log facts adds none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_writes_its_facts_events_in_its_transaction() {
+    let (a, schema) = postgres().await;
+    let b = postgres_again(&schema).await;
+    let log = || FactLog {
+        node_id: "node-a".into(),
+        name: "context.ingest".into(),
+        payload: Box::new(|scb, m| {
+            serde_json::json!({ "sessionId": scb.session_id, "seq": m.metadata.seq }).to_string()
+        }),
+    };
+    assert!(a.log_facts(log()));
+    assert!(!a.log_facts(log()), "set once");
+    assert!(a.logs_facts() && !b.logs_facts());
+    let s = session(&a).await;
+    a.append(&s.session_id, None, vec![text("one"), text("two")])
+        .await
+        .expect("append");
+    assert!(
+        a.append(&s.session_id, Some(99), vec![text("stale")])
+            .await
+            .is_err()
+    );
+    assert!(
+        a.append_fenced(&s.session_id, "le_not_held", vec![text("fenced")], None)
+            .await
+            .is_err()
+    );
+    b.append(&s.session_id, None, vec![text("unlogged")])
+        .await
+        .expect("append b");
+    let events = settled(&b, 0).await;
+    let got: Vec<(String, String, Option<String>, String)> = events
+        .into_iter()
+        .map(|e| (e.node_id, e.event.name, e.event.session_id, e.event.payload))
+        .collect();
+    let payload =
+        |seq: i64| serde_json::json!({ "sessionId": s.session_id, "seq": seq }).to_string();
+    let one = |seq| {
+        (
+            "node-a".to_string(),
+            "context.ingest".to_string(),
+            Some(s.session_id.clone()),
+            payload(seq),
+        )
+    };
+    assert_eq!(got, vec![one(1), one(2)]);
 }
 
 #[tokio::test]
@@ -750,4 +956,10 @@ async fn sqlite_has_no_cluster_event_log() {
         Err(StoreError::Rejected { code, .. }) => assert_eq!(code, "store.unsupported"),
         other => panic!("{other:?}"),
     }
+    let log = FactLog {
+        node_id: "n".into(),
+        name: "context.ingest".into(),
+        payload: Box::new(|_, _| "{}".into()),
+    };
+    assert!(!s.log_facts(log), "one node: events stay in its memory");
 }

@@ -170,6 +170,7 @@ pub fn scb(agent_id: &str) -> Scb {
         lease_id: None,
         lease_holder: None,
         lease_expires_at: None,
+        lease_term: 0,
         title: None,
         revision: 1,
         created_by: "human".into(),

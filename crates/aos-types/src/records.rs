@@ -222,6 +222,11 @@ pub struct Scb {
     /// When the lease becomes void.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_expires_at: Option<String>,
+    /// The lease's term: how many leases the session has had, this one
+    /// included. Every take (a dispatch, a compaction, a takeover) makes a new
+    /// lease with the next term; the store sets it, never the caller.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lease_term: i64,
     /// Optional title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
@@ -246,6 +251,10 @@ pub struct Scb {
     /// Seq of the newest message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message_seq: Option<i64>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// The kind of owner of a service, rule or log entry.

@@ -385,8 +385,10 @@ pub(crate) fn stream(
 /// The stream of a dispatch running on another node (issue 23), followed
 /// through the cluster's event log: the `dispatch.*` events this node has
 /// seen of it, then the ones to come, ending after `done` — numbered from 1
-/// in that order. `None` on SQLite, or if this node has seen nothing of it
-/// (unknown, or older than the event ring).
+/// in that order. A dispatch whose node died never sends `done`: the session's
+/// closing by another node (a takeover, or the node's restart) ends the
+/// stream with `done`, status `interrupted`. `None` on SQLite, or if this
+/// node has seen nothing of it (unknown, or older than the event ring).
 pub(crate) fn remote_stream(
     k: &Kernel,
     id: &str,
@@ -413,14 +415,18 @@ pub(crate) fn remote_stream(
             data: Arc::new(data),
         }
     };
-    let past: Vec<StreamEvent> = ring
-        .iter()
-        .filter_map(|e| of_dispatch(e, id))
-        .map(&mut number)
-        .collect();
+    let mut past: Vec<StreamEvent> = Vec::new();
+    for e in ring.iter().skip_while(|e| of_dispatch(e, id).is_none()) {
+        if let Some(found) = followed(e, id, &session) {
+            past.push(number(found));
+        }
+        if past.last().is_some_and(|e| e.event == "done") {
+            break;
+        }
+    }
     let (tx, rx) = tokio::sync::broadcast::channel(1024);
     if !past.iter().any(|e| e.event == "done") {
-        let id = id.to_string();
+        let (id, sid) = (id.to_string(), session.clone());
         tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
@@ -432,7 +438,7 @@ pub(crate) fn remote_stream(
                     Err(RecvError::Lagged(_)) => continue,
                     Err(RecvError::Closed) => return,
                 };
-                let Some(found) = of_dispatch(&e, &id) else {
+                let Some(found) = followed(&e, &id, &sid) else {
                     continue;
                 };
                 let done = found.0 == "done";
@@ -443,6 +449,32 @@ pub(crate) fn remote_stream(
         });
     }
     Some((session, past, rx))
+}
+
+/// What a follower of dispatch `id` on `session` makes of a bus event: one
+/// of the dispatch's own, or its `done` when another node closed the session
+/// after the dispatch's node was lost or restarted.
+fn followed(
+    e: &aos_extension::events::Event,
+    id: &str,
+    session: &str,
+) -> Option<(&'static str, Value)> {
+    if e.name != hook::SESSION_INTERRUPTED.name() || e.session_id.as_deref() != Some(session) {
+        return of_dispatch(e, id);
+    }
+    let reason = e.payload_value()["reason"].as_str()?.to_string();
+    if reason != crate::takeover::NODE_LOST.reason
+        && reason != crate::recovery::DAEMON_RESTART.reason
+    {
+        return None;
+    }
+    let error = json!({ "code": "node.lost",
+        "message": format!("the node running this dispatch is gone; the session was closed ({reason})") });
+    Some((
+        "done",
+        json!({ "status": "interrupted", "finalMessageSeq": null,
+        "usage": aos_types::Usage::default(), "error": error }),
+    ))
 }
 
 /// A bus event's stream event and data, if it is one of dispatch `id`'s.

@@ -43,6 +43,7 @@ pub(crate) async fn create(k: &Kernel, p: &Principal, params: Map<String, Value>
         lease_id: None,
         lease_holder: None,
         lease_expires_at: None,
+        lease_term: 0,
         title: c.title,
         revision: 1,
         created_by: p.created_by(),
