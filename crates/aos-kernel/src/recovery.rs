@@ -111,6 +111,12 @@ pub(crate) struct Stranded<'a> {
     pub open_call: &'a str,
 }
 
+/// What a takeover writes into the session it closes.
+pub(crate) const NODE_LOST: Stranded<'static> = Stranded {
+    reason: "node lost",
+    open_call: "the node running this command stopped answering (its lease expired); whether it completed is unknown",
+};
+
 pub(crate) const DAEMON_RESTART: Stranded<'static> = Stranded {
     reason: "daemon restart",
     open_call: "the daemon stopped while this command ran; whether it completed is unknown",

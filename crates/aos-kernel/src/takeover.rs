@@ -16,16 +16,10 @@
 
 use crate::Kernel;
 use crate::params::StoreResult;
-use crate::recovery::{Stranded, close_stranded};
+use crate::recovery::{NODE_LOST, close_stranded};
 use aos_store::StoreError;
 use aos_types::{IdKind, Scb, SyscallError, format_time, new_id, now};
 use std::time::Duration;
-
-/// What a takeover writes into the session it closes.
-pub(crate) const NODE_LOST: Stranded<'static> = Stranded {
-    reason: "node lost",
-    open_call: "the node running this command stopped answering (its lease expired); whether it completed is unknown",
-};
 
 /// The sweep's period for a lease TTL: a third of it, 50 to 500 ms.
 fn period(ttl_ms: u64) -> Duration {

@@ -463,7 +463,7 @@ fn followed(
         return of_dispatch(e, id);
     }
     let reason = e.payload_value()["reason"].as_str()?.to_string();
-    if reason != crate::takeover::NODE_LOST.reason
+    if reason != crate::recovery::NODE_LOST.reason
         && reason != crate::recovery::DAEMON_RESTART.reason
     {
         return None;
