@@ -26,9 +26,10 @@ const BATCH: usize = 256;
 const KEEP: i64 = 100_000;
 /// The longest a tailer goes without reading the log.
 const POLL: Duration = Duration::from_secs(1);
-/// The first re-read when the log holds events a running transaction still
-/// holds back (doubling up to [`POLL`]).
-const SETTLE: Duration = Duration::from_millis(2);
+/// The longest first wait before a re-read when the log holds events a
+/// running transaction still holds back (doubling up to [`POLL`]); a NOTIFY
+/// — that transaction's, if it writes events — ends it sooner.
+const SETTLE: Duration = Duration::from_millis(5);
 /// Held back this long, the log's readers are told why.
 const STALL_WARN: Duration = Duration::from_secs(5);
 /// Events read in one page.
@@ -139,25 +140,30 @@ async fn tail(store: Store, bus: Weak<EventBus>, mut last: i64) {
             }
         }
         // Events committed behind a transaction still running: read again
-        // soon — no NOTIFY comes when that transaction writes no event.
-        if unsettled {
-            let since = *held_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= STALL_WARN {
-                tracing::warn!(held_for = ?since.elapsed(), "the cluster's events are held back by a long transaction on the database server (see docs/operations.md)");
-                held_since = Some(Instant::now());
+        // at its NOTIFY, or soon — none comes if it writes no event.
+        let timeout = match unsettled {
+            true => {
+                let since = *held_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= STALL_WARN {
+                    tracing::warn!(held_for = ?since.elapsed(), "the cluster's events are held back by a long transaction on the database server (see docs/operations.md)");
+                    held_since = Some(Instant::now());
+                }
+                let t = settle;
+                settle = (settle * 2).min(POLL);
+                t
             }
-            tokio::time::sleep(settle).await;
-            settle = (settle * 2).min(POLL);
-            continue;
-        }
-        (settle, held_since) = (SETTLE, None);
+            false => {
+                (settle, held_since) = (SETTLE, None);
+                POLL
+            }
+        };
         match &mut wake {
             Some(w) => {
-                if !w.wait(POLL).await {
+                if !w.wait(timeout).await {
                     wake = None;
                 }
             }
-            None => tokio::time::sleep(POLL).await,
+            None => tokio::time::sleep(timeout).await,
         }
     }
 }

@@ -80,13 +80,23 @@ async fn notifier(pool: PgPool, channel: String, mut rx: tokio::sync::mpsc::Rece
     }
 }
 
-/// Adds `events` to the log in `tx`, in one statement (their positions rank
-/// them within the transaction).
-async fn insert_events(
-    tx: &mut Transaction<'static, Postgres>,
-    node_id: &str,
-    events: &[NewEvent],
-) -> Result<()> {
+/// The statement adding events to the log, its parameters numbered from
+/// `first`: the node, then the events' columns ([`bind_events`]). A
+/// transaction runs it once: the positions rank its events.
+fn events_insert(first: usize) -> String {
+    let p: Vec<String> = (first..first + 7).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO events (pos, node_id, name, time, scope, agent_id, session_id, payload) \
+         SELECT {EVENT_POS}, {}, n, t, s, a, se, p FROM UNNEST({}::TEXT[], {}::TEXT[], {}::TEXT[], {}::TEXT[], {}::TEXT[], {}::TEXT[]) \
+         WITH ORDINALITY AS x(n, t, s, a, se, p, r)",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    )
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds the parameters of [`events_insert`].
+fn bind_events<'q>(q: PgQuery<'q>, node_id: &'q str, events: &[NewEvent]) -> Result<PgQuery<'q>> {
     if events.len() > MAX_EVENTS_PER_TX {
         return Err(StoreError::Rejected {
             code: "request.invalid",
@@ -97,21 +107,13 @@ async fn insert_events(
         });
     }
     let col = |f: fn(&NewEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(&format!(
-        "INSERT INTO events (pos, node_id, name, time, scope, agent_id, session_id, payload) \
-         SELECT {EVENT_POS}, $1, n, t, s, a, se, p FROM UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[]) \
-         WITH ORDINALITY AS x(n, t, s, a, se, p, r)"
-    ))
-    .bind(node_id)
-    .bind(col(|e| Some(e.name.clone())))
-    .bind(col(|e| Some(e.time.clone())))
-    .bind(col(|e| Some(e.scope.clone())))
-    .bind(col(|e| e.agent_id.clone()))
-    .bind(col(|e| e.session_id.clone()))
-    .bind(col(|e| Some(e.payload.clone())))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    Ok(q.bind(node_id)
+        .bind(col(|e| Some(e.name.clone())))
+        .bind(col(|e| Some(e.time.clone())))
+        .bind(col(|e| Some(e.scope.clone())))
+        .bind(col(|e| e.agent_id.clone()))
+        .bind(col(|e| e.session_id.clone()))
+        .bind(col(|e| Some(e.payload.clone()))))
 }
 
 fn scb_row(r: &PgRow) -> Result<Scb> {
@@ -262,9 +264,10 @@ impl PgStore {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        insert_events(&mut tx, node_id, &events).await?;
-        tx.commit().await?;
+        let sql = events_insert(1);
+        bind_events(sqlx::query(&sql), node_id, &events)?
+            .execute(&self.pool)
+            .await?;
         self.woken();
         Ok(())
     }
@@ -757,14 +760,23 @@ impl PgStore {
             .iter()
             .map(serde_json::to_string)
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        // One statement for the whole batch.
-        sqlx::query(
-            "INSERT INTO messages (session_id, seq, message_id, doc) SELECT $1, s, i, d FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[]) AS t(s, i, d)",
-        )
-        .bind(&session_id)
-        .bind(&seqs)
-        .bind(&ids)
-        .bind(&docs)
+        // One statement for the whole batch — and its facts' events, when
+        // the kernel asked for them.
+        let events = self.fact_events(&scb, &out);
+        let insert = "INSERT INTO messages (session_id, seq, message_id, doc) SELECT $1, s, i, d FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[]) AS t(s, i, d)";
+        let sql = match &events {
+            Some(_) => format!("WITH m AS ({insert}) {}", events_insert(5)),
+            None => insert.to_string(),
+        };
+        let q = sqlx::query(&sql)
+            .bind(&session_id)
+            .bind(&seqs)
+            .bind(&ids)
+            .bind(&docs);
+        match &events {
+            Some((node, events)) => bind_events(q, node, events)?,
+            None => q,
+        }
         .execute(&mut *tx)
         .await?;
         if let Some(e) = log {
@@ -778,25 +790,17 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let logged = self.fact_events(&mut tx, &scb, &out).await?;
         tx.commit().await?;
-        if logged {
+        if events.is_some() {
             self.woken();
         }
         Ok((out, scb))
     }
 
-    /// Writes the events of facts `out`, appended to `scb`'s session, in the
-    /// append's transaction — when the kernel asked for them.
-    async fn fact_events(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        scb: &Scb,
-        out: &[Message],
-    ) -> Result<bool> {
-        let Some(f) = self.facts.get() else {
-            return Ok(false);
-        };
+    /// The node and events of facts `out`, appended to `scb`'s session — when
+    /// the kernel asked for them.
+    fn fact_events(&self, scb: &Scb, out: &[Message]) -> Option<(&str, Vec<NewEvent>)> {
+        let f = self.facts.get()?;
         let events: Vec<NewEvent> = out
             .iter()
             .map(|m| NewEvent {
@@ -808,8 +812,7 @@ impl PgStore {
                 payload: (f.payload)(scb, m),
             })
             .collect();
-        insert_events(tx, &f.node_id, &events).await?;
-        Ok(true)
+        Some((&f.node_id, events))
     }
 
     pub(crate) async fn history<T: serde::de::DeserializeOwned>(
