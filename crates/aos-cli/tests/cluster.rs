@@ -840,3 +840,55 @@ fn a_followed_dispatch_ends_when_its_node_dies() {
     assert_eq!(done["status"], "interrupted", "{done}");
     assert_eq!(done["error"]["code"], "node.lost", "{done}");
 }
+
+/// `session.interrupt` on any node stops a dispatch another node runs (a
+/// load balancer sends Ctrl-C of `aos send` anywhere): asked through the
+/// cluster's event log, confirmed by the dispatch's end.
+#[test]
+fn an_interrupt_on_one_node_stops_a_dispatch_on_another() {
+    let rt = common::runtime();
+    let db = rt.block_on(aos_testkit::fresh_pg_database());
+    let llm = rt.block_on(aos_testkit::ScriptedLlm::start(vec![
+        aos_testkit::Reply::bash("c1", "sleep 60"),
+    ]));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = node(tmp.path(), "node-a", &db, &llm.url());
+    let b = node(tmp.path(), "node-b", &db, &llm.url());
+    let (_, sid) = common::new_session(&a);
+    let started = a.ok(&["send", &sid, "run it", "--detach"]);
+    let id = started["data"]["dispatchId"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    until(20, "node a's command runs", || {
+        common::tool_parts(&common::history(&a, &sid))
+            .iter()
+            .any(|p| p["toolCallId"] == "c1")
+    });
+    let asked = std::time::Instant::now();
+    let r = b.ok(&["session", "interrupt", &sid]);
+    assert_eq!(r["data"]["interrupted"], true, "{r}");
+    assert_eq!(r["data"]["nodeId"], "node-a", "{r}");
+    assert_eq!(r["data"]["dispatchId"], id.as_str(), "{r}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    let (ended, _) = a.call(
+        "session.wait",
+        json!({ "dispatchId": id, "timeoutMs": 10_000 }),
+    );
+    assert_eq!(ended["data"]["status"], "interrupted", "{ended}");
+    let h = common::history(&b, &sid);
+    assert!(
+        h.iter().any(|m| m["parts"][0]["type"] == "data-interrupt"),
+        "the interrupt fact"
+    );
+    until(10, "the session is free", || {
+        b.ok(&["session", "get", &sid])["data"]["phase"] == "idle"
+    });
+    // Nobody runs it now: the same answer as on one node.
+    let (again, _) = b.call("session.interrupt", json!({ "sessionId": sid }));
+    assert_eq!(again["ok"], false, "{again}");
+}

@@ -30,6 +30,9 @@ impl Kernel {
         store.aoscb_init(&initial).await.sys()?;
         let kernel = Kernel::new(store, config, drivers, runner);
         crate::event_log::start(&kernel).await;
+        if kernel.store().backend() == aos_store::Backend::Postgres {
+            crate::dispatch::follow_remote_interrupts(&kernel);
+        }
         let indexed = kernel.skills().snapshot().valid_count();
         kernel.emit(
             hook::SKILL_INDEX_REFRESH_AFTER,

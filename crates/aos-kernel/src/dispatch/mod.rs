@@ -316,6 +316,9 @@ pub(crate) async fn interrupt(k: &Kernel, params: Map<String, Value>) -> OpResul
     let reason = i.reason.unwrap_or_else(|| "interrupted by request".into());
     params::short_text("reason", &reason)?;
     let Some(state) = k.dispatches().running_in(&scb.session_id) else {
+        if let Some(holder) = remote_holder(k, &scb) {
+            return interrupt_remote(k, scb, holder, reason).await;
+        }
         return free_stranded(k, scb, &reason).await;
     };
     state.interrupt.send_replace(Some(reason));
@@ -323,6 +326,99 @@ pub(crate) async fn interrupt(k: &Kernel, params: Map<String, Value>) -> OpResul
         json!({ "sessionId": scb.session_id, "dispatchId": state.id, "interrupted": true }),
     )
     .ids(Some(&scb.agent_id), Some(&scb.session_id)))
+}
+
+/// The bus event (through the cluster's log) asking the node that runs a
+/// session's dispatch to interrupt it: `{sessionId, nodeId, reason}`.
+pub(crate) const INTERRUPT_REQUESTED: &str = "session.interrupt.requested";
+/// How long `session.interrupt` waits for another node's dispatch to end.
+const REMOTE_INTERRUPT_WAIT: Duration = Duration::from_secs(5);
+
+/// The other node holding `scb`'s live lease, on a shared store.
+fn remote_holder(k: &Kernel, scb: &aos_types::Scb) -> Option<String> {
+    let holder = scb.lease_holder.as_deref()?;
+    let live = scb
+        .lease_expires_at
+        .as_deref()
+        .is_some_and(|t| t > aos_types::now().as_str());
+    (k.store().backend() == aos_store::Backend::Postgres && holder != k.node_id() && live)
+        .then(|| holder.to_string())
+}
+
+/// `session.interrupt` of a session another node runs (issue 23): asked
+/// through the cluster's event log, answered once that dispatch's `done` is
+/// seen here (its status says whether the interrupt or the end came first).
+async fn interrupt_remote(
+    k: &Kernel,
+    scb: aos_types::Scb,
+    holder: String,
+    reason: String,
+) -> OpResult {
+    let sid = scb.session_id.clone();
+    let (_, mut live) = k.events().subscribe(None);
+    k.events().publish(
+        INTERRUPT_REQUESTED,
+        Some(&scb.agent_id),
+        Some(&sid),
+        json!({ "sessionId": sid, "nodeId": holder, "reason": reason }),
+    );
+    let done = tokio::time::timeout(REMOTE_INTERRUPT_WAIT, async {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match live.recv().await {
+                Ok(e) if e.name == "dispatch.done" && e.session_id.as_deref() == Some(&sid) => {
+                    return Some(e.payload_value());
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some(done)) = done else {
+        return Err(SyscallError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "session {sid} runs on node {holder}, which was asked to interrupt it and did not confirm within {REMOTE_INTERRUPT_WAIT:?}; ask again, or wait for its lease to expire (a takeover closes it)"
+            ),
+        ));
+    };
+    Ok(Done::data(json!({ "sessionId": sid, "dispatchId": done["dispatchId"],
+        "interrupted": done["status"] == "interrupted", "status": done["status"], "nodeId": holder }))
+    .ids(Some(&scb.agent_id), Some(&sid)))
+}
+
+/// Interrupts this node's dispatches that another node was asked to
+/// interrupt ([`INTERRUPT_REQUESTED`]), for as long as the kernel runs.
+pub(crate) fn follow_remote_interrupts(k: &Kernel) {
+    let (_, mut live) = k.events().subscribe(None);
+    let weak = k.downgrade();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let e = match live.recv().await {
+                Ok(e) => e,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            };
+            if e.name != INTERRUPT_REQUESTED {
+                continue;
+            }
+            let Some(k) = weak.upgrade() else { return };
+            let p = e.payload_value();
+            let (Some(sid), Some(node)) = (p["sessionId"].as_str(), p["nodeId"].as_str()) else {
+                continue;
+            };
+            if node != k.node_id() {
+                continue;
+            }
+            if let Some(state) = k.dispatches().running_in(sid) {
+                let reason = p["reason"].as_str().unwrap_or("interrupted by request");
+                tracing::info!(session = %sid, "interrupt asked by another node");
+                state.interrupt.send_replace(Some(reason.to_string()));
+            }
+        }
+    });
 }
 
 /// `session.interrupt` of a session no dispatch of this daemon runs, but
