@@ -37,6 +37,20 @@ fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Sends "run it" to `sid` on node `d` (its model answers with command
+/// `c1`) and returns the dispatch's id once the command runs there (its
+/// call is in the history).
+fn command_running(d: &Daemon, sid: &str) -> String {
+    let started = d.ok(&["send", sid, "run it", "--detach"]);
+    let id = started["data"]["dispatchId"].as_str().expect("dispatchId");
+    until(20, "the node's command runs", || {
+        common::tool_parts(&common::history(d, sid))
+            .iter()
+            .any(|p| p["toolCallId"] == "c1")
+    });
+    id.to_string()
+}
+
 /// A node paused past its lease (SIGSTOP) while its command ran, and the
 /// session taken over by another node: when it wakes (SIGCONT), its late
 /// write — the command's result — is refused with `lease.expired`, its
@@ -54,17 +68,7 @@ fn a_node_paused_past_its_lease_cannot_write_after_the_takeover() {
     let b = node(tmp.path(), "node-b", &db, &llm.url());
     let (_, sid) = common::new_session(&a);
 
-    let started = a.ok(&["send", &sid, "run it", "--detach"]);
-    let dispatch = started["data"]["dispatchId"]
-        .as_str()
-        .expect("dispatchId")
-        .to_string();
-    // The command runs on node a once its call is in the history.
-    until(20, "node a's tool call", || {
-        common::tool_parts(&common::history(&a, &sid))
-            .iter()
-            .any(|p| p["toolCallId"] == "c1")
-    });
+    let dispatch = command_running(&a, &sid);
     signal(&a, nix::sys::signal::Signal::SIGSTOP);
     std::thread::sleep(Duration::from_millis(2_200));
 
@@ -121,12 +125,7 @@ fn a_killed_nodes_session_is_taken_over_and_the_queue_runs_elsewhere() {
     let a = node(tmp.path(), "node-a", &db, &llm.url());
     let b = node(tmp.path(), "node-b", &db, &llm.url());
     let (_, sid) = common::new_session(&a);
-    a.ok(&["send", &sid, "run it", "--detach"]);
-    until(20, "node a's tool call", || {
-        common::tool_parts(&common::history(&a, &sid))
-            .iter()
-            .any(|p| p["toolCallId"] == "c1")
-    });
+    command_running(&a, &sid);
     let queued = b.ok(&["send", &sid, "after you", "--queue", "--detach"]);
     assert_eq!(queued["data"]["queued"], true, "{queued}");
     let dispatch = queued["data"]["dispatchId"]
@@ -655,16 +654,7 @@ fn a_dispatch_on_one_node_streams_from_another() {
     let a = node(tmp.path(), "node-a", &db, &llm.url());
     let b = node(tmp.path(), "node-b", &db, &llm.url());
     let (_, sid) = common::new_session(&a);
-    let started = a.ok(&["send", &sid, "run it", "--detach"]);
-    let id = started["data"]["dispatchId"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    until(20, "node a's command runs", || {
-        common::tool_parts(&common::history(&a, &sid))
-            .iter()
-            .any(|p| p["toolCallId"] == "c1")
-    });
+    let id = command_running(&a, &sid);
     let body = ureq::get(&format!("{}/v1/dispatch/{id}/stream", b.url))
         .set("Authorization", &format!("Bearer {}", b.token()))
         .call()
@@ -802,16 +792,7 @@ fn a_followed_dispatch_ends_when_its_node_dies() {
     let a = node(tmp.path(), "node-a", &db, &llm.url());
     let b = node(tmp.path(), "node-b", &db, &llm.url());
     let (_, sid) = common::new_session(&a);
-    let started = a.ok(&["send", &sid, "run it", "--detach"]);
-    let id = started["data"]["dispatchId"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    until(20, "node a's command runs", || {
-        common::tool_parts(&common::history(&a, &sid))
-            .iter()
-            .any(|p| p["toolCallId"] == "c1")
-    });
+    let id = command_running(&a, &sid);
     let (url, token) = (b.url.clone(), b.token());
     let follower = std::thread::spawn(move || {
         ureq::get(&format!("{url}/v1/dispatch/{id}/stream"))
@@ -855,16 +836,7 @@ fn an_interrupt_on_one_node_stops_a_dispatch_on_another() {
     let a = node(tmp.path(), "node-a", &db, &llm.url());
     let b = node(tmp.path(), "node-b", &db, &llm.url());
     let (_, sid) = common::new_session(&a);
-    let started = a.ok(&["send", &sid, "run it", "--detach"]);
-    let id = started["data"]["dispatchId"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    until(20, "node a's command runs", || {
-        common::tool_parts(&common::history(&a, &sid))
-            .iter()
-            .any(|p| p["toolCallId"] == "c1")
-    });
+    let id = command_running(&a, &sid);
     let asked = std::time::Instant::now();
     let r = b.ok(&["session", "interrupt", &sid]);
     assert_eq!(r["data"]["interrupted"], true, "{r}");
