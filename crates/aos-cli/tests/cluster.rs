@@ -640,8 +640,9 @@ fn a_wake_sent_on_one_node_is_answered_on_another() {
 }
 
 /// A dispatch running on one node can be followed from another:
-/// `/v1/dispatch/ID/stream` on node b replays and follows node a's dispatch
-/// (its command, the result, the end) through the cluster's event log.
+/// `session.wait` on node b answers when node a's dispatch ends, and
+/// `/v1/dispatch/ID/stream` on node b replays and follows it (its command,
+/// the result, the end) through the cluster's event log.
 #[test]
 fn a_dispatch_on_one_node_streams_from_another() {
     let rt = common::runtime();
@@ -655,6 +656,12 @@ fn a_dispatch_on_one_node_streams_from_another() {
     let b = node(tmp.path(), "node-b", &db, &llm.url());
     let (_, sid) = common::new_session(&a);
     let id = command_running(&a, &sid);
+    // Waited on from node b: answered when node a's dispatch ends.
+    let (ended, _) = b.call(
+        "session.wait",
+        json!({ "dispatchId": id, "timeoutMs": 20_000 }),
+    );
+    assert_eq!(ended["data"]["status"], "completed", "{ended}");
     let body = ureq::get(&format!("{}/v1/dispatch/{id}/stream", b.url))
         .set("Authorization", &format!("Bearer {}", b.token()))
         .call()

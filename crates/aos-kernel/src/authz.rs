@@ -208,7 +208,12 @@ async fn dispatch(
     id: Option<&str>,
 ) -> Result<(), SyscallError> {
     let Some(d) = id else { return Ok(()) };
-    match k.dispatches().owner(d) {
+    // A dispatch of another node is known here by its events.
+    let owner = k
+        .dispatches()
+        .owner(d)
+        .or_else(|| crate::dispatch::remote_owner(k, d));
+    match owner {
         Some((agent, s)) if !caller.scope.has_session(&agent, &s) => {
             Err(caller.denied(op, format!("dispatch {d} (of session {s})")))
         }

@@ -295,11 +295,10 @@ fn schedule_own_compaction(
 pub(crate) async fn wait(k: &Kernel, params: Map<String, Value>) -> OpResult {
     let w: SessionWait = decode("session.wait", params)?;
     params::id("dispatchId", &w.dispatch_id)?;
-    let state = k
-        .dispatches()
-        .get(&w.dispatch_id)
-        .ok_or_else(|| SyscallError::not_found("dispatch", &w.dispatch_id))?;
     let timeout = Duration::from_millis(w.timeout_ms.unwrap_or(600_000).min(3_600_000));
+    let Some(state) = k.dispatches().get(&w.dispatch_id) else {
+        return wait_remote(k, &w.dispatch_id, timeout).await;
+    };
     let mut rx = state.outcome.subscribe();
     let outcome = match tokio::time::timeout(timeout, rx.wait_for(Outcome::finished)).await {
         Ok(Ok(o)) => o.clone(),
@@ -307,6 +306,45 @@ pub(crate) async fn wait(k: &Kernel, params: Map<String, Value>) -> OpResult {
         _ => state.outcome.borrow().clone(),
     };
     Ok(Done::data(json!(outcome)))
+}
+
+/// `session.wait` on a dispatch another node runs (issue 23), followed
+/// through the cluster's event log: its outcome once `done` arrives, or
+/// `running` when `timeout` passed first.
+async fn wait_remote(k: &Kernel, id: &str, timeout: Duration) -> OpResult {
+    let (_, past, mut rx) =
+        remote_stream(k, id).ok_or_else(|| SyscallError::not_found("dispatch", id))?;
+    let done = match past.into_iter().find(|e| e.event == "done") {
+        Some(e) => Some(e),
+        None => tokio::time::timeout(timeout, async {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match rx.recv().await {
+                    Ok(e) if e.event == "done" => return Some(e),
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten(),
+    };
+    Ok(Done::data(match done {
+        Some(e) => Value::clone(&e.data),
+        None => json!({ "status": "running" }),
+    }))
+}
+
+/// The agent and session of a dispatch another node runs, as this node's
+/// event ring shows it (for authorization).
+pub(crate) fn remote_owner(k: &Kernel, id: &str) -> Option<(String, String)> {
+    if k.store().backend() != aos_store::Backend::Postgres {
+        return None;
+    }
+    let (ring, _) = k.events().subscribe(Some(0));
+    let e = ring.iter().find(|e| of_dispatch(e, id).is_some())?;
+    Some((e.agent_id.clone()?, e.session_id.clone()?))
 }
 
 /// `session.interrupt`.
