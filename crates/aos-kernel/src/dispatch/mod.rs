@@ -316,16 +316,10 @@ async fn wait_remote(k: &Kernel, id: &str, timeout: Duration) -> OpResult {
         remote_stream(k, id).ok_or_else(|| SyscallError::not_found("dispatch", id))?;
     let done = match past.into_iter().find(|e| e.event == "done") {
         Some(e) => Some(e),
-        None => tokio::time::timeout(timeout, async {
-            use tokio::sync::broadcast::error::RecvError;
-            loop {
-                match rx.recv().await {
-                    Ok(e) if e.event == "done" => return Some(e),
-                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        })
+        None => tokio::time::timeout(
+            timeout,
+            next_matching(&mut rx, |e| (e.event == "done").then_some(e)),
+        )
         .await
         .ok()
         .flatten(),
@@ -334,6 +328,26 @@ async fn wait_remote(k: &Kernel, id: &str, timeout: Duration) -> OpResult {
         Some(e) => Value::clone(&e.data),
         None => json!({ "status": "running" }),
     }))
+}
+
+/// The next value of `rx` that `accept` keeps, skipping what a slow receiver
+/// missed; `None` once the sender is gone.
+async fn next_matching<T: Clone, U>(
+    rx: &mut tokio::sync::broadcast::Receiver<T>,
+    mut accept: impl FnMut(T) -> Option<U>,
+) -> Option<U> {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match rx.recv().await {
+            Ok(v) => {
+                if let Some(u) = accept(v) {
+                    return Some(u);
+                }
+            }
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return None,
+        }
+    }
 }
 
 /// The agent and session of a dispatch another node runs, as this node's
@@ -400,18 +414,13 @@ async fn interrupt_remote(
         Some(&sid),
         json!({ "sessionId": sid, "nodeId": holder, "reason": reason }),
     );
-    let done = tokio::time::timeout(REMOTE_INTERRUPT_WAIT, async {
-        use tokio::sync::broadcast::error::RecvError;
-        loop {
-            match live.recv().await {
-                Ok(e) if e.name == "dispatch.done" && e.session_id.as_deref() == Some(&sid) => {
-                    return Some(e.payload_value());
-                }
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    })
+    let done = tokio::time::timeout(
+        REMOTE_INTERRUPT_WAIT,
+        next_matching(&mut live, |e| {
+            (e.name == "dispatch.done" && e.session_id.as_deref() == Some(&sid))
+                .then(|| e.payload_value())
+        }),
+    )
     .await;
     let Ok(Some(done)) = done else {
         return Err(SyscallError::new(
@@ -432,16 +441,9 @@ pub(crate) fn follow_remote_interrupts(k: &Kernel) {
     let (_, mut live) = k.events().subscribe(None);
     let weak = k.downgrade();
     tokio::spawn(async move {
-        use tokio::sync::broadcast::error::RecvError;
-        loop {
-            let e = match live.recv().await {
-                Ok(e) => e,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
-            };
-            if e.name != INTERRUPT_REQUESTED {
-                continue;
-            }
+        let asked =
+            |e: Arc<aos_extension::events::Event>| (e.name == INTERRUPT_REQUESTED).then_some(e);
+        while let Some(e) = next_matching(&mut live, asked).await {
             let Some(k) = weak.upgrade() else { return };
             let p = e.payload_value();
             let (Some(sid), Some(node)) = (p["sessionId"].as_str(), p["nodeId"].as_str()) else {
