@@ -315,7 +315,11 @@ impl PgStore {
     }
 
     pub(crate) async fn events_trim(&self, keep: i64) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - $1")
+        // By position (commit order), not by the insert's id: ids are drawn
+        // before commit, so they do not follow it.
+        let r = sqlx::query(
+            "DELETE FROM events WHERE pos < (SELECT min(pos) FROM (SELECT pos FROM events ORDER BY pos DESC LIMIT $1) k)",
+        )
             .bind(keep)
             .execute(&self.pool)
             .await?;
